@@ -1,0 +1,45 @@
+# Sandlot: the two commands are `make serve` and `make test`. Both set up
+# everything they need (venv, packages, guest artifacts) and are quick when
+# nothing changed.
+
+VENV      ?= .venv
+ARTIFACTS ?= .artifacts
+PY        := $(VENV)/bin/python
+STAMP     := $(VENV)/.installed
+
+.PHONY: serve test build install lint format bench clean
+
+serve: build
+	$(PY) -m app
+
+test: build lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+build: install
+	$(PY) -m sandbox.engines.wasmtime.builder --artifacts $(ARTIFACTS)
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/find-python
+	@python=$$(scripts/find-python) || exit 1; \
+	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
+		echo "creating $(VENV) with $$python"; rm -rf $(VENV); "$$python" -m venv $(VENV) || exit 1; \
+	fi
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[build,dev]'
+	touch $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: build
+	$(PY) bench/execute.py
+
+clean:
+	rm -rf $(ARTIFACTS) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Sandlot's HTTP service (FastAPI). The only package that knows HTTP."""

@@ -1,0 +1,94 @@
+"""Service settings: one place, environment variables with the ``SANDLOT_`` prefix.
+
+Nothing below ``app/`` reads the environment; these values are passed down.
+Defaults are the embedded, single-machine set-up: local files, no external
+services, listening on loopback.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sandbox import DEFAULT_FUEL_PER_MS, Limits
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SANDLOT_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    data_dir: Path = PROJECT_ROOT / "var"
+    artifact_dir: Path = PROJECT_ROOT / ".artifacts"
+    # Build missing guest artifacts at start-up instead of refusing to start.
+    build_on_start: bool = True
+
+    pool_size: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    queue_timeout_ms: int = Field(default=2_000, ge=0, le=60_000)
+    kill_grace_ms: int = Field(default=500, ge=50, le=60_000)
+    fuel_per_ms: int = Field(default=DEFAULT_FUEL_PER_MS, ge=1)
+
+    # Per-run limits: the default a request gets, and the most it may ask for.
+    default_cpu_ms: int = Field(default=5_000, ge=1)
+    default_wall_ms: int = Field(default=10_000, ge=1)
+    default_memory_mb: int = Field(default=256, ge=64)
+    default_output_bytes: int = Field(default=1024 * 1024, ge=1)
+    default_subrequests: int = Field(default=50, ge=0)
+    max_cpu_ms: int = Field(default=60_000, ge=1)
+    max_wall_ms: int = Field(default=120_000, ge=1)
+    max_memory_mb: int = Field(default=2_048, ge=64, le=4_096)
+    max_output_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    max_subrequests: int = Field(default=1_000, ge=0)
+    max_code_bytes: int = Field(default=1024 * 1024, ge=1)
+    max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+
+    egress_max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    egress_timeout_ms: int = Field(default=10_000, ge=1)
+    egress_max_redirects: int = Field(default=5, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        # Fails at start-up, with the variable to change, instead of at the first request.
+        self.default_limits.check_within(self.max_limits)
+        if self.environment == "production" and self.build_on_start:
+            raise ValueError(
+                "SANDLOT_BUILD_ON_START must be false in production: build the guest "
+                "artifacts at image build time (make build) so start-up never compiles"
+            )
+        return self
+
+    @cached_property
+    def default_limits(self) -> Limits:
+        return Limits(
+            cpu_ms=self.default_cpu_ms,
+            wall_ms=self.default_wall_ms,
+            memory_mb=self.default_memory_mb,
+            output_bytes=self.default_output_bytes,
+            subrequests=self.default_subrequests,
+            code_bytes=self.max_code_bytes,
+        )
+
+    @cached_property
+    def max_limits(self) -> Limits:
+        return Limits(
+            cpu_ms=self.max_cpu_ms,
+            wall_ms=self.max_wall_ms,
+            memory_mb=self.max_memory_mb,
+            output_bytes=self.max_output_bytes,
+            subrequests=self.max_subrequests,
+            code_bytes=self.max_code_bytes,
+        )
+
+    @property
+    def scratch_dir(self) -> Path:
+        return self.data_dir / "scratch"

@@ -1,0 +1,110 @@
+"""Domain errors → HTTP: one JSON error shape for every failure.
+
+``{"error": {"code": "...", "message": "...", "details": [{"field": ..., "message": ...}]}}``
+
+The message says what to fix; ``details`` names the fields. Sandbox faults map
+to status codes here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.schemas import ErrorBody, ErrorDetail, ErrorResponse
+from sandbox import EngineUnavailable, PoolBusy, RunnerClosed, SandboxError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error the client can fix (or must wait out), with its HTTP status."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        details: list[ErrorDetail] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.details = details or []
+        self.headers = headers
+
+
+def invalid_field(field: str, message: str) -> ApiError:
+    return ApiError(
+        422, "invalid_request", f"{field}: {message}", [ErrorDetail(field=field, message=message)]
+    )
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    body = ErrorResponse(
+        error=ErrorBody(code=error.code, message=error.message, details=error.details)
+    )
+    return JSONResponse(body.model_dump(), status_code=error.status_code, headers=error.headers)
+
+
+def from_sandbox_error(exc: SandboxError) -> ApiError:
+    if isinstance(exc, PoolBusy):
+        return ApiError(
+            429,
+            "busy",
+            f"{exc}; retry shortly",
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, EngineUnavailable | RunnerClosed):
+        return ApiError(503, "engine_unavailable", str(exc), headers={"Retry-After": "5"})
+    log.exception("sandbox fault", exc_info=exc)
+    return ApiError(500, "internal_error", "the sandbox failed; see the service log")
+
+
+def _field_path(location: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in location if p != "body"]
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
+    return path or "body"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(SandboxError)
+    async def _sandbox_error(_: Request, exc: SandboxError) -> JSONResponse:
+        return error_response(from_sandbox_error(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            ErrorDetail(field=_field_path(tuple(e.get("loc", ()))), message=e.get("msg", "invalid"))
+            for e in exc.errors()
+        ]
+        summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
+        return error_response(
+            ApiError(422, "invalid_request", summary or "invalid request", details)
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(
+            ApiError(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(
+            ApiError(500, "internal_error", "internal error; see the service log")
+        )

@@ -1,0 +1,146 @@
+"""POST /v1/execute: run code once in a fresh sandbox; JSON or SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from app.config import Settings
+from app.deps import RunnerDep, SettingsDep
+from app.errors import invalid_field
+from app.events import to_response, to_sse
+from app.schemas import ErrorResponse, ExecuteRequest, ExecuteResponse
+from sandbox import EgressPolicy, Event, InvalidJob, Job, LimitExceeded, RunResult, Started
+
+router = APIRouter(tags=["execute"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    422: {"model": ErrorResponse, "description": "Invalid request; details name the fields"},
+    429: {"model": ErrorResponse, "description": "Every sandbox worker is busy; retry"},
+    503: {"model": ErrorResponse, "description": "The engine is not available"},
+}
+
+
+@router.post(
+    "/v1/execute",
+    response_model=ExecuteResponse,
+    responses={
+        200: {
+            "description": "The run's result (JSON), or its events (text/event-stream)",
+            "content": {"text/event-stream": {}},
+        },
+        **_ERRORS,
+    },
+)
+async def execute(
+    body: ExecuteRequest, request: Request, runner: RunnerDep, settings: SettingsDep
+) -> Response | ExecuteResponse:
+    """Run ``code`` in a fresh interpreter and return (or stream) what it did.
+
+    Every run ends in one status: ok, error, cpu_limit, wall_limit,
+    memory_limit, output_limit, subrequest_limit, canceled, internal_error.
+    """
+    job = build_job(body, settings)
+    events = aiter(runner.run(job))
+    first = await anext(events)  # PoolBusy (429) surfaces here, before any response
+    if not isinstance(first, Started):
+        raise RuntimeError(f"runner sent {first!r} before start")
+    if body.stream or "text/event-stream" in request.headers.get("accept", ""):
+        return EventSourceResponse(_sse(first, events), ping=15)
+    result = await _collect_unless_disconnected(first, events, request)
+    if result is None:
+        return Response(status_code=499)
+    return to_response(result)
+
+
+def build_job(body: ExecuteRequest, settings: Settings) -> Job:
+    """Validate a request against the server's limits and turn it into a Job."""
+    try:
+        limits = settings.default_limits.replace(**body.limits.model_dump())
+        limits.check_within(settings.max_limits)
+    except LimitExceeded as exc:
+        raise invalid_field(f"limits.{exc.field}", str(exc)) from None
+    except ValueError as exc:
+        raise invalid_field("limits", str(exc)) from None
+    try:
+        egress = EgressPolicy.from_strings(
+            body.allowed_hosts,
+            max_response_bytes=settings.egress_max_response_bytes,
+            timeout_ms=settings.egress_timeout_ms,
+            max_redirects=settings.egress_max_redirects,
+        )
+    except ValueError as exc:
+        raise invalid_field("allowed_hosts", str(exc)) from None
+    files: dict[str, bytes] = {}
+    for path, item in body.files.items():
+        try:
+            files[path] = item.encode() if isinstance(item, str) else item.data()
+        except ValueError as exc:
+            raise invalid_field(f"files.{path}", str(exc)) from None
+    try:
+        return Job(
+            code=body.code,
+            limits=limits,
+            egress=egress,
+            stdin=body.stdin,
+            files=files,
+            env=body.env,
+        )
+    except InvalidJob as exc:
+        raise invalid_field(exc.field, exc.message) from None
+
+
+async def _sse(first: Started, events: AsyncIterator[Event]) -> AsyncIterator[ServerSentEvent]:
+    # sse-starlette cancels this generator when the client disconnects; closing
+    # `events` then cancels the run and recycles its worker.
+    try:
+        yield to_sse(first, first.run_id, 0)
+        seq = 1
+        async for event in events:
+            yield to_sse(event, first.run_id, seq)
+            seq += 1
+    finally:
+        await _close(events)
+
+
+async def _collect_unless_disconnected(
+    first: Started, events: AsyncIterator[Event], request: Request
+) -> RunResult | None:
+    """Gather the run; if the client goes away first, cancel the run and return None."""
+    result = RunResult()
+    result.add(first)
+
+    async def gather() -> None:
+        async for event in events:
+            result.add(event)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    run_task = asyncio.create_task(gather())
+    watch_task = asyncio.create_task(disconnected())
+    try:
+        done, _ = await asyncio.wait({run_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch_task.cancel()
+        if not run_task.done():
+            run_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run_task
+        await _close(events)
+    if run_task not in done:
+        return None
+    run_task.result()
+    return result
+
+
+async def _close(events: AsyncIterator[Event]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,0 +1,28 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up and serving HTTP."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "Not ready; the body says why"}})
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when the engine is loaded and at least one worker can take a job."""
+    runner = getattr(request.app.state, "runner", None)
+    engines = {}
+    if runner is not None:
+        engines[runner.name] = {"ready": runner.ready, "workers": getattr(runner, "size", None)}
+    ready = bool(engines) and all(e["ready"] for e in engines.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "engines": engines},
+        status_code=200 if ready else 503,
+    )

@@ -1,0 +1,129 @@
+"""Wire models of the HTTP API (requests and responses)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LimitsIn(_Strict):
+    """Per-run limits; each omitted field takes the server default."""
+
+    cpu_ms: int | None = Field(default=None, ge=1, description="Guest CPU time, ms")
+    wall_ms: int | None = Field(default=None, ge=1, description="Wall-clock time, ms")
+    memory_mb: int | None = Field(default=None, ge=64, description="Guest memory, MiB")
+    output_bytes: int | None = Field(default=None, ge=1, description="stdout + stderr, bytes")
+    subrequests: int | None = Field(default=None, ge=0, description="Outbound HTTP requests")
+
+
+class FileIn(_Strict):
+    content: str
+    encoding: Literal["utf-8", "base64"] = "utf-8"
+
+    def data(self) -> bytes:
+        if self.encoding == "utf-8":
+            return self.content.encode()
+        try:
+            return base64.b64decode(self.content, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"content is not valid base64: {exc}") from exc
+
+
+class ExecuteRequest(_Strict):
+    code: str = Field(description="Python source, run as main.py in a fresh interpreter")
+    runtime: Literal["wasmtime"] = Field(default="wasmtime", description="Engine to run on")
+    limits: LimitsIn = Field(default_factory=LimitsIn)
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Egress allowlist: 'host', 'host:port', '*.example.com'",
+    )
+    stdin: str | None = Field(default=None, description="What input() reads; none means EOF")
+    files: dict[str, str | FileIn] = Field(
+        default_factory=dict,
+        description="Files written to the working directory first: path -> text, "
+        "or {content, encoding: 'base64'}",
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="The whole os.environ")
+    stream: bool = Field(
+        default=False, description="Stream events over SSE (or send Accept: text/event-stream)"
+    )
+
+
+class ResultOut(BaseModel):
+    repr: str
+    json_value: Any = Field(default=None, alias="json", serialization_alias="json")
+    has_json: bool = False
+    truncated: bool = False
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ErrorOut(BaseModel):
+    type: str
+    message: str
+    traceback: str = ""
+
+
+class UsageOut(BaseModel):
+    cpu_ms: float
+    wall_ms: float
+    memory_peak_bytes: int
+    subrequests: int
+    output_bytes: int
+
+
+class SubrequestOut(BaseModel):
+    method: str
+    url: str
+    status: int | None
+    bytes: int
+    ms: float
+    allowed: bool
+    reason: str | None = None
+
+
+class ExecuteResponse(BaseModel):
+    id: str
+    engine: str
+    status: Literal[
+        "ok",
+        "error",
+        "cpu_limit",
+        "wall_limit",
+        "memory_limit",
+        "output_limit",
+        "subrequest_limit",
+        "canceled",
+        "internal_error",
+    ]
+    stdout: str
+    stderr: str
+    result: ResultOut | None = None
+    error: ErrorOut | None = None
+    exit_code: int | None = None
+    output_truncated: bool = False
+    usage: UsageOut
+    subrequests: list[SubrequestOut] = Field(default_factory=list)
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

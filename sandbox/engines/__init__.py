@@ -1,0 +1,1 @@
+"""Engines: the ways a job becomes a running, isolated interpreter."""

@@ -1,0 +1,62 @@
+"""Engine A: CPython 3.14 components (componentize-py) run by wasmtime.
+
+``build`` makes the guest artifacts; ``create_runner`` starts a pool of worker
+processes that run jobs in fresh instances of it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sandbox.engines.wasmtime.builder import Artifacts, build, locate
+from sandbox.engines.wasmtime.host import DEFAULT_FUEL_PER_MS
+from sandbox.pool import PoolConfig, WorkerPool, worker_command
+
+__all__ = ["DEFAULT_FUEL_PER_MS", "Artifacts", "build", "create_runner", "locate"]
+
+ENGINE_NAME = "wasmtime"
+
+
+def create_runner(
+    artifacts: Artifacts,
+    *,
+    size: int,
+    scratch_dir: Path,
+    fuel_per_ms: int = DEFAULT_FUEL_PER_MS,
+    queue_timeout_ms: int = 2_000,
+    kill_grace_ms: int = 500,
+) -> WorkerPool:
+    """A pool of ``size`` worker processes running this engine. Call ``start()`` on it.
+
+    Raises EngineUnavailable if the artifacts are missing.
+    """
+    artifacts.check()
+    command = worker_command(
+        "sandbox.engines.wasmtime.worker",
+        "--precompiled",
+        str(artifacts.precompiled),
+        "--stdlib",
+        str(artifacts.stdlib_mount),
+        "--fuel-per-ms",
+        str(fuel_per_ms),
+    )
+    config = PoolConfig(
+        command=command,
+        size=size,
+        scratch_dir=scratch_dir,
+        queue_timeout_ms=queue_timeout_ms,
+        kill_grace_ms=kill_grace_ms,
+        env=_worker_env(),
+    )
+    return WorkerPool(ENGINE_NAME, config)
+
+
+def _worker_env() -> dict[str, str]:
+    # Workers get a scrubbed environment: no service secrets, nothing for the
+    # guest to learn about the host even if it escaped into the worker.
+    import os
+
+    keep = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
+    env = {name: os.environ[name] for name in keep if name in os.environ}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

@@ -1,0 +1,623 @@
+"""Host side of the wasmtime engine: one fresh component instance per run.
+
+A :class:`GuestRuntime` lives in a worker process (see ``worker.py``). It loads
+the precompiled guest once, then for every job creates a new ``Store``,
+instantiates the component, calls its ``run`` export and drops everything.
+Nothing survives from one run to the next except the read-only stdlib mount.
+
+How each limit is enforced:
+
+==============  ===============================================================
+cpu_ms          fuel: ``cpu_ms * fuel_per_ms`` units; a trap when it runs out
+wall_ms         epoch interruption: a monitor thread bumps the engine's epoch
+                at the deadline; host sleeps and fetches end at the deadline
+                too. A call blocked inside WASI is the worker pool's to kill.
+memory_mb       ``Store.set_limits(memory_size=...)``: growth fails, the guest
+                gets ``MemoryError``
+output_bytes    counted in the stdout/stderr callbacks; over the cap the run
+                is interrupted (via the epoch) and the output kept up to it
+subrequests     counted per redirect hop by the egress gate's budget callback;
+                over the cap the run ends at once (a host-function trap)
+==============  ===============================================================
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import importlib.metadata
+import json
+import shutil
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import wasmtime
+from wasmtime import component as wc
+
+from sandbox.egress import EgressPolicy, EgressRequest, Gate, SubrequestRecord
+from sandbox.errors import EngineUnavailable
+from sandbox.events import GuestError, ResultValue, Status, Usage
+from sandbox.jobs import check_relative_path
+from sandbox.limits import MIB, Limits
+
+__all__ = [
+    "DEFAULT_FUEL_PER_MS",
+    "GuestJob",
+    "GuestRuntime",
+    "RunReport",
+    "Sink",
+    "engine_fingerprint",
+    "make_engine",
+    "precompile",
+]
+
+# Fuel units per millisecond of guest CPU time. Measured by
+# bench/fuel_calibration.py on the development machines (docs/engines.md):
+# CPython workloads burn 6-12e6 units per ms, median about 7.8e6.
+DEFAULT_FUEL_PER_MS = 8_000_000
+
+HOST_INTERFACE = "sandlot:sandbox/host@0.1.0"
+GUEST_WORKDIR = "/work"
+_MONITOR_TICK_S = 0.025
+_RESULT_MAX_BYTES = 64 * 1024
+_PREPARE_FUEL = 10**12
+
+
+def _config() -> wasmtime.Config:
+    config = wasmtime.Config()
+    config.wasm_component_model = True
+    config.consume_fuel = True
+    config.epoch_interruption = True
+    return config
+
+
+# Everything _config() sets, for cache keys: a .cwasm loads only into an
+# engine with the same configuration and wasmtime version.
+_CONFIG_DESCRIPTION = "component-model;consume-fuel;epoch-interruption"
+
+
+def wasmtime_version() -> str:
+    return importlib.metadata.version("wasmtime")
+
+
+def engine_fingerprint() -> str:
+    config_hash = hashlib.sha256(_CONFIG_DESCRIPTION.encode()).hexdigest()[:8]
+    return f"wasmtime{wasmtime_version()}-{config_hash}"
+
+
+def make_engine() -> wasmtime.Engine:
+    return wasmtime.Engine(_config())
+
+
+def precompile(component_path: Path) -> bytes:
+    """Compile a component for this wasmtime and config (seconds); return the .cwasm bytes."""
+    engine = make_engine()
+    compiled = wc.Component.from_file(engine, str(component_path))
+    return bytes(compiled.serialize())
+
+
+class Sink(Protocol):
+    """Where a run's streamed events go (the worker's pipe to the pool)."""
+
+    def output(self, stream: str, text: str) -> None: ...
+
+    def subrequest(self, record: SubrequestRecord) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GuestJob:
+    code: str
+    limits: Limits
+    egress: EgressPolicy
+    stdin: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """How a run ended; streamed events went to the sink before this."""
+
+    status: Status
+    usage: Usage
+    error: GuestError | None = None
+    result: ResultValue | None = None
+    exit_code: int | None = None
+    output_truncated: bool = False
+
+
+class _HttpResponse(wc.Record):
+    """The WIT ``http-response`` record handed back to the guest (fields by WIT name)."""
+
+    def __init__(self, status: int, url: str, headers: list[tuple[str, str]], body: str) -> None:
+        self.status = status
+        self.url = url
+        self.headers = headers
+        self.body = body
+
+
+class _Abort(Exception):
+    """Raised inside a host function to end the run at once with ``status``."""
+
+    def __init__(self, status: Status) -> None:
+        super().__init__(status.value)
+        self.status = status
+
+
+@dataclass(slots=True)
+class _RunState:
+    limits: Limits
+    egress: EgressPolicy
+    sink: Sink
+    deadline: float
+    abort_event: threading.Event = field(default_factory=threading.Event)
+    abort_status: Status | None = None
+    output_bytes: int = 0
+    output_truncated: bool = False
+    subrequests: int = 0
+    decoders: dict[int, codecs.IncrementalDecoder] = field(default_factory=dict)
+    gate: Gate | None = None
+
+
+class _Monitor:
+    """A thread that interrupts the running guest at its deadline or on abort.
+
+    It bumps the engine's epoch (the store's deadline is one tick away), and
+    flushes the sink's buffered output every tick so streaming stays live
+    while the guest computes.
+    """
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        self._engine = engine
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._sink: Sink | None = None
+        self._fire = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="sandlot-monitor", daemon=True)
+        self._thread.start()
+
+    def arm(self, deadline: float, sink: Sink) -> None:
+        with self._cond:
+            self._deadline, self._sink, self._fire = deadline, sink, False
+            self._cond.notify()
+
+    def disarm(self) -> None:
+        with self._cond:
+            self._deadline, self._sink, self._fire = None, None, False
+
+    def interrupt(self) -> None:
+        with self._cond:
+            self._fire = True
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=1)
+
+    def _loop(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._deadline is None:
+                    self._cond.wait()
+                    continue
+                remaining = self._deadline - time.monotonic()
+                if self._fire or remaining <= 0:
+                    self._engine.increment_epoch()
+                    self._deadline = None
+                    continue
+                self._cond.wait(min(remaining, _MONITOR_TICK_S))
+                if self._sink is not None:
+                    self._sink.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class SimpleOutcome:
+    status: str
+    stdout: str
+    detail: str
+
+
+class GuestRuntime:
+    """The loaded guest plus everything needed to run jobs in fresh instances.
+
+    Not thread-safe: one run at a time (a worker process runs one job at a time).
+    ``abort`` may be called from another thread.
+    """
+
+    def __init__(
+        self,
+        precompiled: Path,
+        stdlib: Path,
+        workdir: Path,
+        *,
+        fuel_per_ms: int = DEFAULT_FUEL_PER_MS,
+        stdlib_writable: bool = False,
+        resolver: Callable[[str, int], Any] | None = None,
+    ) -> None:
+        if fuel_per_ms < 1:
+            raise ValueError(f"fuel_per_ms must be at least 1, got {fuel_per_ms}")
+        self._engine = make_engine()
+        try:
+            self._component = wc.Component.deserialize_file(self._engine, str(precompiled))
+        except wasmtime.WasmtimeError as exc:
+            raise EngineUnavailable(f"can't load {precompiled}: {exc}") from exc
+        self._stdlib = str(stdlib)
+        self._workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        _empty_dir(workdir)
+        self._stdlib_writable = stdlib_writable
+        self._fuel_per_ms = fuel_per_ms
+        self._resolver = resolver
+        self._linker = wc.Linker(self._engine)
+        self._linker.add_wasip2()
+        with self._linker.root() as root, root.add_instance(HOST_INTERFACE) as iface:
+            iface.add_func("fetch", self._host_fetch)
+            iface.add_func("sleep", self._host_sleep)
+        self._monitor = _Monitor(self._engine)
+        self._run: _RunState | None = None
+        self._next: tuple[wasmtime.Store, Any] | None = None
+        self._ssl_context: ssl.SSLContext | None = None
+
+    def close(self) -> None:
+        """Stop the monitor thread and drop the prepared instance. Idempotent."""
+        self._next = None
+        self._monitor.close()
+
+    def abort(self, status: Status) -> None:
+        """End the current run (if any) as soon as possible with ``status``."""
+        run = self._run
+        if run is None or run.abort_status is not None:
+            return
+        run.abort_status = status
+        run.abort_event.set()
+        self._monitor.interrupt()
+
+    def run(self, job: GuestJob, sink: Sink) -> RunReport:
+        """Run one job in a fresh instance, with ``job.files`` seeded into the workdir.
+
+        The workdir is emptied afterwards and the next instance is prepared
+        before returning, so the next run starts at the call.
+        """
+        limits = job.limits
+        started = time.monotonic()
+        run = _RunState(
+            limits=limits,
+            egress=job.egress,
+            sink=sink,
+            deadline=started + limits.wall_ms / 1000,
+        )
+        run.decoders = {fd: codecs.getincrementaldecoder("utf-8")("replace") for fd in (1, 2)}
+        payload = json.dumps(
+            {
+                "code": job.code,
+                "stdin": job.stdin,
+                "env": job.env,
+                "cwd": GUEST_WORKDIR,
+                "result_max_bytes": min(_RESULT_MAX_BYTES, limits.output_bytes),
+            }
+        )
+        _seed_files(self._workdir, job.files)
+        store, func = self._next if self._next is not None else self._prepare()
+        self._next = None
+        outcome: dict[str, Any] | None = None
+        status: Status | None = None
+        crash = ""
+        self._run = run
+        memory_base = _reset_peak_rss()
+        cpu_started = time.thread_time()
+        try:
+            store.set_fuel(limits.cpu_ms * self._fuel_per_ms)
+            store.set_limits(memory_size=limits.memory_mb * MIB)
+            store.set_epoch_deadline(1)
+            self._monitor.arm(run.deadline, sink)
+            try:
+                raw = func(store, payload)
+                func.post_return(store)
+                outcome = _parse_outcome(raw)
+            except _Abort as exc:
+                status = exc.status
+            except wasmtime.WasmtimeError as exc:
+                status, crash = self._classify_trap(run, exc)
+        finally:
+            self._monitor.disarm()
+            cpu_ms = (time.thread_time() - cpu_started) * 1000
+            # Drop the store before anything else: a trapped store kept alive
+            # makes wasmtime's runtime thread panic at interpreter exit.
+            del store, func
+            self._run = None
+            self._flush_decoders(run)
+            sink.flush()
+        peak = max(0, _peak_rss() - memory_base)
+        usage = Usage(
+            cpu_ms=round(cpu_ms, 3),
+            wall_ms=round((time.monotonic() - started) * 1000, 3),
+            memory_peak_bytes=peak,
+            subrequests=run.subrequests,
+            output_bytes=run.output_bytes,
+        )
+        report = self._report(run, outcome, status, crash, usage)
+        _empty_dir(self._workdir)
+        self.prepare()
+        return report
+
+    def prepare(self) -> None:
+        """Instantiate the next run's fresh instance now, off the request path."""
+        if self._next is None:
+            self._next = self._prepare()
+
+    def _prepare(self) -> tuple[wasmtime.Store, Any]:
+        store = wasmtime.Store(self._engine)
+        # Generous until the run sets its own: instantiation itself needs some.
+        store.set_fuel(_PREPARE_FUEL)
+        store.set_epoch_deadline(2**62)
+        store.set_wasi(self._wasi())
+        instance = self._linker.instantiate(store, self._component)
+        func = instance.get_func(store, "run")
+        if func is None:
+            raise EngineUnavailable("the guest component has no 'run' export")
+        return store, func
+
+    def run_simple(self, code: str, *, cpu_ms: int, wall_ms: int) -> SimpleOutcome:
+        """Run code with no egress and collect stdout (used by the builder)."""
+        sink = _CollectingSink()
+        limits = Limits(cpu_ms=cpu_ms, wall_ms=wall_ms, memory_mb=1024, output_bytes=MIB)
+        job = GuestJob(code=code, limits=limits, egress=EgressPolicy(allowed_hosts=()))
+        report = self.run(job, sink)
+        detail = report.error.traceback if report.error else "".join(sink.stderr)
+        return SimpleOutcome(report.status.value, "".join(sink.stdout), detail)
+
+    # -- per-run plumbing -------------------------------------------------
+
+    def _wasi(self) -> wasmtime.WasiConfig:
+        wasi = wasmtime.WasiConfig()
+        wasi.stdout_custom = self._on_stdout
+        wasi.stderr_custom = self._on_stderr
+        wasi.preopen_dir(str(self._workdir), GUEST_WORKDIR, True)
+        wasi.preopen_dir(self._stdlib, "/python", self._stdlib_writable)
+        return wasi
+
+    def _on_stdout(self, data: bytes) -> int:
+        return self._on_output(1, data)
+
+    def _on_stderr(self, data: bytes) -> int:
+        return self._on_output(2, data)
+
+    def _on_output(self, fd: int, data: bytes) -> int:
+        # Called from inside wasm through C: must never raise.
+        run = self._run
+        if run is None or run.output_truncated:
+            return len(data)
+        room = run.limits.output_bytes - run.output_bytes
+        kept = data if len(data) <= room else data[:room]
+        run.output_bytes += len(kept)
+        text = run.decoders[fd].decode(kept)
+        if text:
+            run.sink.output("stdout" if fd == 1 else "stderr", text)
+        if len(kept) < len(data):
+            run.output_truncated = True
+            self.abort(Status.OUTPUT_LIMIT)
+        return len(data)
+
+    def _flush_decoders(self, run: _RunState) -> None:
+        for fd, decoder in run.decoders.items():
+            text = decoder.decode(b"", final=True)
+            if text:
+                run.sink.output("stdout" if fd == 1 else "stderr", text)
+
+    def _host_sleep(self, _store: Any, ms: int) -> None:
+        run = self._current()
+        run.sink.flush()
+        now = time.monotonic()
+        wanted = now + ms / 1000
+        if run.abort_event.wait(max(0.0, min(wanted, run.deadline) - now)):
+            raise _Abort(run.abort_status or Status.CANCELED)
+        if wanted > run.deadline:
+            raise _Abort(Status.WALL_LIMIT)
+
+    def _host_fetch(self, _store: Any, request: Any) -> Any:
+        run = self._current()
+        run.sink.flush()
+        exceeded = False
+
+        def budget() -> bool:
+            nonlocal exceeded
+            if run.subrequests >= run.limits.subrequests:
+                exceeded = True
+                return False
+            run.subrequests += 1
+            return True
+
+        try:
+            egress_request = EgressRequest(
+                method=request.method,
+                url=request.url,
+                headers=tuple((str(k), str(v)) for k, v in request.headers),
+                body=request.body.encode("latin-1"),
+                timeout_ms=getattr(request, "timeout-ms") or None,
+            )
+        except ValueError as exc:
+            return f"invalid request: {exc}"
+        if run.gate is None:
+            run.gate = self._gate(run.egress)
+        outcome = run.gate.fetch(egress_request, budget=budget, deadline=run.deadline)
+        for record in outcome.records:
+            run.sink.subrequest(record)
+        if exceeded:
+            raise _Abort(Status.SUBREQUEST_LIMIT)
+        if run.abort_status is not None:
+            raise _Abort(run.abort_status)
+        if outcome.response is None:
+            if time.monotonic() >= run.deadline:
+                raise _Abort(Status.WALL_LIMIT)
+            return outcome.error or "request failed"
+        return _HttpResponse(
+            status=outcome.response.status,
+            url=outcome.response.url,
+            headers=list(outcome.response.headers),
+            body=outcome.response.body.decode("latin-1"),
+        )
+
+    def _gate(self, policy: EgressPolicy) -> Gate:
+        # Loading the CA bundle costs tens of ms: once per worker, not per run.
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        kwargs: dict[str, Any] = {"ssl_context": self._ssl_context}
+        if self._resolver is not None:
+            kwargs["resolver"] = self._resolver
+        return Gate(policy, **kwargs)
+
+    def _current(self) -> _RunState:
+        run = self._run
+        if run is None:
+            raise RuntimeError("host function called outside a run")
+        return run
+
+    @staticmethod
+    def _classify_trap(run: _RunState, exc: wasmtime.WasmtimeError) -> tuple[Status, str]:
+        message = str(exc)
+        if run.abort_status is not None:
+            return run.abort_status, message
+        if "all fuel consumed" in message:
+            return Status.CPU_LIMIT, message
+        if "interrupt" in message:
+            return Status.WALL_LIMIT, message
+        if "call stack exhausted" in message:
+            return Status.ERROR, message
+        return Status.INTERNAL_ERROR, message
+
+    @staticmethod
+    def _report(
+        run: _RunState,
+        outcome: dict[str, Any] | None,
+        status: Status | None,
+        crash: str,
+        usage: Usage,
+    ) -> RunReport:
+        truncated = run.output_truncated
+        if status is not None:
+            error = None
+            if status is Status.ERROR and "call stack exhausted" in crash:
+                error = GuestError(
+                    "StackOverflow",
+                    "the WebAssembly call stack was exhausted (recursion too deep)",
+                )
+            elif status is Status.INTERNAL_ERROR:
+                error = GuestError("GuestCrash", crash.strip().splitlines()[-1] if crash else "")
+            return RunReport(status, usage, error, output_truncated=truncated)
+        if outcome is None:
+            return RunReport(Status.INTERNAL_ERROR, usage, output_truncated=truncated)
+        error_data = outcome.get("error")
+        error = GuestError(**error_data) if error_data else None
+        result_data = outcome.get("result")
+        result = None
+        if result_data is not None:
+            result = ResultValue(
+                repr=result_data["repr"],
+                json=result_data.get("json"),
+                has_json="json" in result_data,
+                truncated=result_data.get("truncated", False),
+            )
+        final = Status(outcome["status"])
+        if run.abort_status is not None:
+            final = run.abort_status
+        elif final is Status.ERROR and error is not None and error.type == "MemoryError":
+            final = Status.MEMORY_LIMIT
+        return RunReport(
+            final,
+            usage,
+            error,
+            result if final is Status.OK else None,
+            outcome.get("exit_code"),
+            truncated,
+        )
+
+
+class _CollectingSink:
+    def __init__(self) -> None:
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+
+    def output(self, stream: str, text: str) -> None:
+        (self.stdout if stream == "stdout" else self.stderr).append(text)
+
+    def subrequest(self, record: SubrequestRecord) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+def _proc_status() -> Iterator[tuple[str, int]]:
+    with open("/proc/self/status", "rb") as handle:
+        for line in handle:
+            if line.startswith((b"VmHWM", b"VmRSS")):
+                name, value = line.split(b":", 1)
+                yield name.decode(), int(value.split()[0]) * 1024
+
+
+def _reset_peak_rss() -> int:
+    """Reset the process's peak RSS to its current RSS (Linux clear_refs); return the RSS."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return dict(_proc_status()).get("VmRSS", 0)
+    except OSError:
+        return 0
+
+
+def _peak_rss() -> int:
+    try:
+        return dict(_proc_status()).get("VmHWM", 0)
+    except OSError:
+        return 0
+
+
+def _seed_files(workdir: Path, files: dict[str, bytes]) -> None:
+    for name, content in files.items():
+        check_relative_path(name)
+        target = workdir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+
+
+def _empty_dir(path: Path) -> None:
+    """Remove everything inside ``path`` (the guest may have made anything there)."""
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def _parse_outcome(raw: str) -> dict[str, Any]:
+    """The guest's outcome; garbage (user code can patch the guest runtime) is a guest error."""
+    try:
+        outcome = json.loads(raw)
+        Status(outcome["status"])
+        if not isinstance(outcome.get("error") or {}, dict):
+            raise TypeError("error is not an object")
+        if outcome.get("error"):
+            GuestError(**outcome["error"])
+        if outcome.get("result") is not None:
+            outcome["result"]["repr"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return {
+            "status": "error",
+            "error": {
+                "type": "SandboxOutcomeError",
+                "message": f"the guest's outcome could not be read ({exc}); "
+                "did the code patch the interpreter's internals?",
+                "traceback": "",
+            },
+        }
+    return dict(outcome)

@@ -1,0 +1,104 @@
+"""The closed vocabulary of a run: what a runner yields, in order.
+
+A run yields ``Started``, then any number of ``Output`` and ``Subrequest``
+events as they happen, at most one ``ResultValue``, and always exactly one
+``End`` last, also on limits, crashes and cancellation. ``End.status`` is one
+of :class:`Status`; guest failures are data here, never exceptions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+__all__ = [
+    "End",
+    "Event",
+    "GuestError",
+    "Output",
+    "ResultValue",
+    "Started",
+    "Status",
+    "Subrequest",
+    "Usage",
+]
+
+
+class Status(StrEnum):
+    """How a run ended. Exactly one per run."""
+
+    OK = "ok"
+    ERROR = "error"  # uncaught guest exception or non-zero sys.exit
+    CPU_LIMIT = "cpu_limit"
+    WALL_LIMIT = "wall_limit"
+    MEMORY_LIMIT = "memory_limit"
+    OUTPUT_LIMIT = "output_limit"
+    SUBREQUEST_LIMIT = "subrequest_limit"
+    CANCELED = "canceled"  # the caller went away or canceled the run
+    INTERNAL_ERROR = "internal_error"  # a host fault; details are in the service log
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    run_id: str
+    engine: str
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    stream: Literal["stdout", "stderr"]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subrequest:
+    """One outbound HTTP request (one redirect hop) and the gate's verdict."""
+
+    method: str
+    url: str
+    status: int | None
+    bytes: int
+    ms: float
+    allowed: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultValue:
+    """The value of the code's trailing expression, like a notebook cell."""
+
+    repr: str
+    json: Any = None
+    has_json: bool = False
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GuestError:
+    """An exception raised by guest code; the traceback shows the user's lines only."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    cpu_ms: float = 0.0
+    wall_ms: float = 0.0
+    memory_peak_bytes: int = 0
+    subrequests: int = 0
+    output_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    status: Status
+    usage: Usage
+    error: GuestError | None = None
+    exit_code: int | None = None
+    output_truncated: bool = False
+
+
+Event = Started | Output | Subrequest | ResultValue | End

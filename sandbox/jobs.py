@@ -1,0 +1,90 @@
+"""What a caller asks a runner to do: one ``Job`` per run."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from sandbox.egress import EgressPolicy
+from sandbox.limits import Limits
+
+__all__ = ["InvalidJob", "Job", "check_relative_path"]
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MAX_FILES = 256
+
+
+class InvalidJob(ValueError):
+    """A job field is invalid; ``field`` names it (``code``, ``files.<path>``, ``env.<name>``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One run of untrusted code.
+
+    Attributes:
+        code: Python source, executed as ``main.py`` in a fresh interpreter.
+        limits: resource limits; ``code_bytes`` is checked here.
+        egress: who the code may reach over HTTP (default: nobody).
+        stdin: what ``input()`` and ``sys.stdin`` read; None means EOF at once.
+        files: relative path → content, written into the run's working
+            directory before it starts. No absolute paths, no ``..``.
+        env: the whole environment the code sees (``os.environ``).
+
+    Raises:
+        InvalidJob: naming the field (``code``, ``files.<path>``, ``env.<name>``).
+    """
+
+    code: str
+    limits: Limits = field(default_factory=Limits)
+    egress: EgressPolicy = field(default_factory=lambda: EgressPolicy(allowed_hosts=()))
+    stdin: str | None = None
+    files: Mapping[str, bytes] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        size = len(self.code.encode("utf-8", errors="surrogatepass"))
+        if size > self.limits.code_bytes:
+            raise InvalidJob(
+                "code", f"is {size} bytes; this server allows {self.limits.code_bytes}"
+            )
+        if "\x00" in self.code:
+            raise InvalidJob("code", "contains a NUL character")
+        if len(self.files) > _MAX_FILES:
+            raise InvalidJob("files", f"has {len(self.files)} entries; at most {_MAX_FILES}")
+        for path in self.files:
+            try:
+                check_relative_path(path)
+            except ValueError as exc:
+                raise InvalidJob(f"files.{path}", str(exc)) from None
+        for name, value in self.env.items():
+            if not _ENV_NAME.match(name):
+                raise InvalidJob(f"env.{name}", "names must match [A-Za-z_][A-Za-z0-9_]*")
+            if "\x00" in value:
+                raise InvalidJob(f"env.{name}", "contains a NUL character")
+        object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
+        object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
+
+
+def check_relative_path(path: str) -> None:
+    """Raise ValueError unless ``path`` is a plain relative path inside the work dir."""
+    parts = path.split("/")
+    if (
+        not path
+        or path.startswith("/")
+        or "\\" in path
+        or "\x00" in path
+        or any(part in ("", ".", "..") for part in parts)
+        or len(path) > 255
+    ):
+        raise ValueError(
+            f"{path!r} must be a relative path like 'data/input.csv' "
+            "(no leading '/', no '.' or '..' parts, no backslashes, at most 255 characters)"
+        )

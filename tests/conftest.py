@@ -1,0 +1,121 @@
+"""Shared fixtures: the built guest, a live service on loopback, loopback HTTP targets.
+
+Only the internet is faked: tests run the real engine, the real service and
+real HTTP servers, all on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sandbox.engines.wasmtime import Artifacts, build
+from tests.loopback import LoopbackServer
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACT_DIR = Path(os.environ.get("SANDLOT_ARTIFACT_DIR", ROOT / ".artifacts"))
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Artifacts:
+    return build(ARTIFACT_DIR)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Service:
+    """A real `python -m app` process on loopback."""
+
+    def __init__(self, tmp: Path, **settings: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "SANDLOT_PORT": str(self.port),
+            "SANDLOT_HOST": "127.0.0.1",
+            "SANDLOT_DATA_DIR": str(tmp),
+            "SANDLOT_ARTIFACT_DIR": str(ARTIFACT_DIR),
+            "SANDLOT_LOG_LEVEL": "info",
+            **{f"SANDLOT_{k.upper()}": v for k, v in settings.items()},
+        }
+        self.log_path = tmp / "service.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=self._log, stderr=self._log
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"service exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.close()
+        raise RuntimeError(f"service did not become ready:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        return [int(pid) for pid in children.split()]
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory, artifacts: Artifacts) -> Iterator[Service]:
+    svc = Service(tmp_path_factory.mktemp("service"), pool_size="4", build_on_start="false")
+    yield svc
+    svc.close()
+
+
+@pytest.fixture(scope="session")
+def client(service: Service) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=service.url, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture
+def loopback() -> Iterator[LoopbackServer]:
+    server = LoopbackServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def canary() -> Iterator[LoopbackServer]:
+    """A server that must never be reached: tests assert it saw zero requests."""
+    server = LoopbackServer()
+    yield server
+    server.close()
+
+
+def execute(client: httpx.Client, code: str, **fields: object) -> dict[str, object]:
+    """POST /v1/execute and return the JSON body (asserting a 200)."""
+    response = client.post("/v1/execute", json={"code": code, **fields})
+    assert response.status_code == 200, response.text
+    body: dict[str, object] = response.json()
+    return body

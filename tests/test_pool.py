@@ -1,0 +1,104 @@
+"""Worker processes: crashes are contained, replaced, and never hang a caller."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Service, execute
+
+
+def _wait_for(predicate: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def small_service(tmp_path: Path) -> Iterator[Service]:
+    """A service of its own (one worker), so killing workers disturbs no other test."""
+    svc = Service(tmp_path, pool_size="1", queue_timeout_ms="300", build_on_start="false")
+    yield svc
+    svc.close()
+
+
+def test_killed_idle_worker_is_replaced(small_service: Service) -> None:
+    with httpx.Client(base_url=small_service.url, timeout=60) as client:
+        assert execute(client, "1")["status"] == "ok"
+        [pid] = small_service.worker_pids()
+        os.kill(pid, signal.SIGKILL)
+        _wait_for(lambda: small_service.worker_pids() not in ([], [pid]))
+        body = execute(client, "print('after')")
+        assert body["status"] == "ok"
+        assert body["stdout"] == "after\n"
+
+
+def test_worker_killed_mid_run_ends_the_run_and_is_replaced(small_service: Service) -> None:
+    with httpx.Client(base_url=small_service.url, timeout=60) as client:
+        [pid] = small_service.worker_pids()
+        threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
+        body = execute(client, "while True: pass", limits={"cpu_ms": 20_000, "wall_ms": 20_000})
+        assert body["status"] == "internal_error"
+        assert body["error"]["type"] == "WorkerCrashed"
+        _wait_for(lambda: small_service.worker_pids() not in ([], [pid]))
+        assert execute(client, "2 + 2")["result"]["json"] == 4
+
+
+def test_full_pool_answers_429_within_the_queue_wait(small_service: Service) -> None:
+    with (
+        httpx.Client(base_url=small_service.url, timeout=60) as client,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+    ):
+        busy = pool.submit(execute, client, "import time\ntime.sleep(2)")
+        time.sleep(0.5)
+        started = time.monotonic()
+        response = client.post("/v1/execute", json={"code": "1"})
+        waited = time.monotonic() - started
+        assert response.status_code == 429
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["error"]["code"] == "busy"
+        assert waited < 1.5
+        assert busy.result()["status"] == "ok"
+
+
+def test_disconnecting_client_cancels_its_run(small_service: Service) -> None:
+    code = "print('started', flush=True)\nwhile True: pass"
+    limits = {"cpu_ms": 30_000, "wall_ms": 30_000}
+    with httpx.Client(base_url=small_service.url, timeout=60) as client:
+        with client.stream(
+            "POST", "/v1/execute", json={"code": code, "stream": True, "limits": limits}
+        ) as response:
+            for line in response.iter_lines():
+                if "started" in line:
+                    break
+        # The only worker must be free again long before the run's 30 s limits.
+        started = time.monotonic()
+        body = execute(client, "'free'")
+        assert body["result"]["json"] == "free"
+        assert time.monotonic() - started < 5
+    _wait_for(lambda: "canceled by the caller" in small_service.log(), timeout=5)
+
+
+def test_disconnecting_json_client_cancels_its_run(small_service: Service) -> None:
+    code = "while True: pass"
+    limits = {"cpu_ms": 30_000, "wall_ms": 30_000}
+    with (
+        httpx.Client(base_url=small_service.url, timeout=0.5) as client,
+        pytest.raises(httpx.ReadTimeout),
+    ):
+        client.post("/v1/execute", json={"code": code, "limits": limits})
+    with httpx.Client(base_url=small_service.url, timeout=60) as client:
+        started = time.monotonic()
+        assert execute(client, "'free'")["result"]["json"] == "free"
+        assert time.monotonic() - started < 5

@@ -1,0 +1,186 @@
+"""Guest code reaching the network through the egress gate, end to end.
+
+Every "must not reach" case points at a loopback canary server and checks it
+saw zero requests: a refusal that still sent a packet fails the test.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import execute
+from tests.loopback import LoopbackServer
+
+
+def test_fetch_reaches_an_allowed_host(client: httpx.Client, loopback: LoopbackServer) -> None:
+    code = (
+        "from sandlot import fetch\n"
+        f"r = fetch('{loopback.url}/echo', method='POST', headers={{'x-token': 'abc'}},\n"
+        "          json={'n': 1})\n"
+        "r.raise_for_status()\n"
+        "data = r.json()\n"
+        "[r.status, data['method'], data['headers']['x-token'], data['body']]"
+    )
+    body = execute(client, code, allowed_hosts=[loopback.host])
+    assert body["status"] == "ok", body
+    assert body["result"]["json"] == [200, "POST", "abc", '{"n": 1}']
+    assert loopback.hits == [("POST", "/echo")]
+    [sub] = body["subrequests"]
+    assert sub["allowed"] is True
+    assert sub["status"] == 200
+    assert sub["method"] == "POST"
+    assert sub["url"] == f"{loopback.url}/echo"
+    assert body["usage"]["subrequests"] == 1
+
+
+def test_urllib_goes_through_the_gate(client: httpx.Client, loopback: LoopbackServer) -> None:
+    code = (
+        "import urllib.request, json\n"
+        f"with urllib.request.urlopen('{loopback.url}/json') as r:\n"
+        "    answer = [json.load(r)['answer'], r.status]\n"
+        "answer"
+    )
+    body = execute(client, code, allowed_hosts=[loopback.host])
+    assert body["status"] == "ok", body
+    assert body["result"]["json"] == [42, 200]
+    assert loopback.hit_count == 1
+
+
+def test_urllib_raises_http_error_for_4xx(client: httpx.Client, loopback: LoopbackServer) -> None:
+    code = (
+        "import urllib.request, urllib.error\n"
+        "try:\n"
+        f"    urllib.request.urlopen('{loopback.url}/missing')\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print(e.code)\n"
+    )
+    body = execute(client, code, allowed_hosts=[loopback.host])
+    assert body["stdout"] == "404\n"
+
+
+def test_denied_host_is_refused_without_a_packet(
+    client: httpx.Client, canary: LoopbackServer
+) -> None:
+    code = f"from sandlot import fetch\nfetch('{canary.url}/hello')"
+    body = execute(client, code, allowed_hosts=[])
+    assert body["status"] == "error"
+    assert body["error"]["type"] == "FetchError"
+    assert "allowlist" in body["error"]["message"]
+    assert body["subrequests"][0]["allowed"] is False
+    assert canary.hit_count == 0
+
+
+def test_allowlist_port_must_match(
+    client: httpx.Client, loopback: LoopbackServer, canary: LoopbackServer
+) -> None:
+    code = f"from sandlot import fetch\nfetch('{canary.url}/hello')"
+    body = execute(client, code, allowed_hosts=[loopback.host])
+    assert body["status"] == "error"
+    assert canary.hit_count == 0
+
+
+def test_redirect_to_a_denied_host_is_refused(
+    client: httpx.Client, loopback: LoopbackServer, canary: LoopbackServer
+) -> None:
+    code = f"from sandlot import fetch\nfetch('{loopback.url}/redirect?to={canary.url}/hello')"
+    body = execute(client, code, allowed_hosts=[loopback.host])
+    assert body["status"] == "error"
+    assert body["error"]["type"] == "FetchError"
+    assert loopback.hit_count == 1
+    assert canary.hit_count == 0
+    assert [s["allowed"] for s in body["subrequests"]] == [True, False]
+
+
+def test_redirect_within_the_allowlist_is_followed(
+    client: httpx.Client, loopback: LoopbackServer
+) -> None:
+    code = (
+        "from sandlot import fetch\n"
+        f"r = fetch('{loopback.url}/redirect?to=/hello')\n"
+        "[r.status, r.text, r.url]"
+    )
+    body = execute(client, code, allowed_hosts=[loopback.host])
+    assert body["result"]["json"] == [200, "hello from loopback", f"{loopback.url}/hello"]
+    assert body["usage"]["subrequests"] == 2
+
+
+def test_loopback_by_name_is_refused_as_a_private_address(
+    client: httpx.Client, canary: LoopbackServer
+) -> None:
+    # 'localhost' resolves to a loopback address: only an explicit IP entry allows that.
+    code = f"from sandlot import fetch\nfetch('http://localhost:{canary.port}/hello')"
+    body = execute(client, code, allowed_hosts=[f"localhost:{canary.port}"])
+    assert body["status"] == "error"
+    assert body["subrequests"][0]["reason"] == "private_address"
+    assert canary.hit_count == 0
+
+
+@pytest.mark.parametrize(
+    "url_template",
+    [
+        "http://{allowed}@{canary}/hello",
+        "http://{canary}\\@{allowed}/hello",
+        "http://{canary}#@{allowed}/hello",
+        "http://2130706433:{canary_port}/hello",
+        "http://0x7f.0.0.1:{canary_port}/hello",
+        "http://127.1:{canary_port}/hello",
+        "http://[::ffff:127.0.0.1]:{canary_port}/hello",
+        "ftp://{canary}/hello",
+        "file:///etc/passwd",
+    ],
+    ids=[
+        "userinfo",
+        "backslash",
+        "fragment-at",
+        "decimal-ip",
+        "hex-ip",
+        "short-ip",
+        "mapped-ipv6",
+        "ftp-scheme",
+        "file-scheme",
+    ],
+)
+def test_url_tricks_send_nothing_to_the_canary(
+    client: httpx.Client,
+    loopback: LoopbackServer,
+    canary: LoopbackServer,
+    url_template: str,
+) -> None:
+    url = url_template.format(allowed=loopback.host, canary=canary.host, canary_port=canary.port)
+    code = f"from sandlot import fetch\nfetch({url!r})"
+    body = execute(client, code, allowed_hosts=[loopback.host])
+    assert body["status"] == "error", body
+    assert canary.hit_count == 0
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)",
+        "import http.client\nc = http.client.HTTPConnection('127.0.0.1', {port})\n"
+        "c.request('GET', '/hello')",
+        "import asyncio\nasyncio.run(asyncio.open_connection('127.0.0.1', {port}))",
+    ],
+    ids=["socket", "http.client", "asyncio-streams"],
+)
+def test_no_way_around_the_gate(client: httpx.Client, canary: LoopbackServer, code: str) -> None:
+    body = execute(client, code.format(port=canary.port), allowed_hosts=[canary.host])
+    assert body["status"] == "error"
+    assert canary.hit_count == 0
+
+
+def test_response_size_is_capped(client: httpx.Client, loopback: LoopbackServer) -> None:
+    code = f"from sandlot import fetch\nfetch('{loopback.url}/big?bytes=20000000')"
+    body = execute(client, code, allowed_hosts=[loopback.host])
+    assert body["status"] == "error"
+    assert body["subrequests"][0]["reason"] == "response_too_large"
+
+
+def test_slow_upstream_is_cut_at_the_wall_limit(
+    client: httpx.Client, loopback: LoopbackServer
+) -> None:
+    code = f"from sandlot import fetch\nfetch('{loopback.url}/slow?ms=5000')"
+    body = execute(client, code, allowed_hosts=[loopback.host], limits={"wall_ms": 1000})
+    assert body["status"] == "wall_limit"
+    assert body["usage"]["wall_ms"] < 2500
