@@ -285,8 +285,8 @@ class GuestRuntime:
     def run(self, job: GuestJob, sink: Sink) -> RunReport:
         """Run one job in a fresh instance, with ``job.files`` seeded into the workdir.
 
-        The workdir is emptied afterwards and the next instance is prepared
-        before returning, so the next run starts at the call.
+        Call :meth:`prepare` after reporting the result so that the next run
+        starts at the call.
         """
         limits = job.limits
         started = time.monotonic()
@@ -306,9 +306,8 @@ class GuestRuntime:
                 "result_max_bytes": min(_RESULT_MAX_BYTES, limits.output_bytes),
             }
         )
+        store, func = self._take_instance()
         _seed_files(self._workdir, job.files)
-        store, func = self._next if self._next is not None else self._prepare()
-        self._next = None
         outcome: dict[str, Any] | None = None
         status: Status | None = None
         crash = ""
@@ -345,15 +344,25 @@ class GuestRuntime:
             subrequests=run.subrequests,
             output_bytes=run.output_bytes,
         )
-        report = self._report(run, outcome, status, crash, usage)
-        _empty_dir(self._workdir)
-        self.prepare()
-        return report
+        return self._report(run, outcome, status, crash, usage)
 
     def prepare(self) -> None:
-        """Instantiate the next run's fresh instance now, off the request path."""
+        """Get ready for the next run, off the request path: empty the workdir, instantiate.
+
+        Called by the worker after it has reported a run's end; ``run`` calls it itself
+        if it wasn't.
+        """
+        _empty_dir(self._workdir)
         if self._next is None:
             self._next = self._prepare()
+
+    def _take_instance(self) -> tuple[wasmtime.Store, Any]:
+        if self._next is None:
+            self.prepare()
+        prepared, self._next = self._next, None
+        if prepared is None:
+            raise EngineUnavailable("the guest instance could not be prepared")
+        return prepared
 
     def _prepare(self) -> tuple[wasmtime.Store, Any]:
         store = wasmtime.Store(self._engine)

@@ -128,6 +128,7 @@ def serve(runtime: GuestRuntime, inp: BinaryIO, out: BinaryIO) -> None:
             continue
         report = runtime.run(job, sink)
         sink.send(end_message(report))
+        runtime.prepare()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -147,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     # One throwaway run faults in the code pages every run touches, so the
     # first real job is as fast as the rest.
     runtime.run_simple("pass", cpu_ms=10_000, wall_ms=10_000)
+    runtime.prepare()
     try:
         serve(runtime, sys.stdin.buffer, out)
     finally:

@@ -1,0 +1,244 @@
+"""Execute latency and throughput, side by side with a plain `python3 -c` on the same box.
+
+Starts the real service on loopback (default settings: one worker per CPU), then measures,
+in one run:
+
+* `python3 -c 'print(1+1)'` as a subprocess: the baseline an agent would otherwise use;
+* `exec()` in-process: the floor (no isolation at all);
+* `POST /v1/execute` with `print(1+1)`, sequentially and at concurrency 8.
+
+Prints a Markdown table (ratios against the baseline's p50) for BENCHMARKS.md.
+
+    .venv/bin/python bench/execute.py [--runs 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import http.client
+import io
+import json
+import os
+import platform
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CODE = "print(1+1)"
+CONCURRENCY = 8
+
+
+@dataclass
+class Row:
+    name: str
+    latencies_ms: list[float]
+    runs_per_s: float
+    rss_per_run: str
+
+    def p(self, q: float) -> float:
+        data = sorted(self.latencies_ms)
+        return data[min(len(data) - 1, round(q * (len(data) - 1)))]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def service() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    port = _free_port()
+    data = tempfile.mkdtemp(prefix="sandlot-bench-")
+    env = {
+        **os.environ,
+        "SANDLOT_PORT": str(port),
+        "SANDLOT_DATA_DIR": data,
+        "SANDLOT_LOG_LEVEL": "warning",
+        "SANDLOT_QUEUE_TIMEOUT_MS": "30000",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                conn.request("GET", "/readyz")
+                if conn.getresponse().status == 200:
+                    break
+            time.sleep(0.2)
+        else:
+            raise SystemExit("the service did not become ready")
+        yield port, proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+class Client:
+    """A keep-alive HTTP/1.1 client: as little client CPU per request as possible."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.body = json.dumps({"code": CODE}).encode()
+        self.peaks: list[int] = []
+
+    def execute(self) -> float:
+        started = time.perf_counter()
+        self.conn.request("POST", "/v1/execute", self.body, {"content-type": "application/json"})
+        response = self.conn.getresponse()
+        payload = json.loads(response.read())
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status != 200 or payload["status"] != "ok" or payload["stdout"] != "2\n":
+            raise SystemExit(f"unexpected answer: {response.status} {payload}")
+        self.peaks.append(payload["usage"]["memory_peak_bytes"])
+        return elapsed
+
+
+def measure(fn: Callable[[], float], runs: int) -> tuple[list[float], float]:
+    started = time.perf_counter()
+    latencies = [fn() for _ in range(runs)]
+    return latencies, runs / (time.perf_counter() - started)
+
+
+def measure_concurrent(
+    make: Callable[[], Callable[[], float]], runs: int, workers: int
+) -> tuple[list[float], float]:
+    fns = [make() for _ in range(workers)]
+    per_worker = runs // workers
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        chunks = list(pool.map(lambda fn: [fn() for _ in range(per_worker)], fns))
+    elapsed = time.perf_counter() - started
+    return [x for chunk in chunks for x in chunk], per_worker * workers / elapsed
+
+
+def python_c(python: str) -> float:
+    started = time.perf_counter()
+    out = subprocess.run([python, "-c", CODE], capture_output=True, check=True).stdout
+    elapsed = (time.perf_counter() - started) * 1000
+    if out != b"2\n":
+        raise SystemExit(f"python3 -c printed {out!r}")
+    return elapsed
+
+
+def in_process_exec() -> float:
+    code = compile(CODE, "<bench>", "exec")
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(code, {})
+    return (time.perf_counter() - started) * 1000
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def worker_pids(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f}" if value >= 1 else f"{value:.4f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=400, help="requests per measurement")
+    args = parser.parse_args()
+    # Resolve wrappers (pyenv shims are shell scripts) to the real interpreter.
+    python = subprocess.run(
+        ["python3", "-c", "import sys; print(sys.executable)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    rows: list[Row] = []
+
+    for _ in range(5):
+        python_c(python)
+    latencies, rate = measure(lambda: python_c(python), max(50, args.runs // 4))
+    child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rows.append(Row("`python3 -c` subprocess, sequential", latencies, rate, f"{child_rss:.0f} MB"))
+    latencies, rate = measure_concurrent(
+        lambda: lambda: python_c(python), max(48, args.runs // 4), CONCURRENCY
+    )
+    rows.append(Row(f"`python3 -c` subprocess, concurrency {CONCURRENCY}", latencies, rate, "same"))
+    latencies, rate = measure(in_process_exec, args.runs)
+    rows.append(Row("in-process `exec` (no isolation)", latencies, rate, "0"))
+
+    with service() as (port, proc):
+        client = Client(port)
+        for _ in range(20):
+            client.execute()
+        latencies, rate = measure(client.execute, args.runs)
+        peak = statistics.median(client.peaks) / 2**20
+        rows.append(Row("`/v1/execute`, sequential", latencies, rate, f"{peak:.0f} MB"))
+        clients: list[Client] = []
+
+        def make() -> Callable[[], float]:
+            c = Client(port)
+            clients.append(c)
+            return c.execute
+
+        latencies, rate = measure_concurrent(make, args.runs, CONCURRENCY)
+        peaks = [p for c in clients for p in c.peaks]
+        workers = worker_pids(proc.pid)
+        worker_rss = statistics.mean(rss_mb(pid) for pid in workers)
+        rows.append(
+            Row(
+                f"`/v1/execute`, concurrency {CONCURRENCY}",
+                latencies,
+                rate,
+                f"{statistics.median(peaks) / 2**20:.0f} MB",
+            )
+        )
+        service_rss = rss_mb(proc.pid)
+
+    baseline = rows[0].p(0.5)
+    baseline_version = subprocess.run(
+        [python, "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    cpus = os.cpu_count()
+    print(f"Machine: {platform.machine()}, {cpus} CPUs, Python {platform.python_version()}; ")
+    print(f"baseline: {python} ({baseline_version}); service: {len(workers)} workers, one per")
+    print(f"CPU; {args.runs} requests per `/v1/execute` row.\n")
+    print("| scenario | p50 ms | p99 ms | runs/s | memory per run | p50 vs `python3 -c` |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for row in rows:
+        ratio = row.p(0.5) / baseline
+        print(
+            f"| {row.name} | {_ms(row.p(0.5))} | {_ms(row.p(0.99))} | {row.runs_per_s:.0f} "
+            f"| {row.rss_per_run} | {ratio:.3f}x |"
+        )
+    print(
+        f"\nMemory per run: peak RSS of the `python3 -c` process; for `/v1/execute`, the median "
+        f"resident memory a run added to its worker (`usage.memory_peak_bytes`). Resident "
+        f"memory of each idle worker process: {worker_rss:.0f} MB; of the API process: "
+        f"{service_rss:.0f} MB."
+    )
+
+
+if __name__ == "__main__":
+    main()
