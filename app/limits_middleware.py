@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -30,24 +31,23 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    # FastAPI re-raises HTTPException from body reading; the
+                    # app's handler turns it into the JSON error shape.
+                    raise HTTPException(413, self.message)
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await self._refuse(send)
+        await self.app(scope, limited_receive, send)
+
+    @property
+    def message(self) -> str:
+        return (
+            f"request body is over {self.max_bytes} bytes (SANDLOT_MAX_REQUEST_BYTES); "
+            "send less code or smaller files"
+        )
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(
-            {
-                "error": {
-                    "code": "payload_too_large",
-                    "message": f"request body is over {self.max_bytes} bytes "
-                    "(SANDLOT_MAX_REQUEST_BYTES); send less code or smaller files",
-                    "details": [],
-                }
-            }
+            {"error": {"code": "payload_too_large", "message": self.message, "details": []}}
         ).encode()
         await send(
             {
@@ -60,7 +60,3 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,15 @@ from app.routes import execute, health
 from sandbox.engines import wasmtime as wasmtime_engine
 
 log = logging.getLogger("sandlot")
+
+
+# What a worker process inherits: enough to run Python, nothing of the
+# service's own settings or secrets.
+_WORKER_ENV_NAMES = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
+
+
+def worker_environment() -> dict[str, str]:
+    return {name: os.environ[name] for name in _WORKER_ENV_NAMES if name in os.environ}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             fuel_per_ms=settings.fuel_per_ms,
             queue_timeout_ms=settings.queue_timeout_ms,
             kill_grace_ms=settings.kill_grace_ms,
+            env=worker_environment(),
         )
         await runner.start()
         app.state.runner = runner

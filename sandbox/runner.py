@@ -59,8 +59,8 @@ class RunResult:
     run_id: str = ""
     engine: str = ""
     status: Status = Status.INTERNAL_ERROR
-    stdout: str = ""
-    stderr: str = ""
+    stdout_parts: list[str] = field(default_factory=list)
+    stderr_parts: list[str] = field(default_factory=list)
     result: ResultValue | None = None
     error: GuestError | None = None
     exit_code: int | None = None
@@ -68,14 +68,22 @@ class RunResult:
     usage: Usage = field(default_factory=Usage)
     subrequests: list[Subrequest] = field(default_factory=list)
 
+    @property
+    def stdout(self) -> str:
+        return "".join(self.stdout_parts)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.stderr_parts)
+
     def add(self, event: Event) -> None:
         match event:
             case Started(run_id=run_id, engine=engine):
                 self.run_id, self.engine = run_id, engine
             case Output(stream="stdout", text=text):
-                self.stdout += text
+                self.stdout_parts.append(text)
             case Output(text=text):
-                self.stderr += text
+                self.stderr_parts.append(text)
             case Subrequest():
                 self.subrequests.append(event)
             case ResultValue():

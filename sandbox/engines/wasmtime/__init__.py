@@ -6,6 +6,7 @@ processes that run jobs in fresh instances of it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from sandbox.engines.wasmtime.builder import Artifacts, build, locate
@@ -25,8 +26,12 @@ def create_runner(
     fuel_per_ms: int = DEFAULT_FUEL_PER_MS,
     queue_timeout_ms: int = 2_000,
     kill_grace_ms: int = 500,
+    env: Mapping[str, str] | None = None,
 ) -> WorkerPool:
     """A pool of ``size`` worker processes running this engine. Call ``start()`` on it.
+
+    ``env`` is the workers' entire environment (give them nothing secret); None
+    means an empty one apart from ``PYTHONUNBUFFERED``.
 
     Raises EngineUnavailable if the artifacts are missing.
     """
@@ -46,17 +51,6 @@ def create_runner(
         scratch_dir=scratch_dir,
         queue_timeout_ms=queue_timeout_ms,
         kill_grace_ms=kill_grace_ms,
-        env=_worker_env(),
+        env={**(env or {}), "PYTHONUNBUFFERED": "1"},
     )
     return WorkerPool(ENGINE_NAME, config)
-
-
-def _worker_env() -> dict[str, str]:
-    # Workers get a scrubbed environment: no service secrets, nothing for the
-    # guest to learn about the host even if it escaped into the worker.
-    import os
-
-    keep = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
-    env = {name: os.environ[name] for name in keep if name in os.environ}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env

@@ -1,4 +1,4 @@
-"""Tests for the egress gate (sandbox/egress.py).
+"""sandbox/egress: the gate's decisions and its network behaviour, on loopback only.
 
 Everything here stays on 127.0.0.1: servers are http.server instances on ephemeral loopback
 ports, names are resolved by an injected fake resolver, and every Gate gets a dialer that

@@ -1,0 +1,111 @@
+"""The guest's standard library: the modules agents reach for import and work."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import execute
+
+# Each: an import plus a one-line check that the module does real work.
+MODULES = {
+    "json": "json.loads(json.dumps({'a': [1]})) == {'a': [1]}",
+    "re": "re.sub(r'\\d+', '#', 'a1b22') == 'a#b#'",
+    "csv": "next(csv.reader(['x,y'])) == ['x', 'y']",
+    "datetime": "datetime.date(2024, 2, 29).isoformat() == '2024-02-29'",
+    "decimal": "decimal.Decimal('0.1') + decimal.Decimal('0.2') == decimal.Decimal('0.3')",
+    "fractions": "fractions.Fraction(1, 3) * 3 == 1",
+    "statistics": "statistics.median([3, 1, 2]) == 2",
+    "collections": "collections.Counter('aab')['a'] == 2",
+    "itertools": "list(itertools.islice(itertools.count(), 3)) == [0, 1, 2]",
+    "functools": "functools.reduce(lambda a, b: a * b, [1, 2, 3]) == 6",
+    "dataclasses": "dataclasses.is_dataclass(dataclasses.make_dataclass('P', ['x']))",
+    "typing": "typing.get_origin(typing.List[int]) is list",
+    "enum": "enum.Enum('C', 'RED GREEN').GREEN.value == 2",
+    "asyncio": "asyncio.run(asyncio.sleep(0, result=5)) == 5",
+    "textwrap": "textwrap.wrap('aaa bbb', 3) == ['aaa', 'bbb']",
+    "string": "string.Template('$x').substitute(x=1) == '1'",
+    "random": "0 <= random.random() < 1",
+    "math": "math.isclose(math.sqrt(2) ** 2, 2)",
+    "hashlib": "hashlib.sha256(b'').hexdigest().startswith('e3b0c442')",
+    "base64": "base64.b64decode(base64.b64encode(b'hi')) == b'hi'",
+    "zlib": "zlib.decompress(zlib.compress(b'x' * 100)) == b'x' * 100",
+    "uuid": "uuid.uuid4().version == 4",
+    "urllib.parse": "urllib.parse.urlsplit('http://a/b?c=1').query == 'c=1'",
+    "html": "html.escape('<a>') == '&lt;a&gt;'",
+    "xml.etree.ElementTree": "xml.etree.ElementTree.fromstring('<a><b/></a>')[0].tag == 'b'",
+    "difflib": "difflib.SequenceMatcher(None, 'abc', 'abd').ratio() > 0.6",
+    "heapq": "heapq.nsmallest(2, [5, 1, 3]) == [1, 3]",
+    "bisect": "bisect.bisect([1, 3, 5], 4) == 2",
+    "pathlib": "pathlib.PurePosixPath('/a/b.txt').suffix == '.txt'",
+    "io": "io.StringIO('x').read() == 'x'",
+    "struct": "struct.unpack('<I', struct.pack('<I', 7)) == (7,)",
+    "time": "time.time() > 1.7e9",
+    "calendar": "calendar.isleap(2024)",
+    "pprint": "pprint.pformat({'a': 1}) == \"{'a': 1}\"",
+    "copy": "copy.deepcopy([[1]]) == [[1]]",
+    "unicodedata": "unicodedata.name('é') == 'LATIN SMALL LETTER E WITH ACUTE'",
+    "sqlite3": "sqlite3.connect(':memory:').execute('select 1 + 1').fetchone() == (2,)",
+    "operator": "operator.itemgetter(1)([0, 9]) == 9",
+    "tomllib": "tomllib.loads('a = 1') == {'a': 1}",
+    "email": "email.message_from_string('Subject: hi\\n\\nbody')['subject'] == 'hi'",
+}
+
+
+def test_common_stdlib_modules_import_and_work(client: httpx.Client) -> None:
+    lines = [f"import {name}" for name in MODULES]
+    lines.append("failed = []")
+    for name, check in MODULES.items():
+        lines.append(f"if not ({check}): failed.append({name!r})")
+    lines.append("failed")
+    body = execute(client, "\n".join(lines))
+    assert body["status"] == "ok", body["error"]
+    assert body["result"]["json"] == []
+
+
+@pytest.mark.parametrize(
+    ("module", "check"),
+    [
+        ("this", "this.s.startswith('Gur')"),
+        ("turtledemo", "turtledemo.__name__ == 'turtledemo'"),
+        ("pydoc_data.topics", "'assert' in pydoc_data.topics.topics"),
+    ],
+    ids=["this", "turtledemo", "pydoc_data"],
+)
+def test_modules_outside_the_snapshot_load_from_the_mounted_stdlib(
+    client: httpx.Client, module: str, check: str
+) -> None:
+    code = f"import sys\nassert {module!r} not in sys.modules\nimport {module}\n{check}"
+    body = execute(client, code)
+    assert body["status"] == "ok", body["error"]
+    assert body["result"]["json"] is True
+
+
+def test_every_pure_python_top_level_module_imports(client: httpx.Client) -> None:
+    # Walk the mounted stdlib and import every top-level module: only the C
+    # extensions that need an OS may fail, and only with ImportError.
+    code = """
+import importlib, os, sys
+# C extensions WASI has no OS for; everything else must import.
+unavailable = ('bz2', 'ctypes', 'curses', 'lzma', 'pty', 'ssl', 'tkinter', 'tty', 'turtle')
+names = sorted({n[:-3] if n.endswith('.py') else n for n in os.listdir('/python')
+                if (n.endswith('.py') or os.path.isdir('/python/' + n))
+                and n.removesuffix('.py').isidentifier() and not n.startswith('_')
+                and n != 'this'})
+broken, failed = [], []
+for name in names:
+    try:
+        importlib.import_module(name)
+    except ImportError as exc:
+        (failed if name in unavailable else broken).append(f'{name}: {exc}')
+    except Exception as exc:
+        broken.append(f'{name}: {type(exc).__name__}: {exc}')
+[len(names), broken, failed]
+"""
+    body = execute(client, code, limits={"cpu_ms": 30_000, "wall_ms": 60_000})
+    assert body["status"] == "ok", body["error"]
+    count, broken, failed = body["result"]["json"]
+    assert count > 150
+    assert broken == []
+    # The expected failures fail only for want of a C module, not for our doing.
+    assert all("No module named" in failure for failure in failed), failed

@@ -1,0 +1,82 @@
+"""A stand-in worker process for pool tests: speaks the protocol, misbehaves on request.
+
+    python fake_worker.py MODE --workdir DIR
+
+Modes: ok (echo each job's code as stdout, end ok), exit-at-start, never-ready,
+garbage-at-start, hang (never answers a run, ignores cancel), die-mid-run,
+bad-frame-mid-run, slow-cancel (answers cancel with end canceled after 0.1 s).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+from sandbox import protocol
+
+
+def main() -> None:
+    mode = sys.argv[1]
+    out = sys.stdout.buffer
+    if mode == "exit-at-start":
+        sys.exit(3)
+    if mode == "never-ready":
+        time.sleep(3600)
+    if mode == "garbage-at-start":
+        out.write(b"\x00\x00\x00\x05hello")
+        out.flush()
+        time.sleep(3600)
+    protocol.write_frame(out, {"t": "ready", "pid": os.getpid()})
+    out.flush()
+    lock = threading.Lock()
+
+    def send(message: dict[str, object]) -> None:
+        with lock:
+            protocol.write_frame(out, message)
+            out.flush()
+
+    while (message := protocol.read_frame(sys.stdin.buffer)) is not None:
+        op = message["op"]
+        if op == "exit":
+            return
+        if op == "cancel":
+            if mode == "slow-cancel":
+                time.sleep(0.1)
+                send(_end("canceled"))
+            continue
+        code = message["job"]["code"]
+        if mode == "ok":
+            send({"t": "out", "s": "stdout", "d": code})
+            send(_end("ok"))
+        elif mode == "die-mid-run":
+            send({"t": "out", "s": "stdout", "d": "partial"})
+            os._exit(9)
+        elif mode == "bad-frame-mid-run":
+            out.write(b"\x00\x00\x00\x02[]")
+            out.flush()
+        # hang / slow-cancel: say nothing until canceled or killed
+
+
+def _end(status: str) -> dict[str, object]:
+    usage = {
+        "cpu_ms": 1.0,
+        "wall_ms": 1.0,
+        "memory_peak_bytes": 0,
+        "subrequests": 0,
+        "output_bytes": 0,
+    }
+    return {
+        "t": "end",
+        "status": status,
+        "usage": usage,
+        "error": None,
+        "result": None,
+        "exit_code": None,
+        "output_truncated": False,
+    }
+
+
+if __name__ == "__main__":
+    main()

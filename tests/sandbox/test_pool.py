@@ -1,0 +1,187 @@
+"""sandbox/pool.py against fake workers: every run ends, every fault is translated."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox import End, EngineUnavailable, Job, Limits, PoolBusy, RunnerClosed, Status, collect
+from sandbox.pool import PoolConfig, WorkerPool
+
+FAKE = str(Path(__file__).with_name("fake_worker.py"))
+
+
+def pool_of(mode: str, tmp_path: Path, **config: int) -> WorkerPool:
+    settings = {
+        "size": 1,
+        "queue_timeout_ms": 200,
+        "kill_grace_ms": 100,
+        "start_timeout_ms": 2_000,
+        **config,
+    }
+    return WorkerPool(
+        "fake", PoolConfig(command=(sys.executable, FAKE, mode), scratch_dir=tmp_path, **settings)
+    )
+
+
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(main())
+
+
+def job(code: str = "hello", wall_ms: int = 500) -> Job:
+    return Job(code=code, limits=Limits(wall_ms=wall_ms))
+
+
+def test_events_are_relayed_and_end_last(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = pool_of("ok", tmp_path)
+        await pool.start()
+        try:
+            assert pool.ready
+            result = await collect(pool.run(job("hi there")))
+            assert (result.status, result.stdout) == (Status.OK, "hi there")
+            assert result.run_id.startswith("run_")
+            assert result.engine == "fake"
+        finally:
+            await pool.close()
+        assert not pool.ready
+
+    run(main)
+
+
+@pytest.mark.parametrize("mode", ["exit-at-start", "never-ready", "garbage-at-start"])
+def test_workers_that_cannot_start_raise_engine_unavailable(tmp_path: Path, mode: str) -> None:
+    async def main() -> None:
+        pool = pool_of(mode, tmp_path)
+        with pytest.raises(EngineUnavailable):
+            await pool.start()
+        await pool.close()
+
+    run(main)
+
+
+def test_missing_worker_executable_raises_engine_unavailable(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = WorkerPool(
+            "fake",
+            PoolConfig(command=(str(tmp_path / "no-such-binary"),), size=1, scratch_dir=tmp_path),
+        )
+        with pytest.raises(EngineUnavailable, match="can't start"):
+            await pool.start()
+
+    run(main)
+
+
+def test_silent_worker_is_killed_at_the_hard_deadline(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = pool_of("hang", tmp_path, queue_timeout_ms=5_000)
+        await pool.start()
+        try:
+            started = time.monotonic()
+            result = await collect(pool.run(job(wall_ms=300)))
+            elapsed = time.monotonic() - started
+            assert result.status is Status.WALL_LIMIT
+            assert 0.35 < elapsed < 1.5  # wall 300 ms + grace 100 ms
+            # The replacement comes up and takes the next job.
+            assert (await collect(pool.run(job(wall_ms=300)))).status is Status.WALL_LIMIT
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("mode", ["die-mid-run", "bad-frame-mid-run"])
+def test_worker_that_breaks_mid_run_ends_it_as_internal_error(tmp_path: Path, mode: str) -> None:
+    async def main() -> None:
+        pool = pool_of(mode, tmp_path)
+        await pool.start()
+        try:
+            events = [e async for e in pool.run(job(wall_ms=5_000))]
+            end = events[-1]
+            assert isinstance(end, End)
+            assert end.status is Status.INTERNAL_ERROR
+            assert end.error is not None and end.error.type == "WorkerCrashed"
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def test_busy_pool_raises_pool_busy_after_the_queue_wait(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = pool_of("hang", tmp_path, queue_timeout_ms=200)
+        await pool.start()
+        try:
+            first = pool.run(job(wall_ms=5_000))
+            await anext(first)  # holds the only worker
+            started = time.monotonic()
+            with pytest.raises(PoolBusy):
+                await anext(pool.run(job()))
+            assert 0.15 < time.monotonic() - started < 1.0
+            await first.aclose()
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def test_closing_the_stream_cancels_and_returns_the_worker(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = pool_of("slow-cancel", tmp_path, queue_timeout_ms=2_000)
+        await pool.start()
+        try:
+            stream = pool.run(job(wall_ms=10_000))
+            await anext(stream)
+            await stream.aclose()
+            # The worker answers the cancel and is reused (not replaced).
+            second = pool.run(job(wall_ms=10_000))
+            await anext(second)
+            await second.aclose()
+            await asyncio.sleep(0.3)
+            assert len(pool._workers) == 1
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def test_worker_that_ignores_cancel_is_replaced(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = pool_of("hang", tmp_path, queue_timeout_ms=5_000)
+        await pool.start()
+        try:
+            stream = pool.run(job(wall_ms=200))
+            await anext(stream)
+            await stream.aclose()
+            result = await collect(pool.run(job(wall_ms=200)))
+            assert result.status is Status.WALL_LIMIT
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def test_closed_pool_refuses_jobs(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = pool_of("ok", tmp_path)
+        await pool.start()
+        await pool.close()
+        await pool.close()  # idempotent
+        with pytest.raises(RunnerClosed):
+            await anext(pool.run(job()))
+
+    run(main)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("size", 0), ("kill_grace_ms", 0), ("start_timeout_ms", -1)]
+)
+def test_pool_config_validates(tmp_path: Path, field: str, value: int) -> None:
+    with pytest.raises(ValueError, match=field):
+        PoolConfig(command=("x",), scratch_dir=tmp_path, **{"size": 1, field: value})

@@ -1,0 +1,54 @@
+"""sandbox/protocol.py: length-prefixed JSON frames, both directions."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import struct
+
+import pytest
+
+from sandbox import protocol
+
+
+def test_round_trip_blocking() -> None:
+    buffer = io.BytesIO()
+    protocol.write_frame(buffer, {"t": "out", "d": "héllo"})
+    protocol.write_frame(buffer, {"t": "end"})
+    buffer.seek(0)
+    assert protocol.read_frame(buffer) == {"t": "out", "d": "héllo"}
+    assert protocol.read_frame(buffer) == {"t": "end"}
+    assert protocol.read_frame(buffer) is None
+
+
+def test_round_trip_async() -> None:
+    async def main() -> list[object]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(protocol.encode({"a": 1}) + protocol.encode({"b": [2]}))
+        reader.feed_eof()
+        return [
+            await protocol.read_frame_async(reader),
+            await protocol.read_frame_async(reader),
+            await protocol.read_frame_async(reader),
+        ]
+
+    assert asyncio.run(main()) == [{"a": 1}, {"b": [2]}, None]
+
+
+def test_truncated_frame_is_end_of_stream() -> None:
+    data = protocol.encode({"a": 1})[:-2]
+    assert protocol.read_frame(io.BytesIO(data)) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        struct.pack(">I", 5) + b"nope!",
+        struct.pack(">I", 2) + b"[]",
+        struct.pack(">I", protocol.MAX_FRAME_BYTES + 1),
+    ],
+    ids=["not-json", "not-an-object", "too-large"],
+)
+def test_garbage_raises_protocol_error(data: bytes) -> None:
+    with pytest.raises(protocol.ProtocolError):
+        protocol.read_frame(io.BytesIO(data))
