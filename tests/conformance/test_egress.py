@@ -47,6 +47,19 @@ def test_urllib_goes_through_the_gate(client: httpx.Client, loopback: LoopbackSe
     assert loopback.hit_count == 1
 
 
+def test_urllib_refusal_traceback_keeps_stdlib_frames_only(
+    client: httpx.Client, canary: LoopbackServer
+) -> None:
+    code = f"import urllib.request\nurllib.request.urlopen('{canary.url}/hello')"
+    body = execute(client, code)
+    assert body["error"]["type"] == "URLError"
+    traceback = body["error"]["traceback"]
+    assert 'File "main.py", line 2' in traceback
+    assert "urllib/request.py" in traceback
+    assert "_sandlot_boot" not in traceback
+    assert canary.hit_count == 0
+
+
 def test_urllib_raises_http_error_for_4xx(client: httpx.Client, loopback: LoopbackServer) -> None:
     code = (
         "import urllib.request, urllib.error\n"
@@ -69,6 +82,10 @@ def test_denied_host_is_refused_without_a_packet(
     assert "allowlist" in body["error"]["message"]
     assert body["subrequests"][0]["allowed"] is False
     assert canary.hit_count == 0
+    # The traceback ends at the user's call, not inside the sandbox's fetch.
+    traceback = body["error"]["traceback"]
+    assert traceback.splitlines()[1] == '  File "main.py", line 2, in <module>'
+    assert "sandlot/__init__.py" not in traceback
 
 
 def test_allowlist_port_must_match(

@@ -102,3 +102,15 @@ def test_disconnecting_json_client_cancels_its_run(small_service: Service) -> No
         started = time.monotonic()
         assert execute(client, "'free'")["result"]["json"] == "free"
         assert time.monotonic() - started < 5
+
+
+def test_worker_processes_inherit_none_of_the_services_secrets(tmp_path: Path) -> None:
+    svc = Service(tmp_path, pool_size="1", build_on_start="false", admin_key="s3cret-admin-key")
+    try:
+        [pid] = svc.worker_pids()
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        names = {item.split(b"=", 1)[0].decode() for item in environ if item}
+        assert not any(name.startswith("SANDLOT_") for name in names), names
+        assert b"s3cret-admin-key" not in b"\0".join(environ)
+    finally:
+        svc.close()

@@ -31,6 +31,8 @@ import types
 from typing import Any
 
 import _sandlot_boot
+import componentize_py_types as cpt
+import sandlot
 import wit_world
 from _sandlot_preload import MODULES
 
@@ -54,6 +56,14 @@ def _preload() -> None:
 
 _preload()
 _sandlot_boot.install()
+_SANDBOX_DIRS = tuple(
+    sorted(
+        {
+            os.path.dirname(module.__file__ or "") + "/"
+            for module in (sys.modules[__name__], _sandlot_boot, sandlot, wit_world, cpt)
+        }
+    )
+)
 gc.collect()
 gc.freeze()
 
@@ -143,16 +153,29 @@ def _exit_outcome(exc: SystemExit) -> dict[str, Any]:
 
 
 def _describe(exc: BaseException) -> dict[str, str]:
-    tb = exc.__traceback__
-    # Hide the sandbox's own frames: start at the first frame of the user's code.
-    while tb is not None and tb.tb_frame.f_code.co_filename != USER_FILENAME:
-        tb = tb.tb_next
-    lines = traceback.format_exception(type(exc), exc, tb)
+    """The exception as data, its traceback cut to the user's code and the stdlib."""
+    summary = traceback.TracebackException.from_exception(exc)
+    _hide_sandbox_frames(summary, set())
     return {
         "type": type(exc).__name__,
         "message": str(exc),
-        "traceback": "".join(lines),
+        "traceback": "".join(summary.format()),
     }
+
+
+def _hide_sandbox_frames(summary: traceback.TracebackException, seen: set[int]) -> None:
+    # Frames of this app, the sandlot module and the bindings are ours, not the
+    # user's; the user's main.py and the stdlib it called stay. Chained and
+    # grouped exceptions are cut the same way.
+    if id(summary) in seen:
+        return
+    seen.add(id(summary))
+    summary.stack = traceback.StackSummary.from_list(
+        [frame for frame in summary.stack if not frame.filename.startswith(_SANDBOX_DIRS)]
+    )
+    for nested in (summary.__cause__, summary.__context__, *(summary.exceptions or ())):
+        if nested is not None:
+            _hide_sandbox_frames(nested, seen)
 
 
 def _describe_value(value: Any, max_bytes: int) -> dict[str, Any]:
