@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sandbox import protocol
 from sandbox.errors import EngineUnavailable, PoolBusy, RunnerClosed
@@ -280,6 +281,8 @@ class WorkerPool:
                     for event in _events_from(message):
                         if isinstance(event, End):
                             end = event
+                        elif isinstance(event, Subrequest):
+                            _log_subrequest(run_id, event)
                         yield event
             except TimeoutError:
                 log.warning(
@@ -454,6 +457,23 @@ def _events_from(message: dict[str, Any]) -> list[Event]:
         )
         return events
     raise _WorkerDied(f"unexpected message from worker: {kind!r}")
+
+
+def _log_subrequest(run_id: str, event: Subrequest) -> None:
+    # The origin only at INFO: paths and queries can carry the user's tokens.
+    parts = urlsplit(event.url)
+    log.info(
+        "run %s subrequest %s %s://%s -> %s, %d bytes, %.1f ms%s",
+        run_id,
+        event.method,
+        parts.scheme,
+        parts.netloc,
+        event.status if event.status is not None else "-",
+        event.bytes,
+        event.ms,
+        "" if event.allowed else f", refused: {event.reason}",
+    )
+    log.debug("run %s subrequest url %s", run_id, event.url)
 
 
 def _synthetic_end(status: Status, started: float, error: GuestError | None = None) -> End:
