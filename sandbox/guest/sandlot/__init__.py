@@ -16,10 +16,24 @@ goes through the same gate; raw sockets do not exist.
 from __future__ import annotations
 
 import json as _json
+from collections.abc import Callable
 from email.message import Message
 from typing import Any
 
 __all__ = ["FetchError", "HTTPStatusError", "Response", "fetch"]
+
+# (method, url, headers, body, timeout_ms or 0) -> (status, final url, headers, body).
+# Set by the engine's glue at build time; raises FetchError when the gate refuses.
+Transport = Callable[
+    [str, str, list[tuple[str, str]], bytes, int],
+    tuple[int, str, list[tuple[str, str]], bytes],
+]
+_transport: Transport | None = None
+
+
+def _set_transport(transport: Transport) -> None:
+    global _transport
+    _transport = transport
 
 
 class FetchError(OSError):
@@ -92,9 +106,6 @@ def fetch(
     the request (host not allowed, private address, too many subrequests) or the
     request fails.
     """
-    from componentize_py_types import Err
-    from wit_world.imports import host
-
     pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
     if json is not None:
         if body is not None:
@@ -104,16 +115,13 @@ def fetch(
             pairs.append(("content-type", "application/json"))
     data = body.encode() if isinstance(body, str) else (body or b"")
     timeout_ms = 0 if timeout is None else max(1, int(timeout * 1000))
-    request = host.HttpRequest(
-        method=method.upper(),
-        url=url,
-        headers=[(str(k), str(v)) for k, v in pairs],
-        body=data.decode("latin-1"),
-        timeout_ms=min(timeout_ms, 2**32 - 1),
+    if _transport is None:
+        raise FetchError("this sandbox has no network transport")
+    status, final_url, response_headers, content = _transport(
+        method.upper(),
+        url,
+        [(str(k), str(v)) for k, v in pairs],
+        data,
+        min(timeout_ms, 2**32 - 1),
     )
-    try:
-        response = host.fetch(request)
-    except Err as refused:
-        raise FetchError(str(refused.value)) from None
-    content = response.body.encode("latin-1")
-    return Response(response.status, response.url, response.headers, content)
+    return Response(status, final_url, response_headers, content)

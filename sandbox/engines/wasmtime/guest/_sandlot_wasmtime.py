@@ -1,4 +1,4 @@
-"""Build-time patches that make the standard library fit the sandbox.
+"""The wasmtime guest's glue: patches that make the stdlib fit this sandbox.
 
 Installed once, before the snapshot is taken:
 
@@ -8,8 +8,8 @@ Installed once, before the snapshot is taken:
   deadline (a sleep inside WASI itself cannot be interrupted).
 * ``asyncio`` gets an event loop without a self-pipe (there are no socket
   pairs) whose idle wait is the same host sleep.
-* ``urllib.request.urlopen`` sends http and https requests through the egress
-  gate (``sandlot.fetch``); proxies from the environment are ignored.
+* ``sandlot.fetch`` (and with it ``urllib.request.urlopen``) goes through the
+  ``fetch`` host import, the egress gate.
 * Writing ``.pyc`` files is off: the standard library is mounted read-only.
 """
 
@@ -22,16 +22,13 @@ import math
 import selectors
 import sys
 import time
-import urllib.error
-import urllib.request
-import urllib.response
 from asyncio import selector_events
 from collections.abc import Coroutine
-from email.message import Message
-from http import HTTPStatus
 from typing import Any
 
+import _sandlot_urllib
 import sandlot
+from componentize_py_types import Err
 from wit_world.imports import host
 
 
@@ -46,9 +43,8 @@ def install() -> None:
     asyncio.new_event_loop = GuestEventLoop  # type: ignore[assignment]
     policy = asyncio.events._get_event_loop_policy()
     policy._loop_factory = GuestEventLoop  # type: ignore[attr-defined]
-    urllib.request.install_opener(
-        urllib.request.build_opener(urllib.request.ProxyHandler({}), GateHandler())
-    )
+    sandlot._set_transport(_host_fetch)
+    _sandlot_urllib.install()
 
 
 def flush_output() -> None:
@@ -133,48 +129,18 @@ def run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
 
 
-class GateHandler(urllib.request.BaseHandler):
-    """Opens http:// and https:// URLs through the egress gate."""
-
-    handler_order = 100  # before urllib's own HTTPHandler, which would need sockets
-
-    def http_open(self, req: urllib.request.Request) -> urllib.response.addinfourl:
-        headers = dict(req.header_items())
-        timeout = getattr(req, "timeout", None)
-        if not isinstance(timeout, int | float):
-            timeout = None
-        try:
-            response = sandlot.fetch(
-                req.full_url,
-                method=req.get_method(),
-                headers=headers,
-                body=_request_body(req.data),
-                timeout=timeout,
-            )
-        except sandlot.FetchError as exc:
-            raise urllib.error.URLError(str(exc)) from None
-        message = Message()
-        for name, value in response.headers.items():
-            message[name] = value
-        result = urllib.response.addinfourl(
-            io.BytesIO(response.content), message, response.url, response.status
-        )
-        try:
-            result.msg = HTTPStatus(response.status).phrase  # type: ignore[attr-defined]
-        except ValueError:
-            result.msg = ""  # type: ignore[attr-defined]
-        return result
-
-    https_open = http_open
-
-
-def _request_body(data: Any) -> bytes | None:
-    if data is None:
-        return None
-    if isinstance(data, bytes | bytearray | memoryview):
-        return bytes(data)
-    if isinstance(data, str):
-        raise TypeError("POST data should be bytes, an iterable of bytes, or a file object")
-    if hasattr(data, "read"):
-        return bytes(data.read())
-    return b"".join(bytes(chunk) for chunk in data)
+def _host_fetch(
+    method: str, url: str, headers: list[tuple[str, str]], body: bytes, timeout_ms: int
+) -> tuple[int, str, list[tuple[str, str]], bytes]:
+    request = host.HttpRequest(
+        method=method,
+        url=url,
+        headers=headers,
+        body=body.decode("latin-1"),
+        timeout_ms=timeout_ms,
+    )
+    try:
+        response = host.fetch(request)
+    except Err as refused:
+        raise sandlot.FetchError(str(refused.value)) from None
+    return response.status, response.url, response.headers, response.body.encode("latin-1")

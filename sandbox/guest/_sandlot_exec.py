@@ -1,0 +1,186 @@
+"""Running one job inside a guest interpreter; shared by every engine's guest.
+
+Not imported by the host: each engine's builder puts this file (and the
+``sandlot`` package beside it) into its guest. The engine's own glue calls
+:func:`run_job` (synchronous engines) or :func:`run_job_async` (engines that
+run Python inside an event loop, like Pyodide) with the job as a dict and
+gets the outcome as a dict:
+
+``{"status": "ok" | "error", "result": {...} | None, "error": {...} | None,
+"exit_code": int | None}``
+
+Guest failures are data here; only a bug in this file raises.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import linecache
+import os
+import random
+import sys
+import traceback
+import types
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+USER_FILENAME = "main.py"
+_TOP_LEVEL_AWAIT = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+_CO_COROUTINE = 0x80
+# Bound before any user code runs: code that patches json must not be able to
+# garble the outcome the host reads.
+ENCODE = json.JSONEncoder(ensure_ascii=True).encode
+DECODE = json.JSONDecoder().decode
+_CHECK_JSON = json.JSONEncoder(allow_nan=False).encode
+
+# Frames from these directories are the sandbox's, not the user's; engines add
+# their own glue's directory with hide_frames_from().
+_SANDBOX_DIRS: set[str] = {os.path.dirname(__file__) + "/"}
+
+
+def hide_frames_from(*modules: types.ModuleType) -> None:
+    """Cut frames of these modules' directories from tracebacks shown to the user."""
+    for module in modules:
+        _SANDBOX_DIRS.add(os.path.dirname(module.__file__ or "") + "/")
+
+
+def run_job(
+    job: dict[str, Any], run_coroutine: Callable[[Coroutine[Any, Any, Any]], Any]
+) -> dict[str, Any]:
+    """Run a job; top-level ``await`` code is driven by ``run_coroutine``."""
+    namespace = _prepare(job)
+    try:
+        value = None
+        for code in _cell(job["code"]):
+            value = eval(code, namespace)
+            if code.co_flags & _CO_COROUTINE:
+                value = run_coroutine(value)
+    except SystemExit as exc:
+        return _exit_outcome(exc)
+    except BaseException as exc:
+        return {"status": "error", "error": describe(exc)}
+    return _ok(value, job)
+
+
+async def run_job_async(job: dict[str, Any]) -> dict[str, Any]:
+    """Run a job inside the running event loop (top-level ``await`` is awaited)."""
+    namespace = _prepare(job)
+    try:
+        value = None
+        for code in _cell(job["code"]):
+            value = eval(code, namespace)
+            if code.co_flags & _CO_COROUTINE:
+                value = await value
+    except SystemExit as exc:
+        return _exit_outcome(exc)
+    except BaseException as exc:
+        return {"status": "error", "error": describe(exc)}
+    return _ok(value, job)
+
+
+def internal_error(exc: BaseException) -> dict[str, Any]:
+    """The outcome when the glue itself failed (never the user's code)."""
+    return {
+        "status": "error",
+        "error": {
+            "type": "SandboxInternalError",
+            "message": f"{type(exc).__name__}: {exc}",
+            "traceback": "",
+        },
+    }
+
+
+def encode_outcome(outcome: dict[str, Any]) -> str:
+    try:
+        return ENCODE(outcome)
+    except BaseException as exc:  # e.g. the user patched json's internals
+        return ENCODE({"status": "error", "error": describe(exc)})
+
+
+def _prepare(job: dict[str, Any]) -> dict[str, Any]:
+    os.environ.clear()
+    os.environ.update(job.get("env") or {})
+    cwd = job.get("cwd")
+    if cwd:
+        os.chdir(cwd)
+    sys.argv = [USER_FILENAME]
+    sys.stdin = io.StringIO(job.get("stdin") or "")
+    # Every instance starts from the same snapshot: reseed from the host's
+    # entropy so that runs don't share a random sequence.
+    random.seed()
+    code = job["code"]
+    linecache.cache[USER_FILENAME] = (len(code), None, code.splitlines(True), USER_FILENAME)
+    return {"__name__": "__main__", "__builtins__": __builtins__}
+
+
+def _cell(code: str) -> Iterator[types.CodeType]:
+    """Like a notebook cell: the body, then the trailing expression (if any) to evaluate."""
+    tree = ast.parse(code, USER_FILENAME, "exec")
+    tail: ast.Expression | None = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        tail = ast.Expression(tree.body.pop().value)
+    yield compile(tree, USER_FILENAME, "exec", flags=_TOP_LEVEL_AWAIT)
+    if tail is not None:
+        yield compile(tail, USER_FILENAME, "eval", flags=_TOP_LEVEL_AWAIT)
+
+
+def _ok(value: Any, job: dict[str, Any]) -> dict[str, Any]:
+    result = None if value is None else _describe_value(value, job.get("result_max_bytes", 65536))
+    return {"status": "ok", "result": result}
+
+
+def _exit_outcome(exc: SystemExit) -> dict[str, Any]:
+    code = exc.code
+    if code is None or code == 0:
+        return {"status": "ok", "result": None, "exit_code": 0}
+    exit_code = code if isinstance(code, int) else 1
+    if not isinstance(code, int):
+        print(code, file=sys.stderr)
+    return {
+        "status": "error",
+        "exit_code": exit_code,
+        "error": {"type": "SystemExit", "message": f"exit code {exit_code}", "traceback": ""},
+    }
+
+
+def describe(exc: BaseException) -> dict[str, str]:
+    """The exception as data, its traceback cut to the user's code and the stdlib."""
+    summary = traceback.TracebackException.from_exception(exc)
+    _hide_sandbox_frames(summary, set())
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(summary.format()),
+    }
+
+
+def _hide_sandbox_frames(summary: traceback.TracebackException, seen: set[int]) -> None:
+    # The user's main.py and the stdlib it called stay; chained and grouped
+    # exceptions are cut the same way.
+    if id(summary) in seen:
+        return
+    seen.add(id(summary))
+    hidden = tuple(_SANDBOX_DIRS)
+    summary.stack = traceback.StackSummary.from_list(
+        [frame for frame in summary.stack if not (frame.filename or "").startswith(hidden)]
+    )
+    for nested in (summary.__cause__, summary.__context__, *(summary.exceptions or ())):
+        if nested is not None:
+            _hide_sandbox_frames(nested, seen)
+
+
+def _describe_value(value: Any, max_bytes: int) -> dict[str, Any]:
+    try:
+        text = repr(value)
+    except BaseException as exc:  # a broken __repr__ is the user's problem
+        text = f"<repr failed: {type(exc).__name__}: {exc}>"
+    described: dict[str, Any] = {"repr": text[:max_bytes], "truncated": len(text) > max_bytes}
+    try:
+        encoded = _CHECK_JSON(value)
+    except (TypeError, ValueError, RecursionError):
+        return described
+    if len(encoded) <= max_bytes:
+        described["json"] = value
+    return described
