@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sandbox import EgressPolicy, Limits  # noqa: E402
+from sandbox import Job, Limits  # noqa: E402
 from sandbox.engines.wasmtime import builder, host  # noqa: E402
 
 GIVEN_FUEL_PER_MS = 1_000_000
@@ -60,7 +60,7 @@ def main() -> None:
         for name, code in WORKLOADS.items():
             rates = []
             for _ in range(3):
-                job = host.GuestJob(code=code, limits=limits, egress=EgressPolicy(allowed_hosts=()))
+                job = Job(code=code, limits=limits)
                 report = runtime.run(job, _Sink())
                 if report.status.value != "cpu_limit":
                     raise SystemExit(f"{name}: ended {report.status.value}, expected cpu_limit")

@@ -18,6 +18,7 @@ __all__ = [
     "GuestError",
     "Output",
     "ResultValue",
+    "RunReport",
     "Started",
     "Status",
     "Subrequest",
@@ -102,3 +103,15 @@ class End:
 
 
 Event = Started | Output | Subrequest | ResultValue | End
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """How a run ended, as a worker reports it: the ``End`` plus the trailing value."""
+
+    status: Status
+    usage: Usage
+    error: GuestError | None = None
+    result: ResultValue | None = None
+    exit_code: int | None = None
+    output_truncated: bool = False

@@ -19,7 +19,6 @@ busy, a caller waits at most ``queue_timeout_ms`` and then gets ``PoolBusy``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import itertools
 import logging
@@ -41,8 +40,6 @@ from sandbox.events import (
     End,
     Event,
     GuestError,
-    Output,
-    ResultValue,
     Started,
     Status,
     Subrequest,
@@ -272,13 +269,17 @@ class WorkerPool:
         try:
             yield Started(run_id=run_id, engine=self.name)
             try:
-                await worker.send({"op": "run", "job": _job_message(job)})
+                await worker.send({"op": "run", "job": protocol.job_message(job)})
                 while end is None:
                     # The timeout wraps the wait only, never a yield: the
                     # consumer's own awaits must not be cut by our deadline.
                     async with asyncio.timeout_at(_loop_time(hard_deadline)):
                         message = await worker.receive()
-                    for event in _events_from(message):
+                    try:
+                        events = protocol.events_from_message(message)
+                    except protocol.ProtocolError as exc:
+                        raise _WorkerDied(str(exc)) from exc
+                    for event in events:
                         if isinstance(event, End):
                             end = event
                         elif isinstance(event, Subrequest):
@@ -403,60 +404,6 @@ def _loop_time(monotonic_deadline: float) -> float:
     """Convert a time.monotonic() deadline to the event loop's clock."""
     loop = asyncio.get_running_loop()
     return loop.time() + (monotonic_deadline - time.monotonic())
-
-
-def _job_message(job: Job) -> dict[str, Any]:
-    return {
-        "code": job.code,
-        "limits": job.limits.as_dict(),
-        "egress": {
-            "allowed_hosts": [str(entry) for entry in job.egress.allowed_hosts],
-            "options": {
-                "max_response_bytes": job.egress.max_response_bytes,
-                "timeout_ms": job.egress.timeout_ms,
-                "max_redirects": job.egress.max_redirects,
-            },
-        },
-        "stdin": job.stdin,
-        "env": dict(job.env),
-        "files": {name: base64.b64encode(data).decode() for name, data in job.files.items()},
-    }
-
-
-def _events_from(message: dict[str, Any]) -> list[Event]:
-    kind = message.get("t")
-    if kind == "out":
-        return [
-            Output(stream="stderr" if message["s"] == "stderr" else "stdout", text=message["d"])
-        ]
-    if kind == "sub":
-        return [
-            Subrequest(
-                method=message["method"],
-                url=message["url"],
-                status=message["status"],
-                bytes=message["bytes"],
-                ms=message["ms"],
-                allowed=message["allowed"],
-                reason=message.get("reason"),
-            )
-        ]
-    if kind == "end":
-        events: list[Event] = []
-        if message.get("result"):
-            events.append(ResultValue(**message["result"]))
-        error = message.get("error")
-        events.append(
-            End(
-                status=Status(message["status"]),
-                usage=Usage(**message["usage"]) if message.get("usage") else Usage(),
-                error=GuestError(**error) if error else None,
-                exit_code=message.get("exit_code"),
-                output_truncated=bool(message.get("output_truncated")),
-            )
-        )
-        return events
-    raise _WorkerDied(f"unexpected message from worker: {kind!r}")
 
 
 def _log_subrequest(run_id: str, event: Subrequest) -> None:

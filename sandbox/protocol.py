@@ -1,17 +1,49 @@
-"""Frames between the pool and its worker processes: 4-byte big-endian length + JSON.
+"""What the pool and its worker processes say to each other.
 
-Blocking helpers for the worker side, asyncio helpers for the pool side.
-A frame larger than ``MAX_FRAME_BYTES`` means a broken peer.
+Frames are a 4-byte big-endian length + a JSON object; a frame larger than
+``MAX_FRAME_BYTES`` means a broken peer. Pool → worker: ``run`` (a job),
+``cancel``, ``exit``. Worker → pool: ``ready`` once, then per run any number
+of ``out`` and ``sub`` and one ``end``. Every engine's worker speaks this, so
+one pool serves them all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import struct
+import threading
+from dataclasses import asdict
 from typing import Any, BinaryIO
 
-__all__ = ["MAX_FRAME_BYTES", "ProtocolError", "read_frame", "read_frame_async", "write_frame"]
+from sandbox.egress import EgressPolicy, SubrequestRecord
+from sandbox.events import (
+    End,
+    Event,
+    GuestError,
+    Output,
+    ResultValue,
+    RunReport,
+    Status,
+    Subrequest,
+    Usage,
+)
+from sandbox.jobs import Job
+from sandbox.limits import Limits
+
+__all__ = [
+    "MAX_FRAME_BYTES",
+    "FrameSink",
+    "ProtocolError",
+    "end_message",
+    "events_from_message",
+    "job_from_message",
+    "job_message",
+    "read_frame",
+    "read_frame_async",
+    "write_frame",
+]
 
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 _HEADER = struct.Struct(">I")
@@ -76,3 +108,133 @@ def _decode(body: bytes) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ProtocolError("frame is not a JSON object")
     return message
+
+
+def job_message(job: Job) -> dict[str, Any]:
+    """The ``run`` frame's job."""
+    return {
+        "code": job.code,
+        "limits": job.limits.as_dict(),
+        "egress": {
+            "allowed_hosts": [str(entry) for entry in job.egress.allowed_hosts],
+            "options": {
+                "max_response_bytes": job.egress.max_response_bytes,
+                "timeout_ms": job.egress.timeout_ms,
+                "max_redirects": job.egress.max_redirects,
+            },
+        },
+        "stdin": job.stdin,
+        "env": dict(job.env),
+        "files": {name: base64.b64encode(data).decode() for name, data in job.files.items()},
+    }
+
+
+def job_from_message(message: dict[str, Any]) -> Job:
+    """The inverse of :func:`job_message`; raises ValueError, KeyError or TypeError."""
+    egress = message.get("egress") or {}
+    return Job(
+        code=message["code"],
+        limits=Limits(**message["limits"]),
+        egress=EgressPolicy.from_strings(
+            egress.get("allowed_hosts", []), **egress.get("options", {})
+        ),
+        stdin=message.get("stdin"),
+        env=dict(message.get("env") or {}),
+        files={name: base64.b64decode(data) for name, data in (message.get("files") or {}).items()},
+    )
+
+
+def end_message(report: RunReport) -> dict[str, Any]:
+    return {
+        "t": "end",
+        "status": report.status.value,
+        "usage": asdict(report.usage),
+        "error": asdict(report.error) if report.error else None,
+        "result": asdict(report.result) if report.result else None,
+        "exit_code": report.exit_code,
+        "output_truncated": report.output_truncated,
+    }
+
+
+def events_from_message(message: dict[str, Any]) -> list[Event]:
+    """The events one worker frame stands for; raises ProtocolError for anything else."""
+    kind = message.get("t")
+    try:
+        if kind == "out":
+            if message["s"] == "stderr":
+                return [Output(stream="stderr", text=message["d"])]
+            return [Output(stream="stdout", text=message["d"])]
+        if kind == "sub":
+            return [
+                Subrequest(
+                    method=message["method"],
+                    url=message["url"],
+                    status=message["status"],
+                    bytes=message["bytes"],
+                    ms=message["ms"],
+                    allowed=message["allowed"],
+                    reason=message.get("reason"),
+                )
+            ]
+        if kind == "end":
+            events: list[Event] = []
+            if message.get("result"):
+                events.append(ResultValue(**message["result"]))
+            error = message.get("error")
+            events.append(
+                End(
+                    status=Status(message["status"]),
+                    usage=Usage(**message["usage"]) if message.get("usage") else Usage(),
+                    error=GuestError(**error) if error else None,
+                    exit_code=message.get("exit_code"),
+                    output_truncated=bool(message.get("output_truncated")),
+                )
+            )
+            return events
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProtocolError(f"malformed {kind!r} frame: {exc}") from exc
+    raise ProtocolError(f"unexpected frame from worker: {kind!r}")
+
+
+class FrameSink:
+    """The worker side's writer: coalesces output into few frames; thread-safe.
+
+    ``output`` buffers (flushed at ``flush_at_bytes``, on any other frame, and
+    whenever ``flush`` is called: engines call it on a timer so streaming stays
+    live while the guest computes).
+    """
+
+    def __init__(self, out: BinaryIO, flush_at_bytes: int = 16 * 1024) -> None:
+        self._out = out
+        self._flush_at = flush_at_bytes
+        self._lock = threading.Lock()
+        self._pending: list[tuple[str, str]] = []
+        self._pending_bytes = 0
+
+    def output(self, stream: str, text: str) -> None:
+        with self._lock:
+            if self._pending and self._pending[-1][0] == stream:
+                self._pending[-1] = (stream, self._pending[-1][1] + text)
+            else:
+                self._pending.append((stream, text))
+            self._pending_bytes += len(text)
+            if self._pending_bytes >= self._flush_at:
+                self._flush_locked()
+
+    def subrequest(self, record: SubrequestRecord) -> None:
+        self.send({"t": "sub", **asdict(record)})
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def send(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            self._flush_locked()
+            write_frame(self._out, message)
+
+    def _flush_locked(self) -> None:
+        for stream, text in self._pending:
+            write_frame(self._out, {"t": "out", "s": stream, "d": text})
+        self._pending.clear()
+        self._pending_bytes = 0

@@ -15,6 +15,7 @@ Guest failures are data here; only a bug in this file raises.
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import json
 import linecache
@@ -90,6 +91,13 @@ def internal_error(exc: BaseException) -> dict[str, Any]:
             "traceback": "",
         },
     }
+
+
+def flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        # A stream the code closed or replaced has nothing of ours to flush.
+        with contextlib.suppress(Exception):
+            stream.flush()
 
 
 def encode_outcome(outcome: dict[str, Any]) -> str:

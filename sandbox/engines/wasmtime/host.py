@@ -31,7 +31,7 @@ import shutil
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,15 +41,13 @@ from wasmtime import component as wc
 
 from sandbox.egress import EgressPolicy, EgressRequest, Gate, SubrequestRecord
 from sandbox.errors import EngineUnavailable
-from sandbox.events import GuestError, ResultValue, Status, Usage
-from sandbox.jobs import check_relative_path
+from sandbox.events import GuestError, ResultValue, RunReport, Status, Usage
+from sandbox.jobs import Job, check_relative_path
 from sandbox.limits import MIB, Limits
 
 __all__ = [
     "DEFAULT_FUEL_PER_MS",
-    "GuestJob",
     "GuestRuntime",
-    "RunReport",
     "Sink",
     "engine_fingerprint",
     "make_engine",
@@ -109,28 +107,6 @@ class Sink(Protocol):
     def subrequest(self, record: SubrequestRecord) -> None: ...
 
     def flush(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class GuestJob:
-    code: str
-    limits: Limits
-    egress: EgressPolicy
-    stdin: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    files: dict[str, bytes] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class RunReport:
-    """How a run ended; streamed events went to the sink before this."""
-
-    status: Status
-    usage: Usage
-    error: GuestError | None = None
-    result: ResultValue | None = None
-    exit_code: int | None = None
-    output_truncated: bool = False
 
 
 class _HttpResponse(wc.Record):
@@ -282,7 +258,7 @@ class GuestRuntime:
         run.abort_event.set()
         self._monitor.interrupt()
 
-    def run(self, job: GuestJob, sink: Sink) -> RunReport:
+    def run(self, job: Job, sink: Sink) -> RunReport:
         """Run one job in a fresh instance, with ``job.files`` seeded into the workdir.
 
         Call :meth:`prepare` after reporting the result so that the next run
@@ -301,7 +277,7 @@ class GuestRuntime:
             {
                 "code": job.code,
                 "stdin": job.stdin,
-                "env": job.env,
+                "env": dict(job.env),
                 "cwd": GUEST_WORKDIR,
                 "result_max_bytes": min(_RESULT_MAX_BYTES, limits.output_bytes),
             }
@@ -380,7 +356,7 @@ class GuestRuntime:
         """Run code with no egress and collect stdout (used by the builder)."""
         sink = _CollectingSink()
         limits = Limits(cpu_ms=cpu_ms, wall_ms=wall_ms, memory_mb=1024, output_bytes=MIB)
-        job = GuestJob(code=code, limits=limits, egress=EgressPolicy(allowed_hosts=()))
+        job = Job(code=code, limits=limits)
         report = self.run(job, sink)
         detail = report.error.traceback if report.error else "".join(sink.stderr)
         return SimpleOutcome(report.status.value, "".join(sink.stdout), detail)
@@ -591,7 +567,7 @@ def _peak_rss() -> int:
         return 0
 
 
-def _seed_files(workdir: Path, files: dict[str, bytes]) -> None:
+def _seed_files(workdir: Path, files: Mapping[str, bytes]) -> None:
     for name, content in files.items():
         check_relative_path(name)
         target = workdir / name

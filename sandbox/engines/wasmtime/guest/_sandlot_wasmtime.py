@@ -16,7 +16,6 @@ Installed once, before the snapshot is taken:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import math
 import selectors
@@ -26,6 +25,7 @@ from asyncio import selector_events
 from collections.abc import Coroutine
 from typing import Any
 
+import _sandlot_exec
 import _sandlot_urllib
 import sandlot
 from componentize_py_types import Err
@@ -47,13 +47,6 @@ def install() -> None:
     _sandlot_urllib.install()
 
 
-def flush_output() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        # A stream the code closed or replaced has nothing of ours to flush.
-        with contextlib.suppress(Exception):
-            stream.flush()
-
-
 def _line_stream(fd: int) -> io.TextIOWrapper:
     raw = io.FileIO(fd, "w", closefd=False)
     return io.TextIOWrapper(
@@ -72,7 +65,7 @@ def _sleep(seconds: float, /) -> None:
         raise ValueError("Invalid value NaN (not a number)")
     if seconds < 0:
         raise ValueError("sleep length must be non-negative")
-    flush_output()
+    _sandlot_exec.flush_output()
     if seconds > 0:
         host.sleep(min(math.ceil(seconds * 1000), 2**63 - 1))
 

@@ -59,5 +59,5 @@ class WitWorld(wit_world.WitWorld):
             )
         except BaseException as exc:  # a trap here would lose the outcome
             outcome = _sandlot_exec.internal_error(exc)
-        _sandlot_wasmtime.flush_output()
+        _sandlot_exec.flush_output()
         return _sandlot_exec.encode_outcome(outcome)
