@@ -23,7 +23,6 @@ subrequests     counted per redirect hop by the egress gate's budget callback;
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import importlib.metadata
 import json
@@ -41,9 +40,10 @@ from wasmtime import component as wc
 
 from sandbox.egress import EgressPolicy, EgressRequest, Gate, SubrequestRecord
 from sandbox.errors import EngineUnavailable
-from sandbox.events import GuestError, ResultValue, RunReport, Status, Usage
+from sandbox.events import GuestError, RunReport, Status, Usage
 from sandbox.jobs import Job, check_relative_path
 from sandbox.limits import MIB, Limits
+from sandbox.outcome import OutputMeter, parse_outcome, report
 
 __all__ = [
     "DEFAULT_FUEL_PER_MS",
@@ -133,12 +133,10 @@ class _RunState:
     egress: EgressPolicy
     sink: Sink
     deadline: float
+    meter: OutputMeter
     abort_event: threading.Event = field(default_factory=threading.Event)
     abort_status: Status | None = None
-    output_bytes: int = 0
-    output_truncated: bool = False
     subrequests: int = 0
-    decoders: dict[int, codecs.IncrementalDecoder] = field(default_factory=dict)
     gate: Gate | None = None
 
 
@@ -271,8 +269,8 @@ class GuestRuntime:
             egress=job.egress,
             sink=sink,
             deadline=started + limits.wall_ms / 1000,
+            meter=OutputMeter(limits.output_bytes, sink.output),
         )
-        run.decoders = {fd: codecs.getincrementaldecoder("utf-8")("replace") for fd in (1, 2)}
         payload = json.dumps(
             {
                 "code": job.code,
@@ -298,7 +296,7 @@ class GuestRuntime:
             try:
                 raw = func(store, payload)
                 func.post_return(store)
-                outcome = _parse_outcome(raw)
+                outcome = parse_outcome(raw)
             except _Abort as exc:
                 status = exc.status
             except wasmtime.WasmtimeError as exc:
@@ -310,7 +308,7 @@ class GuestRuntime:
             # makes wasmtime's runtime thread panic at interpreter exit.
             del store, func
             self._run = None
-            self._flush_decoders(run)
+            run.meter.close()
             sink.flush()
         peak = max(0, _peak_rss() - memory_base)
         usage = Usage(
@@ -318,9 +316,9 @@ class GuestRuntime:
             wall_ms=round((time.monotonic() - started) * 1000, 3),
             memory_peak_bytes=peak,
             subrequests=run.subrequests,
-            output_bytes=run.output_bytes,
+            output_bytes=run.meter.used_bytes,
         )
-        return self._report(run, outcome, status, crash, usage)
+        return _report(run, outcome, status, crash, usage)
 
     def prepare(self) -> None:
         """Get ready for the next run, off the request path: empty the workdir, instantiate.
@@ -380,24 +378,9 @@ class GuestRuntime:
     def _on_output(self, fd: int, data: bytes) -> int:
         # Called from inside wasm through C: must never raise.
         run = self._run
-        if run is None or run.output_truncated:
-            return len(data)
-        room = run.limits.output_bytes - run.output_bytes
-        kept = data if len(data) <= room else data[:room]
-        run.output_bytes += len(kept)
-        text = run.decoders[fd].decode(kept)
-        if text:
-            run.sink.output("stdout" if fd == 1 else "stderr", text)
-        if len(kept) < len(data):
-            run.output_truncated = True
+        if run is not None and not run.meter.write("stdout" if fd == 1 else "stderr", data):
             self.abort(Status.OUTPUT_LIMIT)
         return len(data)
-
-    def _flush_decoders(self, run: _RunState) -> None:
-        for fd, decoder in run.decoders.items():
-            text = decoder.decode(b"", final=True)
-            if text:
-                run.sink.output("stdout" if fd == 1 else "stderr", text)
 
     def _host_sleep(self, _store: Any, ms: int) -> None:
         run = self._current()
@@ -480,51 +463,24 @@ class GuestRuntime:
             return Status.ERROR, message
         return Status.INTERNAL_ERROR, message
 
-    @staticmethod
-    def _report(
-        run: _RunState,
-        outcome: dict[str, Any] | None,
-        status: Status | None,
-        crash: str,
-        usage: Usage,
-    ) -> RunReport:
-        truncated = run.output_truncated
-        if status is not None:
-            error = None
-            if status is Status.ERROR and "call stack exhausted" in crash:
-                error = GuestError(
-                    "StackOverflow",
-                    "the WebAssembly call stack was exhausted (recursion too deep)",
-                )
-            elif status is Status.INTERNAL_ERROR:
-                error = GuestError("GuestCrash", crash.strip().splitlines()[-1] if crash else "")
-            return RunReport(status, usage, error, output_truncated=truncated)
-        if outcome is None:
-            return RunReport(Status.INTERNAL_ERROR, usage, output_truncated=truncated)
-        error_data = outcome.get("error")
-        error = GuestError(**error_data) if error_data else None
-        result_data = outcome.get("result")
-        result = None
-        if result_data is not None:
-            result = ResultValue(
-                repr=result_data["repr"],
-                json=result_data.get("json"),
-                has_json="json" in result_data,
-                truncated=result_data.get("truncated", False),
-            )
-        final = Status(outcome["status"])
-        if run.abort_status is not None:
-            final = run.abort_status
-        elif final is Status.ERROR and error is not None and error.type == "MemoryError":
-            final = Status.MEMORY_LIMIT
-        return RunReport(
-            final,
-            usage,
-            error,
-            result if final is Status.OK else None,
-            outcome.get("exit_code"),
-            truncated,
+
+def _report(
+    run: _RunState, outcome: dict[str, Any] | None, trap: Status | None, crash: str, usage: Usage
+) -> RunReport:
+    error = None
+    if trap is Status.ERROR and "call stack exhausted" in crash:
+        error = GuestError(
+            "StackOverflow", "the WebAssembly call stack was exhausted (recursion too deep)"
         )
+    elif trap is Status.INTERNAL_ERROR:
+        error = GuestError("GuestCrash", crash.strip().splitlines()[-1] if crash else "")
+    return report(
+        outcome,
+        usage,
+        aborted=trap or run.abort_status,
+        error=error,
+        output_truncated=run.meter.truncated,
+    )
 
 
 class _CollectingSink:
@@ -582,27 +538,3 @@ def _empty_dir(path: Path) -> None:
             shutil.rmtree(child, ignore_errors=True)
         else:
             child.unlink(missing_ok=True)
-
-
-def _parse_outcome(raw: str) -> dict[str, Any]:
-    """The guest's outcome; garbage (user code can patch the guest runtime) is a guest error."""
-    try:
-        outcome = json.loads(raw)
-        Status(outcome["status"])
-        if not isinstance(outcome.get("error") or {}, dict):
-            raise TypeError("error is not an object")
-        if outcome.get("error"):
-            GuestError(**outcome["error"])
-        if outcome.get("result") is not None:
-            outcome["result"]["repr"]
-    except (ValueError, KeyError, TypeError) as exc:
-        return {
-            "status": "error",
-            "error": {
-                "type": "SandboxOutcomeError",
-                "message": f"the guest's outcome could not be read ({exc}); "
-                "did the code patch the interpreter's internals?",
-                "traceback": "",
-            },
-        }
-    return dict(outcome)
