@@ -1,6 +1,13 @@
 # Sandlot service image. Mirrors the Makefile: install the pinned packages,
 # build the guest artifacts at image build time, run as a non-root user with
 # nothing fetched at run time.
+
+# Pyodide from npm, exactly as package-lock.json pins it.
+FROM node:20-bookworm-slim AS pyodide
+WORKDIR /pyodide-runtime
+COPY pyodide-runtime/package.json pyodide-runtime/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM python:3.13-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,11 +21,15 @@ WORKDIR /srv/sandlot
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY sandbox ./sandbox
+COPY pyodide-runtime ./pyodide-runtime
+COPY --from=pyodide /pyodide-runtime/node_modules ./pyodide-runtime/node_modules
 RUN pip install '.[build]'
 
-# The guest component, its precompiled .cwasm and the stdlib mount (about 1 min).
+# The wasmtime component, its .cwasm and stdlib mount; the Pyodide snapshot (about 1 min).
 RUN python -m sandbox.engines.wasmtime.builder --artifacts /srv/sandlot/.artifacts \
-    && chown -R root:root /srv/sandlot/.artifacts && chmod -R a+rX /srv/sandlot/.artifacts
+    && python -m sandbox.engines.pyodide.builder --artifacts /srv/sandlot/.artifacts \
+        --runtime /srv/sandlot/pyodide-runtime \
+    && chmod -R a+rX /srv/sandlot/.artifacts /srv/sandlot/pyodide-runtime
 
 RUN mkdir -p /var/lib/sandlot && chown sandlot:sandlot /var/lib/sandlot
 USER sandlot
@@ -28,7 +39,8 @@ ENV SANDLOT_HOST=0.0.0.0 \
     SANDLOT_ENVIRONMENT=production \
     SANDLOT_BUILD_ON_START=false \
     SANDLOT_DATA_DIR=/var/lib/sandlot \
-    SANDLOT_ARTIFACT_DIR=/srv/sandlot/.artifacts
+    SANDLOT_ARTIFACT_DIR=/srv/sandlot/.artifacts \
+    SANDLOT_PYODIDE_RUNTIME_DIR=/srv/sandlot/pyodide-runtime
 
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2)"

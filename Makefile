@@ -6,6 +6,8 @@ VENV      ?= .venv
 ARTIFACTS ?= .artifacts
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
+PYODIDE   := pyodide-runtime
+NPM_STAMP := $(PYODIDE)/node_modules/.package-lock.json
 
 .PHONY: serve test build install lint format bench clean
 
@@ -17,8 +19,14 @@ test: build lint
 
 build: install
 	$(PY) -m sandbox.engines.wasmtime.builder --artifacts $(ARTIFACTS)
+	$(PY) -m sandbox.engines.pyodide.builder --artifacts $(ARTIFACTS) --runtime $(PYODIDE)
 
-install: $(STAMP)
+install: $(STAMP) $(NPM_STAMP)
+
+# Pyodide from the npm registry, exactly as package-lock.json pins it.
+$(NPM_STAMP): $(PYODIDE)/package.json $(PYODIDE)/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm is needed for the Pyodide engine (apt install npm)"; exit 1; }
+	npm ci --prefix $(PYODIDE) --no-audit --no-fund --loglevel=error
 
 $(STAMP): pyproject.toml scripts/find-python
 	@python=$$(scripts/find-python) || exit 1; \
@@ -42,4 +50,4 @@ bench: build
 	$(PY) bench/execute.py
 
 clean:
-	rm -rf $(ARTIFACTS) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(ARTIFACTS) var .pytest_cache .mypy_cache .ruff_cache $(PYODIDE)/node_modules

@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     kill_grace_ms: int = Field(default=500, ge=50, le=60_000)
     fuel_per_ms: int = Field(default=DEFAULT_FUEL_PER_MS, ge=1)
 
+    # Which engine a request gets when it names none, and the Pyodide engine's pool.
+    default_runtime: Literal["wasmtime", "pyodide"] = "wasmtime"
+    pyodide_enabled: bool = True
+    pyodide_runtime_dir: Path = PROJECT_ROOT / "pyodide-runtime"
+    pyodide_pool_size: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+    pyodide_spares: int = Field(default=1, ge=1, le=8)
+    pyodide_memory_backstop_mb: int = Field(default=4096, ge=256)
+
     # Per-run limits: the default a request gets, and the most it may ask for.
     default_cpu_ms: int = Field(default=5_000, ge=1)
     default_wall_ms: int = Field(default=10_000, ge=1)
@@ -60,6 +68,10 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         # Fails at start-up, with the variable to change, instead of at the first request.
         self.default_limits.check_within(self.max_limits)
+        if self.default_runtime == "pyodide" and not self.pyodide_enabled:
+            raise ValueError(
+                "SANDLOT_DEFAULT_RUNTIME is pyodide but SANDLOT_PYODIDE_ENABLED is false"
+            )
         if self.environment == "production" and self.build_on_start:
             raise ValueError(
                 "SANDLOT_BUILD_ON_START must be false in production: build the guest "

@@ -15,10 +15,10 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_runner(request: Request) -> Runner:
-    runner: Runner = request.app.state.runner
-    return runner
+def get_runners(request: Request) -> dict[str, Runner]:
+    runners: dict[str, Runner] = request.app.state.runners
+    return runners
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-RunnerDep = Annotated[Runner, Depends(get_runner)]
+RunnersDep = Annotated[dict[str, Runner], Depends(get_runners)]

@@ -14,6 +14,8 @@ from app import errors
 from app.config import Settings
 from app.limits_middleware import BodySizeLimit
 from app.routes import execute, health
+from sandbox import Runner
+from sandbox.engines import pyodide as pyodide_engine
 from sandbox.engines import wasmtime as wasmtime_engine
 
 log = logging.getLogger("sandlot")
@@ -28,31 +30,59 @@ def worker_environment() -> dict[str, str]:
     return {name: os.environ[name] for name in _WORKER_ENV_NAMES if name in os.environ}
 
 
+async def _wasmtime_runner(settings: Settings) -> Runner:
+    artifacts = wasmtime_engine.locate(settings.artifact_dir)
+    if settings.build_on_start:
+        # Quick when already built (a hash of the guest sources).
+        artifacts = await asyncio.to_thread(wasmtime_engine.build, settings.artifact_dir)
+    return wasmtime_engine.create_runner(
+        artifacts,
+        size=settings.pool_size,
+        scratch_dir=settings.scratch_dir,
+        fuel_per_ms=settings.fuel_per_ms,
+        queue_timeout_ms=settings.queue_timeout_ms,
+        kill_grace_ms=settings.kill_grace_ms,
+        env=worker_environment(),
+    )
+
+
+async def _pyodide_runner(settings: Settings) -> Runner:
+    runtime_dir = settings.pyodide_runtime_dir
+    if settings.build_on_start:
+        artifacts = await asyncio.to_thread(
+            pyodide_engine.build, settings.artifact_dir, runtime_dir
+        )
+    else:
+        artifacts = pyodide_engine.locate(settings.artifact_dir, runtime_dir)
+    return pyodide_engine.create_runner(
+        artifacts,
+        size=settings.pyodide_pool_size,
+        scratch_dir=settings.scratch_dir,
+        spares=settings.pyodide_spares,
+        queue_timeout_ms=settings.queue_timeout_ms,
+        memory_backstop_mb=settings.pyodide_memory_backstop_mb,
+        env=worker_environment(),
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        artifacts = wasmtime_engine.locate(settings.artifact_dir)
-        if settings.build_on_start:
-            # Quick when already built (a hash of the guest sources).
-            artifacts = await asyncio.to_thread(wasmtime_engine.build, settings.artifact_dir)
-        runner = wasmtime_engine.create_runner(
-            artifacts,
-            size=settings.pool_size,
-            scratch_dir=settings.scratch_dir,
-            fuel_per_ms=settings.fuel_per_ms,
-            queue_timeout_ms=settings.queue_timeout_ms,
-            kill_grace_ms=settings.kill_grace_ms,
-            env=worker_environment(),
-        )
-        await runner.start()
-        app.state.runner = runner
-        log.info("sandlot ready: %s engine, %d workers", runner.name, settings.pool_size)
+        runners: dict[str, Runner] = {}
+        app.state.runners = runners
         try:
+            made = [_wasmtime_runner(settings)]
+            if settings.pyodide_enabled:
+                made.append(_pyodide_runner(settings))
+            for runner in await asyncio.gather(*made):
+                runners[runner.name] = runner
+            await asyncio.gather(*(runner.start() for runner in runners.values()))
+            log.info("sandlot ready: engines %s", ", ".join(runners))
             yield
         finally:
-            await runner.close()
+            await asyncio.gather(*(runner.close() for runner in runners.values()))
 
     app = FastAPI(
         title="Sandlot",

@@ -38,7 +38,9 @@ class FileIn(_Strict):
 
 class ExecuteRequest(_Strict):
     code: str = Field(description="Python source, run as main.py in a fresh interpreter")
-    runtime: Literal["wasmtime"] = Field(default="wasmtime", description="Engine to run on")
+    runtime: Literal["wasmtime", "pyodide"] | None = Field(
+        default=None, description="Engine to run on; the server's default when omitted"
+    )
     limits: LimitsIn = Field(default_factory=LimitsIn)
     allowed_hosts: list[str] = Field(
         default_factory=list,

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.config import Settings
-from app.deps import RunnerDep, SettingsDep
+from app.deps import RunnersDep, SettingsDep
 from app.errors import invalid_field
 from app.events import to_response, to_sse
 from app.schemas import ErrorResponse, ExecuteRequest, ExecuteResponse
@@ -38,7 +38,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     },
 )
 async def execute(
-    body: ExecuteRequest, request: Request, runner: RunnerDep, settings: SettingsDep
+    body: ExecuteRequest, request: Request, runners: RunnersDep, settings: SettingsDep
 ) -> Response | ExecuteResponse:
     """Run ``code`` in a fresh interpreter and return (or stream) what it did.
 
@@ -46,6 +46,10 @@ async def execute(
     memory_limit, output_limit, subrequest_limit, canceled, internal_error.
     """
     job = build_job(body, settings)
+    runtime = body.runtime or settings.default_runtime
+    runner = runners.get(runtime)
+    if runner is None:
+        raise invalid_field("runtime", f"the {runtime} engine is not enabled on this server")
     events = aiter(runner.run(job))
     first = await anext(events)  # PoolBusy (429) surfaces here, before any response
     if not isinstance(first, Started):

@@ -16,11 +16,12 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "Not ready; the body says why"}})
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when the engine is loaded and at least one worker can take a job."""
-    runner = getattr(request.app.state, "runner", None)
-    engines = {}
-    if runner is not None:
-        engines[runner.name] = {"ready": runner.ready, "workers": getattr(runner, "size", None)}
+    """Ready when every engine is loaded and has at least one worker that can take a job."""
+    runners = getattr(request.app.state, "runners", {})
+    engines = {
+        name: {"ready": runner.ready, "workers": getattr(runner, "size", None)}
+        for name, runner in runners.items()
+    }
     ready = bool(engines) and all(e["ready"] for e in engines.values())
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "engines": engines},

@@ -6,14 +6,13 @@ saw zero requests: a refusal that still sent a packet fails the test.
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
-from tests.conftest import execute
+from tests.conformance.conftest import Run
 from tests.loopback import LoopbackServer
 
 
-def test_fetch_reaches_an_allowed_host(client: httpx.Client, loopback: LoopbackServer) -> None:
+def test_fetch_reaches_an_allowed_host(run: Run, loopback: LoopbackServer) -> None:
     code = (
         "from sandlot import fetch\n"
         f"r = fetch('{loopback.url}/echo', method='POST', headers={{'x-token': 'abc'}},\n"
@@ -22,7 +21,7 @@ def test_fetch_reaches_an_allowed_host(client: httpx.Client, loopback: LoopbackS
         "data = r.json()\n"
         "[r.status, data['method'], data['headers']['x-token'], data['body']]"
     )
-    body = execute(client, code, allowed_hosts=[loopback.host])
+    body = run(code, allowed_hosts=[loopback.host])
     assert body["status"] == "ok", body
     assert body["result"]["json"] == [200, "POST", "abc", '{"n": 1}']
     assert loopback.hits == [("POST", "/echo")]
@@ -34,24 +33,24 @@ def test_fetch_reaches_an_allowed_host(client: httpx.Client, loopback: LoopbackS
     assert body["usage"]["subrequests"] == 1
 
 
-def test_urllib_goes_through_the_gate(client: httpx.Client, loopback: LoopbackServer) -> None:
+def test_urllib_goes_through_the_gate(run: Run, loopback: LoopbackServer) -> None:
     code = (
         "import urllib.request, json\n"
         f"with urllib.request.urlopen('{loopback.url}/json') as r:\n"
         "    answer = [json.load(r)['answer'], r.status]\n"
         "answer"
     )
-    body = execute(client, code, allowed_hosts=[loopback.host])
+    body = run(code, allowed_hosts=[loopback.host])
     assert body["status"] == "ok", body
     assert body["result"]["json"] == [42, 200]
     assert loopback.hit_count == 1
 
 
 def test_urllib_refusal_traceback_keeps_stdlib_frames_only(
-    client: httpx.Client, canary: LoopbackServer
+    run: Run, canary: LoopbackServer
 ) -> None:
     code = f"import urllib.request\nurllib.request.urlopen('{canary.url}/hello')"
-    body = execute(client, code)
+    body = run(code)
     assert body["error"]["type"] == "URLError"
     traceback = body["error"]["traceback"]
     assert 'File "main.py", line 2' in traceback
@@ -60,7 +59,7 @@ def test_urllib_refusal_traceback_keeps_stdlib_frames_only(
     assert canary.hit_count == 0
 
 
-def test_urllib_raises_http_error_for_4xx(client: httpx.Client, loopback: LoopbackServer) -> None:
+def test_urllib_raises_http_error_for_4xx(run: Run, loopback: LoopbackServer) -> None:
     code = (
         "import urllib.request, urllib.error\n"
         "try:\n"
@@ -68,15 +67,13 @@ def test_urllib_raises_http_error_for_4xx(client: httpx.Client, loopback: Loopba
         "except urllib.error.HTTPError as e:\n"
         "    print(e.code)\n"
     )
-    body = execute(client, code, allowed_hosts=[loopback.host])
+    body = run(code, allowed_hosts=[loopback.host])
     assert body["stdout"] == "404\n"
 
 
-def test_denied_host_is_refused_without_a_packet(
-    client: httpx.Client, canary: LoopbackServer
-) -> None:
+def test_denied_host_is_refused_without_a_packet(run: Run, canary: LoopbackServer) -> None:
     code = f"from sandlot import fetch\nfetch('{canary.url}/hello')"
-    body = execute(client, code, allowed_hosts=[])
+    body = run(code, allowed_hosts=[])
     assert body["status"] == "error"
     assert body["error"]["type"] == "FetchError"
     assert "allowlist" in body["error"]["message"]
@@ -89,19 +86,19 @@ def test_denied_host_is_refused_without_a_packet(
 
 
 def test_allowlist_port_must_match(
-    client: httpx.Client, loopback: LoopbackServer, canary: LoopbackServer
+    run: Run, loopback: LoopbackServer, canary: LoopbackServer
 ) -> None:
     code = f"from sandlot import fetch\nfetch('{canary.url}/hello')"
-    body = execute(client, code, allowed_hosts=[loopback.host])
+    body = run(code, allowed_hosts=[loopback.host])
     assert body["status"] == "error"
     assert canary.hit_count == 0
 
 
 def test_redirect_to_a_denied_host_is_refused(
-    client: httpx.Client, loopback: LoopbackServer, canary: LoopbackServer
+    run: Run, loopback: LoopbackServer, canary: LoopbackServer
 ) -> None:
     code = f"from sandlot import fetch\nfetch('{loopback.url}/redirect?to={canary.url}/hello')"
-    body = execute(client, code, allowed_hosts=[loopback.host])
+    body = run(code, allowed_hosts=[loopback.host])
     assert body["status"] == "error"
     assert body["error"]["type"] == "FetchError"
     assert loopback.hit_count == 1
@@ -109,25 +106,21 @@ def test_redirect_to_a_denied_host_is_refused(
     assert [s["allowed"] for s in body["subrequests"]] == [True, False]
 
 
-def test_redirect_within_the_allowlist_is_followed(
-    client: httpx.Client, loopback: LoopbackServer
-) -> None:
+def test_redirect_within_the_allowlist_is_followed(run: Run, loopback: LoopbackServer) -> None:
     code = (
         "from sandlot import fetch\n"
         f"r = fetch('{loopback.url}/redirect?to=/hello')\n"
         "[r.status, r.text, r.url]"
     )
-    body = execute(client, code, allowed_hosts=[loopback.host])
+    body = run(code, allowed_hosts=[loopback.host])
     assert body["result"]["json"] == [200, "hello from loopback", f"{loopback.url}/hello"]
     assert body["usage"]["subrequests"] == 2
 
 
-def test_loopback_by_name_is_refused_as_a_private_address(
-    client: httpx.Client, canary: LoopbackServer
-) -> None:
+def test_loopback_by_name_is_refused_as_a_private_address(run: Run, canary: LoopbackServer) -> None:
     # 'localhost' resolves to a loopback address: only an explicit IP entry allows that.
     code = f"from sandlot import fetch\nfetch('http://localhost:{canary.port}/hello')"
-    body = execute(client, code, allowed_hosts=[f"localhost:{canary.port}"])
+    body = run(code, allowed_hosts=[f"localhost:{canary.port}"])
     assert body["status"] == "error"
     assert body["subrequests"][0]["reason"] == "private_address"
     assert canary.hit_count == 0
@@ -159,14 +152,14 @@ def test_loopback_by_name_is_refused_as_a_private_address(
     ],
 )
 def test_url_tricks_send_nothing_to_the_canary(
-    client: httpx.Client,
+    run: Run,
     loopback: LoopbackServer,
     canary: LoopbackServer,
     url_template: str,
 ) -> None:
     url = url_template.format(allowed=loopback.host, canary=canary.host, canary_port=canary.port)
     code = f"from sandlot import fetch\nfetch({url!r})"
-    body = execute(client, code, allowed_hosts=[loopback.host])
+    body = run(code, allowed_hosts=[loopback.host])
     assert body["status"] == "error", body
     assert canary.hit_count == 0
 
@@ -181,23 +174,21 @@ def test_url_tricks_send_nothing_to_the_canary(
     ],
     ids=["socket", "http.client", "asyncio-streams"],
 )
-def test_no_way_around_the_gate(client: httpx.Client, canary: LoopbackServer, code: str) -> None:
-    body = execute(client, code.format(port=canary.port), allowed_hosts=[canary.host])
+def test_no_way_around_the_gate(run: Run, canary: LoopbackServer, code: str) -> None:
+    body = run(code.format(port=canary.port), allowed_hosts=[canary.host])
     assert body["status"] == "error"
     assert canary.hit_count == 0
 
 
-def test_response_size_is_capped(client: httpx.Client, loopback: LoopbackServer) -> None:
+def test_response_size_is_capped(run: Run, loopback: LoopbackServer) -> None:
     code = f"from sandlot import fetch\nfetch('{loopback.url}/big?bytes=20000000')"
-    body = execute(client, code, allowed_hosts=[loopback.host])
+    body = run(code, allowed_hosts=[loopback.host])
     assert body["status"] == "error"
     assert body["subrequests"][0]["reason"] == "response_too_large"
 
 
-def test_slow_upstream_is_cut_at_the_wall_limit(
-    client: httpx.Client, loopback: LoopbackServer
-) -> None:
+def test_slow_upstream_is_cut_at_the_wall_limit(run: Run, loopback: LoopbackServer) -> None:
     code = f"from sandlot import fetch\nfetch('{loopback.url}/slow?ms=5000')"
-    body = execute(client, code, allowed_hosts=[loopback.host], limits={"wall_ms": 1000})
+    body = run(code, allowed_hosts=[loopback.host], limits={"wall_ms": 1000})
     assert body["status"] == "wall_limit"
     assert body["usage"]["wall_ms"] < 2500

@@ -3,38 +3,38 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import execute
+from tests.conformance.conftest import Run, engine_gap
 from tests.loopback import LoopbackServer
 
 
-def timed(client: httpx.Client, code: str, **fields: object) -> tuple[dict[str, object], float]:
+def timed(run: Run, code: str, **fields: object) -> tuple[dict[str, Any], float]:
     started = time.monotonic()
-    body = execute(client, code, **fields)
+    body = run(code, **fields)
     return body, time.monotonic() - started
 
 
-def test_busy_loop_hits_cpu_limit(client: httpx.Client) -> None:
-    body, elapsed = timed(client, "while True: pass", limits={"cpu_ms": 500, "wall_ms": 10_000})
+def test_busy_loop_hits_cpu_limit(run: Run) -> None:
+    body, elapsed = timed(run, "while True: pass", limits={"cpu_ms": 500, "wall_ms": 10_000})
     assert body["status"] == "cpu_limit"
     # Fuel is calibrated, not exact: within a factor of two of the limit.
     assert 250 <= body["usage"]["cpu_ms"] <= 1_000
     assert elapsed < 2.5
 
 
-def test_regex_backtracking_hits_cpu_limit(client: httpx.Client) -> None:
+def test_regex_backtracking_hits_cpu_limit(run: Run) -> None:
     code = "import re\nre.match(r'(a+)+$', 'a' * 40 + 'b')"
-    body, elapsed = timed(client, code, limits={"cpu_ms": 300, "wall_ms": 10_000})
+    body, elapsed = timed(run, code, limits={"cpu_ms": 300, "wall_ms": 10_000})
     assert body["status"] == "cpu_limit"
     assert elapsed < 2.5
 
 
-def test_huge_integer_hits_cpu_limit(client: httpx.Client) -> None:
+def test_huge_integer_hits_cpu_limit(run: Run) -> None:
     code = "import sys\nsys.set_int_max_str_digits(0)\nx = 7 ** (10 ** 8)"
-    body, elapsed = timed(client, code, limits={"cpu_ms": 300, "wall_ms": 10_000})
+    body, elapsed = timed(run, code, limits={"cpu_ms": 300, "wall_ms": 10_000})
     assert body["status"] == "cpu_limit"
     assert elapsed < 2.5
 
@@ -49,22 +49,21 @@ def test_huge_integer_hits_cpu_limit(client: httpx.Client) -> None:
     ],
     ids=["time-sleep", "asyncio-sleep", "reloaded-time", "catches-and-spins"],
 )
-def test_sleeping_code_hits_wall_limit(client: httpx.Client, code: str) -> None:
-    body, elapsed = timed(client, code, limits={"wall_ms": 1_000, "cpu_ms": 20_000})
+def test_sleeping_code_hits_wall_limit(run: Run, code: str) -> None:
+    body, elapsed = timed(run, code, limits={"wall_ms": 1_000, "cpu_ms": 20_000})
     assert body["status"] == "wall_limit"
     assert 0.9 < elapsed < 2.5
 
 
-def test_call_blocked_inside_wasi_is_killed_at_the_hard_deadline(
-    client: httpx.Client,
-) -> None:
+def test_call_blocked_inside_wasi_is_killed_at_the_hard_deadline(run: Run, engine: str) -> None:
+    engine_gap(engine, "pyodide", "no blocking WASI calls; its waits are interruptible")
     # select() blocks inside WASI where the epoch can't reach it: the pool
     # kills the worker process at wall_ms + grace.
     code = "import select\nselect.select([], [], [], 30)"
-    body, elapsed = timed(client, code, limits={"wall_ms": 1_000})
+    body, elapsed = timed(run, code, limits={"wall_ms": 1_000})
     assert body["status"] == "wall_limit"
     assert 1.0 < elapsed < 3.0
-    assert execute(client, "1 + 1")["result"]["json"] == 2
+    assert run("1 + 1")["result"]["json"] == 2
 
 
 @pytest.mark.parametrize(
@@ -77,21 +76,21 @@ def test_call_blocked_inside_wasi_is_killed_at_the_hard_deadline(
     ],
     ids=["one-big-alloc", "growing-list", "doubling-string", "huge-list"],
 )
-def test_memory_bombs_hit_memory_limit(client: httpx.Client, code: str) -> None:
-    body, elapsed = timed(client, code, limits={"memory_mb": 128, "cpu_ms": 10_000})
+def test_memory_bombs_hit_memory_limit(run: Run, code: str) -> None:
+    body, elapsed = timed(run, code, limits={"memory_mb": 128, "cpu_ms": 10_000})
     assert body["status"] == "memory_limit"
     assert elapsed < 5
 
 
-def test_memory_under_the_limit_is_fine(client: httpx.Client) -> None:
-    body = execute(client, "x = bytearray(32 * 1024 * 1024)\nlen(x)", limits={"memory_mb": 128})
+def test_memory_under_the_limit_is_fine(run: Run) -> None:
+    body = run("x = bytearray(32 * 1024 * 1024)\nlen(x)", limits={"memory_mb": 128})
     assert body["status"] == "ok"
     assert body["result"]["json"] == 32 * 1024 * 1024
 
 
-def test_output_flood_is_truncated_at_the_limit(client: httpx.Client) -> None:
+def test_output_flood_is_truncated_at_the_limit(run: Run) -> None:
     body, elapsed = timed(
-        client, "while True:\n    print('flood ' * 20)", limits={"output_bytes": 10_000}
+        run, "while True:\n    print('flood ' * 20)", limits={"output_bytes": 10_000}
     )
     assert body["status"] == "output_limit"
     assert body["output_truncated"] is True
@@ -101,45 +100,45 @@ def test_output_flood_is_truncated_at_the_limit(client: httpx.Client) -> None:
     assert elapsed < 2
 
 
-def test_stderr_counts_toward_the_output_limit(client: httpx.Client) -> None:
+def test_stderr_counts_toward_the_output_limit(run: Run) -> None:
     code = "import sys\nprint('a' * 600)\nprint('b' * 600, file=sys.stderr)"
-    body = execute(client, code, limits={"output_bytes": 1_000})
+    body = run(code, limits={"output_bytes": 1_000})
     assert body["status"] == "output_limit"
     assert len(body["stdout"]) + len(body["stderr"]) == 1_000
 
 
-def test_output_exactly_at_the_limit_is_ok(client: httpx.Client) -> None:
-    body = execute(client, "print('x' * 99)", limits={"output_bytes": 100})
+def test_output_exactly_at_the_limit_is_ok(run: Run) -> None:
+    body = run("print('x' * 99)", limits={"output_bytes": 100})
     assert body["status"] == "ok"
     assert body["output_truncated"] is False
 
 
-def test_deep_recursion_raises_recursion_error(client: httpx.Client) -> None:
-    body = execute(client, "def f(n):\n    return f(n + 1)\nf(0)")
+def test_deep_recursion_raises_recursion_error(run: Run) -> None:
+    body = run("def f(n):\n    return f(n + 1)\nf(0)")
     assert body["status"] == "error"
     assert body["error"]["type"] == "RecursionError"
 
 
-def test_unbounded_recursion_limit_still_ends(client: httpx.Client) -> None:
+def test_unbounded_recursion_limit_still_ends(run: Run) -> None:
     code = "import sys\nsys.setrecursionlimit(10**8)\ndef f(n):\n    return f(n + 1)\nf(0)"
-    body, elapsed = timed(client, code, limits={"cpu_ms": 1_000, "memory_mb": 128})
+    body, elapsed = timed(run, code, limits={"cpu_ms": 1_000, "memory_mb": 128})
     assert body["status"] in {"error", "cpu_limit", "memory_limit"}
     assert elapsed < 4
 
 
-def test_subrequest_limit_ends_the_run(client: httpx.Client, loopback: LoopbackServer) -> None:
+def test_subrequest_limit_ends_the_run(run: Run, loopback: LoopbackServer) -> None:
     code = (
         "from sandlot import fetch\n"
         "for i in range(5):\n"
         f"    fetch('{loopback.url}/hello')\n"
         "    print(i)\n"
     )
-    body = execute(client, code, allowed_hosts=[loopback.host], limits={"subrequests": 2})
+    body = run(code, allowed_hosts=[loopback.host], limits={"subrequests": 2})
     assert body["status"] == "subrequest_limit"
     assert body["stdout"] == "0\n1\n"
     assert loopback.hit_count == 2
     assert body["usage"]["subrequests"] == 2
 
 
-def test_service_survives_all_of_the_above(client: httpx.Client) -> None:
-    assert execute(client, "print('still here')")["stdout"] == "still here\n"
+def test_service_survives_all_of_the_above(run: Run) -> None:
+    assert run("print('still here')")["stdout"] == "still here\n"

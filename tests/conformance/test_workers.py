@@ -28,7 +28,13 @@ def _wait_for(predicate: object, timeout: float = 30) -> None:
 @pytest.fixture
 def small_service(tmp_path: Path) -> Iterator[Service]:
     """A service of its own (one worker), so killing workers disturbs no other test."""
-    svc = Service(tmp_path, pool_size="1", queue_timeout_ms="300", build_on_start="false")
+    svc = Service(
+        tmp_path,
+        pool_size="1",
+        queue_timeout_ms="300",
+        build_on_start="false",
+        pyodide_enabled="false",
+    )
     yield svc
     svc.close()
 
@@ -105,7 +111,13 @@ def test_disconnecting_json_client_cancels_its_run(small_service: Service) -> No
 
 
 def test_worker_processes_inherit_none_of_the_services_secrets(tmp_path: Path) -> None:
-    svc = Service(tmp_path, pool_size="1", build_on_start="false", admin_key="s3cret-admin-key")
+    svc = Service(
+        tmp_path,
+        pool_size="1",
+        build_on_start="false",
+        admin_key="s3cret-admin-key",
+        pyodide_enabled="false",
+    )
     try:
         [pid] = svc.worker_pids()
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
@@ -114,3 +126,36 @@ def test_worker_processes_inherit_none_of_the_services_secrets(tmp_path: Path) -
         assert b"s3cret-admin-key" not in b"\0".join(environ)
     finally:
         svc.close()
+
+
+def test_pyodide_deno_killed_mid_run_is_restarted(tmp_path: Path) -> None:
+    svc = Service(
+        tmp_path,
+        pool_size="1",
+        pyodide_pool_size="1",
+        default_runtime="pyodide",
+        build_on_start="false",
+    )
+    try:
+        with httpx.Client(base_url=svc.url, timeout=60) as client:
+            assert execute(client, "1 + 1")["result"]["json"] == 2
+            deno = [
+                pid
+                for pid in _descendants(svc.proc.pid)
+                if b"deno" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+            ]
+            assert len(deno) == 1
+            threading.Timer(0.5, os.kill, (deno[0], signal.SIGKILL)).start()
+            body = execute(client, "while True: pass", limits={"cpu_ms": 20_000, "wall_ms": 20_000})
+            assert body["status"] == "internal_error"
+            assert execute(client, "2 + 2")["result"]["json"] == 4
+    finally:
+        svc.close()
+
+
+def _descendants(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    found = [int(child) for child in children]
+    for child in list(found):
+        found += _descendants(child)
+    return found

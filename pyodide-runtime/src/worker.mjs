@@ -1,0 +1,137 @@
+// One Web Worker = one fresh Pyodide, restored from the snapshot, used for
+// one run, then terminated by the host. It runs with the permissions the
+// host gave it: read the Pyodide files, reach the egress gate, nothing else.
+import { loadPyodide } from "../node_modules/pyodide/pyodide.mjs";
+
+let pyodide;
+let memoryCapBytes = Infinity;
+let runToken = "";
+const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
+
+// Output is batched: one message per burst instead of one per write. The
+// first write after a quiet spell goes out at once (so a print before a long
+// computation streams); the rest of a burst waits at most FLUSH_MS or
+// FLUSH_CHARS, or for the end of the run.
+const FLUSH_MS = 20;
+const FLUSH_CHARS = 16384;
+let pending = [];
+let pendingChars = 0;
+let lastFlush = 0;
+let timer = null;
+let baseHeapBytes = 0;
+
+function flush() {
+  clearTimeout(timer);
+  timer = null;
+  for (const [stream, text] of pending) self.postMessage({ t: "out", s: stream, d: text });
+  pending = [];
+  pendingChars = 0;
+  lastFlush = performance.now();
+}
+
+function write(stream, text) {
+  const last = pending[pending.length - 1];
+  if (last && last[0] === stream) last[1] += text;
+  else pending.push([stream, text]);
+  pendingChars += text.length;
+  const now = performance.now();
+  if (pendingChars >= FLUSH_CHARS || now - lastFlush >= FLUSH_MS) flush();
+  else timer ??= setTimeout(flush, FLUSH_MS);
+}
+
+self.onmessage = async ({ data }) => {
+  try {
+    if (data.op === "init") await init(data);
+    else if (data.op === "run") await run(data);
+  } catch (error) {
+    self.postMessage({ t: "fatal", message: String(error?.stack ?? error) });
+  }
+};
+
+async function init({ module, snapshot, indexURL, lockFile, interrupt, gate }) {
+  // Before Pyodide loads: its pyfetch binds `fetch` when the snapshot is restored.
+  routeFetchThroughGate(gate);
+  // Instantiate the wasm the host compiled once, and cap heap growth: past
+  // the run's memory limit, growth fails and Python raises MemoryError.
+  const instantiate = WebAssembly.instantiate;
+  const isPyodide = (imports) => typeof imports?.env?.emscripten_resize_heap === "function";
+  WebAssembly.instantiate = async (source, imports) => {
+    if (!isPyodide(imports)) return instantiate(source, imports);
+    const resize = imports.env.emscripten_resize_heap;
+    imports.env.emscripten_resize_heap = (size) =>
+      (size >>> 0) > memoryCapBytes ? 0 : resize(size);
+    return { module, instance: await instantiate(module, imports) };
+  };
+  const instantiateStreaming = WebAssembly.instantiateStreaming;
+  WebAssembly.instantiateStreaming = (response, imports) =>
+    isPyodide(imports)
+      ? WebAssembly.instantiate(module, imports)
+      : instantiateStreaming(response, imports);
+  pyodide = await loadPyodide({
+    indexURL,
+    lockFileURL: lockFile,
+    packageBaseUrl: lockFile.slice(0, lockFile.lastIndexOf("/") + 1),
+    _loadSnapshot: snapshot,
+  });
+  pyodide.setInterruptBuffer(new Int32Array(interrupt));
+  // Sibling workers must not talk to each other (measured: BroadcastChannel
+  // crosses workers of one process).
+  delete globalThis.BroadcastChannel;
+  baseHeapBytes = pyodide._module.HEAPU8.length;
+  self.postMessage({ t: "ready" });
+}
+
+async function run({ job, token, memoryBytes }) {
+  memoryCapBytes = memoryBytes;
+  runToken = token;
+  for (const stream of ["stdout", "stderr"]) {
+    const setter = stream === "stdout" ? "setStdout" : "setStderr";
+    pyodide[setter]({
+      write(bytes) {
+        const text = decoders[stream].decode(bytes, { stream: true });
+        if (text) write(stream, text);
+        return bytes.length;
+      },
+    });
+  }
+  pyodide.globals.set("_sandlot_job", JSON.stringify(job));
+  const outcome = await pyodide.runPythonAsync(
+    "import _sandlot_pyodide\nawait _sandlot_pyodide.run(_sandlot_job)",
+  );
+  flush();
+  // Wasm memory only grows: what it grew by is the most the run added.
+  const heapBytes = pyodide._module.HEAPU8.length - baseHeapBytes;
+  self.postMessage({ t: "end", outcome, heapBytes });
+}
+
+// Every fetch goes to the host's egress gate, which decides and forwards.
+// This wrapper routes; it enforces nothing: the worker's net permission
+// (the gate's address only) is the boundary.
+function routeFetchThroughGate(gate) {
+  const gateFetch = globalThis.fetch;
+  globalThis.fetch = async (input, init) => {
+    flush(); // what was printed before a request is out before it waits
+    const request = new Request(input, init);
+    const headers = new Headers(request.headers);
+    headers.set("x-sandlot-run", runToken);
+    headers.set("x-sandlot-target", request.url);
+    headers.set("x-sandlot-method", request.method);
+    const body = ["GET", "HEAD"].includes(request.method)
+      ? undefined
+      : new Uint8Array(await request.arrayBuffer());
+    const reply = await gateFetch(`http://${gate}/fetch`, {
+      method: "POST",
+      headers,
+      body,
+      redirect: "manual",
+    });
+    if (reply.headers.get("x-sandlot-refused")) throw new TypeError(await reply.text());
+    const response = new Response([101, 204, 205, 304].includes(reply.status) ? null : reply.body, {
+      status: reply.status,
+      statusText: reply.statusText,
+      headers: reply.headers,
+    });
+    Object.defineProperty(response, "url", { value: reply.headers.get("x-sandlot-url") ?? "" });
+    return response;
+  };
+}

@@ -1,0 +1,57 @@
+"""Engine B: Pyodide (CPython 3.14 for the web) in Deno, with Workers-for-Platforms semantics.
+
+``build`` makes the snapshot; ``create_runner`` starts a pool of worker
+processes, each driving one Deno process whose Web Workers hold pre-restored
+interpreters, one per run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+
+from sandbox.engines.pyodide.builder import PyodideArtifacts, build, locate
+from sandbox.pool import PoolConfig, WorkerPool, worker_command
+
+__all__ = ["ENGINE_NAME", "PyodideArtifacts", "build", "create_runner", "locate"]
+
+ENGINE_NAME = "pyodide"
+
+
+def create_runner(
+    artifacts: PyodideArtifacts,
+    *,
+    size: int,
+    scratch_dir: Path,
+    spares: int = 1,
+    queue_timeout_ms: int = 2_000,
+    kill_grace_ms: int = 1_000,
+    memory_backstop_mb: int = 4096,
+    env: Mapping[str, str] | None = None,
+) -> WorkerPool:
+    """A pool of ``size`` Deno-driving worker processes. Call ``start()`` on it.
+
+    Raises EngineUnavailable if the artifacts are missing.
+    """
+    artifacts.check()
+    layout = {name: str(path) for name, path in asdict(artifacts.layout).items()}
+    command = worker_command(
+        "sandbox.engines.pyodide.worker",
+        "--layout",
+        json.dumps(layout),
+        "--spares",
+        str(spares),
+        "--memory-backstop-mb",
+        str(memory_backstop_mb),
+    )
+    config = PoolConfig(
+        command=command,
+        size=size,
+        scratch_dir=scratch_dir,
+        queue_timeout_ms=queue_timeout_ms,
+        kill_grace_ms=kill_grace_ms,
+        env={**(env or {}), "PYTHONUNBUFFERED": "1"},
+    )
+    return WorkerPool(ENGINE_NAME, config)

@@ -1,0 +1,80 @@
+"""How Deno is started for the Pyodide engine: deny by default, in pure functions.
+
+The Deno process may read only the runtime's own files (its JS, the Pyodide
+package, the snapshot and our lock file) and connect only to the egress gate
+on loopback. No environment, no writes, no subprocesses, no FFI, no system
+information, no remote or npm imports. Per-run Web Workers get the same or
+narrower permissions (``--unstable-worker-options``; see ``src/host.mjs``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["RuntimeLayout", "deno_env", "host_argv", "snapshot_argv"]
+
+_COMMON_FLAGS = (
+    "--no-prompt",
+    "--no-remote",
+    "--no-npm",
+    "--no-config",
+    "--no-lock",
+    "--quiet",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeLayout:
+    """Where the runtime's files are: ``pyodide-runtime/`` and the built artifacts."""
+
+    deno: Path
+    runtime_dir: Path
+    snapshot: Path
+    lock_file: Path
+
+    @property
+    def index_dir(self) -> Path:
+        return self.runtime_dir / "node_modules" / "pyodide"
+
+
+def host_argv(layout: RuntimeLayout, gate: str, spares: int) -> list[str]:
+    """argv of the long-lived Deno host (``src/host.mjs``) that runs jobs."""
+    if not gate.startswith("127.0.0.1:"):
+        raise ValueError(f"the egress gate must listen on loopback, got {gate!r}")
+    config = {
+        "indexURL": f"{layout.index_dir}/",
+        "snapshot": str(layout.snapshot),
+        "lockFile": str(layout.lock_file),
+        "runtimeDir": str(layout.runtime_dir),
+        "gate": gate,
+        "spares": spares,
+    }
+    read = ",".join(str(p) for p in (layout.runtime_dir, layout.snapshot, layout.lock_file.parent))
+    return [
+        str(layout.deno),
+        "run",
+        *_COMMON_FLAGS,
+        "--unstable-worker-options",
+        f"--allow-read={read}",
+        f"--allow-net={gate}",
+        str(layout.runtime_dir / "src" / "host.mjs"),
+        json.dumps(config),
+    ]
+
+
+def snapshot_argv(deno: Path, runtime_dir: Path, lock_dir: Path) -> list[str]:
+    """argv of the build step that makes the memory snapshot (``src/snapshot.mjs``)."""
+    return [
+        str(deno),
+        "run",
+        *_COMMON_FLAGS,
+        f"--allow-read={runtime_dir},{lock_dir}",
+        str(runtime_dir / "src" / "snapshot.mjs"),
+    ]
+
+
+def deno_env(deno_dir: Path) -> dict[str, str]:
+    """The whole environment Deno gets: its cache dir and nothing of the service's."""
+    return {"DENO_DIR": str(deno_dir), "DENO_NO_UPDATE_CHECK": "1", "NO_COLOR": "1"}

@@ -1,0 +1,34 @@
+"""The Pyodide engine's worker process (see ``sandbox/engines/serving.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sandbox.engines.pyodide.deno import RuntimeLayout
+from sandbox.engines.pyodide.host import PyodideRuntime
+from sandbox.engines.serving import serve_process
+from sandbox.limits import MIB
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--layout", required=True, help="RuntimeLayout as JSON")
+    parser.add_argument("--spares", type=int, default=1)
+    parser.add_argument("--memory-backstop-mb", type=int, default=4096)
+    parser.add_argument("--workdir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    layout = RuntimeLayout(**{k: Path(v) for k, v in json.loads(args.layout).items()})
+    serve_process(
+        lambda: PyodideRuntime(
+            layout,
+            args.workdir / "deno",
+            spares=args.spares,
+            memory_backstop_bytes=args.memory_backstop_mb * MIB,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

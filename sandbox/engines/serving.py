@@ -1,0 +1,92 @@
+"""The main loop of every engine's worker process.
+
+The pool (``sandbox/pool.py``) starts ``python -m sandbox.engines.<engine>.worker``
+and talks to it over stdin/stdout with the frames of ``sandbox/protocol.py``.
+:func:`serve_process` owns that conversation; an engine supplies the
+:class:`Runtime` that runs one job at a time.
+
+The process is disposable: a crash, a panic or a call blocked inside the
+engine is contained here, and the pool kills and replaces the process when a
+run overruns its hard deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, BinaryIO, Protocol
+
+from sandbox import protocol
+from sandbox.events import RunReport, Status
+from sandbox.jobs import Job
+
+__all__ = ["Runtime", "serve", "serve_process"]
+
+
+class Runtime(Protocol):
+    """One engine inside a worker process: runs one job at a time."""
+
+    def run(self, job: Job, sink: protocol.FrameSink) -> RunReport:
+        """Run a job, streaming output and subrequests to ``sink``; never raises for guests."""
+        ...
+
+    def abort(self, status: Status) -> None:
+        """End the current run soon with ``status``; called from another thread."""
+
+    def prepare(self) -> None:
+        """Get ready for the next run (after the last one was reported)."""
+
+    def close(self) -> None:
+        """Release everything. Idempotent."""
+
+
+def serve(runtime: Runtime, inp: BinaryIO, out: BinaryIO) -> None:
+    """Answer the pool until it says exit or closes the pipe."""
+    sink = protocol.FrameSink(out)
+    jobs: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+
+    def read_loop() -> None:
+        # Reads while the main thread runs a job, so cancels land at once.
+        try:
+            while (message := protocol.read_frame(inp)) is not None:
+                if message["op"] == "cancel":
+                    runtime.abort(Status.CANCELED)
+                elif message["op"] == "run":
+                    jobs.put(message)
+                else:
+                    break
+        finally:
+            jobs.put(None)
+
+    threading.Thread(target=read_loop, name="sandlot-reader", daemon=True).start()
+    sink.send({"t": "ready", "pid": os.getpid()})
+    while (message := jobs.get()) is not None:
+        try:
+            job = protocol.job_from_message(message["job"])
+        except (KeyError, TypeError, ValueError) as exc:
+            sink.send({"t": "end", "status": Status.INTERNAL_ERROR.value, "detail": str(exc)})
+            continue
+        report = runtime.run(job, sink)
+        sink.send(protocol.end_message(report))
+        runtime.prepare()
+
+
+def serve_process(make_runtime: Callable[[], Runtime]) -> None:
+    """Run a worker process: protocol on stdout, everything else printed to stderr."""
+    # The protocol owns the real stdout; anything libraries print (or a panic
+    # message) goes to stderr, which the pool logs.
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    runtime = make_runtime()
+    try:
+        serve(runtime, sys.stdin.buffer, out)
+    finally:
+        runtime.close()
+        sys.stderr.flush()
+        # Skip interpreter teardown: engine threads (wasmtime's runtime, a
+        # Deno child's readers) may still be running, and nothing is left to
+        # clean up.
+        os._exit(0)
