@@ -5,7 +5,9 @@ in one run:
 
 * `python3 -c 'print(1+1)'` as a subprocess: the baseline an agent would otherwise use;
 * `exec()` in-process: the floor (no isolation at all);
-* `POST /v1/execute` with `print(1+1)`, sequentially and at concurrency 8.
+* `POST /v1/execute` with `print(1+1)` on each engine, sequentially and at concurrency 8;
+* for Pyodide also: a cold start in Deno without snapshot or pool (what a sandbox without
+  them pays per run) and a restore from our snapshot (what each run costs in the background).
 
 Prints a Markdown table (ratios against the baseline's p50) for BENCHMARKS.md.
 
@@ -96,9 +98,9 @@ def service() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
 class Client:
     """A keep-alive HTTP/1.1 client: as little client CPU per request as possible."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, runtime: str) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self.body = json.dumps({"code": CODE}).encode()
+        self.body = json.dumps({"code": CODE, "runtime": runtime}).encode()
         self.peaks: list[int] = []
 
     def execute(self) -> float:
@@ -159,6 +161,43 @@ def worker_pids(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+def descendants(pid: int) -> list[int]:
+    found = worker_pids(pid)
+    for child in list(found):
+        found += descendants(child)
+    return found
+
+
+def is_deno(pid: int) -> bool:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"deno")
+
+
+def pyodide_start() -> tuple[float, float]:
+    """(cold start ms, snapshot restore ms) measured in Deno directly."""
+    from sandbox.engines.pyodide import builder
+
+    artifacts = builder.locate(ROOT / ".artifacts", ROOT / "pyodide-runtime")
+    layout = artifacts.layout
+    done = subprocess.run(
+        [
+            str(layout.deno),
+            "run",
+            "--no-prompt",
+            "--no-remote",
+            f"--allow-read={ROOT},{layout.snapshot},{layout.lock_file.parent}",
+            str(ROOT / "bench" / "pyodide_start.mjs"),
+            str(layout.snapshot),
+            str(layout.lock_file),
+            "9",
+        ],
+        capture_output=True,
+        check=True,
+        env={"DENO_NO_UPDATE_CHECK": "1", "DENO_DIR": str(layout.snapshot.parent / "deno-dir")},
+    )
+    numbers = json.loads(done.stdout.splitlines()[-1])
+    return float(numbers["coldMs"]), float(numbers["restoreMs"])
+
+
 def _ms(value: float) -> str:
     return f"{value:.2f}" if value >= 1 else f"{value:.4f}"
 
@@ -189,32 +228,59 @@ def main() -> None:
     rows.append(Row("in-process `exec` (no isolation)", latencies, rate, "0"))
 
     with service() as (port, proc):
-        client = Client(port)
-        for _ in range(20):
-            client.execute()
-        latencies, rate = measure(client.execute, args.runs)
-        peak = statistics.median(client.peaks) / 2**20
-        rows.append(Row("`/v1/execute`, sequential", latencies, rate, f"{peak:.0f} MB"))
-        clients: list[Client] = []
-
-        def make() -> Callable[[], float]:
-            c = Client(port)
-            clients.append(c)
-            return c.execute
-
-        latencies, rate = measure_concurrent(make, args.runs, CONCURRENCY)
-        peaks = [p for c in clients for p in c.peaks]
-        workers = worker_pids(proc.pid)
-        worker_rss = statistics.mean(rss_mb(pid) for pid in workers)
-        rows.append(
-            Row(
-                f"`/v1/execute`, concurrency {CONCURRENCY}",
-                latencies,
-                rate,
-                f"{statistics.median(peaks) / 2**20:.0f} MB",
+        notes = []
+        for runtime, runs in (("wasmtime", args.runs), ("pyodide", max(40, args.runs // 4))):
+            client = Client(port, runtime)
+            for _ in range(10):
+                client.execute()
+            latencies, rate = measure(client.execute, runs)
+            peak = statistics.median(client.peaks) / 2**20
+            rows.append(
+                Row(f"`/v1/execute` {runtime}, sequential", latencies, rate, f"{peak:.0f} MB")
             )
+            clients: list[Client] = []
+
+            def make(
+                runtime: str = runtime, clients: list[Client] = clients
+            ) -> Callable[[], float]:
+                c = Client(port, runtime)
+                clients.append(c)
+                return c.execute
+
+            latencies, rate = measure_concurrent(make, runs, CONCURRENCY)
+            peaks = [p for c in clients for p in c.peaks]
+            rows.append(
+                Row(
+                    f"`/v1/execute` {runtime}, concurrency {CONCURRENCY}",
+                    latencies,
+                    rate,
+                    f"{statistics.median(peaks) / 2**20:.0f} MB",
+                )
+            )
+        everything = descendants(proc.pid)
+        wasmtime_workers = [
+            p for p in worker_pids(proc.pid) if not any(is_deno(c) for c in descendants(p))
+        ]
+        denos = [p for p in everything if is_deno(p)]
+        wasmtime_rss = statistics.mean(rss_mb(p) for p in wasmtime_workers)
+        deno_rss = statistics.mean(rss_mb(p) for p in denos)
+        notes.append(
+            f"Resident memory: each idle wasmtime worker process {wasmtime_rss:.0f} MB; each "
+            f"Deno process (its spare interpreters included) {deno_rss:.0f} MB; the API process "
+            f"{rss_mb(proc.pid):.0f} MB."
         )
-        service_rss = rss_mb(proc.pid)
+    cold_ms, restore_ms = pyodide_start()
+    rows.append(
+        Row("Pyodide cold start in Deno, no snapshot, no pool", [cold_ms], 1000 / cold_ms, "-")
+    )
+    rows.append(
+        Row(
+            "Pyodide restore from our snapshot (one interpreter)",
+            [restore_ms],
+            1000 / restore_ms,
+            "-",
+        )
+    )
 
     baseline = rows[0].p(0.5)
     baseline_version = subprocess.run(
@@ -222,8 +288,9 @@ def main() -> None:
     ).stdout.strip()
     cpus = os.cpu_count()
     print(f"Machine: {platform.machine()}, {cpus} CPUs, Python {platform.python_version()}; ")
-    print(f"baseline: {python} ({baseline_version}); service: {len(workers)} workers, one per")
-    print(f"CPU; {args.runs} requests per `/v1/execute` row.\n")
+    print(f"baseline: {python} ({baseline_version}); service defaults (per engine one worker")
+    print(f"process per CPU); {args.runs} wasmtime and {max(40, args.runs // 4)} pyodide")
+    print("requests per row; the two Pyodide start rows are medians of Deno-side timings.\n")
     print("| scenario | p50 ms | p99 ms | runs/s | memory per run | p50 vs `python3 -c` |")
     print("|---|---:|---:|---:|---:|---:|")
     for row in rows:
@@ -233,10 +300,9 @@ def main() -> None:
             f"| {row.rss_per_run} | {ratio:.3f}x |"
         )
     print(
-        f"\nMemory per run: peak RSS of the `python3 -c` process; for `/v1/execute`, the median "
-        f"resident memory a run added to its worker (`usage.memory_peak_bytes`). Resident "
-        f"memory of each idle worker process: {worker_rss:.0f} MB; of the API process: "
-        f"{service_rss:.0f} MB."
+        "\nMemory per run: peak RSS of the `python3 -c` process; for `/v1/execute`, the median "
+        "`usage.memory_peak_bytes` (wasmtime: resident memory the run added to its worker; "
+        "pyodide: how much the run grew its interpreter's heap). " + " ".join(notes)
     )
 
 

@@ -1,0 +1,74 @@
+"""sandbox/engines/pyodide/deno.py: the Deno command line grants as little as possible."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sandbox.engines.pyodide.deno import RuntimeLayout, deno_env, host_argv, snapshot_argv
+
+LAYOUT = RuntimeLayout(
+    deno=Path("/opt/deno"),
+    runtime_dir=Path("/srv/pyodide-runtime"),
+    snapshot=Path("/srv/artifacts/pyodide/snapshot-x.bin"),
+    lock_file=Path("/srv/artifacts/pyodide/packages/pyodide-lock.json"),
+)
+
+
+def _flags(argv: list[str]) -> dict[str, str]:
+    return dict(
+        arg.split("=", 1) if "=" in arg else (arg, "") for arg in argv if arg.startswith("--")
+    )
+
+
+def test_host_may_read_only_its_files_and_reach_only_the_gate() -> None:
+    flags = _flags(host_argv(LAYOUT, "127.0.0.1:4567", spares=2))
+    assert flags["--allow-read"].split(",") == [
+        "/srv/pyodide-runtime",
+        "/srv/artifacts/pyodide/snapshot-x.bin",
+        "/srv/artifacts/pyodide/packages",
+    ]
+    assert flags["--allow-net"] == "127.0.0.1:4567"
+    for granted in (
+        "--allow-all",
+        "--allow-env",
+        "--allow-write",
+        "--allow-run",
+        "--allow-ffi",
+        "--allow-sys",
+        "--allow-import",
+        "-A",
+    ):
+        assert granted not in flags
+    for denied in ("--no-prompt", "--no-remote", "--no-npm", "--no-config"):
+        assert denied in flags
+
+
+def test_host_config_tells_workers_the_same_narrow_world() -> None:
+    argv = host_argv(LAYOUT, "127.0.0.1:4567", spares=2)
+    config = json.loads(argv[-1])
+    assert config["gate"] == "127.0.0.1:4567"
+    assert config["spares"] == 2
+    assert argv[-2].endswith("src/host.mjs")
+
+
+@pytest.mark.parametrize("gate", ["0.0.0.0:80", "example.com:443", "10.0.0.1:8080", ":1"])
+def test_gate_must_be_on_loopback(gate: str) -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        host_argv(LAYOUT, gate, spares=1)
+
+
+def test_snapshot_build_has_no_network_at_all() -> None:
+    flags = _flags(snapshot_argv(LAYOUT.deno, LAYOUT.runtime_dir, LAYOUT.lock_file.parent))
+    assert "--allow-net" not in flags
+    assert flags["--allow-read"] == "/srv/pyodide-runtime,/srv/artifacts/pyodide/packages"
+
+
+def test_environment_is_only_denos_own() -> None:
+    assert deno_env(Path("/tmp/d")) == {
+        "DENO_DIR": "/tmp/d",
+        "DENO_NO_UPDATE_CHECK": "1",
+        "NO_COLOR": "1",
+    }
