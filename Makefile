@@ -9,7 +9,7 @@ STAMP     := $(VENV)/.installed
 PYODIDE   := pyodide-runtime
 NPM_STAMP := $(PYODIDE)/node_modules/.package-lock.json
 
-.PHONY: serve test build install lint format bench clean
+.PHONY: serve test build install lint format bench clean packages
 
 serve: build
 	$(PY) -m app
@@ -17,9 +17,23 @@ serve: build
 test: build lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+PACKAGES_STAMP := $(ARTIFACTS)/pyodide/packages/.installed
+
 build: install
 	$(PY) -m sandbox.engines.wasmtime.builder --artifacts $(ARTIFACTS)
 	$(PY) -m sandbox.engines.pyodide.builder --artifacts $(ARTIFACTS) --runtime $(PYODIDE)
+	@$(MAKE) --no-print-directory $(PACKAGES_STAMP)
+
+# Pure-Python wheels for the Pyodide engine, resolved from the registry once.
+$(PACKAGES_STAMP): $(PYODIDE)/packages.txt
+	$(PY) -m sandbox.engines.pyodide.packages --artifacts $(ARTIFACTS) --runtime $(PYODIDE) \
+		add -r $(PYODIDE)/packages.txt
+	touch $@
+
+# Add more: make packages PACKAGES="attrs python-dateutil" (then restart the service).
+packages: install
+	$(PY) -m sandbox.engines.pyodide.packages --artifacts $(ARTIFACTS) --runtime $(PYODIDE) \
+		add $(PACKAGES)
 
 install: $(STAMP) $(NPM_STAMP)
 

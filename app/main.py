@@ -46,7 +46,7 @@ async def _wasmtime_runner(settings: Settings) -> Runner:
     )
 
 
-async def _pyodide_runner(settings: Settings) -> Runner:
+async def _pyodide_runner(settings: Settings, app: FastAPI) -> Runner:
     runtime_dir = settings.pyodide_runtime_dir
     if settings.build_on_start:
         artifacts = await asyncio.to_thread(
@@ -54,6 +54,7 @@ async def _pyodide_runner(settings: Settings) -> Runner:
         )
     else:
         artifacts = pyodide_engine.locate(settings.artifact_dir, runtime_dir)
+    app.state.pyodide_lock_file = artifacts.layout.lock_file
     return pyodide_engine.create_runner(
         artifacts,
         size=settings.pyodide_pool_size,
@@ -72,10 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runners: dict[str, Runner] = {}
         app.state.runners = runners
+        app.state.pyodide_lock_file = None
         try:
             made = [_wasmtime_runner(settings)]
             if settings.pyodide_enabled:
-                made.append(_pyodide_runner(settings))
+                made.append(_pyodide_runner(settings, app))
             for runner in await asyncio.gather(*made):
                 runners[runner.name] = runner
             await asyncio.gather(*(runner.start() for runner in runners.values()))

@@ -54,6 +54,12 @@ class ExecuteRequest(_Strict):
         "or {content, encoding: 'base64'}",
     )
     env: dict[str, str] = Field(default_factory=dict, description="The whole os.environ")
+    requirements: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Installed pure-Python packages to load first (pyodide runtime only); "
+        "imports of installed packages also load them",
+    )
     stream: bool = Field(
         default=False, description="Stream events over SSE (or send Accept: text/event-stream)"
     )

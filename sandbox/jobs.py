@@ -14,6 +14,8 @@ __all__ = ["InvalidJob", "Job", "check_relative_path"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_FILES = 256
+_MAX_REQUIREMENTS = 50
+_PACKAGE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
 
 
 class InvalidJob(ValueError):
@@ -37,6 +39,8 @@ class Job:
         files: relative path → content, written into the run's working
             directory before it starts. No absolute paths, no ``..``.
         env: the whole environment the code sees (``os.environ``).
+        requirements: names of installed pure-Python packages to load first
+            (engines that support packages only).
 
     Raises:
         InvalidJob: naming the field (``code``, ``files.<path>``, ``env.<name>``).
@@ -48,6 +52,7 @@ class Job:
     stdin: str | None = None
     files: Mapping[str, bytes] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    requirements: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         size = len(self.code.encode("utf-8", errors="surrogatepass"))
@@ -69,6 +74,12 @@ class Job:
                 raise InvalidJob(f"env.{name}", "names must match [A-Za-z_][A-Za-z0-9_]*")
             if "\x00" in value:
                 raise InvalidJob(f"env.{name}", "contains a NUL character")
+        if len(self.requirements) > _MAX_REQUIREMENTS:
+            raise InvalidJob("requirements", f"at most {_MAX_REQUIREMENTS} packages")
+        for name in self.requirements:
+            if not _PACKAGE_NAME.match(name):
+                raise InvalidJob("requirements", f"{name!r} is not a package name")
+        object.__setattr__(self, "requirements", tuple(self.requirements))
         object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
         object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
 

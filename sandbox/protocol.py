@@ -126,6 +126,7 @@ def job_message(job: Job) -> dict[str, Any]:
         "stdin": job.stdin,
         "env": dict(job.env),
         "files": {name: base64.b64encode(data).decode() for name, data in job.files.items()},
+        "requirements": list(job.requirements),
     }
 
 
@@ -141,6 +142,7 @@ def job_from_message(message: dict[str, Any]) -> Job:
         stdin=message.get("stdin"),
         env=dict(message.get("env") or {}),
         files={name: base64.b64decode(data) for name, data in (message.get("files") or {}).items()},
+        requirements=tuple(message.get("requirements") or ()),
     )
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sandbox.engines.pyodide import PyodideArtifacts
+from sandbox.engines.pyodide import build as build_pyodide
 from sandbox.engines.wasmtime import Artifacts, build
 from tests.loopback import LoopbackServer
 
@@ -119,3 +121,8 @@ def execute(client: httpx.Client, code: str, **fields: object) -> dict[str, obje
     assert response.status_code == 200, response.text
     body: dict[str, object] = response.json()
     return body
+
+
+@pytest.fixture(scope="session")
+def pyodide_artifacts() -> PyodideArtifacts:
+    return build_pyodide(ARTIFACT_DIR, ROOT / "pyodide-runtime")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -16,6 +17,7 @@ from app.errors import invalid_field
 from app.events import to_response, to_sse
 from app.schemas import ErrorResponse, ExecuteRequest, ExecuteResponse
 from sandbox import EgressPolicy, Event, InvalidJob, Job, LimitExceeded, RunResult, Started
+from sandbox.engines.pyodide import packages
 
 router = APIRouter(tags=["execute"])
 
@@ -45,11 +47,12 @@ async def execute(
     Every run ends in one status: ok, error, cpu_limit, wall_limit,
     memory_limit, output_limit, subrequest_limit, canceled, internal_error.
     """
-    job = build_job(body, settings)
     runtime = body.runtime or settings.default_runtime
     runner = runners.get(runtime)
     if runner is None:
         raise invalid_field("runtime", f"the {runtime} engine is not enabled on this server")
+    job = build_job(body, settings)
+    check_requirements(job, runtime, request.app.state.pyodide_lock_file)
     events = aiter(runner.run(job))
     first = await anext(events)  # PoolBusy (429) surfaces here, before any response
     if not isinstance(first, Started):
@@ -60,6 +63,23 @@ async def execute(
     if result is None:
         return Response(status_code=499)
     return to_response(result)
+
+
+def check_requirements(job: Job, runtime: str, lock_file: Path | None) -> None:
+    """422 unless every requirement is installed for an engine that loads packages."""
+    if not job.requirements:
+        return
+    if runtime != "pyodide" or lock_file is None:
+        raise invalid_field(
+            "requirements", "packages load only on the pyodide runtime; set runtime to pyodide"
+        )
+    missing = packages.check_requirements(job.requirements, lock_file)
+    if missing:
+        raise invalid_field(
+            "requirements",
+            f"not installed on this server: {', '.join(missing)}; an operator adds pure-Python "
+            "packages with `make packages PACKAGES=...` (compiled packages can't run here)",
+        )
 
 
 def build_job(body: ExecuteRequest, settings: Settings) -> Job:
@@ -94,6 +114,7 @@ def build_job(body: ExecuteRequest, settings: Settings) -> Job:
             stdin=body.stdin,
             files=files,
             env=body.env,
+            requirements=tuple(body.requirements),
         )
     except InvalidJob as exc:
         raise invalid_field(exc.field, exc.message) from None

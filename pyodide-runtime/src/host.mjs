@@ -1,6 +1,7 @@
 // The Deno process of one Pyodide driver: keeps pre-restored workers ready,
 // runs one job at a time in one of them, and throws each away after use.
-// Config (argv[0], JSON): {indexURL, snapshot, lockFile, gate, spares, runtimeDir}.
+// Config (argv[0], JSON): {indexURL, snapshot, lockFile, packagesDir, gate, spares,
+// runtimeDir}.
 import { readMessages, send } from "./lines.mjs";
 
 const config = JSON.parse(Deno.args[0]);
@@ -18,7 +19,7 @@ function spawn() {
     type: "module",
     deno: {
       permissions: {
-        read: [config.runtimeDir, config.indexURL, config.lockFile],
+        read: [config.runtimeDir, config.indexURL, config.packagesDir],
         net: [config.gate],
         env: false,
         run: false,

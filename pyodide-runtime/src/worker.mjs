@@ -4,6 +4,9 @@
 import { loadPyodide } from "../node_modules/pyodide/pyodide.mjs";
 
 let pyodide;
+let lock = { packages: {} };
+let lockDir = "";
+const packagesByImport = new Map();
 let memoryCapBytes = Infinity;
 let runToken = "";
 const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
@@ -74,6 +77,11 @@ async function init({ module, snapshot, indexURL, lockFile, interrupt, gate }) {
     _loadSnapshot: snapshot,
   });
   pyodide.setInterruptBuffer(new Int32Array(interrupt));
+  lockDir = lockFile.slice(0, lockFile.lastIndexOf("/") + 1);
+  lock = JSON.parse(await Deno.readTextFile(lockFile));
+  for (const [name, entry] of Object.entries(lock.packages)) {
+    for (const module of entry.imports ?? []) packagesByImport.set(module, normalizeName(name));
+  }
   // Sibling workers must not talk to each other (measured: BroadcastChannel
   // crosses workers of one process).
   delete globalThis.BroadcastChannel;
@@ -94,6 +102,7 @@ async function run({ job, token, memoryBytes }) {
       },
     });
   }
+  await loadPackages(job);
   pyodide.globals.set("_sandlot_job", JSON.stringify(job));
   const outcome = await pyodide.runPythonAsync(
     "import _sandlot_pyodide\nawait _sandlot_pyodide.run(_sandlot_job)",
@@ -134,4 +143,40 @@ function routeFetchThroughGate(gate) {
     Object.defineProperty(response, "url", { value: reply.headers.get("x-sandlot-url") ?? "" });
     return response;
   };
+}
+
+// Packages come only from our lock file and the wheels beside it (the driver
+// checked they are there); nothing is downloaded, nothing is written on the
+// host. Named requirements load first, then whatever the code imports that
+// the lock file knows; dependencies come along.
+async function loadPackages(job) {
+  const wanted = new Set((job.requirements ?? []).map(normalizeName));
+  try {
+    const findImports = pyodide.pyimport("pyodide.code").find_imports;
+    for (const name of findImports(job.code).toJs()) {
+      const owner = packagesByImport.get(name);
+      if (owner) wanted.add(owner);
+    }
+  } catch {
+    // Code that doesn't parse: the run reports the SyntaxError itself.
+  }
+  const order = [];
+  const visit = (name) => {
+    const entry = lock.packages[name];
+    if (!entry || order.includes(name)) return;
+    order.push(name);
+    for (const dependency of entry.depends ?? []) visit(normalizeName(dependency));
+  };
+  for (const name of wanted) visit(name);
+  if (!order.length) return;
+  const extractDir = pyodide.runPython("import sysconfig; sysconfig.get_path('purelib')");
+  for (const name of order) {
+    const bytes = await Deno.readFile(lockDir + lock.packages[name].file_name);
+    pyodide.unpackArchive(bytes, "wheel", { extractDir });
+  }
+  pyodide.runPython("import importlib; importlib.invalidate_caches()");
+}
+
+function normalizeName(name) {
+  return name.toLowerCase().replace(/[-_.]+/g, "-");
 }

@@ -47,6 +47,7 @@ def host_argv(layout: RuntimeLayout, gate: str, spares: int) -> list[str]:
         "indexURL": f"{layout.index_dir}/",
         "snapshot": str(layout.snapshot),
         "lockFile": str(layout.lock_file),
+        "packagesDir": str(layout.lock_file.parent),
         "runtimeDir": str(layout.runtime_dir),
         "gate": gate,
         "spares": spares,

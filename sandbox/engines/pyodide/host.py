@@ -211,6 +211,7 @@ class PyodideRuntime:
                                 for name, data in job.files.items()
                             },
                             "result_max_bytes": min(_RESULT_MAX_BYTES, job.limits.output_bytes),
+                            "requirements": list(job.requirements),
                         },
                     }
                 )
