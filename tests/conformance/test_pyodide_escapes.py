@@ -75,6 +75,24 @@ def test_host_file_content_never_reaches_the_guest(client: httpx.Client) -> None
     assert secret not in body["stdout"] + body["stderr"]
 
 
+def test_loading_an_uninstalled_package_fetches_nothing(client: httpx.Client) -> None:
+    # numpy is in Pyodide's upstream package list, not in our lock file: there is
+    # nothing to download it from (no CDN fallback, and Deno's net is the gate only).
+    code = (
+        "import pyodide_js\n"
+        "try:\n"
+        "    await pyodide_js.loadPackage('numpy')\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__)\n"
+        "import importlib.util\n"
+        "importlib.util.find_spec('numpy') is None"
+    )
+    body = run_js(client, code, limits={"wall_ms": 10_000})
+    assert body["status"] == "ok", body["error"]
+    assert body["result"]["json"] is True
+    assert body["usage"]["subrequests"] == 0
+
+
 def test_broadcast_channel_between_runs_is_gone(client: httpx.Client) -> None:
     body = run_js(client, "import js\nhasattr(js, 'BroadcastChannel')")
     assert body["result"]["json"] is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import signal
 import threading
@@ -128,29 +129,37 @@ def test_worker_processes_inherit_none_of_the_services_secrets(tmp_path: Path) -
         svc.close()
 
 
-def test_pyodide_deno_killed_mid_run_is_restarted(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def pyodide_service(tmp_path: Path, **settings: str) -> Iterator[tuple[Service, httpx.Client]]:
+    """A service of its own running one Pyodide worker process (the default runtime)."""
     svc = Service(
         tmp_path,
         pool_size="1",
         pyodide_pool_size="1",
         default_runtime="pyodide",
         build_on_start="false",
+        **settings,
     )
     try:
         with httpx.Client(base_url=svc.url, timeout=60) as client:
-            assert execute(client, "1 + 1")["result"]["json"] == 2
-            deno = [
-                pid
-                for pid in _descendants(svc.proc.pid)
-                if b"deno" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-            ]
-            assert len(deno) == 1
-            threading.Timer(0.5, os.kill, (deno[0], signal.SIGKILL)).start()
-            body = execute(client, "while True: pass", limits={"cpu_ms": 20_000, "wall_ms": 20_000})
-            assert body["status"] == "internal_error"
-            assert execute(client, "2 + 2")["result"]["json"] == 4
+            yield svc, client
     finally:
         svc.close()
+
+
+def test_pyodide_deno_killed_mid_run_is_restarted(tmp_path: Path) -> None:
+    with pyodide_service(tmp_path) as (svc, client):
+        assert execute(client, "1 + 1")["result"]["json"] == 2
+        deno = [
+            pid
+            for pid in _descendants(svc.proc.pid)
+            if b"deno" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        ]
+        assert len(deno) == 1
+        threading.Timer(0.5, os.kill, (deno[0], signal.SIGKILL)).start()
+        body = execute(client, "while True: pass", limits={"cpu_ms": 20_000, "wall_ms": 20_000})
+        assert body["status"] == "internal_error"
+        assert execute(client, "2 + 2")["result"]["json"] == 4
 
 
 def _descendants(pid: int) -> list[int]:
@@ -159,3 +168,13 @@ def _descendants(pid: int) -> list[int]:
     for child in list(found):
         found += _descendants(child)
     return found
+
+
+def test_pyodide_js_heap_bomb_ends_and_spares_the_next_run(tmp_path: Path) -> None:
+    # The wasm heap is capped per run; a JS-side bomb is caught by the Deno
+    # process's resident-memory backstop, and the next run starts clean.
+    with pyodide_service(tmp_path, pyodide_memory_backstop_mb="1500") as (_, client):
+        bomb = "import js\njs.eval('const a = []; while (true) a.push(new Array(1e6).fill(1.5))')"
+        body = execute(client, bomb, limits={"cpu_ms": 20_000, "wall_ms": 30_000})
+        assert body["status"] in {"memory_limit", "cpu_limit"}, body
+        assert execute(client, "print('clean')")["stdout"] == "clean\n"

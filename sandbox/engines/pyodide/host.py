@@ -118,10 +118,10 @@ class PyodideRuntime:
         except OSError as exc:
             raise EngineUnavailable(f"can't start deno: {exc}") from exc
         self._messages = queue.SimpleQueue()
-        assert self._proc.stdout is not None
-        threading.Thread(
-            target=_read_lines, args=(self._proc.stdout, self._messages), daemon=True
-        ).start()
+        stdout = self._proc.stdout
+        if stdout is None:
+            raise EngineUnavailable("deno was started without a stdout pipe")
+        threading.Thread(target=_read_lines, args=(stdout, self._messages), daemon=True).start()
         try:
             ready = self._messages.get(timeout=_START_TIMEOUT_S)
         except queue.Empty:
@@ -142,9 +142,17 @@ class PyodideRuntime:
         self._start_deno()
 
     def prepare(self) -> None:
-        """Deno keeps its own spare workers; restart it only if it died."""
+        """Deno keeps its own spare workers; restart it if it died or kept a run's memory.
+
+        A terminated worker's memory is not always returned at once: a Deno over
+        its backstop before a run starts is restarted, so that no run pays for
+        the one before it.
+        """
         if self._proc is None or self._proc.poll() is not None:
             self._start_deno()
+        elif self._rss() > self._backstop:
+            log.warning("the Deno host kept %d MB after a run; restarting it", self._rss() >> 20)
+            self._restart_deno()
 
     def close(self) -> None:
         with self._send_lock:
