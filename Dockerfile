@@ -26,8 +26,8 @@ COPY --from=pyodide /pyodide-runtime/node_modules ./pyodide-runtime/node_modules
 RUN pip install '.[build]'
 
 # The wasmtime component, its .cwasm and stdlib mount; the Pyodide snapshot (about 1 min).
-RUN python -m sandbox.engines.wasmtime.builder --artifacts /srv/sandlot/.artifacts \
-    && python -m sandbox.engines.pyodide.builder --artifacts /srv/sandlot/.artifacts \
+RUN python -m sandbox.engines.wasmtime --artifacts /srv/sandlot/.artifacts \
+    && python -m sandbox.engines.pyodide --artifacts /srv/sandlot/.artifacts \
         --runtime /srv/sandlot/pyodide-runtime \
     && chmod -R a+rX /srv/sandlot/.artifacts /srv/sandlot/pyodide-runtime
 

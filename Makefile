@@ -20,8 +20,8 @@ test: build lint
 PACKAGES_STAMP := $(ARTIFACTS)/pyodide/packages/.installed
 
 build: install
-	$(PY) -m sandbox.engines.wasmtime.builder --artifacts $(ARTIFACTS)
-	$(PY) -m sandbox.engines.pyodide.builder --artifacts $(ARTIFACTS) --runtime $(PYODIDE)
+	$(PY) -m sandbox.engines.wasmtime --artifacts $(ARTIFACTS)
+	$(PY) -m sandbox.engines.pyodide --artifacts $(ARTIFACTS) --runtime $(PYODIDE)
 	@$(MAKE) --no-print-directory $(PACKAGES_STAMP)
 
 # Pure-Python wheels for the Pyodide engine, resolved from the registry once.

@@ -89,7 +89,13 @@ class Service:
 
 @pytest.fixture(scope="session")
 def service(tmp_path_factory: pytest.TempPathFactory, artifacts: Artifacts) -> Iterator[Service]:
-    svc = Service(tmp_path_factory.mktemp("service"), pool_size="4", build_on_start="false")
+    # A long queue wait: the suite sends bursts (32 concurrent runs) at small pools.
+    svc = Service(
+        tmp_path_factory.mktemp("service"),
+        pool_size="4",
+        queue_timeout_ms="30000",
+        build_on_start="false",
+    )
     yield svc
     svc.close()
 

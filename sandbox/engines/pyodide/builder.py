@@ -1,6 +1,6 @@
 """Build the Pyodide engine's guest: a memory snapshot of a prepared interpreter.
 
-``python -m sandbox.engines.pyodide.builder --artifacts DIR --runtime pyodide-runtime``
+``python -m sandbox.engines.pyodide --artifacts DIR --runtime pyodide-runtime``
 
 1. Our own lock file (``packages/pyodide-lock.json``): Pyodide's, with no
    packages of its own, so nothing can ever be fetched from a CDN; pure-Python
@@ -62,7 +62,7 @@ class PyodideArtifacts:
             if not path.exists():
                 raise EngineUnavailable(
                     f"Pyodide engine file {path} is missing; run `make build` "
-                    "(npm ci in pyodide-runtime, then python -m sandbox.engines.pyodide.builder)"
+                    "(npm ci in pyodide-runtime, then python -m sandbox.engines.pyodide)"
                 )
 
 

@@ -17,7 +17,7 @@ Steps, each cached by a key over its inputs:
    host's Python has another bytecode magic number), as unchecked hash-based
    pycs, so lazy imports don't parse source.
 
-Run ``python -m sandbox.engines.wasmtime.builder --artifacts DIR``; the service
+Run ``python -m sandbox.engines.wasmtime --artifacts DIR``; the service
 loads what this wrote and never compiles on the request path.
 """
 
@@ -95,7 +95,7 @@ class Artifacts:
             if not path.exists():
                 raise EngineUnavailable(
                     f"wasmtime guest artifact {path} is missing; run `make build` "
-                    "(python -m sandbox.engines.wasmtime.builder)"
+                    "(python -m sandbox.engines.wasmtime)"
                 )
 
 
