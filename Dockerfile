@@ -42,6 +42,7 @@ ENV SANDLOT_HOST=0.0.0.0 \
     SANDLOT_ARTIFACT_DIR=/srv/sandlot/.artifacts \
     SANDLOT_PYODIDE_RUNTIME_DIR=/srv/sandlot/pyodide-runtime
 
+# Production fails closed: run with -e SANDLOT_ADMIN_KEY=<32+ random characters>.
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2)"
 CMD ["python", "-m", "app"]

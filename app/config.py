@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sandbox import DEFAULT_FUEL_PER_MS, Limits
@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     data_dir: Path = PROJECT_ROOT / "var"
+    # SQLite under data_dir when unset; a postgresql+psycopg:// URL for PostgreSQL.
+    database_url: str | None = None
+    # The control plane's admin key (Bearer). Unset: the control plane answers 401.
+    admin_key: SecretStr | None = None
     artifact_dir: Path = PROJECT_ROOT / ".artifacts"
     # Build missing guest artifacts at start-up instead of refusing to start.
     build_on_start: bool = True
@@ -72,6 +76,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SANDLOT_DEFAULT_RUNTIME is pyodide but SANDLOT_PYODIDE_ENABLED is false"
             )
+        if self.environment == "production" and (
+            self.admin_key is None or len(self.admin_key.get_secret_value()) < 32
+        ):
+            raise ValueError(
+                "SANDLOT_ADMIN_KEY must be set in production, at least 32 random characters"
+            )
         if self.environment == "production" and self.build_on_start:
             raise ValueError(
                 "SANDLOT_BUILD_ON_START must be false in production: build the guest "
@@ -100,6 +110,10 @@ class Settings(BaseSettings):
             subrequests=self.max_subrequests,
             code_bytes=self.max_code_bytes,
         )
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'sandlot.db'}"
 
     @property
     def scratch_dir(self) -> Path:

@@ -13,7 +13,8 @@ from fastapi import FastAPI
 from app import errors
 from app.config import Settings
 from app.limits_middleware import BodySizeLimit
-from app.routes import execute, health
+from app.routes import execute, health, namespaces
+from app.store import Store, migrate
 from sandbox import Runner
 from sandbox.engines import pyodide as pyodide_engine
 from sandbox.engines import wasmtime as wasmtime_engine
@@ -75,7 +76,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runners: dict[str, Runner] = {}
         app.state.runners = runners
         app.state.pyodide_lock_file = None
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(settings.database)
+        app.state.store = store
         try:
+            await asyncio.to_thread(migrate, store)
             made = [_wasmtime_runner(settings)]
             if settings.pyodide_enabled:
                 made.append(_pyodide_runner(settings, app))
@@ -86,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await asyncio.gather(*(runner.close() for runner in runners.values()))
+            store.close()
 
     app = FastAPI(
         title="Sandlot",
@@ -98,4 +104,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.router)
     app.include_router(execute.router)
+    app.include_router(namespaces.router)
     return app

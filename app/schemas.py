@@ -135,3 +135,45 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+NAMESPACE_NAME = r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+
+
+class NamespaceIn(_Strict):
+    name: str = Field(
+        pattern=NAMESPACE_NAME,
+        description="1-63 characters: lowercase letters, digits and '-', starting with a "
+        "letter and not ending with '-' (it becomes a DNS label in hostname routing)",
+    )
+    mode: Literal["untrusted", "trusted"] = Field(
+        default="untrusted",
+        description="untrusted: workers learn nothing of the platform; trusted: may get "
+        "request metadata",
+    )
+    limits: LimitsIn = Field(
+        default_factory=LimitsIn, description="Defaults for this namespace's runs"
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list, max_length=100, description="Default egress allowlist"
+    )
+    dispatch_public: bool = Field(
+        default=True, description="Dispatch to its workers without an API key"
+    )
+
+
+class NamespaceOut(BaseModel):
+    name: str
+    mode: str
+    limits: dict[str, int]
+    allowed_hosts: list[str]
+    dispatch_public: bool
+    created_at: str
+    workers: int
+
+
+class NamespaceList(BaseModel):
+    namespaces: list[NamespaceOut]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null at the end"
+    )

@@ -24,6 +24,7 @@ from tests.loopback import LoopbackServer
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACT_DIR = Path(os.environ.get("SANDLOT_ARTIFACT_DIR", ROOT / ".artifacts"))
+ADMIN_KEY = "test-admin-key-" + "0123456789abcdef" * 2
 
 
 @pytest.fixture(scope="session")
@@ -50,10 +51,11 @@ class Service:
             "SANDLOT_DATA_DIR": str(tmp),
             "SANDLOT_ARTIFACT_DIR": str(ARTIFACT_DIR),
             "SANDLOT_LOG_LEVEL": "info",
+            "SANDLOT_ADMIN_KEY": ADMIN_KEY,
             **{f"SANDLOT_{k.upper()}": v for k, v in settings.items()},
         }
         self.log_path = tmp / "service.log"
-        self._log = self.log_path.open("wb")
+        self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "app"], cwd=ROOT, env=env, stdout=self._log, stderr=self._log
         )

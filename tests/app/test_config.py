@@ -31,12 +31,25 @@ def test_default_above_maximum_fails_at_start_up(monkeypatch: pytest.MonkeyPatch
         Settings()
 
 
-def test_production_refuses_building_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_production_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SANDLOT_ENVIRONMENT", "production")
+    monkeypatch.delenv("SANDLOT_ADMIN_KEY", raising=False)
+    with pytest.raises(ValidationError, match="SANDLOT_ADMIN_KEY"):
+        Settings()
+    monkeypatch.setenv("SANDLOT_ADMIN_KEY", "short")
+    with pytest.raises(ValidationError, match="at least 32"):
+        Settings()
+    monkeypatch.setenv("SANDLOT_ADMIN_KEY", "k" * 40)
     with pytest.raises(ValidationError, match="SANDLOT_BUILD_ON_START"):
         Settings()
     monkeypatch.setenv("SANDLOT_BUILD_ON_START", "false")
     assert Settings().environment == "production"
+
+
+def test_sqlite_under_the_data_dir_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SANDLOT_DATABASE_URL", raising=False)
+    monkeypatch.setenv("SANDLOT_DATA_DIR", "/srv/data")
+    assert Settings().database == "sqlite:////srv/data/sandlot.db"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,105 @@
+"""/v1/namespaces: the control plane's dispatch namespaces (admin key required)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from app.auth import AdminDep
+from app.deps import SettingsDep
+from app.errors import ApiError, invalid_field
+from app.schemas import NAMESPACE_NAME, ErrorResponse, NamespaceIn, NamespaceList, NamespaceOut
+from app.store import Store, namespaces
+from sandbox import EgressPolicy, LimitExceeded
+
+router = APIRouter(prefix="/v1/namespaces", tags=["namespaces"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
+    404: {"model": ErrorResponse, "description": "No such namespace"},
+}
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def _out(namespace: namespaces.Namespace) -> NamespaceOut:
+    return NamespaceOut(
+        name=namespace.name,
+        mode=namespace.mode,
+        limits=namespace.limits,
+        allowed_hosts=namespace.allowed_hosts,
+        dispatch_public=namespace.dispatch_public,
+        created_at=namespace.created_at.isoformat(),
+        workers=namespace.workers,
+    )
+
+
+def _not_found(name: str) -> ApiError:
+    return ApiError(404, "not_found", f"namespace {name!r} was not found")
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=NamespaceOut,
+    responses={**_ERRORS, 409: {"model": ErrorResponse, "description": "Name taken"}},
+)
+def create_namespace(
+    body: NamespaceIn, request: Request, settings: SettingsDep, _: AdminDep
+) -> NamespaceOut:
+    """Create a namespace; its limits must be within the server's maximums."""
+    limits = {name: value for name, value in body.limits.model_dump().items() if value is not None}
+    try:
+        settings.default_limits.replace(**limits).check_within(settings.max_limits)
+    except LimitExceeded as exc:
+        raise invalid_field(f"limits.{exc.field}", str(exc)) from None
+    try:
+        EgressPolicy.from_strings(body.allowed_hosts)
+    except ValueError as exc:
+        raise invalid_field("allowed_hosts", str(exc)) from None
+    try:
+        created = namespaces.create(
+            _store(request),
+            body.name,
+            mode=body.mode,
+            limits=limits,
+            allowed_hosts=body.allowed_hosts,
+            dispatch_public=body.dispatch_public,
+        )
+    except namespaces.NamespaceExists:
+        raise ApiError(409, "conflict", f"namespace {body.name!r} already exists") from None
+    return _out(created)
+
+
+@router.get("", response_model=NamespaceList, responses={401: _ERRORS[401]})
+def list_namespaces(
+    request: Request,
+    _: AdminDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(pattern=NAMESPACE_NAME)] = None,
+) -> NamespaceList:
+    """Namespaces by name, a page at a time."""
+    items, next_cursor = namespaces.page(_store(request), limit=limit, after=cursor)
+    return NamespaceList(namespaces=[_out(item) for item in items], next_cursor=next_cursor)
+
+
+@router.get("/{name}", response_model=NamespaceOut, responses=_ERRORS)
+def get_namespace(name: str, request: Request, _: AdminDep) -> NamespaceOut:
+    try:
+        return _out(namespaces.get(_store(request), name))
+    except namespaces.NamespaceNotFound:
+        raise _not_found(name) from None
+
+
+@router.delete("/{name}", status_code=204, responses=_ERRORS)
+def delete_namespace(name: str, request: Request, _: AdminDep) -> Response:
+    """Delete a namespace (and, once workers exist, its workers)."""
+    try:
+        namespaces.remove(_store(request), name)
+    except namespaces.NamespaceNotFound:
+        raise _not_found(name) from None
+    return Response(status_code=204)

@@ -1,0 +1,12 @@
+"""The control plane's storage: one data layer over SQLite (default) or PostgreSQL.
+
+``Store`` owns the SQLAlchemy engine and sessions; ``migrate`` brings a database
+to the current schema with Alembic (``migrations/``), so an upgrade keeps data.
+Repository functions live beside it (``namespaces.py``).
+"""
+
+from app.store import namespaces
+from app.store.db import Store, migrate
+from app.store.models import NamespaceRow
+
+__all__ = ["NamespaceRow", "Store", "migrate", "namespaces"]

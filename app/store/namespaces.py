@@ -1,0 +1,100 @@
+"""Namespaces in the store: create, read, list by page, delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from app.store.db import Store
+from app.store.models import NamespaceRow
+
+__all__ = ["Namespace", "NamespaceExists", "NamespaceNotFound", "create", "get", "page", "remove"]
+
+
+class NamespaceExists(Exception):
+    """A namespace of that name already exists."""
+
+
+class NamespaceNotFound(Exception):
+    """No namespace of that name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    name: str
+    mode: str
+    limits: dict[str, Any]
+    allowed_hosts: list[str]
+    dispatch_public: bool
+    created_at: datetime
+    workers: int = 0
+
+
+def _from_row(row: NamespaceRow) -> Namespace:
+    return Namespace(
+        name=row.name,
+        mode=row.mode,
+        limits=dict(row.limits),
+        allowed_hosts=list(row.allowed_hosts),
+        dispatch_public=row.dispatch_public,
+        # SQLite keeps no time zone; every time stored here is UTC.
+        created_at=row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC),
+    )
+
+
+def create(
+    store: Store,
+    name: str,
+    *,
+    mode: str,
+    limits: dict[str, Any],
+    allowed_hosts: list[str],
+    dispatch_public: bool,
+) -> Namespace:
+    """Raises NamespaceExists."""
+    row = NamespaceRow(
+        name=name,
+        mode=mode,
+        limits=limits,
+        allowed_hosts=allowed_hosts,
+        dispatch_public=dispatch_public,
+    )
+    try:
+        with store.session() as session:
+            session.add(row)
+            session.flush()
+            return _from_row(row)
+    except IntegrityError as exc:
+        raise NamespaceExists(name) from exc
+
+
+def get(store: Store, name: str) -> Namespace:
+    """Raises NamespaceNotFound."""
+    with store.session() as session:
+        row = session.scalar(select(NamespaceRow).where(NamespaceRow.name == name))
+        if row is None:
+            raise NamespaceNotFound(name)
+        return _from_row(row)
+
+
+def page(store: Store, *, limit: int, after: str | None) -> tuple[list[Namespace], str | None]:
+    """Up to ``limit`` namespaces by name, after the cursor; and the next cursor (or None)."""
+    query = select(NamespaceRow).order_by(NamespaceRow.name).limit(limit + 1)
+    if after is not None:
+        query = query.where(NamespaceRow.name > after)
+    with store.session() as session:
+        rows = list(session.scalars(query))
+    items = [_from_row(row) for row in rows[:limit]]
+    return items, (items[-1].name if len(rows) > limit else None)
+
+
+def remove(store: Store, name: str) -> None:
+    """Raises NamespaceNotFound."""
+    with store.session() as session:
+        deleted = session.execute(delete(NamespaceRow).where(NamespaceRow.name == name))
+        if deleted.rowcount == 0:  # type: ignore[attr-defined]
+            raise NamespaceNotFound(name)

@@ -1,0 +1,99 @@
+"""app/store: the same data layer on SQLite and PostgreSQL, migrated, surviving restarts."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import inspect
+
+from app.store import Store, migrate, namespaces
+
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each kind (PostgreSQL runs on loopback)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sandlot.db'}"
+        return
+    name = f"sandlot_test_{secrets.token_hex(4)}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    store = Store(database_url)
+    migrate(store)
+    yield store
+    store.close()
+
+
+def test_migrations_create_the_schema_and_are_idempotent(store: Store) -> None:
+    migrate(store)
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"namespaces", "alembic_version"} <= tables
+
+
+def _make(store: Store, name: str) -> namespaces.Namespace:
+    return namespaces.create(
+        store,
+        name,
+        mode="untrusted",
+        limits={"cpu_ms": 100},
+        allowed_hosts=["api.example.com"],
+        dispatch_public=True,
+    )
+
+
+def test_namespace_round_trip(store: Store) -> None:
+    made = _make(store, "shop")
+    got = namespaces.get(store, "shop")
+    assert got == made
+    assert (got.limits, got.allowed_hosts, got.workers) == ({"cpu_ms": 100}, ["api.example.com"], 0)
+
+
+def test_names_are_unique(store: Store) -> None:
+    _make(store, "shop")
+    with pytest.raises(namespaces.NamespaceExists):
+        _make(store, "shop")
+
+
+def test_pages_follow_the_cursor(store: Store) -> None:
+    for name in ["c", "a", "e", "b", "d"]:
+        _make(store, name)
+    first, cursor = namespaces.page(store, limit=2, after=None)
+    second, cursor2 = namespaces.page(store, limit=2, after=cursor)
+    last, end = namespaces.page(store, limit=2, after=cursor2)
+    assert [n.name for n in first + second + last] == ["a", "b", "c", "d", "e"]
+    assert end is None
+
+
+def test_delete_and_missing(store: Store) -> None:
+    _make(store, "gone")
+    namespaces.remove(store, "gone")
+    with pytest.raises(namespaces.NamespaceNotFound):
+        namespaces.get(store, "gone")
+    with pytest.raises(namespaces.NamespaceNotFound):
+        namespaces.remove(store, "gone")
+
+
+def test_data_survives_a_new_engine(database_url: str) -> None:
+    first = Store(database_url)
+    migrate(first)
+    _make(first, "kept")
+    first.close()
+    second = Store(database_url)
+    migrate(second)
+    assert namespaces.get(second, "kept").name == "kept"
+    second.close()
