@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import errors
+from app.auth import admin_key_for
 from app.config import Settings
 from app.limits_middleware import BodySizeLimit
 from app.routes import execute, health, namespaces
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runners = runners
         app.state.pyodide_lock_file = None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        app.state.admin_key = admin_key_for(settings)
         store = Store(settings.database)
         app.state.store = store
         try:

@@ -177,3 +177,22 @@ class NamespaceList(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as ?cursor= for the next page; null at the end"
     )
+
+
+class KeyIn(_Strict):
+    label: str = Field(default="", max_length=100, description="What the key is for")
+
+
+class KeyOut(BaseModel):
+    id: str
+    namespace: str
+    label: str
+    created_at: str
+
+
+class IssuedKey(KeyOut):
+    key: str = Field(description="The key itself: shown in this answer only, store it now")
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]

@@ -38,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE = "print(1+1)"
+BENCH_KEY = "bench-" + "k" * 40
 CONCURRENCY = 8
 
 
@@ -69,6 +70,7 @@ def service() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
         "SANDLOT_DATA_DIR": data,
         "SANDLOT_LOG_LEVEL": "warning",
         "SANDLOT_QUEUE_TIMEOUT_MS": "30000",
+        "SANDLOT_ADMIN_KEY": BENCH_KEY,
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "app"],

@@ -44,6 +44,7 @@ class Service:
     def __init__(self, tmp: Path, **settings: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = tmp
         env = {
             **os.environ,
             "SANDLOT_PORT": str(self.port),
@@ -71,6 +72,11 @@ class Service:
             time.sleep(0.1)
         self.close()
         raise RuntimeError(f"service did not become ready:\n{self.log()}")
+
+    def client(self, timeout: float = 60) -> httpx.Client:
+        """A client that sends the admin key (close it, or use it in a with block)."""
+        headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+        return httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -104,7 +110,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, artifacts: Artifacts) -> I
 
 @pytest.fixture(scope="session")
 def client(service: Service) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=service.url, timeout=60) as c:
+    with service.client() as c:
         yield c
 
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from app.auth import CallerDep
 from app.config import Settings
 from app.deps import RunnersDep, SettingsDep
 from app.errors import invalid_field
@@ -22,6 +23,7 @@ from sandbox.engines.pyodide import packages
 router = APIRouter(tags=["execute"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse, "description": "Missing or unknown API key"},
     422: {"model": ErrorResponse, "description": "Invalid request; details name the fields"},
     429: {"model": ErrorResponse, "description": "Every sandbox worker is busy; retry"},
     503: {"model": ErrorResponse, "description": "The engine is not available"},
@@ -40,7 +42,11 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     },
 )
 async def execute(
-    body: ExecuteRequest, request: Request, runners: RunnersDep, settings: SettingsDep
+    body: ExecuteRequest,
+    request: Request,
+    runners: RunnersDep,
+    settings: SettingsDep,
+    _: CallerDep,
 ) -> Response | ExecuteResponse:
     """Run ``code`` in a fresh interpreter and return (or stream) what it did.
 

@@ -6,17 +6,28 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.auth import AdminDep
+from app.auth import AdminDep, CallerDep, require_namespace
 from app.deps import SettingsDep
 from app.errors import ApiError, invalid_field
-from app.schemas import NAMESPACE_NAME, ErrorResponse, NamespaceIn, NamespaceList, NamespaceOut
-from app.store import Store, namespaces
+from app.schemas import (
+    NAMESPACE_NAME,
+    ErrorResponse,
+    IssuedKey,
+    KeyIn,
+    KeyList,
+    KeyOut,
+    NamespaceIn,
+    NamespaceList,
+    NamespaceOut,
+)
+from app.store import Store, keys, namespaces
 from sandbox import EgressPolicy, LimitExceeded
 
 router = APIRouter(prefix="/v1/namespaces", tags=["namespaces"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
+    403: {"model": ErrorResponse, "description": "A key of another namespace"},
     404: {"model": ErrorResponse, "description": "No such namespace"},
 }
 
@@ -88,7 +99,9 @@ def list_namespaces(
 
 
 @router.get("/{name}", response_model=NamespaceOut, responses=_ERRORS)
-def get_namespace(name: str, request: Request, _: AdminDep) -> NamespaceOut:
+def get_namespace(name: str, request: Request, caller: CallerDep) -> NamespaceOut:
+    """The namespace (admin key, or a key of this namespace)."""
+    require_namespace(caller, name)
     try:
         return _out(namespaces.get(_store(request), name))
     except namespaces.NamespaceNotFound:
@@ -96,10 +109,57 @@ def get_namespace(name: str, request: Request, _: AdminDep) -> NamespaceOut:
 
 
 @router.delete("/{name}", status_code=204, responses=_ERRORS)
-def delete_namespace(name: str, request: Request, _: AdminDep) -> Response:
-    """Delete a namespace (and, once workers exist, its workers)."""
+def delete_namespace(name: str, request: Request, caller: CallerDep) -> Response:
+    """Delete a namespace, its keys (and, once workers exist, its workers)."""
+    require_namespace(caller, name)
     try:
         namespaces.remove(_store(request), name)
     except namespaces.NamespaceNotFound:
         raise _not_found(name) from None
     return Response(status_code=204)
+
+
+@router.post(
+    "/{name}/keys",
+    status_code=201,
+    response_model=IssuedKey,
+    responses=_ERRORS,
+)
+def issue_key(name: str, body: KeyIn, request: Request, _: AdminDep) -> IssuedKey:
+    """A new key for this namespace (admin key only). The key is in this answer only."""
+    try:
+        record, key = keys.issue(_store(request), name, body.label)
+    except namespaces.NamespaceNotFound:
+        raise _not_found(name) from None
+    return IssuedKey(**_key_out(record).model_dump(), key=key)
+
+
+@router.get("/{name}/keys", response_model=KeyList, responses=_ERRORS)
+def list_keys(name: str, request: Request, caller: CallerDep) -> KeyList:
+    """The namespace's keys, without the keys themselves."""
+    require_namespace(caller, name)
+    try:
+        return KeyList(keys=[_key_out(k) for k in keys.list_keys(_store(request), name)])
+    except namespaces.NamespaceNotFound:
+        raise _not_found(name) from None
+
+
+@router.delete("/{name}/keys/{key_id}", status_code=204, responses=_ERRORS)
+def revoke_key(name: str, key_id: str, request: Request, caller: CallerDep) -> Response:
+    require_namespace(caller, name)
+    try:
+        keys.revoke(_store(request), name, key_id)
+    except namespaces.NamespaceNotFound:
+        raise _not_found(name) from None
+    except keys.KeyNotFound:
+        raise ApiError(404, "not_found", f"key {key_id!r} was not found in {name!r}") from None
+    return Response(status_code=204)
+
+
+def _key_out(record: keys.ApiKey) -> KeyOut:
+    return KeyOut(
+        id=record.id,
+        namespace=record.namespace,
+        label=record.label,
+        created_at=record.created_at.isoformat(),
+    )

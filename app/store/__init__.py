@@ -5,8 +5,8 @@ to the current schema with Alembic (``migrations/``), so an upgrade keeps data.
 Repository functions live beside it (``namespaces.py``).
 """
 
-from app.store import namespaces
+from app.store import keys, namespaces
 from app.store.db import Store, migrate
-from app.store.models import NamespaceRow
+from app.store.models import ApiKeyRow, NamespaceRow
 
-__all__ = ["NamespaceRow", "Store", "migrate", "namespaces"]
+__all__ = ["ApiKeyRow", "NamespaceRow", "Store", "keys", "migrate", "namespaces"]

@@ -13,8 +13,7 @@ from tests.conftest import ADMIN_KEY, Service
 
 @pytest.fixture
 def admin(service: Service) -> Iterator[httpx.Client]:
-    headers = {"authorization": f"Bearer {ADMIN_KEY}"}
-    with httpx.Client(base_url=service.url, timeout=30, headers=headers) as client:
+    with service.client() as client:
         yield client
 
 
@@ -103,3 +102,52 @@ def test_namespaces_survive_a_restart(tmp_path: Path) -> None:
         assert got.status_code == 200
     finally:
         second.close()
+
+
+def test_scoped_keys_run_code_and_manage_only_their_namespace(
+    admin: httpx.Client, service: Service
+) -> None:
+    for name in ("key-home", "key-other"):
+        assert admin.post("/v1/namespaces", json={"name": name}).status_code == 201
+    issued = admin.post("/v1/namespaces/key-home/keys", json={"label": "ci"})
+    assert issued.status_code == 201, issued.text
+    key = issued.json()["key"]
+    assert key.startswith("sk_")
+    scoped = {"authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=service.url, timeout=60, headers=scoped) as client:
+        assert client.get("/v1/namespaces/key-home").status_code == 200
+        assert client.post("/v1/execute", json={"code": "1 + 1"}).json()["result"]["json"] == 2
+        other = client.get("/v1/namespaces/key-other")
+        assert other.status_code == 403
+        assert "key-home" in other.json()["error"]["message"]
+        assert client.post("/v1/namespaces", json={"name": "mine"}).status_code == 403
+        assert client.post("/v1/namespaces/key-home/keys", json={}).status_code == 403
+        listed = client.get("/v1/namespaces/key-home/keys").json()["keys"]
+        assert [k["label"] for k in listed] == ["ci"]
+        assert key not in str(listed)
+        assert client.delete(f"/v1/namespaces/key-home/keys/{listed[0]['id']}").status_code == 204
+        assert client.get("/v1/namespaces/key-home").status_code == 401
+
+
+def test_keys_die_with_their_namespace(admin: httpx.Client, service: Service) -> None:
+    admin.post("/v1/namespaces", json={"name": "short-lived"})
+    key = admin.post("/v1/namespaces/short-lived/keys", json={}).json()["key"]
+    assert admin.delete("/v1/namespaces/short-lived").status_code == 204
+    response = httpx.post(
+        f"{service.url}/v1/execute", json={"code": "1"}, headers={"authorization": f"Bearer {key}"}
+    )
+    assert response.status_code == 401
+
+
+def test_execute_needs_a_key(service: Service) -> None:
+    response = httpx.post(f"{service.url}/v1/execute", json={"code": "1"})
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+def test_keys_are_stored_as_digests_only(admin: httpx.Client, service: Service) -> None:
+    admin.post("/v1/namespaces", json={"name": "digests"})
+    key = admin.post("/v1/namespaces/digests/keys", json={}).json()["key"]
+    database = Path(service.data_dir) / "sandlot.db"
+    assert key.encode() not in database.read_bytes()
+    assert key not in service.log()

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from sqlalchemy import inspect
 
-from app.store import Store, migrate, namespaces
+from app.store import Store, keys, migrate, namespaces
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -97,3 +97,23 @@ def test_data_survives_a_new_engine(database_url: str) -> None:
     migrate(second)
     assert namespaces.get(second, "kept").name == "kept"
     second.close()
+
+
+def test_keys_authenticate_to_their_namespace_and_cascade(store: Store) -> None:
+    _make(store, "keyed")
+    record, key = keys.issue(store, "keyed", "ci")
+    assert keys.authenticate(store, key) == "keyed"
+    assert keys.authenticate(store, key + "x") is None
+    assert keys.authenticate(store, "not-a-key") is None
+    assert [k.id for k in keys.list_keys(store, "keyed")] == [record.id]
+    namespaces.remove(store, "keyed")
+    assert keys.authenticate(store, key) is None
+
+
+def test_revoking_a_key(store: Store) -> None:
+    _make(store, "revoke")
+    record, key = keys.issue(store, "revoke", "")
+    keys.revoke(store, "revoke", record.id)
+    assert keys.authenticate(store, key) is None
+    with pytest.raises(keys.KeyNotFound):
+        keys.revoke(store, "revoke", record.id)

@@ -41,7 +41,7 @@ def small_service(tmp_path: Path) -> Iterator[Service]:
 
 
 def test_killed_idle_worker_is_replaced(small_service: Service) -> None:
-    with httpx.Client(base_url=small_service.url, timeout=60) as client:
+    with small_service.client(60) as client:
         assert execute(client, "1")["status"] == "ok"
         [pid] = small_service.worker_pids()
         os.kill(pid, signal.SIGKILL)
@@ -52,7 +52,7 @@ def test_killed_idle_worker_is_replaced(small_service: Service) -> None:
 
 
 def test_worker_killed_mid_run_ends_the_run_and_is_replaced(small_service: Service) -> None:
-    with httpx.Client(base_url=small_service.url, timeout=60) as client:
+    with small_service.client(60) as client:
         [pid] = small_service.worker_pids()
         threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
         body = execute(client, "while True: pass", limits={"cpu_ms": 20_000, "wall_ms": 20_000})
@@ -64,7 +64,7 @@ def test_worker_killed_mid_run_ends_the_run_and_is_replaced(small_service: Servi
 
 def test_full_pool_answers_429_within_the_queue_wait(small_service: Service) -> None:
     with (
-        httpx.Client(base_url=small_service.url, timeout=60) as client,
+        small_service.client(60) as client,
         concurrent.futures.ThreadPoolExecutor(1) as pool,
     ):
         busy = pool.submit(execute, client, "import time\ntime.sleep(2)")
@@ -82,7 +82,7 @@ def test_full_pool_answers_429_within_the_queue_wait(small_service: Service) -> 
 def test_disconnecting_client_cancels_its_run(small_service: Service) -> None:
     code = "print('started', flush=True)\nwhile True: pass"
     limits = {"cpu_ms": 30_000, "wall_ms": 30_000}
-    with httpx.Client(base_url=small_service.url, timeout=60) as client:
+    with small_service.client(60) as client:
         with client.stream(
             "POST", "/v1/execute", json={"code": code, "stream": True, "limits": limits}
         ) as response:
@@ -101,11 +101,11 @@ def test_disconnecting_json_client_cancels_its_run(small_service: Service) -> No
     code = "while True: pass"
     limits = {"cpu_ms": 30_000, "wall_ms": 30_000}
     with (
-        httpx.Client(base_url=small_service.url, timeout=0.5) as client,
+        small_service.client(0.5) as client,
         pytest.raises(httpx.ReadTimeout),
     ):
         client.post("/v1/execute", json={"code": code, "limits": limits})
-    with httpx.Client(base_url=small_service.url, timeout=60) as client:
+    with small_service.client(60) as client:
         started = time.monotonic()
         assert execute(client, "'free'")["result"]["json"] == "free"
         assert time.monotonic() - started < 5
@@ -141,7 +141,7 @@ def pyodide_service(tmp_path: Path, **settings: str) -> Iterator[tuple[Service, 
         **settings,
     )
     try:
-        with httpx.Client(base_url=svc.url, timeout=60) as client:
+        with svc.client(60) as client:
             yield svc, client
     finally:
         svc.close()
