@@ -107,7 +107,8 @@ class Client:
 
     def execute(self) -> float:
         started = time.perf_counter()
-        self.conn.request("POST", "/v1/execute", self.body, {"content-type": "application/json"})
+        headers = {"content-type": "application/json", "authorization": f"Bearer {BENCH_KEY}"}
+        self.conn.request("POST", "/v1/execute", self.body, headers)
         response = self.conn.getresponse()
         payload = json.loads(response.read())
         elapsed = (time.perf_counter() - started) * 1000
