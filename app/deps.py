@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from app.config import Settings
+from app.store import ArtifactStore, Store
 from sandbox import Runner
 
 
@@ -22,3 +23,17 @@ def get_runners(request: Request) -> dict[str, Runner]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RunnersDep = Annotated[dict[str, Runner], Depends(get_runners)]
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def get_artifacts(request: Request) -> ArtifactStore:
+    artifacts: ArtifactStore = request.app.state.artifacts
+    return artifacts
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+ArtifactsDep = Annotated[ArtifactStore, Depends(get_artifacts)]

@@ -15,8 +15,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.schemas import ErrorBody, ErrorDetail, ErrorResponse
-from sandbox import EngineUnavailable, PoolBusy, RunnerClosed, SandboxError
+from app.config import Settings
+from app.schemas import ErrorBody, ErrorDetail, ErrorResponse, LimitsIn
+from sandbox import (
+    EgressPolicy,
+    EngineUnavailable,
+    LimitExceeded,
+    PoolBusy,
+    RunnerClosed,
+    SandboxError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,14 @@ class ApiError(Exception):
         self.message = message
         self.details = details or []
         self.headers = headers
+
+
+# OpenAPI descriptions of the errors every keyed control-plane route may answer.
+CONTROL_PLANE_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorResponse, "description": "Missing or unknown API key"},
+    403: {"model": ErrorResponse, "description": "A key of another namespace"},
+    404: {"model": ErrorResponse, "description": "Not found; the message says what"},
+}
 
 
 def invalid_field(field: str, message: str) -> ApiError:
@@ -110,3 +126,20 @@ def install(app: FastAPI) -> None:
         return error_response(
             ApiError(500, "internal_error", "internal error; see the service log")
         )
+
+
+def checked_defaults(
+    settings: Settings, limits: LimitsIn, allowed_hosts: list[str]
+) -> dict[str, int]:
+    """Per-run defaults a namespace or worker asks for: the limits it set, if within the
+    server's maximums, and an allowlist that parses. 422 naming the field otherwise."""
+    chosen = {name: value for name, value in limits.model_dump().items() if value is not None}
+    try:
+        settings.default_limits.replace(**chosen).check_within(settings.max_limits)
+    except LimitExceeded as exc:
+        raise invalid_field(f"limits.{exc.field}", str(exc)) from None
+    try:
+        EgressPolicy.from_strings(allowed_hosts)
+    except ValueError as exc:
+        raise invalid_field("allowed_hosts", str(exc)) from None
+    return chosen

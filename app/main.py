@@ -14,8 +14,8 @@ from app import errors
 from app.auth import admin_key_for
 from app.config import Settings
 from app.limits_middleware import BodySizeLimit
-from app.routes import execute, health, namespaces
-from app.store import Store, migrate
+from app.routes import execute, health, namespaces, workers
+from app.store import ArtifactStore, Store, migrate
 from sandbox import Runner
 from sandbox.engines import pyodide as pyodide_engine
 from sandbox.engines import wasmtime as wasmtime_engine
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.admin_key = admin_key_for(settings)
         store = Store(settings.database)
         app.state.store = store
+        app.state.artifacts = ArtifactStore(settings.data_dir / "artifacts")
         try:
             await asyncio.to_thread(migrate, store)
             made = [_wasmtime_runner(settings)]
@@ -107,4 +108,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(execute.router)
     app.include_router(namespaces.router)
+    app.include_router(workers.router)
     return app

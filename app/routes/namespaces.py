@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
 from app.auth import AdminDep, CallerDep, require_namespace
-from app.deps import SettingsDep
-from app.errors import ApiError, invalid_field
+from app.deps import SettingsDep, StoreDep
+from app.errors import CONTROL_PLANE_ERRORS, ApiError, checked_defaults
 from app.schemas import (
     NAMESPACE_NAME,
     ErrorResponse,
@@ -20,21 +20,11 @@ from app.schemas import (
     NamespaceList,
     NamespaceOut,
 )
-from app.store import Store, keys, namespaces
-from sandbox import EgressPolicy, LimitExceeded
+from app.store import keys, namespaces
 
 router = APIRouter(prefix="/v1/namespaces", tags=["namespaces"])
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
-    403: {"model": ErrorResponse, "description": "A key of another namespace"},
-    404: {"model": ErrorResponse, "description": "No such namespace"},
-}
-
-
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
+_ERRORS = CONTROL_PLANE_ERRORS
 
 
 def _out(namespace: namespaces.Namespace) -> NamespaceOut:
@@ -60,21 +50,13 @@ def _not_found(name: str) -> ApiError:
     responses={**_ERRORS, 409: {"model": ErrorResponse, "description": "Name taken"}},
 )
 def create_namespace(
-    body: NamespaceIn, request: Request, settings: SettingsDep, _: AdminDep
+    body: NamespaceIn, store: StoreDep, settings: SettingsDep, _: AdminDep
 ) -> NamespaceOut:
     """Create a namespace; its limits must be within the server's maximums."""
-    limits = {name: value for name, value in body.limits.model_dump().items() if value is not None}
-    try:
-        settings.default_limits.replace(**limits).check_within(settings.max_limits)
-    except LimitExceeded as exc:
-        raise invalid_field(f"limits.{exc.field}", str(exc)) from None
-    try:
-        EgressPolicy.from_strings(body.allowed_hosts)
-    except ValueError as exc:
-        raise invalid_field("allowed_hosts", str(exc)) from None
+    limits = checked_defaults(settings, body.limits, body.allowed_hosts)
     try:
         created = namespaces.create(
-            _store(request),
+            store,
             body.name,
             mode=body.mode,
             limits=limits,
@@ -88,32 +70,32 @@ def create_namespace(
 
 @router.get("", response_model=NamespaceList, responses={401: _ERRORS[401]})
 def list_namespaces(
-    request: Request,
+    store: StoreDep,
     _: AdminDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(pattern=NAMESPACE_NAME)] = None,
 ) -> NamespaceList:
     """Namespaces by name, a page at a time."""
-    items, next_cursor = namespaces.page(_store(request), limit=limit, after=cursor)
+    items, next_cursor = namespaces.page(store, limit=limit, after=cursor)
     return NamespaceList(namespaces=[_out(item) for item in items], next_cursor=next_cursor)
 
 
 @router.get("/{name}", response_model=NamespaceOut, responses=_ERRORS)
-def get_namespace(name: str, request: Request, caller: CallerDep) -> NamespaceOut:
+def get_namespace(name: str, store: StoreDep, caller: CallerDep) -> NamespaceOut:
     """The namespace (admin key, or a key of this namespace)."""
     require_namespace(caller, name)
     try:
-        return _out(namespaces.get(_store(request), name))
+        return _out(namespaces.get(store, name))
     except namespaces.NamespaceNotFound:
         raise _not_found(name) from None
 
 
 @router.delete("/{name}", status_code=204, responses=_ERRORS)
-def delete_namespace(name: str, request: Request, caller: CallerDep) -> Response:
+def delete_namespace(name: str, store: StoreDep, caller: CallerDep) -> Response:
     """Delete a namespace, its keys (and, once workers exist, its workers)."""
     require_namespace(caller, name)
     try:
-        namespaces.remove(_store(request), name)
+        namespaces.remove(store, name)
     except namespaces.NamespaceNotFound:
         raise _not_found(name) from None
     return Response(status_code=204)
@@ -125,30 +107,30 @@ def delete_namespace(name: str, request: Request, caller: CallerDep) -> Response
     response_model=IssuedKey,
     responses=_ERRORS,
 )
-def issue_key(name: str, body: KeyIn, request: Request, _: AdminDep) -> IssuedKey:
+def issue_key(name: str, body: KeyIn, store: StoreDep, _: AdminDep) -> IssuedKey:
     """A new key for this namespace (admin key only). The key is in this answer only."""
     try:
-        record, key = keys.issue(_store(request), name, body.label)
+        record, key = keys.issue(store, name, body.label)
     except namespaces.NamespaceNotFound:
         raise _not_found(name) from None
     return IssuedKey(**_key_out(record).model_dump(), key=key)
 
 
 @router.get("/{name}/keys", response_model=KeyList, responses=_ERRORS)
-def list_keys(name: str, request: Request, caller: CallerDep) -> KeyList:
+def list_keys(name: str, store: StoreDep, caller: CallerDep) -> KeyList:
     """The namespace's keys, without the keys themselves."""
     require_namespace(caller, name)
     try:
-        return KeyList(keys=[_key_out(k) for k in keys.list_keys(_store(request), name)])
+        return KeyList(keys=[_key_out(k) for k in keys.list_keys(store, name)])
     except namespaces.NamespaceNotFound:
         raise _not_found(name) from None
 
 
 @router.delete("/{name}/keys/{key_id}", status_code=204, responses=_ERRORS)
-def revoke_key(name: str, key_id: str, request: Request, caller: CallerDep) -> Response:
+def revoke_key(name: str, key_id: str, store: StoreDep, caller: CallerDep) -> Response:
     require_namespace(caller, name)
     try:
-        keys.revoke(_store(request), name, key_id)
+        keys.revoke(store, name, key_id)
     except namespaces.NamespaceNotFound:
         raise _not_found(name) from None
     except keys.KeyNotFound:

@@ -5,8 +5,18 @@ to the current schema with Alembic (``migrations/``), so an upgrade keeps data.
 Repository functions live beside it (``namespaces.py``).
 """
 
-from app.store import keys, namespaces
+from app.store import keys, namespaces, workers
+from app.store.artifacts import ArtifactStore
 from app.store.db import Store, migrate
 from app.store.models import ApiKeyRow, NamespaceRow
 
-__all__ = ["ApiKeyRow", "NamespaceRow", "Store", "keys", "migrate", "namespaces"]
+__all__ = [
+    "ApiKeyRow",
+    "ArtifactStore",
+    "NamespaceRow",
+    "Store",
+    "keys",
+    "migrate",
+    "namespaces",
+    "workers",
+]

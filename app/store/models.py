@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["ApiKeyRow", "Base", "NamespaceRow"]
+__all__ = ["ApiKeyRow", "Base", "NamespaceRow", "WorkerRow", "WorkerVersionRow"]
 
 
 class Base(DeclarativeBase):
@@ -47,6 +47,55 @@ class ApiKeyRow(Base):
         Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False
     )
     label: Mapped[str] = mapped_column(String(100), nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=_now
+    )
+
+
+class WorkerRow(Base):
+    """A user worker in a namespace; ``current_version`` is what serves."""
+
+    __tablename__ = "workers"
+    __table_args__ = (UniqueConstraint("namespace_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(63), nullable=False)
+    runtime: Mapped[str] = mapped_column(String(16), nullable=False)
+    tags: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    limits: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    allowed_hosts: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    vars: Mapped[dict[str, str]] = mapped_column(JSON, nullable=False, default=dict)
+    # Write-only: never returned by any endpoint or written to a log.
+    secrets: Mapped[dict[str, str]] = mapped_column(JSON, nullable=False, default=dict)
+    current_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=_now
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=_now
+    )
+
+
+class WorkerVersionRow(Base):
+    """An immutable build of a worker: its artifact is content-addressed by ``sha256``."""
+
+    __tablename__ = "worker_versions"
+    __table_args__ = (UniqueConstraint("worker_id", "number"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    worker_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("workers.id", ondelete="CASCADE"), nullable=False
+    )
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    main_module: Mapped[str] = mapped_column(String(255), nullable=False)
+    requirements: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    build_ms: Mapped[float] = mapped_column(Float, nullable=False)
+    warnings: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=_now
     )

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app.store.db import Store
-from app.store.models import NamespaceRow
+from app.store.models import NamespaceRow, WorkerRow
 
 __all__ = ["Namespace", "NamespaceExists", "NamespaceNotFound", "create", "get", "page", "remove"]
 
@@ -34,7 +35,7 @@ class Namespace:
     workers: int = 0
 
 
-def _from_row(row: NamespaceRow) -> Namespace:
+def _from_row(row: NamespaceRow, workers: int = 0) -> Namespace:
     return Namespace(
         name=row.name,
         mode=row.mode,
@@ -43,7 +44,15 @@ def _from_row(row: NamespaceRow) -> Namespace:
         dispatch_public=row.dispatch_public,
         # SQLite keeps no time zone; every time stored here is UTC.
         created_at=row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC),
+        workers=workers,
     )
+
+
+def _worker_count(session: Session, namespace_id: int) -> int:
+    query = (
+        select(func.count()).select_from(WorkerRow).where(WorkerRow.namespace_id == namespace_id)
+    )
+    return int(session.scalar(query) or 0)
 
 
 def create(
@@ -78,7 +87,7 @@ def get(store: Store, name: str) -> Namespace:
         row = session.scalar(select(NamespaceRow).where(NamespaceRow.name == name))
         if row is None:
             raise NamespaceNotFound(name)
-        return _from_row(row)
+        return _from_row(row, _worker_count(session, row.id))
 
 
 def page(store: Store, *, limit: int, after: str | None) -> tuple[list[Namespace], str | None]:
@@ -88,7 +97,7 @@ def page(store: Store, *, limit: int, after: str | None) -> tuple[list[Namespace
         query = query.where(NamespaceRow.name > after)
     with store.session() as session:
         rows = list(session.scalars(query))
-    items = [_from_row(row) for row in rows[:limit]]
+        items = [_from_row(row, _worker_count(session, row.id)) for row in rows[:limit]]
     return items, (items[-1].name if len(rows) > limit else None)
 
 

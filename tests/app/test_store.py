@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from sqlalchemy import inspect
 
-from app.store import Store, keys, migrate, namespaces
+from app.store import Store, keys, migrate, namespaces, workers
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -117,3 +117,54 @@ def test_revoking_a_key(store: Store) -> None:
     assert keys.authenticate(store, key) is None
     with pytest.raises(keys.KeyNotFound):
         keys.revoke(store, "revoke", record.id)
+
+
+def _spec(tags: list[str]) -> workers.WorkerSpec:
+    return workers.WorkerSpec(
+        runtime="wasmtime", tags=tags, limits={}, allowed_hosts=[], vars={}, secrets={"K": "v"}
+    )
+
+
+def _save(store: Store, name: str, sha: str, tags: list[str] | None = None) -> workers.Worker:
+    worker, _ = workers.save_version(
+        store,
+        "ns",
+        name,
+        _spec(tags or []),
+        sha256=sha * 64,
+        main_module="main.py",
+        requirements=[],
+        size=10,
+        build_ms=1.0,
+        warnings=[],
+    )
+    return worker
+
+
+def test_worker_versions_deploy_and_cascade(store: Store) -> None:
+    _make(store, "ns")
+    first = _save(store, "w", "a")
+    second = _save(store, "w", "b")
+    assert second.current is not None and first.current is not None
+    assert (first.current.number, second.current.number) == (1, 2)
+    assert second.secret_names == ["K"]
+    rolled = workers.deploy(store, "ns", "w", first.current.id)
+    assert rolled.current is not None and rolled.current.sha256 == "a" * 64
+    with pytest.raises(workers.VersionNotFound):
+        workers.deploy(store, "ns", "w", "ver_nope")
+    assert namespaces.get(store, "ns").workers == 1
+    namespaces.remove(store, "ns")
+    _make(store, "ns")
+    with pytest.raises(workers.WorkerNotFound):
+        workers.get(store, "ns", "w")
+
+
+def test_worker_tag_filters(store: Store) -> None:
+    _make(store, "ns")
+    _save(store, "a", "a", ["paid"])
+    _save(store, "b", "b", ["free"])
+    _save(store, "c", "c", ["free", "eu"])
+    found, _ = workers.page(store, "ns", tags={"free": True, "eu": False}, limit=10, after=None)
+    assert [w.name for w in found] == ["b"]
+    assert workers.delete_by_tags(store, "ns", {"free": True}) == ["b", "c"]
+    assert [w.name for w in workers.page(store, "ns", tags={}, limit=10, after=None)[0]] == ["a"]

@@ -1,0 +1,95 @@
+"""Building a worker upload: check it in its own engine, then store it content-addressed.
+
+The code is compiled (never run) inside a sandbox of the worker's runtime, so
+syntax is judged by the same CPython the worker will run on, with the file
+and line of every error. The artifact is the canonical bundle of the modules;
+identical uploads share one artifact and are not rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from app.store import ArtifactStore
+from sandbox import Job, Limits, Runner, Status, collect
+
+__all__ = ["Build", "BuildFailed", "build"]
+
+_CHECK = """
+import ast, json
+modules = json.loads({modules!r})
+errors, warnings = [], []
+for path, source in sorted(modules.items()):
+    try:
+        tree = compile(source, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        compile(tree, path, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        errors.append({{"file": path, "line": exc.lineno, "message": exc.msg}})
+        continue
+    if path == {main!r} and not any(
+        isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "on_fetch"
+        for node in tree.body
+    ):
+        warnings.append(f"{{path}} defines no on_fetch(request, env): dispatch will fail")
+{{"errors": errors[:20], "warnings": warnings[:20]}}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Build:
+    sha256: str
+    size: int
+    build_ms: float
+    warnings: list[str]
+    reused: bool
+
+
+class BuildFailed(Exception):
+    """The upload doesn't compile; ``errors`` are {file, line, message}."""
+
+    def __init__(self, errors: list[dict[str, object]]) -> None:
+        first = errors[0]
+        super().__init__(f"{first['file']} line {first['line']}: {first['message']}")
+        self.errors = errors
+
+
+async def build(
+    runner: Runner,
+    artifacts: ArtifactStore,
+    *,
+    runtime: str,
+    main_module: str,
+    modules: dict[str, str],
+    requirements: list[str],
+) -> Build:
+    """Raises BuildFailed (the code's fault) or RuntimeError (the sandbox's)."""
+    started = time.monotonic()
+    bundle = json.dumps(
+        {
+            "format": 1,
+            "runtime": runtime,
+            "main_module": main_module,
+            "modules": modules,
+            "requirements": requirements,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+    code = _CHECK.format(modules=json.dumps(modules), main=main_module)
+    limits = Limits(cpu_ms=10_000, wall_ms=20_000, code_bytes=len(code.encode()) + 1)
+    result = await collect(runner.run(Job(code=code, limits=limits)))
+    if result.status is not Status.OK or result.result is None or not result.result.has_json:
+        raise RuntimeError(f"checking the upload failed in the sandbox: {result.status.value}")
+    report = result.result.json
+    if report["errors"]:
+        raise BuildFailed(report["errors"])
+    sha256, new = artifacts.put(bundle)
+    return Build(
+        sha256=sha256,
+        size=len(bundle),
+        build_ms=round((time.monotonic() - started) * 1000, 3),
+        warnings=list(report["warnings"]),
+        reused=not new,
+    )

@@ -1,0 +1,305 @@
+"""/v1/namespaces/{ns}/workers: upload (build → new version → deploy), read, tags, versions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from app.auth import CallerDep, require_namespace
+from app.builds import BuildFailed, build
+from app.deps import ArtifactsDep, RunnersDep, SettingsDep, StoreDep
+from app.errors import CONTROL_PLANE_ERRORS, ApiError, checked_defaults, invalid_field
+from app.schemas import (
+    MODULE_PATH,
+    TAG,
+    WORKER_NAME,
+    Deleted,
+    ErrorDetail,
+    ErrorResponse,
+    TagsIn,
+    Upload,
+    VersionOut,
+    WorkerDetail,
+    WorkerIn,
+    WorkerList,
+    WorkerOut,
+)
+from app.store import namespaces, workers
+from sandbox.engines.pyodide import packages
+
+router = APIRouter(prefix="/v1/namespaces/{namespace}/workers", tags=["workers"])
+
+_ERRORS = CONTROL_PLANE_ERRORS
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+WorkerName = Annotated[str, Path(pattern=WORKER_NAME)]
+
+
+def _version_out(version: workers.Version) -> VersionOut:
+    return VersionOut(
+        id=version.id,
+        number=version.number,
+        sha256=version.sha256,
+        main_module=version.main_module,
+        requirements=version.requirements,
+        artifact_bytes=version.size,
+        build_ms=version.build_ms,
+        warnings=version.warnings,
+        created_at=version.created_at.isoformat(),
+    )
+
+
+def _out(worker: workers.Worker) -> WorkerOut:
+    return WorkerOut(
+        namespace=worker.namespace,
+        name=worker.name,
+        runtime=worker.runtime,
+        tags=worker.tags,
+        limits=worker.limits,
+        allowed_hosts=worker.allowed_hosts,
+        vars=worker.vars,
+        secrets=worker.secret_names,
+        version=_version_out(worker.current) if worker.current else None,
+        created_at=worker.created_at.isoformat(),
+        updated_at=worker.updated_at.isoformat(),
+    )
+
+
+def _missing(exc: Exception, namespace: str, name: str) -> ApiError:
+    if isinstance(exc, namespaces.NamespaceNotFound):
+        return ApiError(404, "not_found", f"namespace {namespace!r} was not found")
+    if isinstance(exc, workers.VersionNotFound):
+        return ApiError(404, "not_found", f"version {exc} of worker {name!r} was not found")
+    return ApiError(404, "not_found", f"worker {name!r} was not found in {namespace!r}")
+
+
+def _check_tags(tags: list[str]) -> list[str]:
+    if len(tags) > 8:
+        raise invalid_field("tags", f"{len(tags)} tags; at most 8")
+    for tag in tags:
+        if not re.match(TAG, tag):
+            raise invalid_field("tags", f"{tag!r}: 1-64 letters, digits, '.', '_' or '-'")
+    return sorted(set(tags))
+
+
+def tag_filter(text: str | None) -> dict[str, bool]:
+    """``a:yes,b:no`` → {a: True, b: False}; 422 naming the bad part."""
+    wanted: dict[str, bool] = {}
+    for part in (text or "").split(","):
+        if not part:
+            continue
+        tag, _, answer = part.partition(":")
+        if not re.match(TAG, tag) or answer not in ("yes", "no"):
+            raise invalid_field("tags", f"{part!r}: write filters as tag:yes or tag:no")
+        wanted[tag] = answer == "yes"
+    return wanted
+
+
+@router.put(
+    "/{name}",
+    response_model=Upload,
+    responses={**_ERRORS, 422: {"model": ErrorResponse, "description": "Invalid or no build"}},
+)
+async def upload(
+    namespace: str,
+    name: WorkerName,
+    body: WorkerIn,
+    request: Request,
+    store: StoreDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    runners: RunnersDep,
+    artifacts: ArtifactsDep,
+) -> Upload:
+    """Upload or replace a worker: build it, store a new version and deploy it.
+
+    A failed build changes nothing: the previous version keeps serving.
+    """
+    require_namespace(caller, namespace)
+    runtime = body.runtime or settings.default_runtime
+    runner = runners.get(runtime)
+    if runner is None:
+        raise invalid_field("runtime", f"the {runtime} engine is not enabled on this server")
+    for path in body.modules:
+        if not re.match(MODULE_PATH, path):
+            raise invalid_field(
+                f"modules.{path}", "module paths look like 'main.py' or 'lib/util.py'"
+            )
+    if body.main_module not in body.modules:
+        raise invalid_field("main_module", f"{body.main_module!r} is not among the modules")
+    size = sum(len(source.encode()) for source in body.modules.values())
+    if size > settings.max_code_bytes:
+        raise invalid_field("modules", f"{size} bytes; at most {settings.max_code_bytes}")
+    limits = checked_defaults(settings, body.limits, body.allowed_hosts)
+    for field, names in (("vars", body.vars), ("secrets", body.secrets)):
+        for key in names:
+            if not _ENV_NAME.match(key):
+                raise invalid_field(f"{field}.{key}", "names must match [A-Za-z_][A-Za-z0-9_]*")
+    if body.requirements:
+        lock = request.app.state.pyodide_lock_file
+        if runtime != "pyodide" or lock is None:
+            raise invalid_field("requirements", "packages load only on the pyodide runtime")
+        missing = packages.check_requirements(body.requirements, lock)
+        if missing:
+            raise invalid_field("requirements", f"not installed: {', '.join(missing)}")
+    store = store
+    try:
+        await asyncio.to_thread(namespaces.get, store, namespace)
+    except namespaces.NamespaceNotFound as exc:
+        raise _missing(exc, namespace, name) from None
+    try:
+        built = await build(
+            runner,
+            artifacts,
+            runtime=runtime,
+            main_module=body.main_module,
+            modules=body.modules,
+            requirements=body.requirements,
+        )
+    except BuildFailed as exc:
+        raise ApiError(
+            422,
+            "build_failed",
+            f"the build failed: {exc}",
+            [
+                ErrorDetail(
+                    field=f"modules.{e['file']}", message=f"line {e['line']}: {e['message']}"
+                )
+                for e in exc.errors
+            ],
+        ) from None
+    spec = workers.WorkerSpec(
+        runtime=runtime,
+        tags=_check_tags(body.tags),
+        limits=limits,
+        allowed_hosts=body.allowed_hosts,
+        vars=body.vars,
+        secrets=body.secrets,
+    )
+    worker, created = await asyncio.to_thread(
+        workers.save_version,
+        store,
+        namespace,
+        name,
+        spec,
+        sha256=built.sha256,
+        main_module=body.main_module,
+        requirements=body.requirements,
+        size=built.size,
+        build_ms=built.build_ms,
+        warnings=built.warnings,
+    )
+    if worker.current is None:
+        raise RuntimeError("a saved worker has no deployed version")
+    return Upload(
+        worker=_out(worker),
+        version=_version_out(worker.current),
+        created=created,
+        rebuilt=not built.reused,
+    )
+
+
+@router.get("/{name}", response_model=WorkerDetail, responses=_ERRORS)
+def get_worker(
+    namespace: str, name: str, store: StoreDep, artifacts: ArtifactsDep, caller: CallerDep
+) -> WorkerDetail:
+    """The worker, its deployed version and that version's modules (never secrets)."""
+    require_namespace(caller, namespace)
+    try:
+        worker = workers.get(store, namespace, name)
+    except (namespaces.NamespaceNotFound, workers.WorkerNotFound) as exc:
+        raise _missing(exc, namespace, name) from None
+    modules: dict[str, str] = {}
+    if worker.current is not None:
+        bundle = json.loads(artifacts.get(worker.current.sha256))
+        modules = bundle["modules"]
+    return WorkerDetail(**_out(worker).model_dump(), modules=modules)
+
+
+@router.delete("/{name}", status_code=204, responses=_ERRORS)
+def delete_worker(namespace: str, name: str, store: StoreDep, caller: CallerDep) -> Response:
+    require_namespace(caller, namespace)
+    try:
+        workers.remove(store, namespace, name)
+    except (namespaces.NamespaceNotFound, workers.WorkerNotFound) as exc:
+        raise _missing(exc, namespace, name) from None
+    return Response(status_code=204)
+
+
+@router.get("", response_model=WorkerList, responses=_ERRORS)
+def list_workers(
+    namespace: str,
+    store: StoreDep,
+    caller: CallerDep,
+    tags: Annotated[str | None, Query(description="Filter: a:yes,b:no")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(pattern=WORKER_NAME)] = None,
+) -> WorkerList:
+    """Workers by name, a page at a time, filtered by tags."""
+    require_namespace(caller, namespace)
+    try:
+        items, next_cursor = workers.page(
+            store, namespace, tags=tag_filter(tags), limit=limit, after=cursor
+        )
+    except namespaces.NamespaceNotFound as exc:
+        raise _missing(exc, namespace, "") from None
+    return WorkerList(workers=[_out(item) for item in items], next_cursor=next_cursor)
+
+
+@router.delete("", response_model=Deleted, responses=_ERRORS)
+def delete_workers(
+    namespace: str,
+    store: StoreDep,
+    caller: CallerDep,
+    tags: Annotated[str, Query(description="Required filter: a:yes,b:no")],
+) -> Deleted:
+    """Delete every worker that matches the tag filter."""
+    require_namespace(caller, namespace)
+    wanted = tag_filter(tags)
+    if not wanted:
+        raise invalid_field("tags", "give a filter such as customer-1:yes")
+    try:
+        return Deleted(deleted=workers.delete_by_tags(store, namespace, wanted))
+    except namespaces.NamespaceNotFound as exc:
+        raise _missing(exc, namespace, "") from None
+
+
+@router.put("/{name}/tags", response_model=WorkerOut, responses=_ERRORS)
+def replace_tags(
+    namespace: str, name: str, body: TagsIn, store: StoreDep, caller: CallerDep
+) -> WorkerOut:
+    require_namespace(caller, namespace)
+    try:
+        return _out(workers.set_tags(store, namespace, name, _check_tags(body.tags)))
+    except (namespaces.NamespaceNotFound, workers.WorkerNotFound) as exc:
+        raise _missing(exc, namespace, name) from None
+
+
+@router.get("/{name}/versions", response_model=list[VersionOut], responses=_ERRORS)
+def list_versions(
+    namespace: str, name: str, store: StoreDep, caller: CallerDep
+) -> list[VersionOut]:
+    require_namespace(caller, namespace)
+    try:
+        return [_version_out(v) for v in workers.versions(store, namespace, name)]
+    except (namespaces.NamespaceNotFound, workers.WorkerNotFound) as exc:
+        raise _missing(exc, namespace, name) from None
+
+
+@router.post("/{name}/versions/{version_id}/deploy", response_model=WorkerOut, responses=_ERRORS)
+def deploy_version(
+    namespace: str, name: str, version_id: str, store: StoreDep, caller: CallerDep
+) -> WorkerOut:
+    """Serve an earlier version again (rollback)."""
+    require_namespace(caller, namespace)
+    try:
+        return _out(workers.deploy(store, namespace, name, version_id))
+    except (
+        namespaces.NamespaceNotFound,
+        workers.WorkerNotFound,
+        workers.VersionNotFound,
+    ) as exc:
+        raise _missing(exc, namespace, name) from None

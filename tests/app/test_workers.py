@@ -1,0 +1,165 @@
+"""/v1/namespaces/{ns}/workers over HTTP: upload → build → versions → rollback → tags → delete."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import Service
+
+HELLO = 'from workers import Response\n\ndef on_fetch(request, env):\n    return Response("hi")\n'
+
+
+@pytest.fixture
+def admin(service: Service) -> Iterator[httpx.Client]:
+    with service.client() as client:
+        yield client
+
+
+@pytest.fixture
+def namespace(admin: httpx.Client) -> str:
+    name = "w-" + secrets.token_hex(4)
+    assert admin.post("/v1/namespaces", json={"name": name}).status_code == 201
+    return name
+
+
+def upload(client: httpx.Client, ns: str, name: str, **body: object) -> httpx.Response:
+    return client.put(f"/v1/namespaces/{ns}/workers/{name}", json=body)
+
+
+@pytest.mark.parametrize("runtime", ["wasmtime", "pyodide"])
+def test_upload_builds_a_version_and_deploys_it(
+    admin: httpx.Client, namespace: str, runtime: str
+) -> None:
+    response = upload(
+        admin,
+        namespace,
+        "hello",
+        modules={"main.py": HELLO, "lib/util.py": "X = 1\n"},
+        runtime=runtime,
+        tags=["customer-1", "free"],
+        vars={"GREETING": "hi"},
+        secrets={"TOKEN": "s3cret-value"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["created"] is True and body["rebuilt"] is True
+    version = body["version"]
+    assert (version["number"], version["main_module"]) == (1, "main.py")
+    assert len(version["sha256"]) == 64 and version["artifact_bytes"] > 0
+    assert version["warnings"] == []
+    worker = admin.get(f"/v1/namespaces/{namespace}/workers/hello").json()
+    assert worker["runtime"] == runtime
+    assert worker["modules"] == {"main.py": HELLO, "lib/util.py": "X = 1\n"}
+    assert worker["secrets"] == ["TOKEN"]
+    assert "s3cret-value" not in str(worker)
+    assert admin.get(f"/v1/namespaces/{namespace}").json()["workers"] == 1
+
+
+def test_syntax_error_names_file_and_line_and_keeps_the_old_version(
+    admin: httpx.Client, namespace: str
+) -> None:
+    assert upload(admin, namespace, "w", modules={"main.py": HELLO}).status_code == 200
+    broken = upload(admin, namespace, "w", modules={"main.py": HELLO, "bad.py": "x = 1\ny = (\n"})
+    assert broken.status_code == 422
+    error = broken.json()["error"]
+    assert error["code"] == "build_failed"
+    assert error["details"][0]["field"] == "modules.bad.py"
+    assert error["details"][0]["message"].startswith("line 2")
+    versions = admin.get(f"/v1/namespaces/{namespace}/workers/w/versions").json()
+    assert [v["number"] for v in versions] == [1]
+
+
+def test_identical_code_is_not_rebuilt_and_rollback_works(
+    admin: httpx.Client, namespace: str
+) -> None:
+    first = upload(admin, namespace, "w", modules={"main.py": HELLO}).json()
+    second = upload(admin, namespace, "w", modules={"main.py": HELLO + "# v2\n"}).json()
+    third = upload(admin, namespace, "w", modules={"main.py": HELLO}).json()
+    assert third["rebuilt"] is False
+    assert third["version"]["sha256"] == first["version"]["sha256"]
+    assert [v["number"] for v in (first["version"], second["version"], third["version"])] == [
+        1,
+        2,
+        3,
+    ]
+    rolled = admin.post(
+        f"/v1/namespaces/{namespace}/workers/w/versions/{second['version']['id']}/deploy"
+    )
+    assert rolled.json()["version"]["number"] == 2
+    detail = admin.get(f"/v1/namespaces/{namespace}/workers/w").json()
+    assert detail["modules"]["main.py"].endswith("# v2\n")
+
+
+def test_missing_on_fetch_is_a_warning(admin: httpx.Client, namespace: str) -> None:
+    body = upload(admin, namespace, "w", modules={"main.py": "x = 1\n"}).json()
+    assert "on_fetch" in body["version"]["warnings"][0]
+
+
+def test_tags_filter_list_and_bulk_delete(admin: httpx.Client, namespace: str) -> None:
+    for name, tags in (("a", ["paid"]), ("b", ["free"]), ("c", ["free", "eu"])):
+        upload(admin, namespace, name, modules={"main.py": HELLO}, tags=tags)
+    base = f"/v1/namespaces/{namespace}/workers"
+    free = admin.get(base, params={"tags": "free:yes,eu:no"}).json()["workers"]
+    assert [w["name"] for w in free] == ["b"]
+    page = admin.get(base, params={"limit": 2}).json()
+    assert [w["name"] for w in page["workers"]] == ["a", "b"] and page["next_cursor"] == "b"
+    retagged = admin.put(f"{base}/a/tags", json={"tags": ["free"]}).json()
+    assert retagged["tags"] == ["free"]
+    deleted = admin.delete(base, params={"tags": "free:yes"}).json()["deleted"]
+    assert deleted == ["a", "b", "c"]
+    assert admin.get(base).json()["workers"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"modules": {}}, "modules"),
+        ({"modules": {"../x.py": "1"}}, "modules.../x.py"),
+        ({"modules": {"main.py": "1"}, "main_module": "app.py"}, "main_module"),
+        ({"modules": {"main.py": "1"}, "tags": [str(i) for i in range(9)]}, "tags"),
+        ({"modules": {"main.py": "1"}, "tags": ["no spaces"]}, "tags"),
+        ({"modules": {"main.py": "1"}, "secrets": {"1X": "v"}}, "secrets.1X"),
+        (
+            {"modules": {"main.py": "1"}, "requirements": ["idna"], "runtime": "wasmtime"},
+            "requirements",
+        ),
+        ({"modules": {"main.py": "1"}, "limits": {"wall_ms": 10**9}}, "limits.wall_ms"),
+    ],
+    ids=[
+        "no-modules",
+        "bad-path",
+        "no-main",
+        "too-many-tags",
+        "bad-tag",
+        "bad-secret-name",
+        "requirements-on-wasmtime",
+        "limit-over-max",
+    ],
+)
+def test_bad_uploads_name_the_field(
+    admin: httpx.Client, namespace: str, body: dict[str, object], field: str
+) -> None:
+    response = upload(admin, namespace, "w", **body)
+    assert response.status_code == 422, response.text
+    assert field in [d["field"] for d in response.json()["error"]["details"]]
+
+
+def test_unknown_worker_and_namespace_are_404(admin: httpx.Client, namespace: str) -> None:
+    assert admin.get(f"/v1/namespaces/{namespace}/workers/nope").status_code == 404
+    missing = upload(admin, "no-such-ns", "w", modules={"main.py": HELLO})
+    assert missing.status_code == 404
+
+
+def test_a_namespace_key_cannot_touch_another_namespaces_workers(
+    admin: httpx.Client, namespace: str, service: Service
+) -> None:
+    admin.post("/v1/namespaces", json={"name": "w-other"})
+    key = admin.post("/v1/namespaces/w-other/keys", json={}).json()["key"]
+    headers = {"authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=service.url, headers=headers, timeout=30) as other:
+        assert upload(other, namespace, "w", modules={"main.py": HELLO}).status_code == 403
+        assert upload(other, "w-other", "w", modules={"main.py": HELLO}).status_code == 200
