@@ -41,6 +41,7 @@ class Job:
         env: the whole environment the code sees (``os.environ``).
         requirements: names of installed pure-Python packages to load first
             (engines that support packages only).
+        result_bytes: the most the trailing value's repr and JSON may take.
 
     Raises:
         InvalidJob: naming the field (``code``, ``files.<path>``, ``env.<name>``).
@@ -53,6 +54,7 @@ class Job:
     files: Mapping[str, bytes] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     requirements: tuple[str, ...] = ()
+    result_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
         size = len(self.code.encode("utf-8", errors="surrogatepass"))
@@ -74,6 +76,8 @@ class Job:
                 raise InvalidJob(f"env.{name}", "names must match [A-Za-z_][A-Za-z0-9_]*")
             if "\x00" in value:
                 raise InvalidJob(f"env.{name}", "contains a NUL character")
+        if not 1 <= self.result_bytes <= 64 * 1024 * 1024:
+            raise InvalidJob("result_bytes", "must be between 1 byte and 64 MiB")
         if len(self.requirements) > _MAX_REQUIREMENTS:
             raise InvalidJob("requirements", f"at most {_MAX_REQUIREMENTS} packages")
         for name in self.requirements:

@@ -127,6 +127,7 @@ def job_message(job: Job) -> dict[str, Any]:
         "env": dict(job.env),
         "files": {name: base64.b64encode(data).decode() for name, data in job.files.items()},
         "requirements": list(job.requirements),
+        "result_bytes": job.result_bytes,
     }
 
 
@@ -143,6 +144,7 @@ def job_from_message(message: dict[str, Any]) -> Job:
         env=dict(message.get("env") or {}),
         files={name: base64.b64decode(data) for name, data in (message.get("files") or {}).items()},
         requirements=tuple(message.get("requirements") or ()),
+        result_bytes=int(message.get("result_bytes") or 64 * 1024),
     )
 
 

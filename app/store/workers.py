@@ -20,6 +20,7 @@ __all__ = [
     "Worker",
     "WorkerNotFound",
     "WorkerSpec",
+    "bindings",
     "count",
     "delete_by_tags",
     "deploy",
@@ -254,6 +255,13 @@ def delete_by_tags(store: Store, namespace: str, tags: dict[str, bool]) -> list[
         for row in rows:
             session.delete(row)
         return sorted(row.name for row in rows)
+
+
+def bindings(store: Store, namespace: str, name: str) -> dict[str, str]:
+    """The worker's vars and secrets together (for its runs only; never to return)."""
+    with store.session() as session:
+        row = _row(session, namespace, name)
+        return {**row.vars, **row.secrets}
 
 
 def versions(store: Store, namespace: str, name: str) -> list[Version]:

@@ -15,6 +15,7 @@ from typing import Any
 import _sandlot_exec
 import _sandlot_urllib
 import sandlot
+import workers
 from pyodide.ffi import run_sync
 from pyodide.http import pyfetch
 
@@ -28,7 +29,7 @@ def install() -> None:
     os.system = _no_processes
     sandlot._set_transport(_fetch)
     _sandlot_urllib.install()
-    _sandlot_exec.hide_frames_from(sys.modules[__name__], _sandlot_urllib, sandlot)
+    _sandlot_exec.hide_frames_from(sys.modules[__name__], _sandlot_urllib, sandlot, workers)
 
 
 def _no_processes(command: str) -> int:

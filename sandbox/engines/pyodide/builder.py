@@ -165,7 +165,7 @@ def _setup_code() -> str:
             "import gc, sys",
             f"sys.path.insert(0, {GUEST_LIB!r})",
             *(f"import {name}" for name in PRELOAD),
-            "import _sandlot_pyodide",
+            "import _sandlot_pyodide, workers",
             "_sandlot_pyodide.install()",
             "gc.collect()",
         ]

@@ -55,7 +55,6 @@ _TICK_S = 0.02
 _INTERRUPT_GRACE_MS = 500
 _KILL_AFTER_S = 2.0
 _START_TIMEOUT_S = 60
-_RESULT_MAX_BYTES = 64 * 1024
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -218,7 +217,7 @@ class PyodideRuntime:
                                 name: base64.b64encode(data).decode()
                                 for name, data in job.files.items()
                             },
-                            "result_max_bytes": min(_RESULT_MAX_BYTES, job.limits.output_bytes),
+                            "result_max_bytes": job.result_bytes,
                             "requirements": list(job.requirements),
                         },
                     }

@@ -62,7 +62,6 @@ DEFAULT_FUEL_PER_MS = 8_000_000
 HOST_INTERFACE = "sandlot:sandbox/host@0.1.0"
 GUEST_WORKDIR = "/work"
 _MONITOR_TICK_S = 0.025
-_RESULT_MAX_BYTES = 64 * 1024
 _PREPARE_FUEL = 10**12
 
 
@@ -277,7 +276,7 @@ class GuestRuntime:
                 "stdin": job.stdin,
                 "env": dict(job.env),
                 "cwd": GUEST_WORKDIR,
-                "result_max_bytes": min(_RESULT_MAX_BYTES, limits.output_bytes),
+                "result_max_bytes": job.result_bytes,
             }
         )
         store, func = self._take_instance()

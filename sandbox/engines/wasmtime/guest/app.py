@@ -26,6 +26,7 @@ import _sandlot_wasmtime
 import componentize_py_types
 import sandlot
 import wit_world
+import workers
 from _sandlot_preload import MODULES
 
 
@@ -46,6 +47,7 @@ _sandlot_exec.hide_frames_from(
     sandlot,
     wit_world,
     componentize_py_types,
+    workers,
 )
 gc.collect()
 gc.freeze()

@@ -1,0 +1,133 @@
+"""/dispatch/{namespace}/{worker}/{path}: run a user worker's on_fetch for a request.
+
+Like a Workers for Platforms dispatch worker: find the worker, run its deployed
+version in a fresh sandbox under the lower of the server's maximums, the
+namespace's defaults, the worker's own limits and (for callers holding a key)
+the per-call ``X-Sandlot-Limits`` header, and answer with what it returned. A
+worker that raises or hits a limit answers 500/503 with the outcome in the
+JSON body and in ``X-Sandlot-Outcome``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import fields
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from app.auth import authenticate, require_namespace
+from app.config import Settings
+from app.deps import ArtifactsDep, RunnersDep, SettingsDep, StoreDep
+from app.dispatch import entry_job_fields, reply_from_result
+from app.errors import ApiError, invalid_field
+from app.store import namespaces, workers
+from sandbox import EgressPolicy, Job, Limits, Status, collect
+
+router = APIRouter(tags=["dispatch"])
+
+_DROPPED_HEADERS = frozenset(
+    {"authorization", "host", "content-length", "connection", "x-sandlot-limits", "cookie"}
+)
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+_RESPONSE_BYTES = 10 * 1024 * 1024
+
+
+def _lower_limits(settings: Settings, *layers: dict[str, Any]) -> Limits:
+    """Each limit: the lowest any layer sets (the server default if none), never above max."""
+    chosen: dict[str, int] = {}
+    for field in fields(Limits):
+        name = field.name
+        set_by = [int(layer[name]) for layer in layers if layer.get(name) is not None]
+        value = min(set_by) if set_by else getattr(settings.default_limits, name)
+        chosen[name] = min(value, getattr(settings.max_limits, name))
+    return Limits(**chosen)
+
+
+@router.api_route("/dispatch/{namespace}/{worker}/{path:path}", methods=_METHODS)
+async def dispatch(
+    namespace: str,
+    worker: str,
+    path: str,
+    request: Request,
+    store: StoreDep,
+    artifacts: ArtifactsDep,
+    runners: RunnersDep,
+    settings: SettingsDep,
+) -> Response:
+    try:
+        space = await asyncio.to_thread(namespaces.get, store, namespace)
+        found = await asyncio.to_thread(workers.get, store, namespace, worker)
+        bindings = await asyncio.to_thread(workers.bindings, store, namespace, worker)
+    except (namespaces.NamespaceNotFound, workers.WorkerNotFound):
+        raise ApiError(
+            404, "worker_not_found", f"worker {worker!r} was not found in namespace {namespace!r}"
+        ) from None
+    per_call: dict[str, Any] = {}
+    if not space.dispatch_public or "authorization" in request.headers:
+        caller = await asyncio.to_thread(authenticate, request)
+        require_namespace(caller, namespace)
+        per_call = _per_call_limits(request)
+    if found.current is None or found.runtime not in runners:
+        raise ApiError(503, "worker_unavailable", f"worker {worker!r} has nothing deployed")
+    bundle = json.loads(await asyncio.to_thread(artifacts.get, found.current.sha256))
+    query = request.url.query
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROPPED_HEADERS]
+    fields_ = entry_job_fields(
+        main_module=bundle["main_module"],
+        method=request.method,
+        url="/" + path + (f"?{query}" if query else ""),
+        headers=headers,
+        body=await request.body(),
+        bindings=bindings,
+    )
+    limits = _lower_limits(settings, space.limits, found.limits, per_call)
+    job = Job(
+        code=fields_["code"],
+        limits=limits.replace(code_bytes=settings.max_code_bytes),
+        egress=EgressPolicy.from_strings(
+            found.allowed_hosts or space.allowed_hosts,
+            max_response_bytes=settings.egress_max_response_bytes,
+            timeout_ms=settings.egress_timeout_ms,
+            max_redirects=settings.egress_max_redirects,
+        ),
+        stdin=fields_["stdin"],
+        files={name: source.encode() for name, source in bundle["modules"].items()},
+        env=fields_["env"],
+        requirements=tuple(bundle.get("requirements", ())),
+        result_bytes=_RESPONSE_BYTES,
+    )
+    result = await collect(runners[found.runtime].run(job))
+    reply = reply_from_result(result.result.json) if result.result else None
+    if result.status is Status.OK and reply is not None:
+        return Response(
+            content=reply.body,
+            status_code=reply.status,
+            headers={**dict(reply.headers), "x-sandlot-outcome": "ok"},
+        )
+    status = result.status.value if result.status is not Status.OK else "error"
+    error = result.error
+    message = f"{error.type}: {error.message}" if error else f"the worker ended with {status}"
+    return JSONResponse(
+        {"error": {"code": status, "message": message, "details": []}, "run_id": result.run_id},
+        status_code=503 if status.endswith("_limit") else 500,
+        headers={"x-sandlot-outcome": status},
+    )
+
+
+def _per_call_limits(request: Request) -> dict[str, Any]:
+    raw = request.headers.get("x-sandlot-limits")
+    if not raw:
+        return {}
+    try:
+        limits = json.loads(raw)
+        if not isinstance(limits, dict):
+            raise TypeError("not an object")
+        Limits().replace(**limits)
+    except (TypeError, ValueError) as exc:
+        raise invalid_field(
+            "X-Sandlot-Limits", f'a JSON object of limits like {{"cpu_ms": 100}}: {exc}'
+        ) from None
+    return limits

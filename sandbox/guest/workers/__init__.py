@@ -1,0 +1,99 @@
+"""The guest API of a user worker, as in Cloudflare's Python Workers.
+
+    from workers import Response
+
+    def on_fetch(request, env):
+        name = request.json().get("name", "world") if request.method == "POST" else "world"
+        return Response.json({"hello": name, "greeting": env.GREETING})
+
+``on_fetch`` may be ``async def``. ``env`` has the worker's vars and secrets as
+attributes (``env.API_TOKEN``). Outbound HTTP goes through ``sandlot.fetch`` and
+the worker's allowlist, like any run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json as _json
+from collections.abc import Iterable, Mapping
+from email.message import Message
+from typing import Any
+
+__all__ = ["Env", "Request", "Response"]
+
+
+class Request:
+    """The incoming request: ``method``, ``url``, ``path``, ``query``, ``headers`` and the body."""
+
+    def __init__(
+        self, method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes
+    ) -> None:
+        from urllib.parse import urlsplit
+
+        self.method = method
+        self.url = url
+        parts = urlsplit(url)
+        self.path = parts.path
+        self.query = parts.query
+        self.headers = Message()
+        for name, value in headers:
+            self.headers[name] = value
+        self._body = body
+
+    def bytes(self) -> bytes:
+        return self._body
+
+    def text(self) -> str:
+        return self._body.decode(self.headers.get_content_charset() or "utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return _json.loads(self._body or b"null")
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.url}>"
+
+
+class Response:
+    """What ``on_fetch`` returns: a body (str, bytes or None), a status and headers."""
+
+    def __init__(
+        self,
+        body: str | bytes | None = None,
+        status: int = 200,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    ) -> None:
+        if not isinstance(status, int) or not 100 <= status <= 599:
+            raise ValueError(f"status must be an HTTP status code (100-599), got {status!r}")
+        self.body = body.encode() if isinstance(body, str) else (body or b"")
+        self.status = status
+        pairs = headers.items() if isinstance(headers, Mapping) else (headers or [])
+        self.headers = [(str(k), str(v)) for k, v in pairs]
+        if isinstance(body, str) and not any(k.lower() == "content-type" for k, _ in self.headers):
+            self.headers.append(("content-type", "text/plain; charset=utf-8"))
+
+    @classmethod
+    def json(
+        cls, data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        merged = {"content-type": "application/json", **(headers or {})}
+        return cls(_json.dumps(data).encode(), status, merged)
+
+    def _wire(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "headers": self.headers,
+            "body": base64.b64encode(self.body).decode(),
+        }
+
+
+class Env:
+    """The worker's bindings: vars and secrets, as attributes and by ``env["NAME"]``."""
+
+    def __init__(self, bindings: Mapping[str, str]) -> None:
+        self.__dict__.update(bindings)
+
+    def __getitem__(self, name: str) -> str:
+        return str(self.__dict__[name])
+
+    def __repr__(self) -> str:
+        return f"<Env {sorted(self.__dict__)}>"  # names only: values may be secrets
