@@ -21,7 +21,7 @@ BINDINGS_VAR = "SANDLOT_WORKER_BINDINGS"
 
 ENTRY = """
 import base64, importlib, inspect, json, os, sys
-from workers import Env, Request, Response
+from workers import Env, Request, Response, _resolve
 _bindings = json.loads(os.environ.pop({var!r}, "{{}}"))
 _incoming = json.loads(sys.stdin.read())
 sys.path.insert(0, "/work")
@@ -32,7 +32,7 @@ _request = Request(
 )
 _response = _main.on_fetch(_request, Env(_bindings))
 if inspect.isawaitable(_response):
-    _response = await _response
+    _response = _resolve(_response)
 if not isinstance(_response, Response):
     raise TypeError(f"on_fetch returned {{type(_response).__name__}}, not a workers.Response")
 _response._wire()

@@ -58,15 +58,14 @@ async def dispatch(
     settings: SettingsDep,
 ) -> Response:
     try:
-        space = await asyncio.to_thread(namespaces.get, store, namespace)
-        found = await asyncio.to_thread(workers.get, store, namespace, worker)
-        bindings = await asyncio.to_thread(workers.bindings, store, namespace, worker)
+        target = await asyncio.to_thread(workers.target, store, namespace, worker)
     except (namespaces.NamespaceNotFound, workers.WorkerNotFound):
         raise ApiError(
             404, "worker_not_found", f"worker {worker!r} was not found in namespace {namespace!r}"
         ) from None
     per_call: dict[str, Any] = {}
-    if not space.dispatch_public or "authorization" in request.headers:
+    found = target.worker
+    if not target.dispatch_public or "authorization" in request.headers:
         caller = await asyncio.to_thread(authenticate, request)
         require_namespace(caller, namespace)
         per_call = _per_call_limits(request)
@@ -81,14 +80,14 @@ async def dispatch(
         url="/" + path + (f"?{query}" if query else ""),
         headers=headers,
         body=await request.body(),
-        bindings=bindings,
+        bindings=target.bindings,
     )
-    limits = _lower_limits(settings, space.limits, found.limits, per_call)
+    limits = _lower_limits(settings, target.namespace_limits, found.limits, per_call)
     job = Job(
         code=fields_["code"],
         limits=limits.replace(code_bytes=settings.max_code_bytes),
         egress=EgressPolicy.from_strings(
-            found.allowed_hosts or space.allowed_hosts,
+            found.allowed_hosts or target.namespace_allowed_hosts,
             max_response_bytes=settings.egress_max_response_bytes,
             timeout_ms=settings.egress_timeout_ms,
             max_redirects=settings.egress_max_redirects,

@@ -15,12 +15,12 @@ from app.store.models import NamespaceRow, WorkerRow, WorkerVersionRow
 from app.store.namespaces import NamespaceNotFound
 
 __all__ = [
+    "Target",
     "Version",
     "VersionNotFound",
     "Worker",
     "WorkerNotFound",
     "WorkerSpec",
-    "bindings",
     "count",
     "delete_by_tags",
     "deploy",
@@ -29,6 +29,7 @@ __all__ = [
     "remove",
     "save_version",
     "set_tags",
+    "target",
     "versions",
 ]
 
@@ -257,11 +258,35 @@ def delete_by_tags(store: Store, namespace: str, tags: dict[str, bool]) -> list[
         return sorted(row.name for row in rows)
 
 
-def bindings(store: Store, namespace: str, name: str) -> dict[str, str]:
-    """The worker's vars and secrets together (for its runs only; never to return)."""
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What dispatch needs, read in one transaction."""
+
+    namespace_limits: dict[str, Any]
+    namespace_allowed_hosts: list[str]
+    dispatch_public: bool
+    worker: Worker
+    bindings: dict[str, str]
+
+
+def target(store: Store, namespace: str, name: str) -> Target:
+    """The namespace's defaults, the worker and its bindings. Raises *NotFound."""
     with store.session() as session:
-        row = _row(session, namespace, name)
-        return {**row.vars, **row.secrets}
+        space = session.scalar(select(NamespaceRow).where(NamespaceRow.name == namespace))
+        if space is None:
+            raise NamespaceNotFound(namespace)
+        row = session.scalar(
+            select(WorkerRow).where(WorkerRow.namespace_id == space.id, WorkerRow.name == name)
+        )
+        if row is None:
+            raise WorkerNotFound(name)
+        return Target(
+            namespace_limits=dict(space.limits),
+            namespace_allowed_hosts=list(space.allowed_hosts),
+            dispatch_public=space.dispatch_public,
+            worker=_worker(session, namespace, row),
+            bindings={**row.vars, **row.secrets},
+        )
 
 
 def versions(store: Store, namespace: str, name: str) -> list[Version]:

@@ -137,3 +137,27 @@ def test_private_namespace_needs_its_key(
     ok = httpx.get(url, headers={"authorization": f"Bearer {key}"}, timeout=60)
     assert ok.status_code == 500  # no GREETING var: the handler raises, but it ran
     assert ok.headers["x-sandlot-outcome"] == "error"
+
+
+@pytest.mark.parametrize("runtime", ["wasmtime", "pyodide"])
+def test_async_on_fetch(admin: httpx.Client, service: Service, runtime: str) -> None:
+    namespace = "a-" + secrets.token_hex(4)
+    admin.post("/v1/namespaces", json={"name": namespace})
+    code = (
+        "import asyncio\nfrom workers import Response\n\n"
+        "async def on_fetch(request, env):\n"
+        "    await asyncio.sleep(0.01)\n"
+        "    return Response(request.headers['X-Name'] + ' ' + request.text())\n"
+    )
+    put = admin.put(
+        f"/v1/namespaces/{namespace}/workers/w",
+        json={"modules": {"main.py": code}, "runtime": runtime},
+    )
+    assert put.status_code == 200, put.text
+    response = httpx.post(
+        f"{service.url}/dispatch/{namespace}/w/",
+        content="body",
+        headers={"x-name": "async"},
+        timeout=60,
+    )
+    assert (response.status_code, response.text) == (200, "async body")

@@ -15,11 +15,44 @@ from __future__ import annotations
 
 import base64
 import json as _json
-from collections.abc import Iterable, Mapping
-from email.message import Message
+import sys
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-__all__ = ["Env", "Request", "Response"]
+__all__ = ["Env", "Headers", "Request", "Response"]
+
+
+class Headers(Mapping[str, str]):
+    """Request headers: case-insensitive lookup; repeated headers joined with ', '."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self._values: dict[str, str] = {}
+        for name, value in pairs:
+            key = name.lower()
+            self._values[key] = f"{self._values[key]}, {value}" if key in self._values else value
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._values!r})"
+
+
+def _charset(content_type: str) -> str:
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset" and value:
+            return value.strip('"')
+    return "utf-8"
 
 
 class Request:
@@ -35,16 +68,14 @@ class Request:
         parts = urlsplit(url)
         self.path = parts.path
         self.query = parts.query
-        self.headers = Message()
-        for name, value in headers:
-            self.headers[name] = value
+        self.headers = Headers(headers)
         self._body = body
 
     def bytes(self) -> bytes:
         return self._body
 
     def text(self) -> str:
-        return self._body.decode(self.headers.get_content_charset() or "utf-8", errors="replace")
+        return self._body.decode(_charset(self.headers.get("content-type", "")), errors="replace")
 
     def json(self) -> Any:
         return _json.loads(self._body or b"null")
@@ -97,3 +128,21 @@ class Env:
 
     def __repr__(self) -> str:
         return f"<Env {sorted(self.__dict__)}>"  # names only: values may be secrets
+
+
+def _resolve(value: Any) -> Any:
+    """The value of an awaitable ``on_fetch`` result, driven the engine's way.
+
+    Only async handlers pay for an event loop: Pyodide suspends on its own
+    loop (JSPI), other engines run a fresh one.
+    """
+    if sys.platform == "emscripten":
+        from pyodide.ffi import run_sync
+
+        return run_sync(value)
+    import asyncio
+
+    async def wait() -> Any:
+        return await value
+
+    return asyncio.run(wait())
