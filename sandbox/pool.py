@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import os
 import secrets
 import shutil
 import signal
@@ -431,7 +430,3 @@ def _synthetic_end(status: Status, started: float, error: GuestError | None = No
 def worker_command(module: str, *args: str) -> tuple[str, ...]:
     """argv that runs ``python -m module args`` with this interpreter, isolated from user site."""
     return (sys.executable, "-s", "-m", module, *args)
-
-
-def default_pool_size() -> int:
-    return os.cpu_count() or 1

@@ -17,8 +17,6 @@ versions and this builder's format; identical inputs are not rebuilt.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -26,10 +24,10 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.engines.filelock import locked
 from sandbox.engines.pyodide.deno import RuntimeLayout, deno_env, snapshot_argv
 from sandbox.errors import BuildError, EngineUnavailable
 
@@ -130,7 +128,7 @@ def build(artifact_dir: Path, runtime_dir: Path, *, force: bool = False) -> Pyod
     artifacts = locate(artifact_dir, runtime_dir)
     root = artifacts.layout.snapshot.parent
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / ".lock"):
+    with locked(root / ".lock"):
         if force or not artifacts.layout.lock_file.exists():
             _write_lock_file(artifacts.layout)
         if force or not artifacts.layout.snapshot.exists():
@@ -140,16 +138,6 @@ def build(artifact_dir: Path, runtime_dir: Path, *, force: bool = False) -> Pyod
                 stale.unlink(missing_ok=True)
     artifacts.check()
     return artifacts
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _write_lock_file(layout: RuntimeLayout) -> None:

@@ -63,7 +63,6 @@ class _RunState:
     job: Job
     sink: FrameSink
     meter: OutputMeter
-    started: float
     deadline: float
     abort_status: Status | None = None
     aborted_at: float | None = None
@@ -186,7 +185,6 @@ class PyodideRuntime:
             job=job,
             sink=sink,
             meter=OutputMeter(job.limits.output_bytes, sink.output),
-            started=started,
             deadline=started + job.limits.wall_ms / 1000,
         )
         token = secrets.token_urlsafe(24)

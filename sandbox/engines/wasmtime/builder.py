@@ -24,8 +24,6 @@ loads what this wrote and never compiles on the request path.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import hashlib
 import importlib.metadata
 import io
@@ -41,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.engines.filelock import locked
 from sandbox.engines.wasmtime import host
 from sandbox.errors import BuildError, EngineUnavailable
 
@@ -141,7 +140,7 @@ def build(artifact_dir: Path, *, force: bool = False) -> Artifacts:
     artifacts = locate(artifact_dir)
     root = artifact_dir / "wasmtime"
     root.mkdir(parents=True, exist_ok=True)
-    with _locked(root / ".lock"):
+    with locked(root / ".lock"):
         if force or not (artifacts.stdlib / ".complete").exists():
             _extract_stdlib(artifacts.stdlib)
         if force or not artifacts.component.exists():
@@ -159,16 +158,6 @@ def _guest_sources(root: Path) -> Iterator[Path]:
     for path in root.rglob("*"):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".wit"):
             yield path
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _stdlib_tar() -> bytes:
