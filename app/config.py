@@ -8,6 +8,7 @@ services, listening on loopback.
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -33,6 +34,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # The control plane's admin key (Bearer). Unset: the control plane answers 401.
     admin_key: SecretStr | None = None
+    # Requests for {worker}.{namespace}.<this domain> dispatch to that worker
+    # (point a wildcard DNS record at the service). Unset: path routing and
+    # custom hostnames only.
+    dispatch_domain: str | None = None
     artifact_dir: Path = PROJECT_ROOT / ".artifacts"
     # Build missing guest artifacts at start-up instead of refusing to start.
     build_on_start: bool = True
@@ -72,6 +77,13 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         # Fails at start-up, with the variable to change, instead of at the first request.
         self.default_limits.check_within(self.max_limits)
+        if self.dispatch_domain is not None and not re.fullmatch(
+            r"[a-z0-9-]+(\.[a-z0-9-]+)+", self.dispatch_domain
+        ):
+            raise ValueError(
+                "SANDLOT_DISPATCH_DOMAIN must be a lower-case DNS name with at least two "
+                f"labels, like workers.example.com (got {self.dispatch_domain!r})"
+            )
         if self.default_runtime == "pyodide" and not self.pyodide_enabled:
             raise ValueError(
                 "SANDLOT_DEFAULT_RUNTIME is pyodide but SANDLOT_PYODIDE_ENABLED is false"

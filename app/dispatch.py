@@ -28,7 +28,7 @@ sys.path.insert(0, "/work")
 _main = importlib.import_module({module!r})
 _request = Request(
     _incoming["method"], _incoming["url"], _incoming["headers"],
-    base64.b64decode(_incoming["body"]),
+    base64.b64decode(_incoming["body"]), _incoming["metadata"],
 )
 _response = _main.on_fetch(_request, Env(_bindings))
 if inspect.isawaitable(_response):
@@ -47,6 +47,7 @@ def entry_job_fields(
     headers: list[tuple[str, str]],
     body: bytes,
     bindings: dict[str, str],
+    metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """code, stdin and env of the run that serves one request."""
     module = main_module.removesuffix(".py").replace("/", ".")
@@ -58,6 +59,7 @@ def entry_job_fields(
                 "url": url,
                 "headers": headers,
                 "body": base64.b64encode(body).decode(),
+                "metadata": metadata or {},
             }
         ),
         "env": {BINDINGS_VAR: json.dumps(bindings)},

@@ -13,8 +13,9 @@ from fastapi import FastAPI
 from app import errors
 from app.auth import admin_key_for
 from app.config import Settings
+from app.hostnames import HostRouting
 from app.limits_middleware import BodySizeLimit
-from app.routes import dispatch, execute, health, namespaces, workers
+from app.routes import dispatch, execute, health, hostnames, namespaces, workers
 from app.store import ArtifactStore, Store, migrate
 from sandbox import Runner
 from sandbox.engines import pyodide as pyodide_engine
@@ -104,10 +105,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(HostRouting, dispatch_domain=settings.dispatch_domain)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(execute.router)
     app.include_router(namespaces.router)
     app.include_router(workers.router)
+    app.include_router(hostnames.router)
     app.include_router(dispatch.router)
     return app

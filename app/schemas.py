@@ -271,3 +271,20 @@ class TagsIn(_Strict):
 
 class Deleted(BaseModel):
     deleted: list[str]
+
+
+class HostnameIn(_Strict):
+    worker: str = Field(
+        pattern=WORKER_NAME, description="The worker of this namespace the hostname serves"
+    )
+
+
+class HostnameOut(BaseModel):
+    hostname: str
+    namespace: str
+    worker: str
+    created_at: str
+
+
+class HostnameList(BaseModel):
+    hostnames: list[HostnameOut]

@@ -25,6 +25,8 @@ from tests.loopback import LoopbackServer
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACT_DIR = Path(os.environ.get("SANDLOT_ARTIFACT_DIR", ROOT / ".artifacts"))
 ADMIN_KEY = "test-admin-key-" + "0123456789abcdef" * 2
+# Worker hostnames in tests: sent as Host headers to 127.0.0.1, never looked up.
+DISPATCH_DOMAIN = "workers.test"
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +105,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, artifacts: Artifacts) -> I
         pool_size="4",
         queue_timeout_ms="30000",
         build_on_start="false",
+        dispatch_domain=DISPATCH_DOMAIN,
     )
     yield svc
     svc.close()

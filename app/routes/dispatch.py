@@ -23,14 +23,30 @@ from app.config import Settings
 from app.deps import ArtifactsDep, RunnersDep, SettingsDep, StoreDep
 from app.dispatch import entry_job_fields, reply_from_result
 from app.errors import ApiError, invalid_field
+from app.hostnames import ROUTE_KEY, Route
 from app.store import namespaces, workers
 from sandbox import EgressPolicy, Job, Limits, Status, collect
 
 router = APIRouter(tags=["dispatch"])
 
-_DROPPED_HEADERS = frozenset(
-    {"authorization", "host", "content-length", "connection", "x-sandlot-limits", "cookie"}
+# Never passed to a worker: credentials for Sandlot, framing, hop-by-hop headers.
+_NEVER_PASSED = frozenset(
+    {
+        "authorization",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "proxy-authorization",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "x-sandlot-limits",
+    }
 )
+# Path routing shares the platform's origin: its Host and cookies are the platform's.
+_PLATFORM_ORIGIN = frozenset({"host", "cookie"})
+# What proxies in front of the platform say about the client: trusted namespaces only.
+_PROXY_METADATA = frozenset({"forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip"})
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 _RESPONSE_BYTES = 10 * 1024 * 1024
 
@@ -72,8 +88,13 @@ async def dispatch(
     if found.current is None or found.runtime not in runners:
         raise ApiError(503, "worker_unavailable", f"worker {worker!r} has nothing deployed")
     bundle = json.loads(await asyncio.to_thread(artifacts.get, found.current.sha256))
+    route: Route | None = getattr(request.state, ROUTE_KEY, None)
+    trusted = target.namespace_mode == "trusted"
+    dropped = _NEVER_PASSED | (_PLATFORM_ORIGIN if route is None else frozenset())
+    if not trusted:
+        dropped |= _PROXY_METADATA
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in dropped]
     query = request.url.query
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROPPED_HEADERS]
     fields_ = entry_job_fields(
         main_module=bundle["main_module"],
         method=request.method,
@@ -81,6 +102,7 @@ async def dispatch(
         headers=headers,
         body=await request.body(),
         bindings=target.bindings,
+        metadata=_metadata(request, route) if trusted else None,
     )
     limits = _lower_limits(settings, target.namespace_limits, found.limits, per_call)
     job = Job(
@@ -114,6 +136,15 @@ async def dispatch(
         status_code=503 if status.endswith("_limit") else 500,
         headers={"x-sandlot-outcome": status},
     )
+
+
+def _metadata(request: Request, route: Route | None) -> dict[str, str]:
+    """What a trusted namespace's worker learns about the request beyond its headers."""
+    return {
+        "client_address": request.client.host if request.client else "",
+        "original_host": route.host if route else request.headers.get("host", ""),
+        "routed_by": route.routed_by if route else "path",
+    }
 
 
 def _per_call_limits(request: Request) -> dict[str, Any]:

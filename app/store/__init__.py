@@ -5,7 +5,7 @@ to the current schema with Alembic (``migrations/``), so an upgrade keeps data.
 Repository functions live beside it (``namespaces.py``).
 """
 
-from app.store import keys, namespaces, workers
+from app.store import hostnames, keys, namespaces, workers
 from app.store.artifacts import ArtifactStore
 from app.store.db import Store, migrate
 from app.store.models import ApiKeyRow, NamespaceRow
@@ -15,6 +15,7 @@ __all__ = [
     "ArtifactStore",
     "NamespaceRow",
     "Store",
+    "hostnames",
     "keys",
     "migrate",
     "namespaces",

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["ApiKeyRow", "Base", "NamespaceRow", "WorkerRow", "WorkerVersionRow"]
+__all__ = ["ApiKeyRow", "Base", "HostnameRow", "NamespaceRow", "WorkerRow", "WorkerVersionRow"]
 
 
 class Base(DeclarativeBase):
@@ -96,6 +96,26 @@ class WorkerVersionRow(Base):
     size: Mapped[int] = mapped_column(Integer, nullable=False)
     build_ms: Mapped[float] = mapped_column(Float, nullable=False)
     warnings: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=_now
+    )
+
+
+class HostnameRow(Base):
+    """A custom hostname (``shop.example.com``) routed to a worker of a namespace.
+
+    The worker is named, not referenced: a hostname may point at a worker before
+    it is uploaded or after it is deleted, and then answers 404 like any
+    unknown worker.
+    """
+
+    __tablename__ = "hostnames"
+
+    hostname: Mapped[str] = mapped_column(String(253), primary_key=True)
+    namespace_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    worker: Mapped[str] = mapped_column(String(63), nullable=False)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=_now
     )

@@ -262,6 +262,7 @@ def delete_by_tags(store: Store, namespace: str, tags: dict[str, bool]) -> list[
 class Target:
     """What dispatch needs, read in one transaction."""
 
+    namespace_mode: str
     namespace_limits: dict[str, Any]
     namespace_allowed_hosts: list[str]
     dispatch_public: bool
@@ -281,6 +282,7 @@ def target(store: Store, namespace: str, name: str) -> Target:
         if row is None:
             raise WorkerNotFound(name)
         return Target(
+            namespace_mode=space.mode,
             namespace_limits=dict(space.limits),
             namespace_allowed_hosts=list(space.allowed_hosts),
             dispatch_public=space.dispatch_public,

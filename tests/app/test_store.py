@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from sqlalchemy import inspect
 
-from app.store import Store, keys, migrate, namespaces, workers
+from app.store import Store, hostnames, keys, migrate, namespaces, workers
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -168,3 +168,26 @@ def test_worker_tag_filters(store: Store) -> None:
     assert [w.name for w in found] == ["b"]
     assert workers.delete_by_tags(store, "ns", {"free": True}) == ["b", "c"]
     assert [w.name for w in workers.page(store, "ns", tags={}, limit=10, after=None)[0]] == ["a"]
+
+
+def test_hostnames_route_belong_to_one_namespace_and_cascade(store: Store) -> None:
+    _make(store, "ns")
+    _make(store, "other")
+    made, created = hostnames.put(store, "ns", "shop.example.com", "site")
+    assert created and made.namespace == "ns"
+    assert hostnames.route(store, "shop.example.com") == ("ns", "site")
+    moved, created = hostnames.put(store, "ns", "shop.example.com", "blog")
+    assert not created and moved.worker == "blog"
+    with pytest.raises(hostnames.HostnameTaken):
+        hostnames.put(store, "other", "shop.example.com", "site")
+    with pytest.raises(hostnames.HostnameNotFound):
+        hostnames.remove(store, "other", "shop.example.com")
+    assert [h.hostname for h in hostnames.list_for(store, "ns")] == ["shop.example.com"]
+    assert hostnames.route(store, "nope.example.com") is None
+    with pytest.raises(namespaces.NamespaceNotFound):
+        hostnames.put(store, "ghost", "a.example.com", "w")
+    namespaces.remove(store, "ns")
+    assert hostnames.route(store, "shop.example.com") is None
+    hostnames.put(store, "other", "shop.example.com", "site")
+    hostnames.remove(store, "other", "shop.example.com")
+    assert hostnames.list_for(store, "other") == []

@@ -56,10 +56,20 @@ def _charset(content_type: str) -> str:
 
 
 class Request:
-    """The incoming request: ``method``, ``url``, ``path``, ``query``, ``headers`` and the body."""
+    """The incoming request: ``method``, ``url``, ``path``, ``query``, ``headers`` and the body.
+
+    ``metadata`` is empty unless the worker's namespace is trusted; then it holds
+    ``client_address``, ``original_host`` and ``routed_by`` (``path``,
+    ``hostname`` or ``custom_hostname``).
+    """
 
     def __init__(
-        self, method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes
+        self,
+        method: str,
+        url: str,
+        headers: Iterable[tuple[str, str]],
+        body: bytes,
+        metadata: Mapping[str, Any] | None = None,
     ) -> None:
         from urllib.parse import urlsplit
 
@@ -69,6 +79,7 @@ class Request:
         self.path = parts.path
         self.query = parts.query
         self.headers = Headers(headers)
+        self.metadata = dict(metadata or {})
         self._body = body
 
     def bytes(self) -> bytes:

@@ -1,0 +1,95 @@
+"""/v1/namespaces/{ns}/hostnames: custom hostnames routed to the namespace's workers.
+
+``PUT /v1/namespaces/shop/hostnames/shop.example.com {"worker": "site"}`` makes
+requests whose Host is ``shop.example.com`` run the worker ``site`` (point the
+name's DNS at the service). A hostname belongs to one namespace at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+
+from app.auth import CallerDep, require_namespace
+from app.deps import SettingsDep, StoreDep
+from app.errors import CONTROL_PLANE_ERRORS, ApiError, invalid_field
+from app.hostnames import hostname_problem
+from app.schemas import ErrorResponse, HostnameIn, HostnameList, HostnameOut
+from app.store import hostnames, namespaces
+
+router = APIRouter(prefix="/v1/namespaces/{namespace}/hostnames", tags=["hostnames"])
+
+
+def _out(route: hostnames.Hostname) -> HostnameOut:
+    return HostnameOut(
+        hostname=route.hostname,
+        namespace=route.namespace,
+        worker=route.worker,
+        created_at=route.created_at.isoformat(),
+    )
+
+
+def _no_namespace(namespace: str) -> ApiError:
+    return ApiError(404, "not_found", f"namespace {namespace!r} was not found")
+
+
+@router.put(
+    "/{hostname}",
+    response_model=HostnameOut,
+    responses={**CONTROL_PLANE_ERRORS, 409: {"model": ErrorResponse, "description": "Taken"}},
+)
+async def put_hostname(
+    namespace: str,
+    hostname: str,
+    body: HostnameIn,
+    response: Response,
+    store: StoreDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+) -> HostnameOut:
+    """Route a hostname to a worker of this namespace (201 when new, 200 when re-pointed)."""
+    require_namespace(caller, namespace)
+    problem = hostname_problem(hostname, settings.dispatch_domain)
+    if problem:
+        raise invalid_field("hostname", f"{hostname!r}: {problem}")
+    try:
+        route, created = await asyncio.to_thread(
+            hostnames.put, store, namespace, hostname, body.worker
+        )
+    except namespaces.NamespaceNotFound:
+        raise _no_namespace(namespace) from None
+    except hostnames.HostnameTaken:
+        raise ApiError(
+            409, "conflict", f"hostname {hostname!r} is routed by another namespace"
+        ) from None
+    response.status_code = 201 if created else 200
+    return _out(route)
+
+
+@router.get("", response_model=HostnameList, responses=CONTROL_PLANE_ERRORS)
+async def list_hostnames(namespace: str, store: StoreDep, caller: CallerDep) -> HostnameList:
+    """The namespace's custom hostnames."""
+    require_namespace(caller, namespace)
+    try:
+        routes = await asyncio.to_thread(hostnames.list_for, store, namespace)
+    except namespaces.NamespaceNotFound:
+        raise _no_namespace(namespace) from None
+    return HostnameList(hostnames=[_out(route) for route in routes])
+
+
+@router.delete("/{hostname}", status_code=204, responses=CONTROL_PLANE_ERRORS)
+async def delete_hostname(
+    namespace: str, hostname: str, store: StoreDep, caller: CallerDep
+) -> Response:
+    """Stop routing the hostname."""
+    require_namespace(caller, namespace)
+    try:
+        await asyncio.to_thread(hostnames.remove, store, namespace, hostname)
+    except namespaces.NamespaceNotFound:
+        raise _no_namespace(namespace) from None
+    except hostnames.HostnameNotFound:
+        raise ApiError(
+            404, "not_found", f"hostname {hostname!r} is not routed by {namespace!r}"
+        ) from None
+    return Response(status_code=204)
