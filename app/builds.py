@@ -15,12 +15,19 @@ from dataclasses import dataclass
 from app.store import ArtifactStore
 from sandbox import Job, Limits, Runner, Status, collect
 
-__all__ = ["Build", "BuildFailed", "build"]
+__all__ = ["Build", "BuildFailed", "build", "describe"]
 
 _CHECK = """
-import ast, json
+import ast, json, sys
 modules = json.loads({modules!r})
 errors, warnings = [], []
+for path in sorted(modules):
+    top = path.split("/")[0].removesuffix(".py")
+    if top in sys.modules:
+        errors.append({{"file": path, "line": None, "message": (
+            f"{{top!r}} is already imported in this runtime (the standard library or the "
+            "worker API), so the worker would get that module, not this file: rename it"
+        )}})
 for path, source in sorted(modules.items()):
     try:
         tree = compile(source, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
@@ -50,9 +57,16 @@ class BuildFailed(Exception):
     """The upload doesn't compile; ``errors`` are {file, line, message}."""
 
     def __init__(self, errors: list[dict[str, object]]) -> None:
-        first = errors[0]
-        super().__init__(f"{first['file']} line {first['line']}: {first['message']}")
+        super().__init__(describe(errors[0]))
         self.errors = errors
+
+
+def describe(error: dict[str, object], *, file: bool = True) -> str:
+    """``main.py line 3: invalid syntax`` (no line for errors about the whole file)."""
+    where = [str(error["file"])] if file else []
+    if error.get("line") is not None:
+        where.append(f"line {error['line']}")
+    return f"{' '.join(where)}: {error['message']}" if where else str(error["message"])
 
 
 async def build(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 
@@ -163,3 +164,119 @@ def test_a_namespace_key_cannot_touch_another_namespaces_workers(
     with httpx.Client(base_url=service.url, headers=headers, timeout=30) as other:
         assert upload(other, namespace, "w", modules={"main.py": HELLO}).status_code == 403
         assert upload(other, "w-other", "w", modules={"main.py": HELLO}).status_code == 200
+
+
+def test_multipart_upload_takes_modules_as_parts(
+    admin: httpx.Client, namespace: str, service: Service
+) -> None:
+    metadata = {"main_module": "shop.py", "vars": {"WHO": "form"}, "tags": ["multipart"]}
+    response = admin.put(
+        f"/v1/namespaces/{namespace}/workers/form",
+        files=[
+            ("metadata", (None, json.dumps(metadata), "application/json")),
+            (
+                "shop.py",
+                (
+                    "shop.py",
+                    b"from workers import Response\nfrom lib.util import X\n\n"
+                    b"def on_fetch(request, env):\n    return Response(f'{env.WHO} {X}')\n",
+                    "text/x-python",
+                ),
+            ),
+            ("lib/util.py", ("util.py", b"X = 42\n", "text/x-python")),
+        ],
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["version"]["main_module"] == "shop.py"
+    assert response.json()["worker"]["tags"] == ["multipart"]
+    worker = admin.get(f"/v1/namespaces/{namespace}/workers/form").json()
+    assert sorted(worker["modules"]) == ["lib/util.py", "shop.py"]
+    reply = httpx.get(f"{service.url}/dispatch/{namespace}/form/", timeout=60)
+    assert reply.text == "form 42"
+    # The same code as JSON is the same artifact: no rebuild.
+    again = upload(
+        admin,
+        namespace,
+        "form",
+        modules=worker["modules"],
+        main_module="shop.py",
+        vars={"WHO": "j"},
+    )
+    assert again.json()["rebuilt"] is False
+    assert again.json()["version"]["sha256"] == response.json()["version"]["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("parts", "field"),
+    [
+        ([("metadata", (None, "{not json", "application/json"))], "metadata"),
+        ([("metadata", (None, "[1]", "application/json"))], "metadata"),
+        ([("metadata", (None, '{"main_module": "main.py"}', "application/json"))], "modules"),
+        ([("main.py", ("main.py", b"\xff\xfe", "text/x-python"))], "modules.main.py"),
+        ([("main.py", (None, "x = 1")), ("main.py", (None, "x = 2"))], "modules.main.py"),
+        (
+            [
+                ("metadata", (None, '{"runtime": "cobol"}', "application/json")),
+                ("main.py", ("main.py", b"x = 1\n", "text/x-python")),
+            ],
+            "runtime",
+        ),
+        (
+            [
+                ("metadata", (None, '{"modules": {}}', "application/json")),
+                ("main.py", ("main.py", b"x = 1\n", "text/x-python")),
+            ],
+            "metadata",
+        ),
+        ([("bad path.py", ("x.py", b"x = 1\n", "text/x-python"))], "modules.bad path.py"),
+    ],
+    ids=[
+        "metadata-not-json",
+        "metadata-not-object",
+        "no-modules",
+        "not-utf8",
+        "duplicate",
+        "bad-runtime",
+        "modules-in-metadata",
+        "bad-path",
+    ],
+)
+def test_bad_multipart_uploads_name_the_part(
+    admin: httpx.Client, namespace: str, parts: list[tuple[str, object]], field: str
+) -> None:
+    response = admin.put(f"/v1/namespaces/{namespace}/workers/w", files=parts)  # type: ignore[arg-type]
+    assert response.status_code == 422, response.text
+    assert field in [d["field"] for d in response.json()["error"]["details"]]
+
+
+def test_other_content_types_are_415_and_bad_json_422(admin: httpx.Client, namespace: str) -> None:
+    path = f"/v1/namespaces/{namespace}/workers/w"
+    text = admin.put(path, content=b"x = 1", headers={"content-type": "text/x-python"})
+    assert text.status_code == 415
+    assert "multipart/form-data" in text.json()["error"]["message"]
+    broken = admin.put(path, content=b"{", headers={"content-type": "application/json"})
+    assert broken.status_code == 422
+    assert broken.json()["error"]["code"] == "invalid_request"
+
+
+def test_openapi_describes_both_upload_forms(admin: httpx.Client) -> None:
+    document = admin.get("/openapi.json").json()
+    body = document["paths"]["/v1/namespaces/{namespace}/workers/{name}"]["put"]["requestBody"]
+    assert set(body["content"]) == {"application/json", "multipart/form-data"}
+    schema = body["content"]["application/json"]["schema"]
+    assert "modules" in schema["required"]
+    ref = schema["properties"]["limits"]["$ref"]
+    assert ref.removeprefix("#/components/schemas/") in document["components"]["schemas"]
+
+
+@pytest.mark.parametrize("runtime", ["wasmtime", "pyodide"])
+@pytest.mark.parametrize("path", ["workers.py", "sandlot/__init__.py", "json.py", "os/path.py"])
+def test_modules_that_the_runtime_already_imported_are_refused(
+    admin: httpx.Client, namespace: str, runtime: str, path: str
+) -> None:
+    modules = {"main.py": HELLO, path: "X = 1\n"}
+    response = upload(admin, namespace, "w", modules=modules, runtime=runtime)
+    assert response.status_code == 422, response.text
+    detail = response.json()["error"]["details"][0]
+    assert detail["field"] == f"modules.{path}"
+    assert "rename it" in detail["message"]

@@ -59,7 +59,13 @@ def test_worker_killed_mid_run_ends_the_run_and_is_replaced(small_service: Servi
         assert body["status"] == "internal_error"
         assert body["error"]["type"] == "WorkerCrashed"
         _wait_for(lambda: small_service.worker_pids() not in ([], [pid]))
-        assert execute(client, "2 + 2")["result"]["json"] == 4
+
+        def replacement_runs() -> bool:
+            # A 429 while the new worker loads the guest (slow on a loaded machine) is fine.
+            response = client.post("/v1/execute", json={"code": "2 + 2"})
+            return response.status_code == 200 and response.json()["result"]["json"] == 4
+
+        _wait_for(replacement_runs)
 
 
 def test_full_pool_answers_429_within_the_queue_wait(small_service: Service) -> None:
