@@ -2,7 +2,9 @@
 
 The code is compiled (never run) inside a sandbox of the worker's runtime, so
 syntax is judged by the same CPython the worker will run on, with the file
-and line of every error. The artifact is the canonical bundle of the modules;
+and line of every error. The artifact is the canonical bundle of the modules
+and the bytecode that sandbox compiled (unchecked hash-based .pyc files, so a
+request never compiles the worker: compiling is slow under WebAssembly);
 identical uploads share one artifact and are not rebuilt.
 """
 
@@ -18,9 +20,9 @@ from sandbox import Job, Limits, Runner, Status, collect
 __all__ = ["Build", "BuildFailed", "build", "describe"]
 
 _CHECK = """
-import ast, json, sys
+import ast, base64, importlib.util, json, marshal, sys
 modules = json.loads({modules!r})
-errors, warnings = [], []
+errors, warnings, bytecode = [], [], {{}}
 for path in sorted(modules):
     top = path.split("/")[0].removesuffix(".py")
     if top in sys.modules:
@@ -29,18 +31,26 @@ for path in sorted(modules):
             "worker API), so the worker would get that module, not this file: rename it"
         )}})
 for path, source in sorted(modules.items()):
+    where = "/work/" + path
     try:
         tree = compile(source, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-        compile(tree, path, "exec", dont_inherit=True)
+        code = compile(tree, where, "exec", dont_inherit=True)
     except SyntaxError as exc:
         errors.append({{"file": path, "line": exc.lineno, "message": exc.msg}})
         continue
+    # An unchecked hash-based .pyc (PEP 552): imported without reading the source.
+    pyc = (
+        importlib.util.MAGIC_NUMBER + (1).to_bytes(4, "little")
+        + importlib.util.source_hash(source.encode()) + marshal.dumps(code)
+    )
+    cached = importlib.util.cache_from_source(where).removeprefix("/work/")
+    bytecode[cached] = base64.b64encode(pyc).decode()
     if path == {main!r} and not any(
         isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "on_fetch"
         for node in tree.body
     ):
         warnings.append(f"{{path}} defines no on_fetch(request, env): dispatch will fail")
-{{"errors": errors[:20], "warnings": warnings[:20]}}
+{{"errors": errors[:20], "warnings": warnings[:20], "bytecode": {{}} if errors else bytecode}}
 """
 
 
@@ -51,6 +61,10 @@ class Build:
     build_ms: float
     warnings: list[str]
     reused: bool
+
+
+_MIB = 1024 * 1024
+_MAX_RESULT = 64 * _MIB
 
 
 class BuildFailed(Exception):
@@ -80,25 +94,29 @@ async def build(
 ) -> Build:
     """Raises BuildFailed (the code's fault) or RuntimeError (the sandbox's)."""
     started = time.monotonic()
-    bundle = json.dumps(
-        {
-            "format": 1,
-            "runtime": runtime,
-            "main_module": main_module,
-            "modules": modules,
-            "requirements": requirements,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    ).encode()
     code = _CHECK.format(modules=json.dumps(modules), main=main_module)
-    limits = Limits(cpu_ms=10_000, wall_ms=20_000, code_bytes=len(code.encode()) + 1)
-    result = await collect(runner.run(Job(code=code, limits=limits)))
+    size = len(code.encode())
+    limits = Limits(cpu_ms=10_000, wall_ms=20_000, code_bytes=size + 1)
+    # The bytecode comes back base64-encoded in the result: room for a few times the source.
+    job = Job(code=code, limits=limits, result_bytes=min(_MAX_RESULT, 4 * size + _MIB))
+    result = await collect(runner.run(job))
     if result.status is not Status.OK or result.result is None or not result.result.has_json:
         raise RuntimeError(f"checking the upload failed in the sandbox: {result.status.value}")
     report = result.result.json
     if report["errors"]:
         raise BuildFailed(report["errors"])
+    bundle = json.dumps(
+        {
+            "format": 2,
+            "runtime": runtime,
+            "main_module": main_module,
+            "modules": modules,
+            "requirements": requirements,
+            "bytecode": report["bytecode"],
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
     sha256, new = artifacts.put(bundle)
     return Build(
         sha256=sha256,

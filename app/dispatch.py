@@ -1,10 +1,11 @@
 """Running a user worker for one HTTP request: the job that calls its ``on_fetch``.
 
-The worker's modules are the run's files (``/work``); a small entry program
-imports the main module, builds ``Request`` and ``Env`` from stdin and the
-run's environment, calls ``on_fetch`` and returns the ``Response`` as the
-run's result. Nothing of the platform reaches an untrusted namespace's worker
-beyond the request itself.
+The worker's modules and the bytecode its build compiled are the run's files
+(``/work``); the job calls ``workers._serve`` in the guest, which loads the
+main module, builds ``Request`` and ``Env`` from stdin and the run's
+environment, calls ``on_fetch`` and returns the ``Response`` as the run's
+result. Nothing of the platform reaches an untrusted namespace's worker beyond
+the request itself.
 """
 
 from __future__ import annotations
@@ -19,24 +20,9 @@ __all__ = ["ENTRY", "WorkerReply", "entry_job_fields", "reply_from_result"]
 # The bindings travel in one environment variable, read and removed first thing.
 BINDINGS_VAR = "SANDLOT_WORKER_BINDINGS"
 
-ENTRY = """
-import base64, importlib, inspect, json, os, sys
-from workers import Env, Request, Response, _resolve
-_bindings = json.loads(os.environ.pop({var!r}, "{{}}"))
-_incoming = json.loads(sys.stdin.read())
-sys.path.insert(0, "/work")
-_main = importlib.import_module({module!r})
-_request = Request(
-    _incoming["method"], _incoming["url"], _incoming["headers"],
-    base64.b64decode(_incoming["body"]), _incoming["metadata"],
-)
-_response = _main.on_fetch(_request, Env(_bindings))
-if inspect.isawaitable(_response):
-    _response = _resolve(_response)
-if not isinstance(_response, Response):
-    raise TypeError(f"on_fetch returned {{type(_response).__name__}}, not a workers.Response")
-_response._wire()
-"""
+# The whole entry is in the guest snapshot (workers._serve): compiling a longer
+# program in every run cost more than the rest of a trivial request.
+ENTRY = "import workers\nworkers._serve({module!r}, {var!r})\n"
 
 
 def entry_job_fields(

@@ -11,6 +11,7 @@ JSON body and in ``X-Sandlot-Outcome``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from dataclasses import fields
 from typing import Any
@@ -115,7 +116,7 @@ async def dispatch(
             max_redirects=settings.egress_max_redirects,
         ),
         stdin=fields_["stdin"],
-        files={name: source.encode() for name, source in bundle["modules"].items()},
+        files=_files(bundle),
         env=fields_["env"],
         requirements=tuple(bundle.get("requirements", ())),
         result_bytes=_RESPONSE_BYTES,
@@ -136,6 +137,14 @@ async def dispatch(
         status_code=503 if status.endswith("_limit") else 500,
         headers={"x-sandlot-outcome": status},
     )
+
+
+def _files(bundle: dict[str, Any]) -> dict[str, bytes]:
+    """The worker's sources and the bytecode its build made (older bundles have none)."""
+    files = {name: source.encode() for name, source in bundle["modules"].items()}
+    for name, data in bundle.get("bytecode", {}).items():
+        files[name] = base64.b64decode(data)
+    return files
 
 
 def _metadata(request: Request, route: Route | None) -> dict[str, str]:

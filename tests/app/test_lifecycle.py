@@ -8,6 +8,7 @@ bulk delete → namespace delete; and a secret that must never come back out.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -65,29 +66,42 @@ def seen() -> Seen:
     return Seen()
 
 
+class Clients:
+    """HTTP clients that record every response in ``seen``; all closed at teardown."""
+
+    def __init__(self, seen: Seen) -> None:
+        self.seen = seen
+        self.opened: list[httpx.Client] = []
+
+    def __call__(self, service: Service, key: str | None = None) -> httpx.Client:
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        client = httpx.Client(
+            base_url=service.url, headers=headers, timeout=60, event_hooks={"response": [self.seen]}
+        )
+        self.opened.append(client)
+        return client
+
+
+@pytest.fixture
+def clients(seen: Seen) -> Iterator[Clients]:
+    made = Clients(seen)
+    yield made
+    for client in made.opened:
+        client.close()
+
+
 def test_the_whole_lifecycle_survives_a_restart(
-    tmp_path: Path, database_url: str, seen: Seen
+    tmp_path: Path, database_url: str, seen: Seen, clients: Clients
 ) -> None:
     secret = "sk-live-" + secrets.token_hex(16)
-    hooks = {"response": [seen]}
     service = _start(tmp_path, database_url)
     try:
-        admin = httpx.Client(
-            base_url=service.url,
-            headers={"authorization": f"Bearer {ADMIN_KEY}"},
-            timeout=60,
-            event_hooks=hooks,
-        )
-        public = httpx.Client(base_url=service.url, timeout=60, event_hooks=hooks)
+        admin = clients(service, ADMIN_KEY)
+        public = clients(service)
 
         assert admin.post("/v1/namespaces", json={"name": "shop"}).status_code == 201
         key = admin.post("/v1/namespaces/shop/keys", json={"label": "deploys"}).json()["key"]
-        owner = httpx.Client(
-            base_url=service.url,
-            headers={"authorization": f"Bearer {key}"},
-            timeout=60,
-            event_hooks=hooks,
-        )
+        owner = clients(service, key)
 
         def upload(name: str, source: str, tags: list[str]) -> httpx.Response:
             return owner.put(
@@ -134,7 +148,7 @@ def test_the_whole_lifecycle_survives_a_restart(
         assert other.status_code == 200
         snooped = public.get("/dispatch/shop/snoop/").json()
         assert snooped["env_names"] == []
-        assert snooped["files"] == ["main.py"]
+        assert snooped["files"] == ["__pycache__", "main.py"]  # its own module and bytecode
 
         def names(filter_: str) -> list[str]:
             listed = owner.get("/v1/namespaces/shop/workers", params={"tags": filter_})
@@ -144,21 +158,14 @@ def test_the_whole_lifecycle_survives_a_restart(
         assert names("customer-2:yes,free:no") == ["snoop"]
         versions = owner.get("/v1/namespaces/shop/workers/site/versions").json()
         assert [version["number"] for version in versions] == [1, 2]
-        for client in (admin, public, owner):
-            client.close()
     finally:
         service.close()
 
     # A restart keeps namespaces, keys, workers, versions, hostnames and artifacts.
     service = _start(tmp_path, database_url)
     try:
-        public = httpx.Client(base_url=service.url, timeout=60, event_hooks=hooks)
-        owner = httpx.Client(
-            base_url=service.url,
-            headers={"authorization": f"Bearer {key}"},
-            timeout=60,
-            event_hooks=hooks,
-        )
+        public = clients(service)
+        owner = clients(service, key)
         assert site().text == "v1 /cart free"
         assert site("hostname").text == "v1 /cart free"
         assert site("custom").text == "v1 /cart free"
@@ -176,8 +183,6 @@ def test_the_whole_lifecycle_survives_a_restart(
         assert site("hostname").status_code == 404
         assert public.get("/readyz", headers={"host": "shop.example.test"}).status_code == 200
         assert owner.get("/v1/namespaces/shop").status_code == 401  # its key died with it
-        public.close()
-        owner.close()
         log = service.log()
     finally:
         service.close()

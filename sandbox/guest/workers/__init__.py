@@ -141,6 +141,68 @@ class Env:
         return f"<Env {sorted(self.__dict__)}>"  # names only: values may be secrets
 
 
+def _serve(module: str, bindings_var: str) -> dict[str, Any]:
+    """Serve one request with the worker's ``on_fetch``; the run's result is the response.
+
+    The platform's job is just ``workers._serve(...)``: this function is in the
+    guest snapshot, compiled once, because compiling an entry program in every
+    run cost more than the rest of a trivial request. The request comes on
+    stdin as JSON, the bindings in one environment variable (removed first).
+    """
+    import inspect
+    import os
+
+    bindings = _json.loads(os.environ.pop(bindings_var, "{}"))
+    incoming = _json.loads(sys.stdin.read())
+    sys.path.insert(0, "/work")
+    main = _load_main(module)
+    request = Request(
+        incoming["method"],
+        incoming["url"],
+        incoming["headers"],
+        base64.b64decode(incoming["body"]),
+        incoming["metadata"],
+    )
+    response = main.on_fetch(request, Env(bindings))
+    if inspect.isawaitable(response):
+        response = _resolve(response)
+    if not isinstance(response, Response):
+        raise TypeError(f"on_fetch returned {type(response).__name__}, not a workers.Response")
+    return response._wire()
+
+
+def _load_main(module: str) -> Any:
+    """The worker's main module, from the bytecode its build made when it matches.
+
+    A top-level main module runs from its code object instead of going through
+    the import system's search of /work; nested ones (``app/main.py``) import.
+    """
+    import importlib
+    import importlib.util
+
+    if "." in module:
+        return importlib.import_module(module)
+    path = f"/work/{module}.py"
+    code = None
+    try:
+        with open(importlib.util.cache_from_source(path), "rb") as cached:
+            data = cached.read()
+        if data[:4] == importlib.util.MAGIC_NUMBER:
+            import marshal
+
+            code = marshal.loads(data[16:])
+    except (OSError, ValueError, EOFError, TypeError):
+        code = None  # no bytecode, or from another Python: compile the source
+    if code is None:
+        with open(path, "rb") as source:
+            code = compile(source.read(), path, "exec", dont_inherit=True)
+    main = type(sys)(module)
+    main.__file__ = path
+    sys.modules[module] = main
+    exec(code, main.__dict__)
+    return main
+
+
 def _resolve(value: Any) -> Any:
     """The value of an awaitable ``on_fetch`` result, driven the engine's way.
 
