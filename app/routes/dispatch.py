@@ -24,7 +24,7 @@ from app.deps import ArtifactsDep, RunnersDep, SettingsDep, StoreDep
 from app.dispatch import entry_job_fields, reply_from_result
 from app.errors import ApiError, invalid_field
 from app.store import namespaces, workers
-from sandbox import EgressPolicy, Job, Limits, Status, collect
+from sandbox import EgressPolicy, Job, Limits, RunResult, Status, collect
 
 router = APIRouter(tags=["dispatch"])
 
@@ -35,7 +35,7 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 _RESPONSE_BYTES = 10 * 1024 * 1024
 
 
-def _lower_limits(settings: Settings, *layers: dict[str, Any]) -> Limits:
+def lower_limits(settings: Settings, *layers: dict[str, Any]) -> Limits:
     """Each limit: the lowest any layer sets (the server default if none), never above max."""
     chosen: dict[str, int] = {}
     for field in fields(Limits):
@@ -74,16 +74,42 @@ async def dispatch(
     bundle = json.loads(await asyncio.to_thread(artifacts.get, found.current.sha256))
     query = request.url.query
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROPPED_HEADERS]
-    fields_ = entry_job_fields(
-        main_module=bundle["main_module"],
+    job = worker_job(
+        settings,
+        target,
+        bundle,
         method=request.method,
         url="/" + path + (f"?{query}" if query else ""),
         headers=headers,
         body=await request.body(),
+        per_call=per_call,
+    )
+    return worker_response(await collect(runners[found.runtime].run(job)))
+
+
+def worker_job(
+    settings: Settings,
+    target: workers.Target,
+    bundle: dict[str, Any],
+    *,
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    per_call: dict[str, Any],
+) -> Job:
+    """The run that serves one request with the worker's deployed ``bundle``."""
+    found = target.worker
+    fields_ = entry_job_fields(
+        main_module=bundle["main_module"],
+        method=method,
+        url=url,
+        headers=headers,
+        body=body,
         bindings=target.bindings,
     )
-    limits = _lower_limits(settings, target.namespace_limits, found.limits, per_call)
-    job = Job(
+    limits = lower_limits(settings, target.namespace_limits, found.limits, per_call)
+    return Job(
         code=fields_["code"],
         limits=limits.replace(code_bytes=settings.max_code_bytes),
         egress=EgressPolicy.from_strings(
@@ -98,7 +124,10 @@ async def dispatch(
         requirements=tuple(bundle.get("requirements", ())),
         result_bytes=_RESPONSE_BYTES,
     )
-    result = await collect(runners[found.runtime].run(job))
+
+
+def worker_response(result: RunResult) -> Response:
+    """The worker's own response, or 500/503 with the run's outcome when it has none."""
     reply = reply_from_result(result.result.json) if result.result else None
     if result.status is Status.OK and reply is not None:
         return Response(
