@@ -21,6 +21,7 @@ WORKDIR /srv/sandlot
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY sandbox ./sandbox
+COPY prompts ./prompts
 COPY pyodide-runtime ./pyodide-runtime
 COPY --from=pyodide /pyodide-runtime/node_modules ./pyodide-runtime/node_modules
 RUN pip install '.[build]'
@@ -40,7 +41,8 @@ ENV SANDLOT_HOST=0.0.0.0 \
     SANDLOT_BUILD_ON_START=false \
     SANDLOT_DATA_DIR=/var/lib/sandlot \
     SANDLOT_ARTIFACT_DIR=/srv/sandlot/.artifacts \
-    SANDLOT_PYODIDE_RUNTIME_DIR=/srv/sandlot/pyodide-runtime
+    SANDLOT_PYODIDE_RUNTIME_DIR=/srv/sandlot/pyodide-runtime \
+    SANDLOT_PROMPTS_DIR=/srv/sandlot/prompts
 
 # Production fails closed: run with -e SANDLOT_ADMIN_KEY=<32+ random characters>.
 EXPOSE 8000

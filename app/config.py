@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sandbox import DEFAULT_FUEL_PER_MS, Limits
@@ -73,6 +73,41 @@ class Settings(BaseSettings):
     egress_timeout_ms: int = Field(default=10_000, ge=1)
     egress_max_redirects: int = Field(default=5, ge=0, le=20)
 
+    # POST /v1/generate's model: any OpenAI-compatible chat-completions server (docs/ai.md).
+    # Each falls back to the variable the openai client itself reads; empty means unset.
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("SANDLOT_OPENAI_BASE_URL", "OPENAI_BASE_URL")
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SANDLOT_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    model: str | None = Field(
+        default=None, validation_alias=AliasChoices("SANDLOT_MODEL", "OPENAI_MODEL")
+    )
+    # The whole answer of one attempt, first token to last.
+    model_timeout_ms: int = Field(default=120_000, ge=1_000, le=600_000)
+    model_max_tokens: int = Field(default=4_096, ge=256, le=128_000)
+    # Attempts per generation (the first answer plus repairs): the default and the most a
+    # request may ask for.
+    generate_attempts: int = Field(default=3, ge=1)
+    max_generate_attempts: int = Field(default=5, ge=1, le=20)
+    prompts_dir: Path = PROJECT_ROOT / "prompts"
+
+    @field_validator("openai_base_url", "openai_api_key", "model", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("openai_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                "SANDLOT_OPENAI_BASE_URL must be an http:// or https:// URL such as "
+                "http://127.0.0.1:11434/v1"
+            )
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         # Fails at start-up, with the variable to change, instead of at the first request.
@@ -87,6 +122,11 @@ class Settings(BaseSettings):
         if self.default_runtime == "pyodide" and not self.pyodide_enabled:
             raise ValueError(
                 "SANDLOT_DEFAULT_RUNTIME is pyodide but SANDLOT_PYODIDE_ENABLED is false"
+            )
+        if self.generate_attempts > self.max_generate_attempts:
+            raise ValueError(
+                f"SANDLOT_GENERATE_ATTEMPTS is {self.generate_attempts}; "
+                f"SANDLOT_MAX_GENERATE_ATTEMPTS allows at most {self.max_generate_attempts}"
             )
         if self.environment == "production" and (
             self.admin_key is None or len(self.admin_key.get_secret_value()) < 32
@@ -122,6 +162,15 @@ class Settings(BaseSettings):
             subrequests=self.max_subrequests,
             code_bytes=self.max_code_bytes,
         )
+
+    def missing_model_settings(self) -> list[str]:
+        """The settings POST /v1/generate still needs; empty when a model is configured."""
+        wanted = {
+            "SANDLOT_OPENAI_BASE_URL": self.openai_base_url,
+            "SANDLOT_OPENAI_API_KEY": self.openai_api_key,
+            "SANDLOT_MODEL": self.model,
+        }
+        return [name for name, value in wanted.items() if value is None]
 
     @property
     def database(self) -> str:

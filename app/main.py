@@ -11,11 +11,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import errors
+from app.ai import ModelClient, ModelConfig, Prompts
 from app.auth import admin_key_for
 from app.config import Settings
 from app.hostnames import HostRouting
 from app.limits_middleware import BodySizeLimit
-from app.routes import dispatch, execute, health, hostnames, namespaces, workers
+from app.routes import dispatch, execute, generate, health, hostnames, namespaces, workers
 from app.store import ArtifactStore, Store, migrate
 from sandbox import Runner
 from sandbox.engines import pyodide as pyodide_engine
@@ -70,6 +71,23 @@ async def _pyodide_runner(settings: Settings, app: FastAPI) -> Runner:
     )
 
 
+def model_client(settings: Settings) -> ModelClient | None:
+    """The client of POST /v1/generate's model; None (the route answers 503) when unset."""
+    if settings.missing_model_settings():
+        return None
+    if settings.openai_base_url is None or settings.openai_api_key is None or not settings.model:
+        raise RuntimeError("missing_model_settings() and the settings disagree")
+    return ModelClient(
+        ModelConfig(
+            base_url=settings.openai_base_url,
+            api_key=settings.openai_api_key.get_secret_value(),
+            model=settings.model,
+            timeout_ms=settings.model_timeout_ms,
+            max_tokens=settings.model_max_tokens,
+        )
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -78,11 +96,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runners: dict[str, Runner] = {}
         app.state.runners = runners
         app.state.pyodide_lock_file = None
+        # A broken template stops start-up here, naming the file, not at the first request.
+        app.state.prompts = Prompts.load(settings.prompts_dir)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         app.state.admin_key = admin_key_for(settings)
         store = Store(settings.database)
         app.state.store = store
         app.state.artifacts = ArtifactStore(settings.data_dir / "artifacts")
+        app.state.model = model_client(settings)
+        if app.state.model is not None:
+            log.info("generate: model %r at %s", settings.model, app.state.model.config.origin)
         try:
             await asyncio.to_thread(migrate, store)
             made = [_wasmtime_runner(settings)]
@@ -95,6 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await asyncio.gather(*(runner.close() for runner in runners.values()))
+            if app.state.model is not None:
+                await app.state.model.close()
             store.close()
 
     app = FastAPI(
@@ -113,4 +138,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(workers.router)
     app.include_router(hostnames.router)
     app.include_router(dispatch.router)
+    app.include_router(generate.router)
     return app

@@ -6,7 +6,7 @@ import base64
 import binascii
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Strict(BaseModel):
@@ -288,3 +288,77 @@ class HostnameOut(BaseModel):
 
 class HostnameList(BaseModel):
     hostnames: list[HostnameOut]
+
+
+TASK_CHARS = 20_000
+
+
+class GenerateRequest(_Strict):
+    task: str = Field(
+        min_length=1,
+        max_length=TASK_CHARS,
+        description="What the code should do, in natural language",
+    )
+    runtime: Literal["wasmtime", "pyodide"] | None = Field(
+        default=None, description="Engine to run on; the server's default when omitted"
+    )
+    limits: LimitsIn = Field(default_factory=LimitsIn, description="Limits of every run")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Egress allowlist of every run, as in /v1/execute",
+    )
+    max_attempts: int | None = Field(
+        default=None,
+        ge=1,
+        description="The first answer plus repairs; SANDLOT_GENERATE_ATTEMPTS when omitted, "
+        "at most SANDLOT_MAX_GENERATE_ATTEMPTS",
+    )
+    namespace: str | None = Field(
+        default=None, pattern=NAMESPACE_NAME, description="Deploy as a worker in this namespace"
+    )
+    worker: str | None = Field(
+        default=None, pattern=WORKER_NAME, description="The worker's name (with namespace)"
+    )
+    stream: bool = Field(
+        default=False, description="Stream events over SSE (or send Accept: text/event-stream)"
+    )
+
+    @field_validator("task")
+    @classmethod
+    def _not_blank(cls, task: str) -> str:
+        if not task.strip():
+            raise ValueError("describe what the code should do")
+        return task
+
+
+class GenerateErrorOut(BaseModel):
+    type: str
+    message: str
+
+
+class DeployOut(BaseModel):
+    namespace: str
+    worker: str
+    version: str | None = Field(description="The version deployed; null when the build failed")
+    status: int | None = Field(description="The HTTP status GET / answered; null if no version")
+    error: GenerateErrorOut | None = None
+
+
+class GenerateAttemptOut(BaseModel):
+    attempt: int
+    kind: Literal["generate", "repair"]
+    answer: str = Field(description="The model's whole answer")
+    code: str | None = Field(description="The code extracted from it; null when none")
+    run: ExecuteResponse | None = Field(description="The code's run (worker mode: GET /)")
+    deploy: DeployOut | None = None
+
+
+class GenerateResponse(BaseModel):
+    status: Literal["ok", "failed", "no_code", "model_error", "canceled"]
+    code: str | None = Field(description="The last code extracted; null when there was none")
+    attempts: int
+    run_status: str | None
+    error: GenerateErrorOut | None
+    prompt_version: str = Field(description="name@version of every prompt template used")
+    history: list[GenerateAttemptOut]

@@ -47,8 +47,11 @@ class Service:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = tmp
+        # The developer's own model settings never reach a service under test: tests
+        # that need a model point it at a loopback fake (tests/ai/).
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
         env = {
-            **os.environ,
+            **inherited,
             "SANDLOT_PORT": str(self.port),
             "SANDLOT_HOST": "127.0.0.1",
             "SANDLOT_DATA_DIR": str(tmp),

@@ -26,7 +26,7 @@ from app.dispatch import entry_job_fields, reply_from_result
 from app.errors import ApiError, invalid_field
 from app.hostnames import ROUTE_KEY, Route
 from app.store import namespaces, workers
-from sandbox import EgressPolicy, Job, Limits, Status, collect
+from sandbox import EgressPolicy, Job, Limits, RunResult, Status, collect
 
 router = APIRouter(tags=["dispatch"])
 
@@ -52,7 +52,7 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 _RESPONSE_BYTES = 10 * 1024 * 1024
 
 
-def _lower_limits(settings: Settings, *layers: dict[str, Any]) -> Limits:
+def lower_limits(settings: Settings, *layers: dict[str, Any]) -> Limits:
     """Each limit: the lowest any layer sets (the server default if none), never above max."""
     chosen: dict[str, int] = {}
     for field in fields(Limits):
@@ -96,17 +96,45 @@ async def dispatch(
         dropped |= _PROXY_METADATA
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in dropped]
     query = request.url.query
-    fields_ = entry_job_fields(
-        main_module=bundle["main_module"],
+    job = worker_job(
+        settings,
+        target,
+        bundle,
         method=request.method,
         url="/" + path + (f"?{query}" if query else ""),
         headers=headers,
         body=await request.body(),
-        bindings=target.bindings,
+        per_call=per_call,
         metadata=_metadata(request, route) if trusted else None,
     )
-    limits = _lower_limits(settings, target.namespace_limits, found.limits, per_call)
-    job = Job(
+    return worker_response(await collect(runners[found.runtime].run(job)))
+
+
+def worker_job(
+    settings: Settings,
+    target: workers.Target,
+    bundle: dict[str, Any],
+    *,
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    per_call: dict[str, Any],
+    metadata: dict[str, str] | None = None,
+) -> Job:
+    """The run that serves one request with the worker's deployed ``bundle``."""
+    found = target.worker
+    fields_ = entry_job_fields(
+        main_module=bundle["main_module"],
+        method=method,
+        url=url,
+        headers=headers,
+        body=body,
+        bindings=target.bindings,
+        metadata=metadata,
+    )
+    limits = lower_limits(settings, target.namespace_limits, found.limits, per_call)
+    return Job(
         code=fields_["code"],
         limits=limits.replace(code_bytes=settings.max_code_bytes),
         egress=EgressPolicy.from_strings(
@@ -121,7 +149,10 @@ async def dispatch(
         requirements=tuple(bundle.get("requirements", ())),
         result_bytes=_RESPONSE_BYTES,
     )
-    result = await collect(runners[found.runtime].run(job))
+
+
+def worker_response(result: RunResult) -> Response:
+    """The worker's own response, or 500/503 with the run's outcome when it has none."""
     reply = reply_from_result(result.result.json) if result.result else None
     if result.status is Status.OK and reply is not None:
         return Response(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -14,6 +15,7 @@ from starlette.datastructures import UploadFile
 
 from app.auth import CallerDep, require_namespace
 from app.builds import BuildFailed, build, describe
+from app.config import Settings
 from app.deps import ArtifactsDep, RunnersDep, SettingsDep, StoreDep
 from app.errors import CONTROL_PLANE_ERRORS, ApiError, checked_defaults, invalid_field
 from app.schemas import (
@@ -31,7 +33,8 @@ from app.schemas import (
     WorkerList,
     WorkerOut,
 )
-from app.store import namespaces, workers
+from app.store import ArtifactStore, Store, namespaces, workers
+from sandbox import Runner
 from sandbox.engines.pyodide import packages
 
 router = APIRouter(prefix="/v1/namespaces/{namespace}/workers", tags=["workers"])
@@ -213,6 +216,34 @@ async def upload(
     A failed build changes nothing: the previous version keeps serving.
     """
     require_namespace(caller, namespace)
+    return await upload_worker(
+        namespace,
+        name,
+        body,
+        store=store,
+        settings=settings,
+        runners=runners,
+        artifacts=artifacts,
+        lock_file=request.app.state.pyodide_lock_file,
+    )
+
+
+async def upload_worker(
+    namespace: str,
+    name: str,
+    body: WorkerIn,
+    *,
+    store: Store,
+    settings: Settings,
+    runners: dict[str, Runner],
+    artifacts: ArtifactStore,
+    lock_file: FilePath | None,
+) -> Upload:
+    """Check, build, store and deploy an upload (the caller checked the key).
+
+    ApiError 422 for invalid fields, 422 ``build_failed`` (details name file and line),
+    404 for an unknown namespace.
+    """
     runtime = body.runtime or settings.default_runtime
     runner = runners.get(runtime)
     if runner is None:
@@ -233,13 +264,11 @@ async def upload(
             if not _ENV_NAME.match(key):
                 raise invalid_field(f"{field}.{key}", "names must match [A-Za-z_][A-Za-z0-9_]*")
     if body.requirements:
-        lock = request.app.state.pyodide_lock_file
-        if runtime != "pyodide" or lock is None:
+        if runtime != "pyodide" or lock_file is None:
             raise invalid_field("requirements", "packages load only on the pyodide runtime")
-        missing = packages.check_requirements(body.requirements, lock)
+        missing = packages.check_requirements(body.requirements, lock_file)
         if missing:
             raise invalid_field("requirements", f"not installed: {', '.join(missing)}")
-    store = store
     try:
         await asyncio.to_thread(namespaces.get, store, namespace)
     except namespaces.NamespaceNotFound as exc:

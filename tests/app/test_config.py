@@ -65,3 +65,63 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, 
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+_MODEL_VARIABLES = ("OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL")
+
+
+@pytest.fixture
+def no_model(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in _MODEL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv("SANDLOT_" + name.removeprefix("OPENAI_"), raising=False)
+        monkeypatch.delenv("SANDLOT_" + name, raising=False)
+    return monkeypatch
+
+
+def test_no_model_by_default(no_model: pytest.MonkeyPatch) -> None:
+    assert Settings().missing_model_settings() == [
+        "SANDLOT_OPENAI_BASE_URL",
+        "SANDLOT_OPENAI_API_KEY",
+        "SANDLOT_MODEL",
+    ]
+
+
+def test_model_settings_fall_back_to_the_openai_variables(no_model: pytest.MonkeyPatch) -> None:
+    no_model.setenv("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
+    no_model.setenv("OPENAI_API_KEY", "sk-fallback")
+    no_model.setenv("OPENAI_MODEL", "qwen2.5-coder")
+    settings = Settings()
+    assert settings.missing_model_settings() == []
+    assert settings.openai_base_url == "http://127.0.0.1:11434/v1"
+    assert settings.model == "qwen2.5-coder"
+    # The SANDLOT_ names win; an empty one means unset, with no fallback.
+    no_model.setenv("SANDLOT_OPENAI_BASE_URL", "http://127.0.0.1:8001/v1")
+    no_model.setenv("SANDLOT_MODEL", "")
+    settings = Settings()
+    assert settings.openai_base_url == "http://127.0.0.1:8001/v1"
+    assert settings.missing_model_settings() == ["SANDLOT_MODEL"]
+
+
+def test_the_model_key_is_secret(no_model: pytest.MonkeyPatch) -> None:
+    no_model.setenv("SANDLOT_OPENAI_API_KEY", "sk-very-secret")
+    settings = Settings()
+    assert settings.openai_api_key is not None
+    assert settings.openai_api_key.get_secret_value() == "sk-very-secret"
+    assert "sk-very-secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SANDLOT_OPENAI_BASE_URL", "127.0.0.1:11434/v1", "http:// or https://"),
+        ("SANDLOT_GENERATE_ATTEMPTS", "9", "SANDLOT_MAX_GENERATE_ATTEMPTS allows at most 5"),
+        ("SANDLOT_MODEL_TIMEOUT_MS", "10", "greater than or equal to 1000"),
+    ],
+)
+def test_bad_model_settings_fail_at_start_up(
+    no_model: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    no_model.setenv(name, value)
+    with pytest.raises(ValidationError, match=message):
+        Settings()

@@ -1,0 +1,278 @@
+"""Where generated code goes: a one-shot run, or a user worker deployed and called once.
+
+Both take each attempt's code through the service's own paths: the job builder
+of POST /v1/execute, and the upload and dispatch functions of the worker
+routes, so a generated program or worker behaves exactly as one sent by hand.
+Each attempt yields the run's events and ends with a Verdict for the loop in
+app/ai/generation.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from app.ai import Deployed, Feedback, RunEvent, Verdict
+from app.config import Settings
+from app.errors import ApiError, from_sandbox_error
+from app.routes.dispatch import lower_limits, worker_job, worker_response
+from app.routes.execute import build_job
+from app.routes.workers import upload_worker
+from app.schemas import ExecuteRequest, GenerateRequest, WorkerIn
+from app.store import ArtifactStore, Store, namespaces, workers
+from sandbox import Event, Limits, Runner, RunResult, SandboxError, Status
+
+__all__ = ["RunTarget", "Runtime", "WorkerTarget"]
+
+Runtime = Literal["wasmtime", "pyodide"]
+
+# What a limit status means, for the repair message.
+_STATUS_MEANING = {
+    "error": "an uncaught exception",
+    "cpu_limit": "the code used all its CPU time",
+    "wall_limit": "the code ran out of wall-clock time (sleeping, waiting or looping)",
+    "memory_limit": "the code ran out of memory",
+    "output_limit": "the code printed more than the output limit",
+    "subrequest_limit": "the code made more HTTP requests than allowed",
+    "internal_error": "the sandbox failed",
+}
+
+
+class RunTarget:
+    """Each attempt's code runs once, exactly as POST /v1/execute would run it."""
+
+    def __init__(self, runner: Runner, settings: Settings, request: ExecuteRequest) -> None:
+        self._runner = runner
+        self._settings = settings
+        self._request = request
+
+    async def attempt(self, number: int, code: str) -> AsyncGenerator[RunEvent | Verdict]:
+        try:
+            job = build_job(self._request.model_copy(update={"code": code}), self._settings)
+        except ApiError as exc:
+            error = {"type": "invalid_code", "message": exc.message}
+            yield Verdict(False, None, error, Feedback("the code was refused", exc.message))
+            return
+        result = RunResult()
+        fault: ApiError | None = None
+        async with _closing(self._runner.run(job)) as run:
+            try:
+                async for event in run:
+                    result.add(event)
+                    yield RunEvent(number, event, result.run_id)
+            except SandboxError as exc:
+                fault = from_sandbox_error(exc)
+        if fault is not None:
+            error = {"type": fault.code, "message": fault.message}
+            yield Verdict(False, None, error, fatal=True)
+            return
+        yield _run_verdict(result, "the run")
+
+    async def settle(self, ok: bool) -> None:
+        return None
+
+
+@dataclass
+class WorkerTarget:
+    """Each attempt's code is uploaded as the worker (build → version → deploy), then
+    answers one GET / through the dispatch code. A generation that does not end ok puts
+    the worker's previous version back (or removes the worker it created)."""
+
+    namespace: str
+    name: str
+    runtime: Runtime
+    body: GenerateRequest
+    store: Store
+    settings: Settings
+    runners: dict[str, Runner]
+    artifacts: ArtifactStore
+    limits: Limits
+    allowed_hosts: list[str]
+    tags: list[str]
+    vars: dict[str, str]
+    secrets: dict[str, str]
+    existed: bool
+    previous_version: str | None
+    lock_file: Path | None
+    deployed: bool = False
+
+    @classmethod
+    async def prepare(
+        cls,
+        body: GenerateRequest,
+        runtime: Runtime,
+        *,
+        store: Store,
+        settings: Settings,
+        runners: dict[str, Runner],
+        artifacts: ArtifactStore,
+        lock_file: Path | None,
+    ) -> WorkerTarget:
+        """404 for an unknown namespace. An existing worker keeps its tags, vars and secrets."""
+        namespace, name = body.namespace or "", body.worker or ""
+        try:
+            space = await asyncio.to_thread(namespaces.get, store, namespace)
+        except namespaces.NamespaceNotFound:
+            raise ApiError(404, "not_found", f"namespace {namespace!r} was not found") from None
+        try:
+            found = await asyncio.to_thread(workers.target, store, namespace, name)
+        except workers.WorkerNotFound:
+            found = None
+        chosen = {k: v for k, v in body.limits.model_dump().items() if v is not None}
+        existing = found.worker if found else None
+        return cls(
+            namespace=namespace,
+            name=name,
+            runtime=runtime,
+            body=body,
+            store=store,
+            settings=settings,
+            runners=runners,
+            artifacts=artifacts,
+            limits=lower_limits(settings, space.limits, chosen),
+            allowed_hosts=body.allowed_hosts or space.allowed_hosts,
+            tags=existing.tags if existing else [],
+            vars=existing.vars if existing else {},
+            secrets=(
+                {key: found.bindings[key] for key in existing.secret_names}
+                if found and existing
+                else {}
+            ),
+            existed=existing is not None,
+            previous_version=existing.current.id if existing and existing.current else None,
+            lock_file=lock_file,
+        )
+
+    async def attempt(
+        self, number: int, code: str
+    ) -> AsyncGenerator[RunEvent | Deployed | Verdict]:
+        upload = WorkerIn(
+            modules={"main.py": code},
+            main_module="main.py",
+            runtime=self.runtime,
+            tags=self.tags,
+            limits=self.body.limits,
+            allowed_hosts=self.body.allowed_hosts,
+            vars=self.vars,
+            secrets=self.secrets,
+        )
+        try:
+            uploaded = await upload_worker(
+                self.namespace,
+                self.name,
+                upload,
+                store=self.store,
+                settings=self.settings,
+                runners=self.runners,
+                artifacts=self.artifacts,
+                lock_file=self.lock_file,
+            )
+        except (ApiError, SandboxError, RuntimeError) as exc:
+            failure = _upload_failure(exc)
+            yield Deployed(number, self.namespace, self.name, None, None, failure.error)
+            yield failure
+            return
+        self.deployed = True
+        target = await asyncio.to_thread(workers.target, self.store, self.namespace, self.name)
+        bundle = json.loads(await asyncio.to_thread(self.artifacts.get, uploaded.version.sha256))
+        job = worker_job(
+            self.settings,
+            target,
+            bundle,
+            method="GET",
+            url="/",
+            headers=[("user-agent", "sandlot-generate")],
+            body=b"",
+            per_call={},
+        )
+        result = RunResult()
+        fault: ApiError | None = None
+        async with _closing(self.runners[self.runtime].run(job)) as run:
+            try:
+                async for event in run:
+                    result.add(event)
+                    yield RunEvent(number, event, result.run_id)
+            except SandboxError as exc:
+                fault = from_sandbox_error(exc)
+        if fault is not None:
+            error = {"type": fault.code, "message": fault.message}
+            yield Deployed(number, self.namespace, self.name, uploaded.version.id, None, error)
+            yield Verdict(False, None, error, fatal=True)
+            return
+        reply = worker_response(result)
+        status = reply.status_code
+        yield Deployed(number, self.namespace, self.name, uploaded.version.id, status)
+        if result.status is not Status.OK or status >= 500:
+            if result.status is Status.OK:
+                body = bytes(reply.body)[:1000].decode("utf-8", "replace")
+                outcome = f"GET / answered HTTP {status}"
+                error = {"type": f"http_{status}", "message": f"{outcome}: {body}"}
+                feedback = Feedback(outcome, error["message"], "", result.stdout, result.stderr)
+                yield Verdict(False, result.status.value, error, feedback)
+            else:
+                yield _run_verdict(result, f"GET / (HTTP {status})")
+            return
+        yield Verdict(True, result.status.value)
+
+    async def settle(self, ok: bool) -> None:
+        if ok or not self.deployed:
+            return
+        if self.previous_version is not None:
+            await asyncio.to_thread(
+                workers.deploy, self.store, self.namespace, self.name, self.previous_version
+            )
+        elif not self.existed:
+            with contextlib.suppress(workers.WorkerNotFound, namespaces.NamespaceNotFound):
+                await asyncio.to_thread(workers.remove, self.store, self.namespace, self.name)
+
+
+@contextlib.asynccontextmanager
+async def _closing(events: AsyncIterator[Event]) -> AsyncIterator[AsyncIterator[Event]]:
+    """Close a run's events on the way out: closing early cancels the run."""
+    try:
+        yield events
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _upload_failure(exc: Exception) -> Verdict:
+    """A failed upload: a build error is the code's to fix; anything else is fatal."""
+    if isinstance(exc, ApiError) and exc.code == "build_failed":
+        lines = [f"{d.field.removeprefix('modules.')}: {d.message}" for d in exc.details]
+        message = "\n".join(lines) or exc.message
+        error = {"type": "build_failed", "message": exc.message}
+        return Verdict(False, None, error, Feedback("the build failed (a syntax error)", message))
+    if isinstance(exc, ApiError):
+        return Verdict(False, None, {"type": exc.code, "message": exc.message}, fatal=True)
+    if isinstance(exc, SandboxError):
+        fault = from_sandbox_error(exc)
+        return Verdict(False, None, {"type": fault.code, "message": fault.message}, fatal=True)
+    return Verdict(False, None, {"type": "internal_error", "message": str(exc)}, fatal=True)
+
+
+def _run_verdict(result: RunResult, what: str) -> Verdict:
+    status = result.status.value
+    if result.status is Status.OK:
+        return Verdict(True, status)
+    if result.error is not None:
+        error = {"type": result.error.type, "message": result.error.message}
+        described = f"{result.error.type}: {result.error.message}"
+    else:
+        error = {"type": status, "message": f"{what} ended with status {status}"}
+        described = error["message"]
+    meaning = _STATUS_MEANING.get(status, status)
+    feedback = Feedback(
+        f"{what} ended with status {status} ({meaning})",
+        described,
+        result.error.traceback if result.error else "",
+        result.stdout,
+        result.stderr,
+    )
+    return Verdict(False, status, error, feedback, fatal=result.status is Status.INTERNAL_ERROR)
