@@ -14,7 +14,7 @@ from app import errors
 from app.auth import admin_key_for
 from app.config import Settings
 from app.limits_middleware import BodySizeLimit
-from app.routes import dispatch, execute, health, namespaces, workers
+from app.routes import dispatch, execute, health, namespaces, tools, workers
 from app.store import ArtifactStore, Store, migrate
 from sandbox import Runner
 from sandbox.engines import pyodide as pyodide_engine
@@ -110,4 +110,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(namespaces.router)
     app.include_router(workers.router)
     app.include_router(dispatch.router)
+    app.include_router(tools.router)
     return app

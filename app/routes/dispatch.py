@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,11 +20,11 @@ from fastapi.responses import JSONResponse, Response
 
 from app.auth import authenticate, require_namespace
 from app.config import Settings
-from app.deps import ArtifactsDep, RunnersDep, SettingsDep, StoreDep
+from app.deps import Services, ServicesDep
 from app.dispatch import entry_job_fields, reply_from_result
 from app.errors import ApiError, invalid_field
 from app.store import namespaces, workers
-from sandbox import EgressPolicy, Job, Limits, Status, collect
+from sandbox import EgressPolicy, Job, Limits, RunResult, Status, collect
 
 router = APIRouter(tags=["dispatch"])
 
@@ -48,38 +48,72 @@ def _lower_limits(settings: Settings, *layers: dict[str, Any]) -> Limits:
 
 @router.api_route("/dispatch/{namespace}/{worker}/{path:path}", methods=_METHODS)
 async def dispatch(
-    namespace: str,
-    worker: str,
-    path: str,
-    request: Request,
-    store: StoreDep,
-    artifacts: ArtifactsDep,
-    runners: RunnersDep,
-    settings: SettingsDep,
+    namespace: str, worker: str, path: str, request: Request, services: ServicesDep
 ) -> Response:
-    try:
-        target = await asyncio.to_thread(workers.target, store, namespace, worker)
-    except (namespaces.NamespaceNotFound, workers.WorkerNotFound):
-        raise ApiError(
-            404, "worker_not_found", f"worker {worker!r} was not found in namespace {namespace!r}"
-        ) from None
+    target = await find_target(services, namespace, worker)
     per_call: dict[str, Any] = {}
-    found = target.worker
     if not target.dispatch_public or "authorization" in request.headers:
         caller = await asyncio.to_thread(authenticate, request)
         require_namespace(caller, namespace)
         per_call = _per_call_limits(request)
-    if found.current is None or found.runtime not in runners:
-        raise ApiError(503, "worker_unavailable", f"worker {worker!r} has nothing deployed")
-    bundle = json.loads(await asyncio.to_thread(artifacts.get, found.current.sha256))
     query = request.url.query
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROPPED_HEADERS]
-    fields_ = entry_job_fields(
-        main_module=bundle["main_module"],
+    result = await run_target(
+        services,
+        target,
         method=request.method,
         url="/" + path + (f"?{query}" if query else ""),
-        headers=headers,
+        headers=[(k, v) for k, v in request.headers.items()],
         body=await request.body(),
+        per_call=per_call,
+    )
+    answer = WorkerAnswer.of(result)
+    if answer.outcome == "ok":
+        return Response(content=answer.body, status_code=answer.status, headers=answer.headers)
+    return JSONResponse(
+        {
+            "error": {"code": answer.outcome, "message": answer.message, "details": []},
+            "run_id": answer.run_id,
+        },
+        status_code=answer.status,
+        headers={"x-sandlot-outcome": answer.outcome},
+    )
+
+
+async def find_target(services: Services, namespace: str, worker: str) -> workers.Target:
+    """The worker and its namespace's defaults; 404 naming both when either is missing."""
+    try:
+        return await asyncio.to_thread(workers.target, services.store, namespace, worker)
+    except (namespaces.NamespaceNotFound, workers.WorkerNotFound):
+        raise ApiError(
+            404, "worker_not_found", f"worker {worker!r} was not found in namespace {namespace!r}"
+        ) from None
+
+
+async def run_target(
+    services: Services,
+    target: workers.Target,
+    *,
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    per_call: dict[str, Any],
+) -> RunResult:
+    """Run the worker's deployed on_fetch for one request (path and query in ``url``).
+
+    ``per_call`` limits can only lower the worker's. Shared by the dispatch route and
+    the invoke_worker tool (app/tools.py); 503 when nothing is deployed.
+    """
+    settings, found = services.settings, target.worker
+    if found.current is None or found.runtime not in services.runners:
+        raise ApiError(503, "worker_unavailable", f"worker {found.name!r} has nothing deployed")
+    bundle = json.loads(await asyncio.to_thread(services.artifacts.get, found.current.sha256))
+    fields_ = entry_job_fields(
+        main_module=bundle["main_module"],
+        method=method,
+        url=url,
+        headers=[(k, v) for k, v in headers if k.lower() not in _DROPPED_HEADERS],
+        body=body,
         bindings=target.bindings,
     )
     limits = _lower_limits(settings, target.namespace_limits, found.limits, per_call)
@@ -98,22 +132,47 @@ async def dispatch(
         requirements=tuple(bundle.get("requirements", ())),
         result_bytes=_RESPONSE_BYTES,
     )
-    result = await collect(runners[found.runtime].run(job))
-    reply = reply_from_result(result.result.json) if result.result else None
-    if result.status is Status.OK and reply is not None:
-        return Response(
-            content=reply.body,
-            status_code=reply.status,
-            headers={**dict(reply.headers), "x-sandlot-outcome": "ok"},
+    return await collect(services.runners[found.runtime].run(job))
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerAnswer:
+    """What dispatch answers for a finished run: the worker's response, or its outcome.
+
+    ``outcome`` is ok, or the run's status (error, cpu_limit, ...): then ``status`` is
+    500 (the worker failed) or 503 (it hit a limit) and ``message`` says why.
+    """
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    outcome: str
+    message: str
+    run_id: str
+
+    @classmethod
+    def of(cls, result: RunResult) -> WorkerAnswer:
+        reply = reply_from_result(result.result.json) if result.result else None
+        if result.status is Status.OK and reply is not None:
+            return cls(
+                status=reply.status,
+                headers={**dict(reply.headers), "x-sandlot-outcome": "ok"},
+                body=reply.body,
+                outcome="ok",
+                message="",
+                run_id=result.run_id,
+            )
+        status = result.status.value if result.status is not Status.OK else "error"
+        error = result.error
+        message = f"{error.type}: {error.message}" if error else f"the worker ended with {status}"
+        return cls(
+            status=503 if status.endswith("_limit") else 500,
+            headers={"x-sandlot-outcome": status},
+            body=b"",
+            outcome=status,
+            message=message,
+            run_id=result.run_id,
         )
-    status = result.status.value if result.status is not Status.OK else "error"
-    error = result.error
-    message = f"{error.type}: {error.message}" if error else f"the worker ended with {status}"
-    return JSONResponse(
-        {"error": {"code": status, "message": message, "details": []}, "run_id": result.run_id},
-        status_code=503 if status.endswith("_limit") else 500,
-        headers={"x-sandlot-outcome": status},
-    )
 
 
 def _per_call_limits(request: Request) -> dict[str, Any]:

@@ -7,11 +7,11 @@ import json
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Response
 
-from app.auth import CallerDep, require_namespace
+from app.auth import CallerDep, Principal, require_namespace
 from app.builds import BuildFailed, build
-from app.deps import ArtifactsDep, RunnersDep, SettingsDep, StoreDep
+from app.deps import ArtifactsDep, Services, ServicesDep, StoreDep
 from app.errors import CONTROL_PLANE_ERRORS, ApiError, checked_defaults, invalid_field
 from app.schemas import (
     MODULE_PATH,
@@ -104,23 +104,26 @@ def tag_filter(text: str | None) -> dict[str, bool]:
     responses={**_ERRORS, 422: {"model": ErrorResponse, "description": "Invalid or no build"}},
 )
 async def upload(
-    namespace: str,
-    name: WorkerName,
-    body: WorkerIn,
-    request: Request,
-    store: StoreDep,
-    caller: CallerDep,
-    settings: SettingsDep,
-    runners: RunnersDep,
-    artifacts: ArtifactsDep,
+    namespace: str, name: WorkerName, body: WorkerIn, caller: CallerDep, services: ServicesDep
 ) -> Upload:
     """Upload or replace a worker: build it, store a new version and deploy it.
 
     A failed build changes nothing: the previous version keeps serving.
     """
+    return await deploy_worker(services, caller, namespace, name, body)
+
+
+async def deploy_worker(
+    services: Services, caller: Principal, namespace: str, name: str, body: WorkerIn
+) -> Upload:
+    """Check, build, store and deploy an upload; ApiError (403, 404, 422) naming what to fix.
+
+    Shared by the upload route and the deploy_worker tool (app/tools.py).
+    """
     require_namespace(caller, namespace)
+    settings, store = services.settings, services.store
     runtime = body.runtime or settings.default_runtime
-    runner = runners.get(runtime)
+    runner = services.runners.get(runtime)
     if runner is None:
         raise invalid_field("runtime", f"the {runtime} engine is not enabled on this server")
     for path in body.modules:
@@ -139,13 +142,12 @@ async def upload(
             if not _ENV_NAME.match(key):
                 raise invalid_field(f"{field}.{key}", "names must match [A-Za-z_][A-Za-z0-9_]*")
     if body.requirements:
-        lock = request.app.state.pyodide_lock_file
+        lock = services.pyodide_lock_file
         if runtime != "pyodide" or lock is None:
             raise invalid_field("requirements", "packages load only on the pyodide runtime")
         missing = packages.check_requirements(body.requirements, lock)
         if missing:
             raise invalid_field("requirements", f"not installed: {', '.join(missing)}")
-    store = store
     try:
         await asyncio.to_thread(namespaces.get, store, namespace)
     except namespaces.NamespaceNotFound as exc:
@@ -153,7 +155,7 @@ async def upload(
     try:
         built = await build(
             runner,
-            artifacts,
+            services.artifacts,
             runtime=runtime,
             main_module=body.main_module,
             modules=body.modules,
