@@ -9,11 +9,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from app import errors
 from app.auth import admin_key_for
 from app.config import Settings
 from app.limits_middleware import BodySizeLimit
+from app.mcp_server import PATH as MCP_PATH
+from app.mcp_server import McpEndpoint, serve_mcp
 from app.routes import dispatch, execute, health, namespaces, tools, workers
 from app.store import ArtifactStore, Store, migrate
 from sandbox import Runner
@@ -90,8 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for runner in await asyncio.gather(*made):
                 runners[runner.name] = runner
             await asyncio.gather(*(runner.start() for runner in runners.values()))
-            log.info("sandlot ready: engines %s", ", ".join(runners))
-            yield
+            async with serve_mcp(app):
+                log.info("sandlot ready: engines %s", ", ".join(runners))
+                yield
         finally:
             await asyncio.gather(*(runner.close() for runner in runners.values()))
             store.close()
@@ -111,4 +115,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(workers.router)
     app.include_router(dispatch.router)
     app.include_router(tools.router)
+    # A plain ASGI app (the MCP transport answers POST, GET and DELETE itself).
+    app.router.routes.append(Route(MCP_PATH, McpEndpoint(), include_in_schema=False))
     return app
