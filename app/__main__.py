@@ -16,6 +16,8 @@ def main() -> None:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The MCP transport logs the set-up of every stateless request at INFO.
+    logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 
 from app.config import Settings
 from app.store import ArtifactStore, Store
@@ -37,3 +39,34 @@ def get_artifacts(request: Request) -> ArtifactStore:
 
 StoreDep = Annotated[Store, Depends(get_store)]
 ArtifactsDep = Annotated[ArtifactStore, Depends(get_artifacts)]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What a request's work needs from app state, for code shared by routes and tools."""
+
+    settings: Settings
+    runners: dict[str, Runner]
+    store: Store
+    artifacts: ArtifactStore
+    # The Pyodide engine's lock file (None when that engine is off): which packages exist.
+    pyodide_lock_file: Path | None
+
+
+def services_of(app: FastAPI) -> Services:
+    """The services of an app whose lifespan has started."""
+    state = app.state
+    return Services(
+        settings=state.settings,
+        runners=state.runners,
+        store=state.store,
+        artifacts=state.artifacts,
+        pyodide_lock_file=state.pyodide_lock_file,
+    )
+
+
+def get_services(request: Request) -> Services:
+    return services_of(request.app)
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

@@ -9,6 +9,8 @@ to status codes here, and nowhere else.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -91,6 +93,16 @@ def _field_path(location: tuple[int | str, ...]) -> str:
     return path or "body"
 
 
+def from_validation_errors(errors: Sequence[Any]) -> ApiError:
+    """A 422 naming each invalid field, from pydantic's (or FastAPI's) error list."""
+    details = [
+        ErrorDetail(field=_field_path(tuple(e.get("loc", ()))), message=e.get("msg", "invalid"))
+        for e in errors
+    ]
+    summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
+    return ApiError(422, "invalid_request", summary or "invalid request", details)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -102,14 +114,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            ErrorDetail(field=_field_path(tuple(e.get("loc", ()))), message=e.get("msg", "invalid"))
-            for e in exc.errors()
-        ]
-        summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
-        return error_response(
-            ApiError(422, "invalid_request", summary or "invalid request", details)
-        )
+        return error_response(from_validation_errors(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from app import errors
 from app.ai import ModelClient, ModelConfig, Prompts
@@ -16,7 +17,9 @@ from app.auth import admin_key_for
 from app.config import Settings
 from app.hostnames import HostRouting
 from app.limits_middleware import BodySizeLimit
-from app.routes import dispatch, execute, generate, health, hostnames, namespaces, workers
+from app.mcp_server import PATH as MCP_PATH
+from app.mcp_server import McpEndpoint, serve_mcp
+from app.routes import dispatch, execute, generate, health, hostnames, namespaces, tools, workers
 from app.store import ArtifactStore, Store, migrate
 from sandbox import Runner
 from sandbox.engines import pyodide as pyodide_engine
@@ -114,8 +117,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for runner in await asyncio.gather(*made):
                 runners[runner.name] = runner
             await asyncio.gather(*(runner.start() for runner in runners.values()))
-            log.info("sandlot ready: engines %s", ", ".join(runners))
-            yield
+            async with serve_mcp(app):
+                log.info("sandlot ready: engines %s", ", ".join(runners))
+                yield
         finally:
             await asyncio.gather(*(runner.close() for runner in runners.values()))
             if app.state.model is not None:
@@ -139,4 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hostnames.router)
     app.include_router(dispatch.router)
     app.include_router(generate.router)
+    app.include_router(tools.router)
+    # A plain ASGI app (the MCP transport answers POST, GET and DELETE itself).
+    app.router.routes.append(Route(MCP_PATH, McpEndpoint(), include_in_schema=False))
     return app

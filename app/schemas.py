@@ -24,8 +24,10 @@ class LimitsIn(_Strict):
 
 
 class FileIn(_Strict):
-    content: str
-    encoding: Literal["utf-8", "base64"] = "utf-8"
+    content: str = Field(description="The file's text, or its bytes in base64")
+    encoding: Literal["utf-8", "base64"] = Field(
+        default="utf-8", description="base64 for binary files"
+    )
 
     def data(self) -> bytes:
         if self.encoding == "utf-8":
@@ -36,8 +38,13 @@ class FileIn(_Strict):
             raise ValueError(f"content is not valid base64: {exc}") from exc
 
 
-class ExecuteRequest(_Strict):
-    code: str = Field(description="Python source, run as main.py in a fresh interpreter")
+class RunIn(_Strict):
+    """What one run of code is: the body of /v1/execute without its transport options."""
+
+    code: str = Field(
+        description="Python source, run as main.py in a fresh interpreter; if it ends in an "
+        "expression, that value comes back as the result. Top-level await works"
+    )
     runtime: Literal["wasmtime", "pyodide"] | None = Field(
         default=None, description="Engine to run on; the server's default when omitted"
     )
@@ -53,13 +60,18 @@ class ExecuteRequest(_Strict):
         description="Files written to the working directory first: path -> text, "
         "or {content, encoding: 'base64'}",
     )
-    env: dict[str, str] = Field(default_factory=dict, description="The whole os.environ")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Environment variables: the whole os.environ"
+    )
     requirements: list[str] = Field(
         default_factory=list,
         max_length=50,
         description="Installed pure-Python packages to load first (pyodide runtime only); "
         "imports of installed packages also load them",
     )
+
+
+class ExecuteRequest(RunIn):
     stream: bool = Field(
         default=False, description="Stream events over SSE (or send Accept: text/event-stream)"
     )
@@ -213,10 +225,26 @@ class WorkerIn(_Strict):
     runtime: Literal["wasmtime", "pyodide"] | None = Field(
         default=None, description="The server's default runtime when omitted"
     )
-    requirements: list[str] = Field(default_factory=list, max_length=50)
-    tags: list[str] = Field(default_factory=list, max_length=8, description="At most 8")
-    limits: LimitsIn = Field(default_factory=LimitsIn)
-    allowed_hosts: list[str] = Field(default_factory=list, max_length=100)
+    requirements: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Installed pure-Python packages to load first (pyodide runtime only)",
+    )
+    tags: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="At most 8 labels to find workers by: letters, digits, '.', '_', '-'",
+    )
+    limits: LimitsIn = Field(
+        default_factory=LimitsIn,
+        description="Limits of each request's run, within the server's maximums",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Egress allowlist ('host', 'host:port', '*.example.com'); the "
+        "namespace's when empty",
+    )
     vars: dict[str, str] = Field(default_factory=dict, description="Plain bindings in env")
     secrets: dict[str, str] = Field(
         default_factory=dict, description="Write-only bindings in env: never returned"
@@ -362,3 +390,71 @@ class GenerateResponse(BaseModel):
     error: GenerateErrorOut | None
     prompt_version: str = Field(description="name@version of every prompt template used")
     history: list[GenerateAttemptOut]
+
+
+# Tools for AI agents (app/tools.py): each tool's arguments are a request model
+# of the API, plus the path parameters it needs.
+
+
+class _WorkerAt(_Strict):
+    namespace: str = Field(
+        pattern=NAMESPACE_NAME, description="The namespace that holds the worker, like 'acme'"
+    )
+    worker: str = Field(
+        pattern=WORKER_NAME,
+        description="The worker's name: lowercase letters, digits and '-', like 'hello-api'",
+    )
+
+
+class DeployWorkerIn(WorkerIn, _WorkerAt):
+    """Arguments of the deploy_worker tool: PUT /v1/namespaces/{namespace}/workers/{worker}."""
+
+
+class InvokeWorkerIn(_WorkerAt):
+    """Arguments of the invoke_worker tool: one request to /dispatch/{namespace}/{worker}/..."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = Field(
+        default="GET", description="HTTP method"
+    )
+    path: str = Field(
+        default="/",
+        max_length=4096,
+        pattern=r"^[^\s#]*$",
+        description="Path and query string the worker sees, like '/items/1?sort=asc'",
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Request headers")
+    body: str | None = Field(
+        default=None,
+        max_length=10 * 1024 * 1024,
+        description="Request body as text (for JSON, a JSON string plus a content-type "
+        "header of application/json)",
+    )
+    limits: LimitsIn = Field(
+        default_factory=LimitsIn,
+        description="Per-call limits: these can only lower the worker's own",
+    )
+
+
+class ToolFunction(BaseModel):
+    name: str
+    description: str
+    parameters: dict[str, Any] = Field(description="The arguments' JSON Schema")
+
+
+class ToolOut(BaseModel):
+    """A tool in OpenAI's function-calling format."""
+
+    type: Literal["function"] = "function"
+    function: ToolFunction
+
+
+class ToolCallOut(BaseModel):
+    tool: str
+    is_error: bool = Field(
+        description="The call was refused (bad arguments, unknown worker, busy server); "
+        "code that ran and failed is not an error: its status says so"
+    )
+    text: str = Field(description="The outcome rendered for a model to read")
+    result: dict[str, Any] = Field(
+        description="The outcome as JSON: the endpoint's answer, or {error, status}"
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 
 from app.auth import authenticate, require_namespace
 from app.config import Settings
-from app.deps import ArtifactsDep, RunnersDep, SettingsDep, StoreDep
+from app.deps import Services, ServicesDep
 from app.dispatch import entry_job_fields, reply_from_result
 from app.errors import ApiError, invalid_field
 from app.hostnames import ROUTE_KEY, Route
@@ -65,49 +65,80 @@ def lower_limits(settings: Settings, *layers: dict[str, Any]) -> Limits:
 
 @router.api_route("/dispatch/{namespace}/{worker}/{path:path}", methods=_METHODS)
 async def dispatch(
-    namespace: str,
-    worker: str,
-    path: str,
-    request: Request,
-    store: StoreDep,
-    artifacts: ArtifactsDep,
-    runners: RunnersDep,
-    settings: SettingsDep,
+    namespace: str, worker: str, path: str, request: Request, services: ServicesDep
 ) -> Response:
-    try:
-        target = await asyncio.to_thread(workers.target, store, namespace, worker)
-    except (namespaces.NamespaceNotFound, workers.WorkerNotFound):
-        raise ApiError(
-            404, "worker_not_found", f"worker {worker!r} was not found in namespace {namespace!r}"
-        ) from None
+    target = await find_target(services, namespace, worker)
     per_call: dict[str, Any] = {}
-    found = target.worker
     if not target.dispatch_public or "authorization" in request.headers:
         caller = await asyncio.to_thread(authenticate, request)
         require_namespace(caller, namespace)
         per_call = _per_call_limits(request)
-    if found.current is None or found.runtime not in runners:
-        raise ApiError(503, "worker_unavailable", f"worker {worker!r} has nothing deployed")
-    bundle = json.loads(await asyncio.to_thread(artifacts.get, found.current.sha256))
     route: Route | None = getattr(request.state, ROUTE_KEY, None)
+    query = request.url.query
+    result = await run_target(
+        services,
+        target,
+        method=request.method,
+        url="/" + path + (f"?{query}" if query else ""),
+        headers=list(request.headers.items()),
+        body=await request.body(),
+        per_call=per_call,
+        route=route,
+        metadata=_metadata(request, route),
+    )
+    return worker_response(result)
+
+
+async def find_target(services: Services, namespace: str, worker: str) -> workers.Target:
+    """The worker and its namespace's defaults; 404 naming both when either is missing."""
+    try:
+        return await asyncio.to_thread(workers.target, services.store, namespace, worker)
+    except (namespaces.NamespaceNotFound, workers.WorkerNotFound):
+        raise ApiError(
+            404, "worker_not_found", f"worker {worker!r} was not found in namespace {namespace!r}"
+        ) from None
+
+
+async def run_target(
+    services: Services,
+    target: workers.Target,
+    *,
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    per_call: dict[str, Any],
+    route: Route | None = None,
+    metadata: dict[str, str] | None = None,
+) -> RunResult:
+    """Run the worker's deployed on_fetch for one request (path and query in ``url``).
+
+    ``headers`` are the caller's: what the worker may see of them depends on the
+    routing (``route`` None is path routing) and the namespace's mode, and so does
+    ``metadata`` (trusted namespaces only). ``per_call`` limits can only lower the
+    worker's. Shared by the dispatch route and the invoke_worker tool; 503 when
+    nothing is deployed.
+    """
+    found = target.worker
+    if found.current is None or found.runtime not in services.runners:
+        raise ApiError(503, "worker_unavailable", f"worker {found.name!r} has nothing deployed")
+    bundle = json.loads(await asyncio.to_thread(services.artifacts.get, found.current.sha256))
     trusted = target.namespace_mode == "trusted"
     dropped = _NEVER_PASSED | (_PLATFORM_ORIGIN if route is None else frozenset())
     if not trusted:
         dropped |= _PROXY_METADATA
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in dropped]
-    query = request.url.query
     job = worker_job(
-        settings,
+        services.settings,
         target,
         bundle,
-        method=request.method,
-        url="/" + path + (f"?{query}" if query else ""),
-        headers=headers,
-        body=await request.body(),
+        method=method,
+        url=url,
+        headers=[(k, v) for k, v in headers if k.lower() not in dropped],
+        body=body,
         per_call=per_call,
-        metadata=_metadata(request, route) if trusted else None,
+        metadata=metadata if trusted else None,
     )
-    return worker_response(await collect(runners[found.runtime].run(job)))
+    return await collect(services.runners[found.runtime].run(job))
 
 
 def worker_job(
@@ -151,22 +182,58 @@ def worker_job(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerAnswer:
+    """What dispatch answers for a finished run: the worker's response, or its outcome.
+
+    ``outcome`` is ok, or the run's status (error, cpu_limit, ...): then ``status`` is
+    500 (the worker failed) or 503 (it hit a limit) and ``message`` says why.
+    """
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    outcome: str
+    message: str
+    run_id: str
+
+    @classmethod
+    def of(cls, result: RunResult) -> WorkerAnswer:
+        reply = reply_from_result(result.result.json) if result.result else None
+        if result.status is Status.OK and reply is not None:
+            return cls(
+                status=reply.status,
+                headers={**dict(reply.headers), "x-sandlot-outcome": "ok"},
+                body=reply.body,
+                outcome="ok",
+                message="",
+                run_id=result.run_id,
+            )
+        status = result.status.value if result.status is not Status.OK else "error"
+        error = result.error
+        message = f"{error.type}: {error.message}" if error else f"the worker ended with {status}"
+        return cls(
+            status=503 if status.endswith("_limit") else 500,
+            headers={"x-sandlot-outcome": status},
+            body=b"",
+            outcome=status,
+            message=message,
+            run_id=result.run_id,
+        )
+
+
 def worker_response(result: RunResult) -> Response:
     """The worker's own response, or 500/503 with the run's outcome when it has none."""
-    reply = reply_from_result(result.result.json) if result.result else None
-    if result.status is Status.OK and reply is not None:
-        return Response(
-            content=reply.body,
-            status_code=reply.status,
-            headers={**dict(reply.headers), "x-sandlot-outcome": "ok"},
-        )
-    status = result.status.value if result.status is not Status.OK else "error"
-    error = result.error
-    message = f"{error.type}: {error.message}" if error else f"the worker ended with {status}"
+    answer = WorkerAnswer.of(result)
+    if answer.outcome == "ok":
+        return Response(content=answer.body, status_code=answer.status, headers=answer.headers)
     return JSONResponse(
-        {"error": {"code": status, "message": message, "details": []}, "run_id": result.run_id},
-        status_code=503 if status.endswith("_limit") else 500,
-        headers={"x-sandlot-outcome": status},
+        {
+            "error": {"code": answer.outcome, "message": answer.message, "details": []},
+            "run_id": answer.run_id,
+        },
+        status_code=answer.status,
+        headers=answer.headers,
     )
 
 

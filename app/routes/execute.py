@@ -13,11 +13,20 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.auth import CallerDep
 from app.config import Settings
-from app.deps import RunnersDep, SettingsDep
+from app.deps import Services, ServicesDep
 from app.errors import invalid_field
 from app.events import to_response, to_sse
-from app.schemas import ErrorResponse, ExecuteRequest, ExecuteResponse
-from sandbox import EgressPolicy, Event, InvalidJob, Job, LimitExceeded, RunResult, Started
+from app.schemas import ErrorResponse, ExecuteRequest, ExecuteResponse, RunIn
+from sandbox import (
+    EgressPolicy,
+    Event,
+    InvalidJob,
+    Job,
+    LimitExceeded,
+    Runner,
+    RunResult,
+    Started,
+)
 from sandbox.engines.pyodide import packages
 
 router = APIRouter(tags=["execute"])
@@ -42,23 +51,14 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     },
 )
 async def execute(
-    body: ExecuteRequest,
-    request: Request,
-    runners: RunnersDep,
-    settings: SettingsDep,
-    _: CallerDep,
+    body: ExecuteRequest, request: Request, services: ServicesDep, _: CallerDep
 ) -> Response | ExecuteResponse:
     """Run ``code`` in a fresh interpreter and return (or stream) what it did.
 
     Every run ends in one status: ok, error, cpu_limit, wall_limit,
     memory_limit, output_limit, subrequest_limit, canceled, internal_error.
     """
-    runtime = body.runtime or settings.default_runtime
-    runner = runners.get(runtime)
-    if runner is None:
-        raise invalid_field("runtime", f"the {runtime} engine is not enabled on this server")
-    job = build_job(body, settings)
-    check_requirements(job, runtime, request.app.state.pyodide_lock_file)
+    runner, job = prepare_run(services, body)
     events = aiter(runner.run(job))
     first = await anext(events)  # PoolBusy (429) surfaces here, before any response
     if not isinstance(first, Started):
@@ -69,6 +69,20 @@ async def execute(
     if result is None:
         return Response(status_code=499)
     return to_response(result)
+
+
+def prepare_run(services: Services, body: RunIn) -> tuple[Runner, Job]:
+    """The runner and the job for a run; 422 naming the field when the request can't run.
+
+    Shared by /v1/execute and the execute_code tool (app/tools.py).
+    """
+    runtime = body.runtime or services.settings.default_runtime
+    runner = services.runners.get(runtime)
+    if runner is None:
+        raise invalid_field("runtime", f"the {runtime} engine is not enabled on this server")
+    job = build_job(body, services.settings)
+    check_requirements(job, runtime, services.pyodide_lock_file)
+    return runner, job
 
 
 def check_requirements(job: Job, runtime: str, lock_file: Path | None) -> None:
@@ -88,7 +102,7 @@ def check_requirements(job: Job, runtime: str, lock_file: Path | None) -> None:
         )
 
 
-def build_job(body: ExecuteRequest, settings: Settings) -> Job:
+def build_job(body: RunIn, settings: Settings) -> Job:
     """Validate a request against the server's limits and turn it into a Job."""
     try:
         limits = settings.default_limits.replace(**body.limits.model_dump())

@@ -13,10 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from app.auth import CallerDep, require_namespace
+from app.auth import CallerDep, Principal, require_namespace
 from app.builds import BuildFailed, build, describe
 from app.config import Settings
-from app.deps import ArtifactsDep, RunnersDep, SettingsDep, StoreDep
+from app.deps import ArtifactsDep, Services, ServicesDep, StoreDep
 from app.errors import CONTROL_PLANE_ERRORS, ApiError, checked_defaults, invalid_field
 from app.schemas import (
     MODULE_PATH,
@@ -199,15 +199,7 @@ UploadBody = Annotated[WorkerIn, Depends(upload_body)]
     openapi_extra={"requestBody": _upload_body_openapi()},
 )
 async def upload(
-    namespace: str,
-    name: WorkerName,
-    body: UploadBody,
-    request: Request,
-    store: StoreDep,
-    caller: CallerDep,
-    settings: SettingsDep,
-    runners: RunnersDep,
-    artifacts: ArtifactsDep,
+    namespace: str, name: WorkerName, body: UploadBody, caller: CallerDep, services: ServicesDep
 ) -> Upload:
     """Upload or replace a worker: build it, store a new version and deploy it.
 
@@ -215,16 +207,23 @@ async def upload(
     path) and an optional ``metadata`` part holding the other fields as JSON.
     A failed build changes nothing: the previous version keeps serving.
     """
+    return await deploy_worker(services, caller, namespace, name, body)
+
+
+async def deploy_worker(
+    services: Services, caller: Principal, namespace: str, name: str, body: WorkerIn
+) -> Upload:
+    """The upload route's work for a caller (403 outside its namespace); also the tool's."""
     require_namespace(caller, namespace)
     return await upload_worker(
         namespace,
         name,
         body,
-        store=store,
-        settings=settings,
-        runners=runners,
-        artifacts=artifacts,
-        lock_file=request.app.state.pyodide_lock_file,
+        store=services.store,
+        settings=services.settings,
+        runners=services.runners,
+        artifacts=services.artifacts,
+        lock_file=services.pyodide_lock_file,
     )
 
 

@@ -1,0 +1,52 @@
+"""A Python client for Sandlot: run code, deploy and call workers, hand tools to models.
+
+::
+
+    from sandlot_client import Sandlot
+
+    with Sandlot() as sandlot:  # SANDLOT_URL, SANDLOT_API_KEY
+        run = sandlot.run_code("print('hi')\\n6 * 7", on_stdout=print)
+        run.status, run.result.json  # ("ok", 42)
+
+``AsyncSandlot`` has the same calls, awaited. docs/client.md has the guide.
+"""
+
+from sandlot_client._async_client import AsyncSandlot
+from sandlot_client._client import Sandlot
+from sandlot_client._errors import ErrorDetail, SandlotConnectionError, SandlotError
+from sandlot_client._results import (
+    Event,
+    ResultValue,
+    RunError,
+    RunResult,
+    Status,
+    Subrequest,
+    Usage,
+    WorkerResponse,
+)
+from sandlot_client._sse import ServerSentEvent, SSEDecoder
+from sandlot_client._types import ApiKey, Deployment, Namespace, Tool, Version, Worker
+
+__all__ = [
+    "ApiKey",
+    "AsyncSandlot",
+    "Deployment",
+    "ErrorDetail",
+    "Event",
+    "Namespace",
+    "ResultValue",
+    "RunError",
+    "RunResult",
+    "SSEDecoder",
+    "Sandlot",
+    "SandlotConnectionError",
+    "SandlotError",
+    "ServerSentEvent",
+    "Status",
+    "Subrequest",
+    "Tool",
+    "Usage",
+    "Version",
+    "Worker",
+    "WorkerResponse",
+]

@@ -1,0 +1,267 @@
+"""The asynchronous client: ``AsyncSandlot``, the same calls as ``Sandlot``, awaited."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal, Self, cast
+
+import httpx
+
+from sandlot_client import _wire
+from sandlot_client._errors import SandlotError, from_httpx, from_response
+from sandlot_client._results import Event, RunBuilder, RunResult, WorkerResponse
+from sandlot_client._sse import SSEDecoder
+from sandlot_client._types import ApiKey, Deployment, Namespace, Tool, Worker
+
+__all__ = ["AsyncSandlot"]
+
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+Runtime = Literal["wasmtime", "pyodide"]
+
+
+class AsyncSandlot:
+    """An asyncio client of one Sandlot service (see ``Sandlot``).
+
+    ``base_url`` and ``api_key`` default to ``SANDLOT_URL`` (else
+    http://127.0.0.1:8000) and ``SANDLOT_API_KEY``. ``timeout`` is seconds per
+    network wait (a streamed run sends a keep-alive every 15 s). API errors raise
+    SandlotError; an unreachable service, SandlotConnectionError. Close it, or use
+    it in an ``async with`` block.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 300.0,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        url, headers = _wire.settings(base_url, api_key)
+        self.base_url = url
+        self._http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0))
+        self._http.base_url = httpx.URL(url)
+        self._http.headers.update(headers)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def _translated(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except httpx.RequestError as exc:
+            raise from_httpx(exc) from exc
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        async with self._translated():
+            response = await self._http.request(method, path, **kwargs)
+        return _wire.read_json(response)
+
+    # --- Running code ---------------------------------------------------------------------
+
+    async def run_code(
+        self,
+        code: str,
+        *,
+        runtime: Runtime | None = None,
+        limits: Mapping[str, int] | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        stdin: str | None = None,
+        files: Mapping[str, _wire.FileContent] | None = None,
+        env: Mapping[str, str] | None = None,
+        requirements: Sequence[str] | None = None,
+        on_stdout: Callable[[str], Awaitable[object] | object] | None = None,
+        on_stderr: Callable[[str], Awaitable[object] | object] | None = None,
+        on_event: Callable[[Event], Awaitable[object] | object] | None = None,
+    ) -> RunResult:
+        """Run ``code`` once in a fresh sandbox, streaming its output to the callbacks.
+
+        ``limits``: any of cpu_ms, wall_ms, memory_mb, output_bytes, subrequests.
+        ``files``: path → text, bytes, or ``{"content", "encoding"}``. Callbacks get
+        each chunk as it is printed, in order; an exception in one ends the stream
+        (and so cancels the run) and propagates. The code failing or hitting a limit
+        is not raised: see the result's ``status``.
+        """
+        body = _wire.execute_body(
+            code,
+            runtime=runtime,
+            limits=limits,
+            allowed_hosts=allowed_hosts,
+            stdin=stdin,
+            files=files,
+            env=env,
+            requirements=requirements,
+        )
+        builder, decoder = RunBuilder(), SSEDecoder()
+        headers = {"accept": "text/event-stream"}
+        async with (
+            self._translated(),
+            self._http.stream("POST", "/v1/execute", json=body, headers=headers) as response,
+        ):
+            if response.status_code != 200:
+                await response.aread()
+                raise from_response(response)
+            async for line in response.aiter_lines():
+                sse = decoder.decode(line)
+                if sse is None:
+                    continue
+                event = builder.add(sse)
+                if event.name == "stdout" and on_stdout is not None:
+                    await _maybe_await(on_stdout(event.data["text"]))
+                elif event.name == "stderr" and on_stderr is not None:
+                    await _maybe_await(on_stderr(event.data["text"]))
+                if on_event is not None:
+                    await _maybe_await(on_event(event))
+                if builder.ended:
+                    break
+        return builder.result()
+
+    # --- Workers --------------------------------------------------------------------------
+
+    async def deploy_worker(
+        self,
+        namespace: str,
+        name: str,
+        modules: Mapping[str, str] | str,
+        *,
+        main_module: str = "main.py",
+        runtime: Runtime | None = None,
+        requirements: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        limits: Mapping[str, int] | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        vars: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
+    ) -> Deployment:
+        """Upload (build, store, deploy) a worker; ``modules`` may be the main module's
+        source alone. A syntax error raises SandlotError ``build_failed`` naming the line."""
+        body = _wire.worker_body(
+            modules,
+            main_module=main_module,
+            runtime=runtime,
+            requirements=requirements,
+            tags=tags,
+            limits=limits,
+            allowed_hosts=allowed_hosts,
+            vars=vars,
+            secrets=secrets,
+        )
+        return cast(
+            Deployment,
+            await self._call("PUT", f"/v1/namespaces/{namespace}/workers/{name}", json=body),
+        )
+
+    async def invoke_worker(
+        self,
+        namespace: str,
+        name: str,
+        path: str = "/",
+        *,
+        method: Method = "GET",
+        headers: Mapping[str, str] | None = None,
+        body: bytes | str | None = None,
+        json: Any = None,
+        limits: Mapping[str, int] | None = None,
+    ) -> WorkerResponse:
+        """One request to the worker through dispatch (``path`` may carry a query).
+
+        ``limits`` (per call) can only lower the worker's. The worker raising or
+        hitting a limit is a WorkerResponse with that ``outcome``; an unknown worker
+        or a refused key raises SandlotError.
+        """
+        url, sent = _wire.invoke_request(namespace, name, path, headers=headers, limits=limits)
+        content = body.encode() if isinstance(body, str) else body
+        async with self._translated():
+            response = await self._http.request(
+                method, url, headers=sent, content=content, json=json
+            )
+        return _wire.worker_response(response)
+
+    async def get_worker(self, namespace: str, name: str) -> Worker:
+        """The worker with its deployed modules (secret names only)."""
+        return cast(Worker, await self._call("GET", f"/v1/namespaces/{namespace}/workers/{name}"))
+
+    async def list_workers(self, namespace: str, *, tags: str | None = None) -> list[Worker]:
+        """Every worker of the namespace, by name; ``tags`` filters like ``a:yes,b:no``."""
+        found: list[Worker] = []
+        cursor: str | None = None
+        while True:
+            params = {k: v for k, v in (("tags", tags), ("cursor", cursor)) if v is not None}
+            page = await self._call("GET", f"/v1/namespaces/{namespace}/workers", params=params)
+            found.extend(page["workers"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return found
+
+    async def delete_worker(self, namespace: str, name: str) -> None:
+        await self._call("DELETE", f"/v1/namespaces/{namespace}/workers/{name}")
+
+    # --- Namespaces -----------------------------------------------------------------------
+
+    async def create_namespace(
+        self,
+        name: str,
+        *,
+        mode: Literal["untrusted", "trusted"] = "untrusted",
+        limits: Mapping[str, int] | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        dispatch_public: bool = True,
+    ) -> Namespace:
+        """Create a namespace (admin key); 409 SandlotError when the name is taken."""
+        body = _wire.namespace_body(
+            name,
+            mode=mode,
+            limits=limits,
+            allowed_hosts=allowed_hosts,
+            dispatch_public=dispatch_public,
+        )
+        return cast(Namespace, await self._call("POST", "/v1/namespaces", json=body))
+
+    async def get_namespace(self, name: str) -> Namespace:
+        return cast(Namespace, await self._call("GET", f"/v1/namespaces/{name}"))
+
+    async def delete_namespace(self, name: str) -> None:
+        """Delete the namespace with its keys and workers."""
+        await self._call("DELETE", f"/v1/namespaces/{name}")
+
+    async def create_key(self, namespace: str, label: str = "") -> ApiKey:
+        """A new key of the namespace (admin key); ``key`` is in this answer only."""
+        return cast(
+            ApiKey,
+            await self._call("POST", f"/v1/namespaces/{namespace}/keys", json={"label": label}),
+        )
+
+    # --- Tools for models -----------------------------------------------------------------
+
+    async def tools(self) -> list[Tool]:
+        """execute_code, deploy_worker and invoke_worker in OpenAI's function-calling format."""
+        return cast(list[Tool], await self._call("GET", "/v1/tools"))
+
+    async def call_tool(self, name: str, arguments: Mapping[str, Any] | str) -> str:
+        """Run a model's tool call (arguments as an object or a JSON string) and return the
+        text to hand back to it. A refused call is text saying why, not an exception."""
+        parsed = _wire.tool_arguments(arguments)
+        if isinstance(parsed, str):
+            return parsed
+        try:
+            called = await self._call("POST", f"/v1/tools/{name}", json=parsed)
+            return str(called["text"])
+        except SandlotError as exc:
+            if exc.status_code != 404:
+                raise
+            return f"error ({exc.code}): {exc.message}"  # a tool the model made up
+
+
+async def _maybe_await(value: object) -> None:
+    # Callbacks may be plain functions or coroutine functions.
+    if inspect.isawaitable(value):
+        await value

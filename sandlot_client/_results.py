@@ -1,0 +1,188 @@
+"""What calls return: a run's result (gathered from its stream) and a worker's response."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from sandlot_client._errors import SandlotConnectionError, SandlotError
+from sandlot_client._sse import ServerSentEvent
+
+__all__ = [
+    "Event",
+    "ResultValue",
+    "RunBuilder",
+    "RunError",
+    "RunResult",
+    "Status",
+    "Subrequest",
+    "Usage",
+    "WorkerResponse",
+]
+
+Status = Literal[
+    "ok",
+    "error",
+    "cpu_limit",
+    "wall_limit",
+    "memory_limit",
+    "output_limit",
+    "subrequest_limit",
+    "canceled",
+    "internal_error",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event of a run's stream: ``name`` is start, stdout, stderr, subrequest, result
+    or end (always last); ``data`` is its JSON object (docs/api.md lists the fields)."""
+
+    name: str
+    data: dict[str, Any]
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    cpu_ms: float = 0.0
+    wall_ms: float = 0.0
+    memory_peak_bytes: int = 0
+    subrequests: int = 0
+    output_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunError:
+    """The exception the code raised: its type, message and traceback."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ResultValue:
+    """The value of the code's trailing expression: ``repr`` always, ``json`` when
+    ``has_json`` (the value was JSON-serialisable)."""
+
+    repr: str
+    json: Any = None
+    has_json: bool = False
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Subrequest:
+    method: str
+    url: str
+    status: int | None
+    bytes: int
+    ms: float
+    allowed: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What a run did. ``status`` is ok, or says how it ended (error, cpu_limit, ...)."""
+
+    id: str
+    engine: str
+    status: Status
+    stdout: str
+    stderr: str
+    result: ResultValue | None
+    error: RunError | None
+    exit_code: int | None
+    output_truncated: bool
+    usage: Usage
+    subrequests: list[Subrequest] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerResponse:
+    """A worker's answer. ``outcome`` is ok, or the run's status when the worker raised
+    (``status_code`` 500) or hit a limit (503); then ``json()`` holds the error."""
+
+    status_code: int
+    headers: dict[str, str]
+    content: bytes
+    outcome: str
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.content)
+
+
+class RunBuilder:
+    """Gathers a run's stream into a RunResult."""
+
+    def __init__(self) -> None:
+        self._seq = 0
+        self._id = ""
+        self._engine = ""
+        self._stdout: list[str] = []
+        self._stderr: list[str] = []
+        self._result: ResultValue | None = None
+        self._subrequests: list[Subrequest] = []
+        self._end: dict[str, Any] | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self._end is not None
+
+    def add(self, sse: ServerSentEvent) -> Event:
+        """Take one SSE event; SandlotError if it isn't one of the API's."""
+        try:
+            data = jsonlib.loads(sse.data)
+        except ValueError:
+            raise SandlotError(None, "bad_stream", f"event {sse.event!r} is not JSON") from None
+        if not isinstance(data, dict):
+            raise SandlotError(None, "bad_stream", f"event {sse.event!r} is not an object")
+        event = Event(sse.event, data, self._seq)
+        self._seq += 1
+        match sse.event:
+            case "start":
+                self._id, self._engine = str(data["id"]), str(data["engine"])
+            case "stdout":
+                self._stdout.append(str(data["text"]))
+            case "stderr":
+                self._stderr.append(str(data["text"]))
+            case "subrequest":
+                self._subrequests.append(Subrequest(**data))
+            case "result":
+                self._result = ResultValue(**data)
+            case "end":
+                self._end = data
+        return event
+
+    def result(self) -> RunResult:
+        """The run; SandlotConnectionError if the stream ended before its ``end`` event."""
+        end = self._end
+        if end is None:
+            raise SandlotConnectionError(
+                "incomplete_stream", f"the stream of run {self._id or '?'} ended before its end"
+            )
+        error = end.get("error")
+        return RunResult(
+            id=self._id,
+            engine=self._engine,
+            status=cast(Status, end["status"]),
+            stdout="".join(self._stdout),
+            stderr="".join(self._stderr),
+            result=self._result,
+            error=RunError(**error) if error else None,
+            exit_code=end.get("exit_code"),
+            output_truncated=bool(end.get("output_truncated")),
+            usage=Usage(**end.get("usage", {})),
+            subrequests=self._subrequests,
+        )
