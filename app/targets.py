@@ -25,7 +25,7 @@ from app.routes.execute import build_job
 from app.routes.workers import upload_worker
 from app.schemas import ExecuteRequest, GenerateRequest, WorkerIn
 from app.store import ArtifactStore, Store, namespaces, workers
-from sandbox import Event, Limits, Runner, RunResult, SandboxError, Status
+from sandbox import Event, Job, Limits, Runner, RunResult, SandboxError, Status
 
 __all__ = ["RunTarget", "Runtime", "WorkerTarget"]
 
@@ -59,18 +59,11 @@ class RunTarget:
             yield Verdict(False, None, error, Feedback("the code was refused", exc.message))
             return
         result = RunResult()
-        fault: ApiError | None = None
-        async with _closing(self._runner.run(job)) as run:
-            try:
-                async for event in run:
-                    result.add(event)
-                    yield RunEvent(number, event, result.run_id)
-            except SandboxError as exc:
-                fault = from_sandbox_error(exc)
-        if fault is not None:
-            error = {"type": fault.code, "message": fault.message}
-            yield Verdict(False, None, error, fatal=True)
-            return
+        async for item in _run_events(self._runner, job, number, result):
+            if isinstance(item, ApiError):
+                yield Verdict(False, None, {"type": item.code, "message": item.message}, fatal=True)
+                return
+            yield item
         yield _run_verdict(result, "the run")
 
     async def settle(self, ok: bool) -> None:
@@ -191,19 +184,13 @@ class WorkerTarget:
             per_call={},
         )
         result = RunResult()
-        fault: ApiError | None = None
-        async with _closing(self.runners[self.runtime].run(job)) as run:
-            try:
-                async for event in run:
-                    result.add(event)
-                    yield RunEvent(number, event, result.run_id)
-            except SandboxError as exc:
-                fault = from_sandbox_error(exc)
-        if fault is not None:
-            error = {"type": fault.code, "message": fault.message}
-            yield Deployed(number, self.namespace, self.name, uploaded.version.id, None, error)
-            yield Verdict(False, None, error, fatal=True)
-            return
+        async for item in _run_events(self.runners[self.runtime], job, number, result):
+            if isinstance(item, ApiError):
+                error = {"type": item.code, "message": item.message}
+                yield Deployed(number, self.namespace, self.name, uploaded.version.id, None, error)
+                yield Verdict(False, None, error, fatal=True)
+                return
+            yield item
         reply = worker_response(result)
         status = reply.status_code
         yield Deployed(number, self.namespace, self.name, uploaded.version.id, status)
@@ -240,6 +227,19 @@ async def _closing(events: AsyncIterator[Event]) -> AsyncIterator[AsyncIterator[
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def _run_events(
+    runner: Runner, job: Job, number: int, result: RunResult
+) -> AsyncIterator[RunEvent | ApiError]:
+    """The run's events (also added to ``result``); a sandbox fault comes last, as ApiError."""
+    async with _closing(runner.run(job)) as run:
+        try:
+            async for event in run:
+                result.add(event)
+                yield RunEvent(number, event, result.run_id)
+        except SandboxError as exc:
+            yield from_sandbox_error(exc)
 
 
 def _upload_failure(exc: Exception) -> Verdict:
