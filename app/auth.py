@@ -13,6 +13,7 @@ with the JSON error shape.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
@@ -33,7 +34,7 @@ __all__ = [
     "CallerDep",
     "Principal",
     "admin_key_for",
-    "authenticate",
+    "current_caller",
     "require_admin",
     "require_namespace",
 ]
@@ -84,14 +85,14 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def authenticate(request: Request) -> Principal:
-    """Who is calling; 401 when the key is missing or unknown."""
-    token = _bearer(request)
+def _admin(request: Request, token: str) -> bool:
     admin_key: SecretStr | None = request.app.state.admin_key
-    if admin_key is not None and hmac.compare_digest(
+    return admin_key is not None and hmac.compare_digest(
         token.encode(), admin_key.get_secret_value().encode()
-    ):
-        return Principal(namespace=None)
+    )
+
+
+def _namespace_caller(request: Request, token: str) -> Principal:
     store: Store = request.app.state.store
     namespace = keys.authenticate(store, token)
     if namespace is None:
@@ -99,10 +100,22 @@ def authenticate(request: Request) -> Principal:
     return Principal(namespace=namespace)
 
 
-CallerDep = Annotated[Principal, Depends(authenticate)]
+async def current_caller(request: Request) -> Principal:
+    """Who is calling; 401 when the key is missing or unknown.
+
+    The admin key is checked in the event loop; only a namespace key's database
+    lookup goes to a thread.
+    """
+    token = _bearer(request)
+    if _admin(request, token):
+        return Principal(namespace=None)
+    return await asyncio.to_thread(_namespace_caller, request, token)
 
 
-def require_admin(caller: CallerDep) -> Principal:
+CallerDep = Annotated[Principal, Depends(current_caller)]
+
+
+async def require_admin(caller: CallerDep) -> Principal:
     if not caller.is_admin:
         raise ApiError(403, "forbidden", "this needs the admin key, not a namespace's key")
     return caller

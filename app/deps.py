@@ -1,4 +1,8 @@
-"""Request dependencies: settings and runners come from app state (made in the lifespan)."""
+"""Request dependencies: settings and runners come from app state (made in the lifespan).
+
+They are ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool,
+and that hop cost more than the rest of a small request's routing.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,17 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 
 from app.config import Settings
+from app.dispatch import BundleCache
 from app.store import ArtifactStore, Store
 from sandbox import Runner
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_runners(request: Request) -> dict[str, Runner]:
+async def get_runners(request: Request) -> dict[str, Runner]:
     runners: dict[str, Runner] = request.app.state.runners
     return runners
 
@@ -27,12 +32,12 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RunnersDep = Annotated[dict[str, Runner], Depends(get_runners)]
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def get_artifacts(request: Request) -> ArtifactStore:
+async def get_artifacts(request: Request) -> ArtifactStore:
     artifacts: ArtifactStore = request.app.state.artifacts
     return artifacts
 
@@ -49,6 +54,7 @@ class Services:
     runners: dict[str, Runner]
     store: Store
     artifacts: ArtifactStore
+    bundles: BundleCache
     # The Pyodide engine's lock file (None when that engine is off): which packages exist.
     pyodide_lock_file: Path | None
 
@@ -61,11 +67,12 @@ def services_of(app: FastAPI) -> Services:
         runners=state.runners,
         store=state.store,
         artifacts=state.artifacts,
+        bundles=state.bundles,
         pyodide_lock_file=state.pyodide_lock_file,
     )
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return services_of(request.app)
 
 

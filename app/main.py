@@ -15,6 +15,7 @@ from app import errors
 from app.ai import ModelClient, ModelConfig, Prompts
 from app.auth import admin_key_for
 from app.config import Settings
+from app.dispatch import BundleCache
 from app.hostnames import HostRouting
 from app.limits_middleware import BodySizeLimit
 from app.mcp_server import PATH as MCP_PATH
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = Store(settings.database)
         app.state.store = store
         app.state.artifacts = ArtifactStore(settings.data_dir / "artifacts")
+        app.state.bundles = BundleCache(app.state.artifacts)
         app.state.model = model_client(settings)
         if app.state.model is not None:
             log.info("generate: model %r at %s", settings.model, app.state.model.config.origin)

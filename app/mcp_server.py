@@ -12,7 +12,6 @@ The session manager is made and run in the app's lifespan (:func:`serve_mcp`).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,7 +25,7 @@ from mcp.shared.exceptions import MCPError
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from app.auth import Principal, authenticate
+from app.auth import Principal, current_caller
 from app.deps import services_of
 from app.errors import ApiError, error_response
 from app.tools import TOOLS, call_tool, tool_named
@@ -99,7 +98,7 @@ class McpEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            caller = await asyncio.to_thread(authenticate, request)
+            caller = await current_caller(request)
         except ApiError as exc:
             await error_response(exc)(scope, receive, send)
             return

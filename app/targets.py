@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Literal
 
 from app.ai import Deployed, Feedback, RunEvent, Verdict
 from app.config import Settings
+from app.dispatch import WorkerBundle
 from app.errors import ApiError, from_sandbox_error
 from app.routes.dispatch import lower_limits, worker_job, worker_response
 from app.routes.execute import build_job
@@ -172,7 +172,9 @@ class WorkerTarget:
             return
         self.deployed = True
         target = await asyncio.to_thread(workers.target, self.store, self.namespace, self.name)
-        bundle = json.loads(await asyncio.to_thread(self.artifacts.get, uploaded.version.sha256))
+        bundle = WorkerBundle.parse(
+            await asyncio.to_thread(self.artifacts.get, uploaded.version.sha256)
+        )
         job = worker_job(
             self.settings,
             target,

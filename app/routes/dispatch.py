@@ -11,7 +11,6 @@ JSON body and in ``X-Sandlot-Outcome``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from dataclasses import dataclass, fields
 from typing import Any
@@ -19,10 +18,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from app.auth import authenticate, require_namespace
+from app.auth import current_caller, require_namespace
 from app.config import Settings
 from app.deps import Services, ServicesDep
-from app.dispatch import entry_job_fields, reply_from_result
+from app.dispatch import WorkerBundle, entry_job_fields, reply_from_result
 from app.errors import ApiError, invalid_field
 from app.hostnames import ROUTE_KEY, Route
 from app.store import namespaces, workers
@@ -70,7 +69,7 @@ async def dispatch(
     target = await find_target(services, namespace, worker)
     per_call: dict[str, Any] = {}
     if not target.dispatch_public or "authorization" in request.headers:
-        caller = await asyncio.to_thread(authenticate, request)
+        caller = await current_caller(request)
         require_namespace(caller, namespace)
         per_call = _per_call_limits(request)
     route: Route | None = getattr(request.state, ROUTE_KEY, None)
@@ -122,7 +121,7 @@ async def run_target(
     found = target.worker
     if found.current is None or found.runtime not in services.runners:
         raise ApiError(503, "worker_unavailable", f"worker {found.name!r} has nothing deployed")
-    bundle = json.loads(await asyncio.to_thread(services.artifacts.get, found.current.sha256))
+    bundle = await services.bundles.get(found.current.sha256)
     trusted = target.namespace_mode == "trusted"
     dropped = _NEVER_PASSED | (_PLATFORM_ORIGIN if route is None else frozenset())
     if not trusted:
@@ -144,7 +143,7 @@ async def run_target(
 def worker_job(
     settings: Settings,
     target: workers.Target,
-    bundle: dict[str, Any],
+    bundle: WorkerBundle,
     *,
     method: str,
     url: str,
@@ -156,7 +155,7 @@ def worker_job(
     """The run that serves one request with the worker's deployed ``bundle``."""
     found = target.worker
     fields_ = entry_job_fields(
-        main_module=bundle["main_module"],
+        main_module=bundle.main_module,
         method=method,
         url=url,
         headers=headers,
@@ -175,9 +174,9 @@ def worker_job(
             max_redirects=settings.egress_max_redirects,
         ),
         stdin=fields_["stdin"],
-        files=_files(bundle),
+        files=bundle.files,
         env=fields_["env"],
-        requirements=tuple(bundle.get("requirements", ())),
+        requirements=bundle.requirements,
         result_bytes=_RESPONSE_BYTES,
     )
 
@@ -235,14 +234,6 @@ def worker_response(result: RunResult) -> Response:
         status_code=answer.status,
         headers=answer.headers,
     )
-
-
-def _files(bundle: dict[str, Any]) -> dict[str, bytes]:
-    """The worker's sources and the bytecode its build made (older bundles have none)."""
-    files = {name: source.encode() for name, source in bundle["modules"].items()}
-    for name, data in bundle.get("bytecode", {}).items():
-        files[name] = base64.b64decode(data)
-    return files
 
 
 def _metadata(request: Request, route: Route | None) -> dict[str, str]:

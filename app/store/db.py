@@ -23,8 +23,11 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
-        if self.engine.dialect.name == "sqlite":
+        # A server's connections can drop while pooled: ping those before use. A
+        # SQLite file can't, and the ping was a tenth of a dispatch's lookup.
+        sqlite = url.startswith("sqlite")
+        self.engine: Engine = create_engine(url, pool_pre_ping=not sqlite)
+        if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 

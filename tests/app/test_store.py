@@ -170,3 +170,24 @@ def test_hostnames_route_belong_to_one_namespace_and_cascade(store: Store) -> No
     hostnames.put(store, "other", "shop.example.com", "site")
     hostnames.remove(store, "other", "shop.example.com")
     assert hostnames.list_for(store, "other") == []
+
+
+def test_dispatch_target_is_one_read_of_namespace_worker_and_version(store: Store) -> None:
+    _make(store, "ns")
+    first = _save(store, "w", "a")
+    _save(store, "w", "b")
+    found = workers.target(store, "ns", "w")
+    assert (found.namespace_mode, found.namespace_limits) == ("untrusted", {"cpu_ms": 100})
+    assert found.namespace_allowed_hosts == ["api.example.com"] and found.dispatch_public
+    assert found.worker.current is not None and found.worker.current.sha256 == "b" * 64
+    assert found.worker.current.number == 2
+    assert found.worker == workers.get(store, "ns", "w")
+    assert found.bindings == {"K": "v"} and found.worker.secret_names == ["K"]
+    assert first.current is not None
+    workers.deploy(store, "ns", "w", first.current.id)
+    rolled = workers.target(store, "ns", "w").worker.current
+    assert rolled is not None and rolled.sha256 == "a" * 64
+    with pytest.raises(workers.WorkerNotFound):
+        workers.target(store, "ns", "nope")
+    with pytest.raises(namespaces.NamespaceNotFound):
+        workers.target(store, "nope", "w")

@@ -219,3 +219,18 @@ def _resolve(value: Any) -> Any:
         return await value
 
     return asyncio.run(wait())
+
+
+def _warm() -> None:
+    """Do once what every request's first use would: fill the ABC subclass caches.
+
+    Runs at import, so the engines' snapshots hold the filled caches and a run
+    doesn't walk ``Mapping``'s subclass hooks on each ``isinstance``.
+    """
+    for headers in (None, {}, [("a", "b")], Headers([])):
+        Response("", 200, headers)
+    Response.json(None)
+    Request("GET", "/?a=b", [("a", "b")], b"", {"k": "v"}).json()
+
+
+_warm()
