@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # (point a wildcard DNS record at the service). Unset: path routing and
     # custom hostnames only.
     dispatch_domain: str | None = None
+    # How long dispatch may reuse a worker lookup. Writes through this process
+    # invalidate it at once; this bounds how late another process's writes are seen.
+    dispatch_cache_ms: int = Field(default=1_000, ge=0, le=60_000)
     artifact_dir: Path = PROJECT_ROOT / ".artifacts"
     # Build missing guest artifacts at start-up instead of refusing to start.
     build_on_start: bool = True

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 
 from app.config import Settings
-from app.dispatch import BundleCache
+from app.dispatch import BundleCache, TargetCache
 from app.store import ArtifactStore, Store
 from sandbox import Runner
 
@@ -55,6 +55,7 @@ class Services:
     store: Store
     artifacts: ArtifactStore
     bundles: BundleCache
+    targets: TargetCache
     # The Pyodide engine's lock file (None when that engine is off): which packages exist.
     pyodide_lock_file: Path | None
 
@@ -68,6 +69,7 @@ def services_of(app: FastAPI) -> Services:
         store=state.store,
         artifacts=state.artifacts,
         bundles=state.bundles,
+        targets=state.targets,
         pyodide_lock_file=state.pyodide_lock_file,
     )
 

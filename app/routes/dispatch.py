@@ -10,7 +10,6 @@ JSON body and in ``X-Sandlot-Outcome``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, fields
 from typing import Any
@@ -91,7 +90,7 @@ async def dispatch(
 async def find_target(services: Services, namespace: str, worker: str) -> workers.Target:
     """The worker and its namespace's defaults; 404 naming both when either is missing."""
     try:
-        return await asyncio.to_thread(workers.target, services.store, namespace, worker)
+        return await services.targets.get(namespace, worker)
     except (namespaces.NamespaceNotFound, workers.WorkerNotFound):
         raise ApiError(
             404, "worker_not_found", f"worker {worker!r} was not found in namespace {namespace!r}"

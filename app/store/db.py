@@ -30,6 +30,14 @@ class Store:
         if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Counts this process's writes, so caches of what it read can tell they are stale.
+        self.generation = 0
+        event.listen(self.engine, "before_cursor_execute", self._count_writes)
+
+    def _count_writes(self, *args: object) -> None:
+        statement = args[2]
+        if isinstance(statement, str) and statement.lstrip()[:6].upper() != "SELECT":
+            self.generation += 1
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -1,0 +1,148 @@
+"""Dispatch's caches: parsed bundles by content address, and worker lookups."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from app.dispatch import BundleCache, TargetCache, WorkerBundle
+from app.store import ArtifactStore, Store, migrate, namespaces, workers
+
+
+def _bundle(text: str, bytecode: bool = True) -> bytes:
+    body: dict[str, object] = {
+        "format": 2 if bytecode else 1,
+        "main_module": "main.py",
+        "modules": {"main.py": text},
+        "requirements": ["requests"],
+    }
+    if bytecode:
+        body["bytecode"] = {"__pycache__/main.x.pyc": base64.b64encode(b"\x00pyc").decode()}
+    return json.dumps(body).encode()
+
+
+def test_parse_gives_sources_and_bytecode() -> None:
+    parsed = WorkerBundle.parse(_bundle("x = 1"))
+    assert parsed.files == {"main.py": b"x = 1", "__pycache__/main.x.pyc": b"\x00pyc"}
+    assert (parsed.main_module, parsed.requirements) == ("main.py", ("requests",))
+    assert WorkerBundle.parse(_bundle("x = 1", bytecode=False)).files == {"main.py": b"x = 1"}
+
+
+def test_the_cache_reads_each_artifact_once_and_keeps_to_its_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    artifacts = ArtifactStore(tmp_path)
+    shas = [artifacts.put(_bundle(f"x = {'1' * 100}{n}"))[0] for n in range(3)]
+    reads: list[str] = []
+    real_get = artifacts.get
+
+    def counting_get(sha256: str) -> bytes:
+        reads.append(sha256)
+        return real_get(sha256)
+
+    monkeypatch.setattr(artifacts, "get", counting_get)
+    size = len(real_get(shas[0]))
+    cache = BundleCache(artifacts, budget_bytes=2 * size)
+
+    async def scenario() -> None:
+        first = await cache.get(shas[0])
+        assert await cache.get(shas[0]) is first
+        await cache.get(shas[1])
+        await cache.get(shas[0])  # now the most recently used
+        await cache.get(shas[2])  # over budget: shas[1] goes
+        await cache.get(shas[0])
+        await cache.get(shas[1])
+
+    asyncio.run(scenario())
+    assert reads == [shas[0], shas[1], shas[2], shas[1]]
+
+
+def _target_store(tmp_path: Path) -> Store:
+    store = Store(f"sqlite:///{tmp_path / 'targets.db'}")
+    migrate(store)
+    namespaces.create(
+        store, "ns", mode="untrusted", limits={}, allowed_hosts=[], dispatch_public=True
+    )
+    _deploy(store, "a" * 64)
+    return store
+
+
+def _deploy(store: Store, sha256: str) -> None:
+    spec = workers.WorkerSpec("wasmtime", [], {}, [], {}, {"TOKEN": sha256[:4]})
+    workers.save_version(
+        store,
+        "ns",
+        "w",
+        spec,
+        sha256=sha256,
+        main_module="main.py",
+        requirements=[],
+        size=1,
+        build_ms=1,
+        warnings=[],
+    )
+
+
+def _sha(target: workers.Target) -> str:
+    assert target.worker.current is not None
+    return target.worker.current.sha256
+
+
+def test_target_cache_reuses_lookups_until_this_process_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _target_store(tmp_path)
+    lookups: list[str] = []
+    real = workers.target
+
+    def counting(*args: object) -> workers.Target:
+        lookups.append(str(args[2]))
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workers, "target", counting)
+    cache = TargetCache(store, ttl_ms=60_000)
+
+    async def scenario() -> None:
+        assert _sha(await cache.get("ns", "w")) == "a" * 64
+        assert _sha(await cache.get("ns", "w")) == "a" * 64
+        assert lookups == ["w"]
+        _deploy(store, "b" * 64)  # a write: the next lookup must see it
+        found = await cache.get("ns", "w")
+        assert _sha(found) == "b" * 64 and found.bindings == {"TOKEN": "bbbb"}
+        workers.remove(store, "ns", "w")
+        with pytest.raises(workers.WorkerNotFound):
+            await cache.get("ns", "w")
+        with pytest.raises(workers.WorkerNotFound):
+            await cache.get("ns", "w")  # misses are never kept
+
+    asyncio.run(scenario())
+    assert lookups == ["w", "w", "w", "w"]
+    store.close()
+
+
+def test_target_cache_entries_expire(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _target_store(tmp_path)
+    other = Store(store.url)  # another service process on the same database
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    cache = TargetCache(store, ttl_ms=1_000)
+
+    async def scenario() -> None:
+        assert _sha(await cache.get("ns", "w")) == "a" * 64
+        _deploy(other, "c" * 64)  # unseen by this process's store
+        clock[0] += 0.5
+        assert _sha(await cache.get("ns", "w")) == "a" * 64
+        clock[0] += 0.6
+        assert _sha(await cache.get("ns", "w")) == "c" * 64
+
+    asyncio.run(scenario())
+    uncached = TargetCache(store, ttl_ms=0)
+    _deploy(other, "d" * 64)
+    assert _sha(asyncio.run(uncached.get("ns", "w"))) == "d" * 64
+    other.close()
+    store.close()
