@@ -9,7 +9,7 @@ STAMP     := $(VENV)/.installed
 PYODIDE   := pyodide-runtime
 NPM_STAMP := $(PYODIDE)/node_modules/.package-lock.json
 
-.PHONY: serve test build install lint format bench clean packages
+.PHONY: serve test build install browser lint format bench clean packages
 
 serve: build
 	$(PY) -m app
@@ -35,7 +35,12 @@ packages: install
 	$(PY) -m sandbox.engines.pyodide.packages --artifacts $(ARTIFACTS) --runtime $(PYODIDE) \
 		add $(PACKAGES)
 
-install: $(STAMP) $(NPM_STAMP)
+install: $(STAMP) $(NPM_STAMP) browser
+
+# Debian's Chromium for the playground's browser test (tests/playground/); a no-op
+# when it is installed.
+browser:
+	@scripts/install-browser
 
 # Pyodide from the npm registry, exactly as package-lock.json pins it.
 $(NPM_STAMP): $(PYODIDE)/package.json $(PYODIDE)/package-lock.json
