@@ -9,12 +9,12 @@ STAMP     := $(VENV)/.installed
 PYODIDE   := pyodide-runtime
 NPM_STAMP := $(PYODIDE)/node_modules/.package-lock.json
 
-.PHONY: serve test build install lint format bench clean packages
+.PHONY: serve test build install browser lint format bench clean packages
 
 serve: build
 	$(PY) -m app
 
-test: build lint
+test: build lint browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 PACKAGES_STAMP := $(ARTIFACTS)/pyodide/packages/.installed
@@ -36,6 +36,11 @@ packages: install
 		add $(PACKAGES)
 
 install: $(STAMP) $(NPM_STAMP)
+
+# Debian's Chromium for the playground's browser test (tests/playground/), so only
+# `make test` needs it; a no-op when it is installed.
+browser:
+	@scripts/install-browser
 
 # Pyodide from the npm registry, exactly as package-lock.json pins it.
 $(NPM_STAMP): $(PYODIDE)/package.json $(PYODIDE)/package-lock.json

@@ -20,7 +20,17 @@ from app.hostnames import HostRouting
 from app.limits_middleware import BodySizeLimit
 from app.mcp_server import PATH as MCP_PATH
 from app.mcp_server import McpEndpoint, serve_mcp
-from app.routes import dispatch, execute, generate, health, hostnames, namespaces, tools, workers
+from app.routes import (
+    dispatch,
+    execute,
+    generate,
+    health,
+    hostnames,
+    namespaces,
+    playground,
+    tools,
+    workers,
+)
 from app.store import ArtifactStore, Store, migrate
 from sandbox import Runner
 from sandbox.engines import pyodide as pyodide_engine
@@ -147,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dispatch.router)
     app.include_router(generate.router)
     app.include_router(tools.router)
+    app.include_router(playground.router())
     # A plain ASGI app (the MCP transport answers POST, GET and DELETE itself).
     app.router.routes.append(Route(MCP_PATH, McpEndpoint(), include_in_schema=False))
     return app

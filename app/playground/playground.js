@@ -1,0 +1,352 @@
+// Sandlot playground: POST /v1/generate and /v1/execute with `stream: true`, and show
+// their Server-Sent Events as they come. The events are read from fetch's body stream
+// (EventSource can only GET); docs/ai.md and docs/api.md describe them.
+
+const $ = (id) => document.getElementById(id);
+
+const ui = {
+  key: $("key"),
+  runtime: $("runtime"),
+  cpuMs: $("cpu-ms"),
+  wallMs: $("wall-ms"),
+  task: $("task"),
+  generate: $("generate"),
+  code: $("code"),
+  attempts: $("attempts"),
+  run: $("run"),
+  stop: $("stop"),
+  status: $("status"),
+  summary: $("summary"),
+  message: $("message"),
+  output: $("output"),
+  result: $("result"),
+  resultValue: $("result-value"),
+  error: $("error"),
+  traceback: $("traceback"),
+};
+
+const STORAGE = { key: "sandlot.playground.key", runtime: "sandlot.playground.runtime" };
+
+// The request in flight (one at a time); Stop aborts it, and the service cancels the
+// run when the connection closes.
+let inFlight = null;
+
+// ---- Server-Sent Events over a fetch body ------------------------------------------
+
+// Yields {event, data} for each event of a text/event-stream body; lines end in CRLF,
+// LF or CR, comments (pings) are skipped, data lines are joined with "\n".
+async function* readEvents(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let pending = "";
+  let event = "";
+  let data = [];
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      let text = pending + value;
+      // A CR at the end may be the first half of a CRLF: keep it for the next chunk.
+      const heldCR = text.endsWith("\r");
+      if (heldCR) text = text.slice(0, -1);
+      const lines = text.split(/\r\n|\r|\n/);
+      pending = lines.pop() + (heldCR ? "\r" : "");
+      for (const line of lines) {
+        if (line === "") {
+          if (data.length) yield { event: event || "message", data: data.join("\n") };
+          event = "";
+          data = [];
+          continue;
+        }
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        let val = colon < 0 ? "" : line.slice(colon + 1);
+        if (val.startsWith(" ")) val = val.slice(1);
+        if (field === "event") event = val;
+        else if (field === "data") data.push(val);
+      }
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+// ---- Showing things -----------------------------------------------------------------
+
+function setStatus(state, text) {
+  ui.status.dataset.state = state;
+  ui.status.textContent = text;
+}
+
+function showMessage(text) {
+  ui.message.textContent = text;
+  ui.message.hidden = !text;
+}
+
+function append(text, kind) {
+  const out = ui.output;
+  const atBottom = out.scrollHeight - out.scrollTop - out.clientHeight < 24;
+  const span = document.createElement("span");
+  span.className = kind;
+  span.textContent = text;
+  out.append(span);
+  if (atBottom) out.scrollTop = out.scrollHeight;
+}
+
+function note(text) {
+  const out = ui.output;
+  const needsBreak = out.textContent !== "" && !out.textContent.endsWith("\n");
+  append(`${needsBreak ? "\n" : ""}${text}\n`, "note");
+}
+
+function clearRun() {
+  ui.result.hidden = true;
+  ui.error.hidden = true;
+  ui.resultValue.textContent = "";
+  ui.traceback.textContent = "";
+}
+
+function clearAll() {
+  ui.output.textContent = "";
+  ui.summary.textContent = "";
+  showMessage("");
+  clearRun();
+}
+
+function setBusy(busy) {
+  ui.generate.disabled = busy;
+  ui.run.disabled = busy;
+  ui.stop.disabled = !busy;
+}
+
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+// The events of one run, the same in /v1/execute's stream and inside /v1/generate's
+// `run` events. Returns the run's status on `end`, else null.
+function onRunEvent(name, data) {
+  switch (name) {
+    case "start":
+      clearRun();
+      setStatus("busy", "running");
+      return null;
+    case "stdout":
+    case "stderr":
+      append(data.text, name);
+      return null;
+    case "subrequest":
+      note(`${data.method} ${data.url} → ${data.status ?? data.reason ?? "failed"}`);
+      return null;
+    case "result":
+      ui.resultValue.textContent = data.repr + (data.truncated ? " …(truncated)" : "");
+      ui.result.hidden = false;
+      return null;
+    case "end":
+      if (data.error) {
+        const { type, message, traceback } = data.error;
+        ui.traceback.textContent = traceback || `${type}: ${message}`;
+        ui.error.hidden = false;
+      }
+      if (data.output_truncated) note("(output truncated at the output limit)");
+      return data.status;
+    default:
+      return null;
+  }
+}
+
+// ---- Talking to the API ---------------------------------------------------------
+
+// A refused request in plain words, from the JSON error body's message.
+async function describeRefusal(response) {
+  let message = "";
+  try {
+    message = (await response.json()).error.message;
+  } catch {
+    message = response.statusText || "no details";
+  }
+  switch (response.status) {
+    case 401:
+      return `The API key was not accepted: ${message}. Paste a valid key above.`;
+    case 403:
+      return `This key may not do that: ${message}.`;
+    case 422:
+      return `The request was refused: ${message}.`;
+    case 429:
+      return `The service is busy: ${message}.`;
+    case 503:
+      return `The service can't do this now: ${message}.`;
+    default:
+      return `The service answered ${response.status}: ${message}.`;
+  }
+}
+
+function limits() {
+  const chosen = {};
+  for (const [name, input] of [["cpu_ms", ui.cpuMs], ["wall_ms", ui.wallMs]]) {
+    if (input.value.trim() !== "") chosen[name] = Number(input.value);
+  }
+  return chosen;
+}
+
+// POSTs `body` as a stream and hands each event to `onEvent`, which returns true for
+// the stream's terminal event. Shows refusals, network failures and a stop.
+async function stream(path, body, onEvent) {
+  const key = ui.key.value.trim();
+  clearAll();
+  if (!key) {
+    setStatus("bad", "no key");
+    showMessage("Enter an API key first (make serve writes one to var/admin-key).");
+    ui.key.focus();
+    return;
+  }
+  inFlight = new AbortController();
+  setBusy(true);
+  setStatus("busy", "sending");
+  try {
+    const response = await fetch(path, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${key}`,
+        "content-type": "application/json",
+        accept: "text/event-stream",
+      },
+      body: JSON.stringify({ ...body, runtime: ui.runtime.value, limits: limits(), stream: true }),
+      signal: inFlight.signal,
+    });
+    if (!response.ok) {
+      setStatus("bad", `HTTP ${response.status}`);
+      showMessage(await describeRefusal(response));
+      return;
+    }
+    let ended = false;
+    for await (const { event, data } of readEvents(response.body)) {
+      ended = onEvent(event, JSON.parse(data)) || ended;
+    }
+    if (!ended) {
+      setStatus("bad", "interrupted");
+      showMessage("The stream ended without its end event: the service may have restarted.");
+    }
+  } catch (error) {
+    if (error.name === "AbortError") {
+      setStatus("stopped", "stopped");
+      ui.summary.textContent =
+        "Stopped: the request was aborted, and the service cancels a run whose caller left.";
+    } else {
+      setStatus("bad", "error");
+      showMessage(`Could not talk to the service: ${error.message}`);
+    }
+  } finally {
+    inFlight = null;
+    setBusy(false);
+  }
+}
+
+function generate() {
+  if (inFlight) return;
+  ui.attempts.textContent = "";
+  let attempt = null;
+  stream("/v1/generate", { task: ui.task.value }, (event, data) => {
+    switch (event) {
+      case "attempt":
+        attempt = document.createElement("li");
+        attempt.textContent = `attempt ${data.attempt} (${data.kind})`;
+        ui.attempts.append(attempt);
+        ui.code.value = "";
+        note(`── attempt ${data.attempt} (${data.kind}) ──`);
+        setStatus("busy", data.kind === "repair" ? "repairing" : "generating");
+        return false;
+      case "token":
+        ui.code.value += data.text;
+        ui.code.scrollTop = ui.code.scrollHeight;
+        return false;
+      case "code":
+        ui.code.value = data.code;
+        return false;
+      case "run": {
+        const status = onRunEvent(data.event, data.data);
+        if (status !== null && attempt) {
+          attempt.dataset.state = status === "ok" ? "ok" : "bad";
+          attempt.textContent += `: ${status}`;
+        }
+        return false;
+      }
+      case "deploy":
+        note(`deployed ${data.namespace}/${data.worker} ${data.version ?? "(no version)"}: ` +
+          `GET / → ${data.status ?? "-"}`);
+        return false;
+      case "end":
+        if (data.code !== null) ui.code.value = data.code;
+        setStatus(data.status === "ok" ? "ok" : "bad", data.status);
+        ui.summary.textContent =
+          `${data.status}: run ${data.run_status ?? "none"}, ${plural(data.attempts, "attempt")}`;
+        if (data.error && data.status !== "ok") {
+          showMessage(`${data.error.type}: ${data.error.message}`);
+        }
+        return true;
+      default:
+        return false;
+    }
+  });
+}
+
+function run() {
+  if (inFlight) return;
+  stream("/v1/execute", { code: ui.code.value }, (event, data) => {
+    const status = onRunEvent(event, data);
+    if (status === null) return false;
+    setStatus(status === "ok" ? "ok" : "bad", status);
+    const { wall_ms: wall, cpu_ms: cpu } = data.usage;
+    ui.summary.textContent = `${status}: ${Math.round(wall)} ms wall, ${Math.round(cpu)} ms CPU`;
+    return true;
+  });
+}
+
+// ---- The editor and the keyboard ------------------------------------------------
+
+// Tab indents to the next multiple of four; after Esc, Tab moves focus as usual.
+let escaped = false;
+ui.code.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") {
+    escaped = true;
+    return;
+  }
+  const modified = event.shiftKey || event.ctrlKey || event.altKey || event.metaKey;
+  if (event.key === "Tab" && !escaped && !modified) {
+    event.preventDefault();
+    const start = ui.code.selectionStart;
+    const column = start - (ui.code.value.lastIndexOf("\n", start - 1) + 1);
+    const spaces = " ".repeat(4 - (column % 4));
+    // insertText keeps the browser's undo history; setRangeText where it's missing.
+    if (!document.execCommand("insertText", false, spaces)) {
+      ui.code.setRangeText(spaces, start, ui.code.selectionEnd, "end");
+    }
+  }
+  escaped = false;
+});
+
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+  event.preventDefault();
+  if (event.target === ui.task) generate();
+  else run();
+});
+
+ui.generate.addEventListener("click", generate);
+ui.run.addEventListener("click", run);
+ui.stop.addEventListener("click", () => inFlight?.abort());
+
+// ---- Remembered settings --------------------------------------------------------
+
+function remember(input, name) {
+  try {
+    const saved = localStorage.getItem(name);
+    if (saved !== null) input.value = saved;
+    // A runtime this page no longer offers: back to the first.
+    if (input instanceof HTMLSelectElement && input.selectedIndex < 0) input.selectedIndex = 0;
+    input.addEventListener("input", () => localStorage.setItem(name, input.value.trim()));
+  } catch {
+    // Storage can be off (private modes): the page works, it just forgets.
+  }
+}
+
+remember(ui.key, STORAGE.key);
+remember(ui.runtime, STORAGE.runtime);

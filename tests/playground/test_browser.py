@@ -1,0 +1,193 @@
+"""The playground in Chromium against the real service: generate, repair, edit, run, stop.
+
+Each test waits on what the page shows (Playwright's expect polls), never on sleeps.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.ai.fake_model import FakeModel, Reply
+from tests.conftest import ADMIN_KEY, Service
+from tests.playground.conftest import WAIT_MS, Seen, only_loopback, open_page
+
+pytestmark = pytest.mark.slow
+
+BROKEN = "print('trying')\ndef parse(text):\n    raise ValueError('bad-token-' + text)\nparse('42')"
+FIXED = "def parse(text):\n    return int(text)\nprint('parsed', parse('42'))\nparse('42')"
+
+
+@pytest.fixture
+def page(browser: Browser, seen: Seen, playground_service: Service) -> Iterator[Page]:
+    with open_page(browser, seen) as opened:
+        opened.goto(playground_service.url + "/")
+        yield opened
+    only_loopback(seen, playground_service.url)
+
+
+def enter_key(page: Page, key: str = ADMIN_KEY) -> None:
+    page.get_by_label("API key").fill(key)
+
+
+def test_generate_streams_repairs_then_edit_and_run(page: Page, model: FakeModel) -> None:
+    # The first answer streams slowly enough to be seen arriving token by token.
+    first = Reply.code(BROKEN, prose="Parsing it directly.")
+    model.reset(Reply(text=first.text, chunk_delay_s=0.05), Reply.code(FIXED))
+    enter_key(page)
+    page.get_by_label("Task").fill("Parse '42' as an integer.")
+    page.get_by_role("button", name="Generate").click()
+    editor = page.get_by_label("Code", exact=True)
+    badge = page.locator("#status")
+
+    # The model's raw answer streams into the editor before the code is extracted.
+    page.wait_for_function(
+        "() => document.getElementById('code').value.includes('Parsing it directly')", polling=20
+    )
+    expect(page.get_by_role("button", name="Stop")).to_be_enabled()
+    expect(badge).to_have_text("ok", timeout=WAIT_MS)
+
+    attempts = page.get_by_role("list", name="Attempts").get_by_role("listitem")
+    expect(attempts).to_have_text(["attempt 1 (generate): error", "attempt 2 (repair): ok"])
+    expect(editor).to_have_value(FIXED + "\n")
+    output = page.locator("#output")
+    expect(output).to_contain_text("── attempt 1 (generate) ──\ntrying\n")
+    expect(output).to_contain_text("── attempt 2 (repair) ──\nparsed 42\n")
+    expect(page.locator("#result-value")).to_have_text("42")
+    expect(page.locator("#traceback")).to_be_hidden()
+    expect(page.locator("#summary")).to_have_text("ok: run ok, 2 attempts")
+    expect(page.get_by_role("button", name="Stop")).to_be_disabled()
+    assert len(model.requests) == 2
+    assert model.requests[0].last_user == "Parse '42' as an integer."
+
+    # Edit the code and run it again: /v1/execute, not the model.
+    editor.fill(FIXED.replace("'parsed'", "'edited'").replace("'42'", "'43'"))
+    page.get_by_role("button", name="Run").click()
+    expect(badge).to_have_text("ok")
+    expect(output).to_have_text("edited 43\n")
+    expect(page.locator("#result-value")).to_have_text("43")
+    expect(page.locator("#summary")).to_contain_text("ok: ")
+    assert len(model.requests) == 2
+
+
+def test_the_keyboard_indents_and_runs(page: Page) -> None:
+    enter_key(page)
+    editor = page.get_by_label("Code", exact=True)
+    editor.fill("")
+    editor.press_sequentially("for i in range(2):\n")
+    editor.press("Tab")
+    editor.press_sequentially("print('row', i)\n1/0")
+    expect(editor).to_have_value("for i in range(2):\n    print('row', i)\n1/0")
+    editor.press("Control+Enter")
+    expect(page.locator("#status")).to_have_text("error")
+    expect(page.locator("#output")).to_have_text("row 0\nrow 1\n")
+    traceback = page.locator("#traceback")
+    expect(traceback).to_be_visible()
+    expect(traceback).to_contain_text('File "main.py", line 3')
+    expect(traceback).to_contain_text("ZeroDivisionError: division by zero")
+    # Esc, then Tab, leaves the editor for the next control.
+    editor.press("Escape")
+    editor.press("Tab")
+    expect(page.get_by_role("button", name="Run")).to_be_focused()
+
+
+def test_refusals_are_shown_in_plain_words(page: Page, playground_service: Service) -> None:
+    message = page.get_by_role("alert")
+    page.get_by_role("button", name="Run").click()
+    expect(message).to_have_text(re.compile(r"^Enter an API key first"))
+
+    enter_key(page, "sk_not_a_real_key")
+    page.get_by_label("Code", exact=True).fill("print('never runs')")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#status")).to_have_text("HTTP 401")
+    expect(message).to_have_text(
+        "The API key was not accepted: the API key is not valid. Paste a valid key above."
+    )
+    expect(page.locator("#output")).to_have_text("")
+
+    enter_key(page)
+    page.get_by_label("Runtime").select_option("pyodide")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#status")).to_have_text("HTTP 422")
+    expect(message).to_have_text(
+        "The request was refused: runtime: the pyodide engine is not enabled on this server."
+    )
+
+    page.get_by_label("Runtime").select_option("wasmtime")
+    page.get_by_label("CPU limit (ms)").fill("999999999")
+    page.get_by_role("button", name="Run").click()
+    expect(message).to_contain_text("The request was refused: limits.cpu_ms: ")
+
+    # The key and runtime are remembered by this browser.
+    page.reload()
+    expect(page.get_by_label("API key")).to_have_value(ADMIN_KEY)
+    expect(page.get_by_label("Runtime")).to_have_value("wasmtime")
+
+
+def test_stop_aborts_a_long_run(page: Page, playground_service: Service) -> None:
+    canceled_before = playground_service.log().count("canceled by the caller")
+    enter_key(page)
+    page.get_by_label("CPU limit (ms)").fill("60000")
+    page.get_by_label("Wall limit (ms)").fill("60000")
+    page.get_by_label("Code", exact=True).fill(
+        "print('spinning', flush=True)\nwhile True:\n    pass"
+    )
+    started = time.monotonic()
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#output")).to_have_text("spinning\n")
+    expect(page.locator("#status")).to_have_text("running")
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#status")).to_have_text("stopped")
+    expect(page.locator("#summary")).to_contain_text("Stopped")
+    expect(page.get_by_role("button", name="Run")).to_be_enabled()
+    expect(page.get_by_role("button", name="Stop")).to_be_disabled()
+    # The service saw the caller leave and canceled the run, long before its limits.
+    deadline = time.monotonic() + 10
+    while playground_service.log().count("canceled by the caller") == canceled_before:
+        assert time.monotonic() < deadline, "the service did not cancel the run"
+        time.sleep(0.05)
+    assert time.monotonic() - started < 30
+
+
+def test_a_model_failure_ends_the_generation(page: Page, model: FakeModel) -> None:
+    model.reset(Reply.error(500))
+    enter_key(page)
+    page.get_by_label("Task").fill("Anything.")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#status")).to_have_text("model_error")
+    expect(page.locator("#summary")).to_have_text("model_error: run none, 1 attempt")
+    expect(page.get_by_role("alert")).to_have_text(re.compile(r"^model_server_error: "))
+    expect(page.get_by_role("list", name="Attempts")).to_have_text("attempt 1 (generate)")
+
+
+def test_a_server_without_a_model_says_so(browser: Browser, seen: Seen, service: Service) -> None:
+    with open_page(browser, seen) as page:
+        page.goto(service.url + "/")
+        enter_key(page)
+        page.get_by_label("Task").fill("Anything.")
+        page.get_by_label("Task").press("Control+Enter")
+        expect(page.locator("#status")).to_have_text("HTTP 503")
+        expect(page.get_by_role("alert")).to_have_text(
+            re.compile(r"^The service can't do this now: no model is configured for /v1/generate")
+        )
+    only_loopback(seen, service.url)
+
+
+def test_a_narrow_screen_fits(browser: Browser, seen: Seen, playground_service: Service) -> None:
+    with open_page(browser, seen, viewport={"width": 360, "height": 740}) as page:
+        page.goto(playground_service.url + "/")
+        expect(page.get_by_role("button", name="Generate")).to_be_visible()
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow == 0
+        # One column: the output sits below the editor.
+        code = page.get_by_label("Code", exact=True).bounding_box()
+        output = page.locator("#output").bounding_box()
+        assert code is not None and output is not None
+        assert output["y"] > code["y"] + code["height"]
+    only_loopback(seen, playground_service.url)
