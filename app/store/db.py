@@ -9,7 +9,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Store", "migrate"]
@@ -30,13 +30,21 @@ class Store:
         if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # Counts this process's writes, so caches of what it read can tell they are stale.
+        # Counts this process's writes, so caches of what it read can tell they are stale:
+        # once when a statement writes, and again when its transaction commits (a read
+        # between the two saw the old data).
         self.generation = 0
-        event.listen(self.engine, "before_cursor_execute", self._count_writes)
+        event.listen(self.engine, "before_cursor_execute", self._count_write)
+        event.listen(self.engine, "commit", self._count_commit)
 
-    def _count_writes(self, *args: object) -> None:
-        statement = args[2]
+    def _count_write(self, connection: Connection, *args: object) -> None:
+        statement = args[1]
         if isinstance(statement, str) and statement.lstrip()[:6].upper() != "SELECT":
+            connection.info["sandlot_wrote"] = True
+            self.generation += 1
+
+    def _count_commit(self, connection: Connection) -> None:
+        if connection.info.pop("sandlot_wrote", False):
             self.generation += 1
 
     @contextmanager

@@ -9,9 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from app.dispatch import BundleCache, TargetCache, WorkerBundle
 from app.store import ArtifactStore, Store, migrate, namespaces, workers
+from app.store.models import WorkerRow
 
 
 def _bundle(text: str, bytecode: bool = True) -> bytes:
@@ -145,4 +147,18 @@ def test_target_cache_entries_expire(tmp_path: Path, monkeypatch: pytest.MonkeyP
     _deploy(other, "d" * 64)
     assert _sha(asyncio.run(uncached.get("ns", "w"))) == "d" * 64
     other.close()
+    store.close()
+
+
+def test_a_lookup_during_an_uncommitted_write_is_not_kept(tmp_path: Path) -> None:
+    store = _target_store(tmp_path)
+    cache = TargetCache(store, ttl_ms=60_000)
+    rows = WorkerRow.__table__
+    with store.engine.connect() as writer:
+        writer.execute(update(rows).values(vars={"V": "new"}))
+        # Read while the write is uncommitted: the old data, cached...
+        assert asyncio.run(cache.get("ns", "w")).bindings == {"TOKEN": "aaaa"}
+        writer.commit()
+    # ...and dropped when the write commits.
+    assert asyncio.run(cache.get("ns", "w")).bindings == {"V": "new", "TOKEN": "aaaa"}
     store.close()
