@@ -26,10 +26,13 @@ COPY pyodide-runtime ./pyodide-runtime
 COPY --from=pyodide /pyodide-runtime/node_modules ./pyodide-runtime/node_modules
 RUN pip install '.[build]'
 
-# The wasmtime component, its .cwasm and stdlib mount; the Pyodide snapshot (about 1 min).
+# The wasmtime component, its .cwasm and stdlib mount; the Pyodide snapshot and the
+# pure-Python packages it may load (pyodide-runtime/packages.txt), as `make build` does.
 RUN python -m sandbox.engines.wasmtime --artifacts /srv/sandlot/.artifacts \
     && python -m sandbox.engines.pyodide --artifacts /srv/sandlot/.artifacts \
         --runtime /srv/sandlot/pyodide-runtime \
+    && python -m sandbox.engines.pyodide.packages --artifacts /srv/sandlot/.artifacts \
+        --runtime /srv/sandlot/pyodide-runtime add -r /srv/sandlot/pyodide-runtime/packages.txt \
     && chmod -R a+rX /srv/sandlot/.artifacts /srv/sandlot/pyodide-runtime
 
 RUN mkdir -p /var/lib/sandlot && chown sandlot:sandlot /var/lib/sandlot
