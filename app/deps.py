@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 
 from app.config import Settings
-from app.dispatch import BundleCache, TargetCache
-from app.store import ArtifactStore, Store
+from app.dispatch import BundleCache
+from app.store import ArtifactStore, ReadCache, Store, workers
 from sandbox import Runner
 
 
@@ -55,7 +55,8 @@ class Services:
     store: Store
     artifacts: ArtifactStore
     bundles: BundleCache
-    targets: TargetCache
+    # Dispatch's worker lookups: (namespace, worker) → target.
+    targets: ReadCache[tuple[str, str], workers.Target]
     # The Pyodide engine's lock file (None when that engine is off): which packages exist.
     pyodide_lock_file: Path | None
 

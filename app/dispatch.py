@@ -13,17 +13,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from app.store import ArtifactStore, Store, workers
+from app.store import ArtifactStore
 
 __all__ = [
     "ENTRY",
     "BundleCache",
-    "TargetCache",
     "WorkerBundle",
     "WorkerReply",
     "entry_job_fields",
@@ -134,39 +132,3 @@ class BundleCache:
                 _, dropped = self._entries.popitem(last=False)
                 self._used -= dropped.size
         return bundle
-
-
-class TargetCache:
-    """Dispatch lookups (namespace, worker, bindings), kept for ``ttl_ms`` at most.
-
-    A write through this process's store (any INSERT, UPDATE or DELETE) makes
-    every entry stale at once, so an upload, rollback or delete here is seen by
-    the next request; writes made by another service process on the same
-    database are seen within ``ttl_ms``. Only found workers are kept.
-    """
-
-    def __init__(self, store: Store, ttl_ms: int, size: int = 4096) -> None:
-        self._store = store
-        self._ttl = ttl_ms / 1000
-        self._size = size
-        self._entries: OrderedDict[tuple[str, str], tuple[int, float, workers.Target]] = (
-            OrderedDict()
-        )
-
-    async def get(self, namespace: str, name: str) -> workers.Target:
-        """Raises NamespaceNotFound, WorkerNotFound."""
-        key = (namespace, name)
-        generation, now = self._store.generation, time.monotonic()
-        found = self._entries.get(key)
-        if found is not None and found[0] == generation and now - found[1] < self._ttl:
-            self._entries.move_to_end(key)
-            return found[2]
-        target = await asyncio.to_thread(workers.target, self._store, namespace, name)
-        if self._ttl > 0:
-            # Stamped with the generation read before the query: a write during it
-            # leaves this entry stale.
-            self._entries[key] = (generation, now, target)
-            self._entries.move_to_end(key)
-            if len(self._entries) > self._size:
-                self._entries.popitem(last=False)
-        return target

@@ -19,11 +19,10 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import ApiError, error_response
-from app.store import Store, hostnames
+from app.store import ReadCache, Store, hostnames
 
 __all__ = ["ROUTE_KEY", "HostRouting", "Route", "hostname_problem", "normalize_host"]
 
@@ -104,8 +103,12 @@ class HostRouting:
             worker, namespace = labels
             route = Route("hostname", host)
         else:
-            store: Store = scope["app"].state.store
-            found = await anyio.to_thread.run_sync(hostnames.route, store, host)
+            state = scope["app"].state
+            store: Store = state.store
+            routes: ReadCache[str, tuple[str, str] | None] = state.hostname_routes
+            # Every request for a name that isn't an address asks: the API's own
+            # hostname too, so misses are kept as well.
+            found = await routes.get(host, lambda: hostnames.route(store, host))
             if found is None:
                 await self.app(scope, receive, send)
                 return

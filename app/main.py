@@ -15,7 +15,7 @@ from app import errors
 from app.ai import ModelClient, ModelConfig, Prompts
 from app.auth import admin_key_for
 from app.config import Settings
-from app.dispatch import BundleCache, TargetCache
+from app.dispatch import BundleCache
 from app.hostnames import HostRouting
 from app.limits_middleware import BodySizeLimit
 from app.mcp_server import PATH as MCP_PATH
@@ -31,7 +31,7 @@ from app.routes import (
     tools,
     workers,
 )
-from app.store import ArtifactStore, Store, migrate
+from app.store import ArtifactStore, ReadCache, Store, migrate
 from sandbox import Runner
 from sandbox.engines import pyodide as pyodide_engine
 from sandbox.engines import wasmtime as wasmtime_engine
@@ -118,7 +118,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.store = store
         app.state.artifacts = ArtifactStore(settings.data_dir / "artifacts")
         app.state.bundles = BundleCache(app.state.artifacts)
-        app.state.targets = TargetCache(store, settings.dispatch_cache_ms)
+        app.state.targets = ReadCache(store, settings.dispatch_cache_ms)
+        app.state.hostname_routes = ReadCache(store, settings.dispatch_cache_ms)
         app.state.model = model_client(settings)
         if app.state.model is not None:
             log.info("generate: model %r at %s", settings.model, app.state.model.config.origin)

@@ -90,7 +90,9 @@ async def dispatch(
 async def find_target(services: Services, namespace: str, worker: str) -> workers.Target:
     """The worker and its namespace's defaults; 404 naming both when either is missing."""
     try:
-        return await services.targets.get(namespace, worker)
+        return await services.targets.get(
+            (namespace, worker), lambda: workers.target(services.store, namespace, worker)
+        )
     except (namespaces.NamespaceNotFound, workers.WorkerNotFound):
         raise ApiError(
             404, "worker_not_found", f"worker {worker!r} was not found in namespace {namespace!r}"

@@ -7,6 +7,7 @@ Repository functions live beside it (``namespaces.py``).
 
 from app.store import hostnames, keys, namespaces, workers
 from app.store.artifacts import ArtifactStore
+from app.store.cache import ReadCache
 from app.store.db import Store, migrate
 from app.store.models import ApiKeyRow, NamespaceRow
 
@@ -14,6 +15,7 @@ __all__ = [
     "ApiKeyRow",
     "ArtifactStore",
     "NamespaceRow",
+    "ReadCache",
     "Store",
     "hostnames",
     "keys",

@@ -1,4 +1,4 @@
-"""Dispatch's caches: parsed bundles by content address, and worker lookups."""
+"""Dispatch's caches: parsed bundles by content address, and store reads (ReadCache)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from app.dispatch import BundleCache, TargetCache, WorkerBundle
-from app.store import ArtifactStore, Store, migrate, namespaces, workers
+from app.dispatch import BundleCache, WorkerBundle
+from app.store import ArtifactStore, ReadCache, Store, hostnames, migrate, namespaces, workers
 from app.store.models import WorkerRow
 
 
@@ -90,12 +90,19 @@ def _deploy(store: Store, sha256: str) -> None:
     )
 
 
+Targets = ReadCache[tuple[str, str], workers.Target]
+
+
+def _lookup(cache: Targets, store: Store) -> workers.Target:
+    return asyncio.run(cache.get(("ns", "w"), lambda: workers.target(store, "ns", "w")))
+
+
 def _sha(target: workers.Target) -> str:
     assert target.worker.current is not None
     return target.worker.current.sha256
 
 
-def test_target_cache_reuses_lookups_until_this_process_writes(
+def test_reads_are_reused_until_this_process_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = _target_store(tmp_path)
@@ -107,58 +114,67 @@ def test_target_cache_reuses_lookups_until_this_process_writes(
         return real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(workers, "target", counting)
-    cache = TargetCache(store, ttl_ms=60_000)
-
-    async def scenario() -> None:
-        assert _sha(await cache.get("ns", "w")) == "a" * 64
-        assert _sha(await cache.get("ns", "w")) == "a" * 64
-        assert lookups == ["w"]
-        _deploy(store, "b" * 64)  # a write: the next lookup must see it
-        found = await cache.get("ns", "w")
-        assert _sha(found) == "b" * 64 and found.bindings == {"TOKEN": "bbbb"}
-        workers.remove(store, "ns", "w")
+    cache: Targets = ReadCache(store, ttl_ms=60_000)
+    assert _sha(_lookup(cache, store)) == "a" * 64
+    assert _sha(_lookup(cache, store)) == "a" * 64
+    assert lookups == ["w"]
+    _deploy(store, "b" * 64)  # a write: the next lookup must see it
+    found = _lookup(cache, store)
+    assert _sha(found) == "b" * 64 and found.bindings == {"TOKEN": "bbbb"}
+    workers.remove(store, "ns", "w")
+    for _ in range(2):  # a read that raises keeps nothing
         with pytest.raises(workers.WorkerNotFound):
-            await cache.get("ns", "w")
-        with pytest.raises(workers.WorkerNotFound):
-            await cache.get("ns", "w")  # misses are never kept
-
-    asyncio.run(scenario())
+            _lookup(cache, store)
     assert lookups == ["w", "w", "w", "w"]
     store.close()
 
 
-def test_target_cache_entries_expire(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_entries_expire_for_other_processes_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = _target_store(tmp_path)
     other = Store(store.url)  # another service process on the same database
     clock = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
-    cache = TargetCache(store, ttl_ms=1_000)
-
-    async def scenario() -> None:
-        assert _sha(await cache.get("ns", "w")) == "a" * 64
-        _deploy(other, "c" * 64)  # unseen by this process's store
-        clock[0] += 0.5
-        assert _sha(await cache.get("ns", "w")) == "a" * 64
-        clock[0] += 0.6
-        assert _sha(await cache.get("ns", "w")) == "c" * 64
-
-    asyncio.run(scenario())
-    uncached = TargetCache(store, ttl_ms=0)
+    cache: Targets = ReadCache(store, ttl_ms=1_000)
+    assert _sha(_lookup(cache, store)) == "a" * 64
+    _deploy(other, "c" * 64)  # unseen by this process's store
+    clock[0] += 0.5
+    assert _sha(_lookup(cache, store)) == "a" * 64
+    clock[0] += 0.6
+    assert _sha(_lookup(cache, store)) == "c" * 64
     _deploy(other, "d" * 64)
-    assert _sha(asyncio.run(uncached.get("ns", "w"))) == "d" * 64
+    assert _sha(_lookup(ReadCache(store, ttl_ms=0), store)) == "d" * 64
     other.close()
     store.close()
 
 
-def test_a_lookup_during_an_uncommitted_write_is_not_kept(tmp_path: Path) -> None:
+def test_misses_are_kept_and_dropped_by_a_write(tmp_path: Path) -> None:
     store = _target_store(tmp_path)
-    cache = TargetCache(store, ttl_ms=60_000)
+    routes: ReadCache[str, tuple[str, str] | None] = ReadCache(store, ttl_ms=60_000)
+    reads: list[str] = []
+
+    def route() -> tuple[str, str] | None:
+        reads.append("shop.example.com")
+        return hostnames.route(store, "shop.example.com")
+
+    assert asyncio.run(routes.get("shop.example.com", route)) is None
+    assert asyncio.run(routes.get("shop.example.com", route)) is None
+    assert len(reads) == 1
+    hostnames.put(store, "ns", "shop.example.com", "w")
+    assert asyncio.run(routes.get("shop.example.com", route)) == ("ns", "w")
+    store.close()
+
+
+def test_a_read_during_an_uncommitted_write_is_not_kept(tmp_path: Path) -> None:
+    store = _target_store(tmp_path)
+    cache: Targets = ReadCache(store, ttl_ms=60_000)
     rows = WorkerRow.__table__
     with store.engine.connect() as writer:
         writer.execute(update(rows).values(vars={"V": "new"}))
-        # Read while the write is uncommitted: the old data, cached...
-        assert asyncio.run(cache.get("ns", "w")).bindings == {"TOKEN": "aaaa"}
+        # Read while the write is uncommitted: the old data, kept...
+        assert _lookup(cache, store).bindings == {"TOKEN": "aaaa"}
         writer.commit()
     # ...and dropped when the write commits.
-    assert asyncio.run(cache.get("ns", "w")).bindings == {"V": "new", "TOKEN": "aaaa"}
+    assert _lookup(cache, store).bindings == {"V": "new", "TOKEN": "aaaa"}
     store.close()
