@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.engines.pyodide.deno import RuntimeLayout, deno_env, host_argv, snapshot_argv
+from sandbox.engines.pyodide.deno import (
+    SEMI_SPACE_MB,
+    RuntimeLayout,
+    deno_env,
+    host_argv,
+    snapshot_argv,
+)
 
 LAYOUT = RuntimeLayout(
     deno=Path("/opt/deno"),
@@ -52,6 +58,13 @@ def test_host_config_tells_workers_the_same_narrow_world() -> None:
     assert config["gate"] == "127.0.0.1:4567"
     assert config["spares"] == 2
     assert argv[-2].endswith("src/host.mjs")
+
+
+def test_host_sizes_v8s_young_generation_for_restores() -> None:
+    flags = _flags(host_argv(LAYOUT, "127.0.0.1:4567", spares=1))
+    v8 = flags["--v8-flags"].split(",")
+    assert f"--min-semi-space-size={SEMI_SPACE_MB}" in v8
+    assert f"--max-semi-space-size={SEMI_SPACE_MB}" in v8
 
 
 @pytest.mark.parametrize("gate", ["0.0.0.0:80", "example.com:443", "10.0.0.1:8080", ":1"])
