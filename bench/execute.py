@@ -7,7 +7,8 @@ in one run:
 * `exec()` in-process: the floor (no isolation at all);
 * `POST /v1/execute` with `print(1+1)` on each engine, sequentially and at concurrency 8;
 * for Pyodide also: a cold start in Deno without snapshot or pool (what a sandbox without
-  them pays per run) and a restore from our snapshot (what each run costs in the background).
+  them pays per run) and restores from our snapshot in fresh Web Workers (what each run
+  costs in the background), linked by Emscripten and by our recorded plan, alternating.
 
 Prints a Markdown table (ratios against the baseline's p50) for BENCHMARKS.md.
 
@@ -175,30 +176,37 @@ def is_deno(pid: int) -> bool:
     return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"deno")
 
 
-def pyodide_start() -> tuple[float, float]:
-    """(cold start ms, snapshot restore ms) measured in Deno directly."""
+def pyodide_start(mode: str, rounds: int) -> tuple[float, float]:
+    """(median ms, process CPU ms per start) of one Deno process of bench/pyodide_start.mjs."""
     from sandbox.engines.pyodide import builder
+    from sandbox.engines.pyodide.deno import SEMI_SPACE_MB
 
-    artifacts = builder.locate(ROOT / ".artifacts", ROOT / "pyodide-runtime")
-    layout = artifacts.layout
+    layout = builder.locate(ROOT / ".artifacts", ROOT / "pyodide-runtime").layout
+    read = (ROOT, layout.snapshot, layout.loader, layout.link_plan, layout.lock_file.parent)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [
             str(layout.deno),
             "run",
             "--no-prompt",
             "--no-remote",
-            f"--allow-read={ROOT},{layout.snapshot},{layout.lock_file.parent}",
+            f"--v8-flags=--min-semi-space-size={SEMI_SPACE_MB},--max-semi-space-size={SEMI_SPACE_MB}",
+            f"--allow-read={','.join(str(p) for p in read)}",
             str(ROOT / "bench" / "pyodide_start.mjs"),
+            mode,
+            str(rounds),
             str(layout.snapshot),
             str(layout.lock_file),
-            "9",
+            str(layout.loader),
+            str(layout.link_plan),
         ],
         capture_output=True,
         check=True,
         env={"DENO_NO_UPDATE_CHECK": "1", "DENO_DIR": str(layout.snapshot.parent / "deno-dir")},
     )
-    numbers = json.loads(done.stdout.splitlines()[-1])
-    return float(numbers["coldMs"]), float(numbers["restoreMs"])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_ms = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000
+    return float(json.loads(done.stdout.splitlines()[-1])["ms"]), cpu_ms / rounds
 
 
 def _ms(value: float) -> str:
@@ -287,18 +295,31 @@ def main() -> None:
             f"Deno process (its spare interpreters included) {deno_rss:.0f} MB; the API process "
             f"{rss_mb(proc.pid):.0f} MB."
         )
-    cold_ms, restore_ms = pyodide_start()
+    cold_ms, _ = pyodide_start("cold", 1)
     rows.append(
         Row("Pyodide cold start in Deno, no snapshot, no pool", [cold_ms], 1000 / cold_ms, "-")
     )
-    rows.append(
-        Row(
-            "Pyodide restore from our snapshot (one interpreter)",
-            [restore_ms],
-            1000 / restore_ms,
-            "-",
+    # Side by side, alternating, so that the machine's drift hits both alike.
+    restores: dict[str, tuple[list[float], list[float]]] = {
+        "emscripten": ([], []),
+        "plan": ([], []),
+    }
+    for _ in range(3):
+        for mode, (walls, cpus) in restores.items():
+            wall, cpu = pyodide_start(mode, 8)
+            walls.append(wall)
+            cpus.append(cpu)
+    for mode, label in (("emscripten", "Emscripten's linking"), ("plan", "our link plan")):
+        walls, cpus = restores[mode]
+        rows.append(
+            Row(
+                f"Pyodide restore in a fresh worker, {label} "
+                f"({statistics.median(cpus):.0f} ms of process CPU each)",
+                walls,
+                1000 / statistics.median(walls),
+                "-",
+            )
         )
-    )
 
     baseline = rows[0].p(0.5)
     baseline_version = subprocess.run(
@@ -308,7 +329,10 @@ def main() -> None:
     print(f"Machine: {platform.machine()}, {cpus} CPUs, Python {platform.python_version()}; ")
     print(f"baseline: {python} ({baseline_version}); service defaults (per engine one worker")
     print(f"process per CPU); {args.runs} wasmtime and {max(40, args.runs // 4)} pyodide")
-    print("requests per row; the two Pyodide start rows are medians of Deno-side timings.\n")
+    print(
+        "requests per row; the Pyodide start rows are Deno-side timings (restores: medians"
+        " of 3 processes x 8 workers, the two kinds alternating).\n"
+    )
     print("| scenario | p50 ms | p99 ms | runs/s | memory per run | p50 vs `python3 -c` |")
     print("|---|---:|---:|---:|---:|---:|")
     for row in rows:

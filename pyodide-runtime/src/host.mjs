@@ -1,12 +1,14 @@
 // The Deno process of one Pyodide driver: keeps pre-restored workers ready,
 // runs one job at a time in one of them, and throws each away after use.
-// Config (argv[0], JSON): {indexURL, snapshot, lockFile, packagesDir, gate, spares,
-// runtimeDir}.
+// Config (argv[0], JSON): {indexURL, snapshot, lockFile, loader, linkPlan,
+// packagesDir, gate, spares, runtimeDir}.
 import { readMessages, send } from "./lines.mjs";
 
 const config = JSON.parse(Deno.args[0]);
 const module = await WebAssembly.compile(await Deno.readFile(config.indexURL + "pyodide.asm.wasm"));
 const snapshot = await Deno.readFile(config.snapshot);
+// Text, parsed by each worker: cheaper to hand over than the object.
+const linkPlan = await Deno.readTextFile(config.linkPlan);
 const spares = [];
 let created = 0;
 let current = null;
@@ -19,7 +21,7 @@ function spawn() {
     type: "module",
     deno: {
       permissions: {
-        read: [config.runtimeDir, config.indexURL, config.packagesDir],
+        read: [config.runtimeDir, config.indexURL, config.loader, config.packagesDir],
         net: [config.gate],
         env: false,
         run: false,
@@ -55,6 +57,8 @@ function spawn() {
       op: "init",
       module,
       snapshot: ownSnapshot,
+      linkPlan,
+      loader: config.loader,
       indexURL: config.indexURL,
       lockFile: config.lockFile,
       interrupt,

@@ -52,7 +52,7 @@ self.onmessage = async ({ data }) => {
   }
 };
 
-async function init({ module, snapshot, indexURL, lockFile, interrupt, gate }) {
+async function init({ module, snapshot, linkPlan, loader, indexURL, lockFile, interrupt, gate }) {
   // Before Pyodide loads: its pyfetch binds `fetch` when the snapshot is restored.
   routeFetchThroughGate(gate);
   // Instantiate the wasm the host compiled once, and cap heap growth: past
@@ -71,12 +71,23 @@ async function init({ module, snapshot, indexURL, lockFile, interrupt, gate }) {
     isPyodide(imports)
       ? WebAssembly.instantiate(module, imports)
       : instantiateStreaming(response, imports);
-  pyodide = await loadPyodide({
-    indexURL,
-    lockFileURL: lockFile,
-    packageBaseUrl: lockFile.slice(0, lockFile.lastIndexOf("/") + 1),
-    _loadSnapshot: snapshot,
+  // Our copy of Pyodide's loader links the module by the plan recorded with
+  // the snapshot (src/fastlink.js) instead of Emscripten's per-start loops.
+  const { default: createPyodideModule } = await import(loader);
+  const misfit = new Promise((_, fail) => {
+    globalThis.__sandlotLink = { plan: JSON.parse(linkPlan), fail };
   });
+  pyodide = await Promise.race([
+    loadPyodide({
+      indexURL,
+      lockFileURL: lockFile,
+      packageBaseUrl: lockFile.slice(0, lockFile.lastIndexOf("/") + 1),
+      createPyodideModule,
+      _loadSnapshot: snapshot,
+    }),
+    misfit,
+  ]);
+  if ("__sandlotLink" in globalThis) throw new Error("the loader did not link by the plan");
   pyodide.setInterruptBuffer(new Int32Array(interrupt));
   lockDir = lockFile.slice(0, lockFile.lastIndexOf("/") + 1);
   lock = JSON.parse(await Deno.readTextFile(lockFile));

@@ -34,6 +34,8 @@ def test_host_may_read_only_its_files_and_reach_only_the_gate() -> None:
     assert flags["--allow-read"].split(",") == [
         "/srv/pyodide-runtime",
         "/srv/artifacts/pyodide/snapshot-x.bin",
+        "/srv/artifacts/pyodide/loader-x.mjs",
+        "/srv/artifacts/pyodide/link-x.json",
         "/srv/artifacts/pyodide/packages",
     ]
     assert flags["--allow-net"] == "127.0.0.1:4567"
@@ -57,6 +59,8 @@ def test_host_config_tells_workers_the_same_narrow_world() -> None:
     config = json.loads(argv[-1])
     assert config["gate"] == "127.0.0.1:4567"
     assert config["spares"] == 2
+    assert config["loader"] == "/srv/artifacts/pyodide/loader-x.mjs"
+    assert config["linkPlan"] == "/srv/artifacts/pyodide/link-x.json"
     assert argv[-2].endswith("src/host.mjs")
 
 
@@ -74,9 +78,13 @@ def test_gate_must_be_on_loopback(gate: str) -> None:
 
 
 def test_snapshot_build_has_no_network_at_all() -> None:
-    flags = _flags(snapshot_argv(LAYOUT.deno, LAYOUT.runtime_dir, LAYOUT.lock_file.parent))
+    flags = _flags(snapshot_argv(LAYOUT))
     assert "--allow-net" not in flags
-    assert flags["--allow-read"] == "/srv/pyodide-runtime,/srv/artifacts/pyodide/packages"
+    assert flags["--allow-read"].split(",") == [
+        "/srv/pyodide-runtime",
+        "/srv/artifacts/pyodide/loader-x.mjs",
+        "/srv/artifacts/pyodide/packages",
+    ]
 
 
 def test_environment_is_only_denos_own() -> None:

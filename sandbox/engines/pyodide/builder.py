@@ -5,10 +5,13 @@
 1. Our own lock file (``packages/pyodide-lock.json``): Pyodide's, with no
    packages of its own, so nothing can ever be fetched from a CDN; pure-Python
    wheels are added to it explicitly.
-2. A cold Pyodide in Deno (``src/snapshot.mjs``) gets the guest files
-   (``sandbox/guest/`` and ``pyodide-runtime/py/``), imports the common stdlib
-   and installs the glue; its memory is saved as ``snapshot-<key>.bin``. Every
-   run restores a fresh interpreter from it.
+2. Our copy of Pyodide's Emscripten loader (``loader-<key>.mjs``, see
+   ``loader.py``), which can record and replay how the main module is linked.
+3. A cold Pyodide in Deno (``src/snapshot.mjs``), started with that loader,
+   gets the guest files (``sandbox/guest/`` and ``pyodide-runtime/py/``),
+   imports the common stdlib and installs the glue; its memory is saved as
+   ``snapshot-<key>.bin`` and its link plan as ``link-<key>.json``. Every run
+   restores a fresh interpreter from the one and links it by the other.
 
 The key covers the guest files, the runtime's JS, the Pyodide and Deno
 versions and this builder's format; identical inputs are not rebuilt.
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.engines.filelock import locked
+from sandbox.engines.pyodide import loader
 from sandbox.engines.pyodide.deno import RuntimeLayout, deno_env, snapshot_argv
 from sandbox.errors import BuildError, EngineUnavailable
 
@@ -35,7 +39,7 @@ __all__ = ["PyodideArtifacts", "build", "find_deno", "locate"]
 
 log = logging.getLogger(__name__)
 
-BUILD_FORMAT = "1"
+BUILD_FORMAT = "2"
 SHARED_GUEST_DIR = Path(__file__).parent.parent.parent / "guest"
 GUEST_LIB = "/lib/sandlot"
 # Imported before the snapshot: what agents reach for first costs nothing per run.
@@ -56,7 +60,14 @@ class PyodideArtifacts:
 
     def check(self) -> None:
         """Raise EngineUnavailable naming whatever is missing."""
-        for path in (self.layout.snapshot, self.layout.lock_file, self.layout.index_dir):
+        layout = self.layout
+        for path in (
+            layout.snapshot,
+            layout.loader,
+            layout.link_plan,
+            layout.lock_file,
+            layout.index_dir,
+        ):
             if not path.exists():
                 raise EngineUnavailable(
                     f"Pyodide engine file {path} is missing; run `make build` "
@@ -97,8 +108,9 @@ def _key(runtime_dir: Path) -> str:
     digest = hashlib.sha256(f"format={BUILD_FORMAT};{_versions(runtime_dir)}".encode())
     for name, text in sorted(_guest_files(runtime_dir).items()):
         digest.update(name.encode() + b"\0" + text.encode() + b"\0")
-    for path in sorted((runtime_dir / "src").glob("*.mjs")):
+    for path in sorted((runtime_dir / "src").glob("*.*js")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(Path(loader.__file__).read_bytes())  # its edits shape the loader
     digest.update(" ".join(PRELOAD).encode())
     return digest.hexdigest()[:24]
 
@@ -131,11 +143,18 @@ def build(artifact_dir: Path, runtime_dir: Path, *, force: bool = False) -> Pyod
     with locked(root / ".lock"):
         if force or not artifacts.layout.lock_file.exists():
             _write_lock_file(artifacts.layout)
-        if force or not artifacts.layout.snapshot.exists():
-            _make_snapshot(artifacts.layout, root / "deno-dir")
-        for stale in root.glob("snapshot-*.bin"):
-            if stale != artifacts.layout.snapshot:
-                stale.unlink(missing_ok=True)
+        layout = artifacts.layout
+        if force or not layout.loader.exists():
+            loader.write_loader(
+                layout.index_dir, layout.runtime_dir / "src" / "fastlink.js", layout.loader
+            )
+        if force or not (layout.snapshot.exists() and layout.link_plan.exists()):
+            _make_snapshot(layout, root / "deno-dir")
+        current = {layout.snapshot, layout.loader, layout.link_plan}
+        for pattern in ("snapshot-*.bin", "loader-*.mjs", "link-*.json"):
+            for stale in root.glob(pattern):
+                if stale not in current:
+                    stale.unlink(missing_ok=True)
     artifacts.check()
     return artifacts
 
@@ -168,10 +187,11 @@ def _make_snapshot(layout: RuntimeLayout, deno_dir: Path) -> None:
         "files": _guest_files(layout.runtime_dir),
         "setup": _setup_code(),
         "lockFile": str(layout.lock_file),
+        "loader": str(layout.loader),
     }
     try:
         done = subprocess.run(
-            snapshot_argv(layout.deno, layout.runtime_dir, layout.lock_file.parent),
+            snapshot_argv(layout),
             input=json.dumps(request).encode() + b"\n",
             capture_output=True,
             env=deno_env(deno_dir),
@@ -184,11 +204,19 @@ def _make_snapshot(layout: RuntimeLayout, deno_dir: Path) -> None:
         raise BuildError("making the Pyodide snapshot took over 300 s") from exc
     except OSError as exc:
         raise EngineUnavailable(f"can't run deno: {exc}") from exc
-    tmp = layout.snapshot.with_suffix(".tmp")
-    tmp.write_bytes(done.stdout)
-    tmp.rename(layout.snapshot)
+    # One line of JSON (the link plan), then the snapshot's bytes.
+    plan, newline, snapshot = done.stdout.partition(b"\n")
+    if not newline or not snapshot:
+        raise BuildError(f"the snapshot step wrote no snapshot:\n{done.stderr.decode()}")
+    for path, data in ((layout.link_plan, plan), (layout.snapshot, snapshot)):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.rename(path)
     log.info(
-        "snapshot made in %.1f s (%.1f MB)", time.monotonic() - started, len(done.stdout) / 1e6
+        "snapshot made in %.1f s (%.1f MB; link plan %.0f kB)",
+        time.monotonic() - started,
+        len(snapshot) / 1e6,
+        len(plan) / 1e3,
     )
 
 

@@ -50,6 +50,20 @@ class RuntimeLayout:
     def index_dir(self) -> Path:
         return self.runtime_dir / "node_modules" / "pyodide"
 
+    @property
+    def loader(self) -> Path:
+        """Our copy of Pyodide's Emscripten loader (``loader.py``), beside the snapshot."""
+        return self.snapshot.with_name(
+            self.snapshot.name.replace("snapshot-", "loader-", 1)
+        ).with_suffix(".mjs")
+
+    @property
+    def link_plan(self) -> Path:
+        """The link plan recorded when the snapshot was made (``src/fastlink.js``)."""
+        return self.snapshot.with_name(
+            self.snapshot.name.replace("snapshot-", "link-", 1)
+        ).with_suffix(".json")
+
 
 def host_argv(layout: RuntimeLayout, gate: str, spares: int) -> list[str]:
     """argv of the long-lived Deno host (``src/host.mjs``) that runs jobs."""
@@ -59,12 +73,23 @@ def host_argv(layout: RuntimeLayout, gate: str, spares: int) -> list[str]:
         "indexURL": f"{layout.index_dir}/",
         "snapshot": str(layout.snapshot),
         "lockFile": str(layout.lock_file),
+        "loader": str(layout.loader),
+        "linkPlan": str(layout.link_plan),
         "packagesDir": str(layout.lock_file.parent),
         "runtimeDir": str(layout.runtime_dir),
         "gate": gate,
         "spares": spares,
     }
-    read = ",".join(str(p) for p in (layout.runtime_dir, layout.snapshot, layout.lock_file.parent))
+    read = ",".join(
+        str(p)
+        for p in (
+            layout.runtime_dir,
+            layout.snapshot,
+            layout.loader,
+            layout.link_plan,
+            layout.lock_file.parent,
+        )
+    )
     return [
         str(layout.deno),
         "run",
@@ -78,14 +103,15 @@ def host_argv(layout: RuntimeLayout, gate: str, spares: int) -> list[str]:
     ]
 
 
-def snapshot_argv(deno: Path, runtime_dir: Path, lock_dir: Path) -> list[str]:
+def snapshot_argv(layout: RuntimeLayout) -> list[str]:
     """argv of the build step that makes the memory snapshot (``src/snapshot.mjs``)."""
+    read = (layout.runtime_dir, layout.loader, layout.lock_file.parent)
     return [
-        str(deno),
+        str(layout.deno),
         "run",
         *_COMMON_FLAGS,
-        f"--allow-read={runtime_dir},{lock_dir}",
-        str(runtime_dir / "src" / "snapshot.mjs"),
+        f"--allow-read={','.join(str(p) for p in read)}",
+        str(layout.runtime_dir / "src" / "snapshot.mjs"),
     ]
 
 
