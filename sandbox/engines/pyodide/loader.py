@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sandbox.errors import BuildError
 
-__all__ = ["patched_loader"]
+__all__ = ["patched_loader", "write_loader"]
 
 # (what Pyodide 314.0.7 has, what the copy gets); {fastlink} is the injected code.
 _EDITS = (
