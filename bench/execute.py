@@ -179,7 +179,7 @@ def is_deno(pid: int) -> bool:
 def pyodide_start(mode: str, rounds: int) -> tuple[float, float]:
     """(median ms, process CPU ms per start) of one Deno process of bench/pyodide_start.mjs."""
     from sandbox.engines.pyodide import builder
-    from sandbox.engines.pyodide.deno import SEMI_SPACE_MB
+    from sandbox.engines.pyodide.deno import V8_FLAGS
 
     layout = builder.locate(ROOT / ".artifacts", ROOT / "pyodide-runtime").layout
     read = (ROOT, layout.snapshot, layout.loader, layout.link_plan, layout.lock_file.parent)
@@ -190,7 +190,7 @@ def pyodide_start(mode: str, rounds: int) -> tuple[float, float]:
             "run",
             "--no-prompt",
             "--no-remote",
-            f"--v8-flags=--min-semi-space-size={SEMI_SPACE_MB},--max-semi-space-size={SEMI_SPACE_MB}",
+            V8_FLAGS,
             f"--allow-read={','.join(str(p) for p in read)}",
             str(ROOT / "bench" / "pyodide_start.mjs"),
             mode,

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SEMI_SPACE_MB", "RuntimeLayout", "deno_env", "host_argv", "snapshot_argv"]
+__all__ = ["SEMI_SPACE_MB", "V8_FLAGS", "RuntimeLayout", "deno_env", "host_argv", "snapshot_argv"]
 
 _COMMON_FLAGS = (
     "--no-prompt",
@@ -32,9 +32,7 @@ _COMMON_FLAGS = (
 # restore (645 -> 520 ms, process total) and about 10% less wall time; 64 MiB
 # gained nothing more. See BENCHMARKS.md.
 SEMI_SPACE_MB = 32
-_V8_FLAGS = (
-    f"--v8-flags=--min-semi-space-size={SEMI_SPACE_MB},--max-semi-space-size={SEMI_SPACE_MB}"
-)
+V8_FLAGS = f"--v8-flags=--min-semi-space-size={SEMI_SPACE_MB},--max-semi-space-size={SEMI_SPACE_MB}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +51,17 @@ class RuntimeLayout:
     @property
     def loader(self) -> Path:
         """Our copy of Pyodide's Emscripten loader (``loader.py``), beside the snapshot."""
-        return self.snapshot.with_name(
-            self.snapshot.name.replace("snapshot-", "loader-", 1)
-        ).with_suffix(".mjs")
+        return self._beside_snapshot("loader", ".mjs")
 
     @property
     def link_plan(self) -> Path:
         """The link plan recorded when the snapshot was made (``src/fastlink.js``)."""
-        return self.snapshot.with_name(
-            self.snapshot.name.replace("snapshot-", "link-", 1)
-        ).with_suffix(".json")
+        return self._beside_snapshot("link", ".json")
+
+    def _beside_snapshot(self, kind: str, suffix: str) -> Path:
+        # snapshot-<key>.bin -> <kind>-<key><suffix>: the same key, so they go stale together.
+        key = self.snapshot.stem.removeprefix("snapshot-")
+        return self.snapshot.with_name(f"{kind}-{key}{suffix}")
 
 
 def host_argv(layout: RuntimeLayout, gate: str, spares: int) -> list[str]:
@@ -95,7 +94,7 @@ def host_argv(layout: RuntimeLayout, gate: str, spares: int) -> list[str]:
         "run",
         *_COMMON_FLAGS,
         "--unstable-worker-options",
-        _V8_FLAGS,
+        V8_FLAGS,
         f"--allow-read={read}",
         f"--allow-net={gate}",
         str(layout.runtime_dir / "src" / "host.mjs"),
