@@ -179,10 +179,9 @@ def is_deno(pid: int) -> bool:
 def pyodide_start(mode: str, rounds: int) -> tuple[float, float]:
     """(median ms, process CPU ms per start) of one Deno process of bench/pyodide_start.mjs."""
     from sandbox.engines.pyodide import builder
-    from sandbox.engines.pyodide.deno import V8_FLAGS
+    from sandbox.engines.pyodide.deno import V8_FLAGS, allow_read
 
     layout = builder.locate(ROOT / ".artifacts", ROOT / "pyodide-runtime").layout
-    read = (ROOT, layout.snapshot, layout.loader, layout.link_plan, layout.lock_file.parent)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [
@@ -191,7 +190,7 @@ def pyodide_start(mode: str, rounds: int) -> tuple[float, float]:
             "--no-prompt",
             "--no-remote",
             V8_FLAGS,
-            f"--allow-read={','.join(str(p) for p in read)}",
+            allow_read(ROOT, *layout.built, layout.lock_file.parent),
             str(ROOT / "bench" / "pyodide_start.mjs"),
             mode,
             str(rounds),

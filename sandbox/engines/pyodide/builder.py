@@ -60,14 +60,7 @@ class PyodideArtifacts:
 
     def check(self) -> None:
         """Raise EngineUnavailable naming whatever is missing."""
-        layout = self.layout
-        for path in (
-            layout.snapshot,
-            layout.loader,
-            layout.link_plan,
-            layout.lock_file,
-            layout.index_dir,
-        ):
+        for path in (*self.layout.built, self.layout.lock_file, self.layout.index_dir):
             if not path.exists():
                 raise EngineUnavailable(
                     f"Pyodide engine file {path} is missing; run `make build` "
@@ -150,10 +143,9 @@ def build(artifact_dir: Path, runtime_dir: Path, *, force: bool = False) -> Pyod
             )
         if force or not (layout.snapshot.exists() and layout.link_plan.exists()):
             _make_snapshot(layout, root / "deno-dir")
-        current = {layout.snapshot, layout.loader, layout.link_plan}
         for pattern in ("snapshot-*.bin", "loader-*.mjs", "link-*.json"):
             for stale in root.glob(pattern):
-                if stale not in current:
+                if stale not in layout.built:
                     stale.unlink(missing_ok=True)
     artifacts.check()
     return artifacts

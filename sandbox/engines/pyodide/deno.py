@@ -13,7 +13,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SEMI_SPACE_MB", "V8_FLAGS", "RuntimeLayout", "deno_env", "host_argv", "snapshot_argv"]
+__all__ = [
+    "SEMI_SPACE_MB",
+    "V8_FLAGS",
+    "RuntimeLayout",
+    "allow_read",
+    "deno_env",
+    "host_argv",
+    "snapshot_argv",
+]
 
 _COMMON_FLAGS = (
     "--no-prompt",
@@ -58,6 +66,11 @@ class RuntimeLayout:
         """The link plan recorded when the snapshot was made (``src/fastlink.js``)."""
         return self._beside_snapshot("link", ".json")
 
+    @property
+    def built(self) -> tuple[Path, Path, Path]:
+        """The files one build makes together: the snapshot, the loader and the link plan."""
+        return (self.snapshot, self.loader, self.link_plan)
+
     def _beside_snapshot(self, kind: str, suffix: str) -> Path:
         # snapshot-<key>.bin -> <kind>-<key><suffix>: the same key, so they go stale together.
         key = self.snapshot.stem.removeprefix("snapshot-")
@@ -79,23 +92,13 @@ def host_argv(layout: RuntimeLayout, gate: str, spares: int) -> list[str]:
         "gate": gate,
         "spares": spares,
     }
-    read = ",".join(
-        str(p)
-        for p in (
-            layout.runtime_dir,
-            layout.snapshot,
-            layout.loader,
-            layout.link_plan,
-            layout.lock_file.parent,
-        )
-    )
     return [
         str(layout.deno),
         "run",
         *_COMMON_FLAGS,
         "--unstable-worker-options",
         V8_FLAGS,
-        f"--allow-read={read}",
+        allow_read(layout.runtime_dir, *layout.built, layout.lock_file.parent),
         f"--allow-net={gate}",
         str(layout.runtime_dir / "src" / "host.mjs"),
         json.dumps(config),
@@ -104,14 +107,18 @@ def host_argv(layout: RuntimeLayout, gate: str, spares: int) -> list[str]:
 
 def snapshot_argv(layout: RuntimeLayout) -> list[str]:
     """argv of the build step that makes the memory snapshot (``src/snapshot.mjs``)."""
-    read = (layout.runtime_dir, layout.loader, layout.lock_file.parent)
     return [
         str(layout.deno),
         "run",
         *_COMMON_FLAGS,
-        f"--allow-read={','.join(str(p) for p in read)}",
+        allow_read(layout.runtime_dir, layout.loader, layout.lock_file.parent),
         str(layout.runtime_dir / "src" / "snapshot.mjs"),
     ]
+
+
+def allow_read(*paths: Path) -> str:
+    """Deno's flag that lets a process read ``paths`` (and what is under them) and nothing else."""
+    return f"--allow-read={','.join(str(p) for p in paths)}"
 
 
 def deno_env(deno_dir: Path) -> dict[str, str]:
