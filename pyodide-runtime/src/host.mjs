@@ -1,21 +1,26 @@
 // The Deno process of one Pyodide driver: keeps pre-restored workers ready,
 // runs one job at a time in one of them, and throws each away after use.
-// Config (argv[0], JSON): {indexURL, snapshot, lockFile, loader, linkPlan,
-// packagesDir, gate, spares, runtimeDir}.
-import { readMessages, send } from "./lines.mjs";
+// Config (stdin, one JSON object; never argv, which workers could read):
+// {indexURL, snapshot, lockFile, loader, linkPlan, packagesDir, gate, spares,
+// runtimeDir, control, nonce}. Messages travel over the control connection
+// (src/channel.mjs), which no worker can reach.
+import { Channel, readStdin } from "./channel.mjs";
 
-const config = JSON.parse(Deno.args[0]);
+const config = await readStdin();
+const channel = await Channel.connect(config.control, config.nonce);
 const module = await WebAssembly.compile(await Deno.readFile(config.indexURL + "pyodide.asm.wasm"));
 const snapshot = await Deno.readFile(config.snapshot);
 // Text, parsed by each worker: cheaper to hand over than the object.
 const linkPlan = await Deno.readTextFile(config.linkPlan);
+const STREAMS = new Set(["stdout", "stderr"]);
 const spares = [];
 let created = 0;
 let current = null;
 
 function spawn() {
   // Deno names worker threads worker-1, worker-2, ... in creation order; the
-  // driver reads that thread's CPU time to enforce cpu_ms.
+  // driver reads that thread's CPU time to enforce cpu_ms, and treats any
+  // worker thread numbered above `created` as one a guest started.
   const number = ++created;
   const worker = new Worker(new URL("./worker.mjs", import.meta.url).href, {
     type: "module",
@@ -36,9 +41,9 @@ function spawn() {
   const entry = { worker, number, interrupt: new Int32Array(interrupt), listener: null };
   entry.ready = new Promise((resolve, reject) => {
     worker.onmessage = ({ data }) => {
-      if (data.t === "ready") resolve();
-      else if (data.t === "fatal") reject(new Error(data.message));
-      else entry.listener?.(data);
+      if (entry.listener) entry.listener(data);
+      else if (data?.t === "ready") resolve();
+      else reject(new Error(data?.t === "fatal" ? String(data.message) : "unexpected message"));
     };
     worker.onerror = (event) => {
       event.preventDefault();
@@ -73,7 +78,19 @@ function refill() {
   while (spares.length < config.spares) spawn();
 }
 
-async function run(message) {
+// What a worker may say during a run. Guest code can post messages too, so
+// every one is checked; anything else ends the run as a violation.
+function fromWorker(data) {
+  if (data?.t === "out" && STREAMS.has(data.s) && typeof data.d === "string") return data;
+  if (data?.t === "end" && typeof data.outcome === "string") {
+    const heapBytes = Number.isSafeInteger(data.heapBytes) && data.heapBytes >= 0 ? data.heapBytes : 0;
+    return { t: "end", outcome: data.outcome, heapBytes };
+  }
+  if (data?.t === "fatal") return { t: "fatal", message: String(data.message) };
+  return { t: "violation", message: "the worker sent a message the host does not accept" };
+}
+
+async function run({ id, job, token, memoryBytes }) {
   // With no spare ready, start one now; otherwise replace the used one after
   // the run, so that restoring doesn't compete with the run for the CPU.
   if (!spares.length) refill();
@@ -83,56 +100,68 @@ async function run(message) {
   } catch (error) {
     entry.worker.terminate();
     refill();
-    send({ t: "end", status: "internal_error", detail: `worker failed to start: ${error}` });
+    channel.send({ t: "end", id, failed: `worker failed to start: ${error}` });
     return;
   }
-  current = { entry, aborted: null, timer: null };
-  send({ t: "started", worker: entry.number });
+  current = { id, entry, aborted: null, timer: null };
+  channel.send({ t: "started", id, worker: entry.number, created });
   const finished = new Promise((resolve) => {
     entry.listener = (data) => {
-      if (data.t === "out") send(data);
-      else if (data.t === "end" || data.t === "fatal") resolve(data);
+      const message = fromWorker(data);
+      if (message.t === "out") channel.send({ t: "out", id, s: message.s, d: message.d });
+      else resolve(message);
     };
     current.finish = resolve;
   });
-  entry.worker.postMessage({
-    op: "run",
-    job: message.job,
-    token: message.token,
-    memoryBytes: message.memoryBytes,
-  });
+  entry.worker.postMessage({ op: "run", job, token, memoryBytes });
   const result = await finished;
+  entry.listener = () => {};
   clearTimeout(current.timer);
   entry.worker.terminate();
   const aborted = current.aborted;
   current = null;
   if (result.t === "end") {
-    send({ t: "end", outcome: result.outcome, heapBytes: result.heapBytes, aborted });
+    channel.send({ t: "end", id, outcome: result.outcome, heapBytes: result.heapBytes, aborted });
+  } else if (result.t === "violation") {
+    channel.send({ t: "end", id, violation: result.message, aborted });
   } else {
     // The interpreter died under the guest's code (stack overflow, a fatal
     // error) or was terminated after an abort.
-    send({ t: "end", crashed: result.message, aborted });
+    channel.send({ t: "end", id, crashed: result.message, aborted });
   }
-  // After answering: starting a worker copies the snapshot (tens of ms).
-  refill();
+  // The spare is replaced when the driver says so (op "refill"), after it
+  // has looked for worker threads the guest started: until then every worker
+  // thread numbered above `created` is the guest's. Starting a worker also
+  // copies the snapshot (tens of ms), better done after answering anyway.
 }
 
-function abort(status, graceMs) {
-  if (!current || current.aborted) return;
-  current.aborted = status;
+function abort({ id, status, graceMs }) {
+  if (!current || current.id !== id || current.aborted) return;
+  current.aborted = String(status);
   // SIGINT into the interpreter: KeyboardInterrupt at the next bytecode.
   Atomics.store(current.entry.interrupt, 0, 2);
   // Code that catches BaseException keeps going: then the worker goes.
-  current.timer = setTimeout(() => current?.finish({ t: "fatal", message: "terminated" }), graceMs);
+  const finish = current.finish;
+  current.timer = setTimeout(() => finish({ t: "fatal", message: "terminated" }), graceMs);
 }
 
 refill();
-send({ t: "ready" });
+channel.send({ t: "ready" });
 let running = Promise.resolve();
-for await (const message of readMessages()) {
-  if (message.op === "run") running = running.then(() => run(message));
-  else if (message.op === "abort") abort(message.status, message.graceMs ?? 200);
-  else if (message.op === "exit") break;
+for await (const message of channel.messages()) {
+  if (message.op === "run" && Number.isSafeInteger(message.id)) {
+    running = running.then(() => run(message));
+  } else if (message.op === "refill") {
+    running = running.then(refill);
+  } else if (message.op === "abort" && Number.isSafeInteger(message.graceMs)) {
+    abort(message);
+  } else if (message.op === "exit") {
+    break;
+  } else {
+    // Only the driver writes here; anything else means the channel is not ours.
+    Deno.exit(2);
+  }
 }
 await running;
+await channel.flush();
 Deno.exit(0);

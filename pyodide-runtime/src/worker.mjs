@@ -95,8 +95,12 @@ async function init({ module, snapshot, linkPlan, loader, indexURL, lockFile, in
     for (const module of entry.imports ?? []) packagesByImport.set(module, normalizeName(name));
   }
   // Sibling workers must not talk to each other (measured: BroadcastChannel
-  // crosses workers of one process).
+  // crosses workers of one process), and a guest must not start workers of
+  // its own: they would outlive the run. Deleting the global is the polite
+  // refusal; node:worker_threads can still make one, and the driver kills
+  // the whole Deno process when a worker thread it did not ask for appears.
   delete globalThis.BroadcastChannel;
+  delete globalThis.Worker;
   // One trivial job, ours, before any user's: the first pass through a run's
   // JS and Python paths costs about 10 ms in a fresh isolate. Nothing of it is
   // left that a run doesn't reset (env, cwd, stdin, argv, random seed, linecache).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from sandbox.engines.pyodide.deno import (
     RuntimeLayout,
     deno_env,
     host_argv,
+    host_config,
     snapshot_argv,
 )
 
@@ -29,8 +29,12 @@ def _flags(argv: list[str]) -> dict[str, str]:
     )
 
 
-def test_host_may_read_only_its_files_and_reach_only_the_gate() -> None:
-    flags = _flags(host_argv(LAYOUT, "127.0.0.1:4567", spares=2))
+GATE = "127.0.0.1:4567"
+CONTROL = "127.0.0.1:4568"
+
+
+def test_host_may_read_only_its_files_and_reach_only_the_gate_and_its_driver() -> None:
+    flags = _flags(host_argv(LAYOUT, GATE, CONTROL))
     assert flags["--allow-read"].split(",") == [
         "/srv/pyodide-runtime",
         "/srv/artifacts/pyodide/snapshot-x.bin",
@@ -38,7 +42,7 @@ def test_host_may_read_only_its_files_and_reach_only_the_gate() -> None:
         "/srv/artifacts/pyodide/link-x.json",
         "/srv/artifacts/pyodide/packages",
     ]
-    assert flags["--allow-net"] == "127.0.0.1:4567"
+    assert flags["--allow-net"] == f"{GATE},{CONTROL}"
     for granted in (
         "--allow-all",
         "--allow-env",
@@ -55,26 +59,35 @@ def test_host_may_read_only_its_files_and_reach_only_the_gate() -> None:
 
 
 def test_host_config_tells_workers_the_same_narrow_world() -> None:
-    argv = host_argv(LAYOUT, "127.0.0.1:4567", spares=2)
-    config = json.loads(argv[-1])
-    assert config["gate"] == "127.0.0.1:4567"
+    config = host_config(LAYOUT, GATE, spares=2, control_port=4568, nonce="n0nce")
+    assert config["gate"] == GATE
     assert config["spares"] == 2
+    assert config["control"] == 4568
+    assert config["nonce"] == "n0nce"
     assert config["loader"] == "/srv/artifacts/pyodide/loader-x.mjs"
     assert config["linkPlan"] == "/srv/artifacts/pyodide/link-x.json"
-    assert argv[-2].endswith("src/host.mjs")
+
+
+def test_argv_carries_no_configuration_a_worker_could_read() -> None:
+    # Workers can read Deno.args: paths, ports and the nonce go on stdin instead.
+    argv = host_argv(LAYOUT, GATE, CONTROL)
+    assert argv[-1].endswith("src/host.mjs")
+    assert not any("{" in arg or "nonce" in arg for arg in argv)
 
 
 def test_host_sizes_v8s_young_generation_for_restores() -> None:
-    flags = _flags(host_argv(LAYOUT, "127.0.0.1:4567", spares=1))
+    flags = _flags(host_argv(LAYOUT, GATE, CONTROL))
     v8 = flags["--v8-flags"].split(",")
     assert f"--min-semi-space-size={SEMI_SPACE_MB}" in v8
     assert f"--max-semi-space-size={SEMI_SPACE_MB}" in v8
 
 
-@pytest.mark.parametrize("gate", ["0.0.0.0:80", "example.com:443", "10.0.0.1:8080", ":1"])
-def test_gate_must_be_on_loopback(gate: str) -> None:
-    with pytest.raises(ValueError, match="loopback"):
-        host_argv(LAYOUT, gate, spares=1)
+@pytest.mark.parametrize("address", ["0.0.0.0:80", "example.com:443", "10.0.0.1:8080", ":1"])
+def test_gate_and_control_channel_must_be_on_loopback(address: str) -> None:
+    with pytest.raises(ValueError, match="egress gate must listen on loopback"):
+        host_argv(LAYOUT, address, CONTROL)
+    with pytest.raises(ValueError, match="control channel must listen on loopback"):
+        host_argv(LAYOUT, GATE, address)
 
 
 def test_snapshot_build_has_no_network_at_all() -> None:

@@ -2,14 +2,14 @@
 
 The Deno process may read only the runtime's own files (its JS, the Pyodide
 package, the snapshot and our lock file) and connect only to the egress gate
-on loopback. No environment, no writes, no subprocesses, no FFI, no system
-information, no remote or npm imports. Per-run Web Workers get the same or
-narrower permissions (``--unstable-worker-options``; see ``src/host.mjs``).
+and the driver's control channel, both on loopback. No environment, no
+writes, no subprocesses, no FFI, no system information, no remote or npm
+imports. Per-run Web Workers get narrower permissions: read the same files,
+connect to the gate only (``--unstable-worker-options``; see ``src/host.mjs``).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ __all__ = [
     "allow_read",
     "deno_env",
     "host_argv",
+    "host_config",
     "snapshot_argv",
 ]
 
@@ -77,11 +78,38 @@ class RuntimeLayout:
         return self.snapshot.with_name(f"{kind}-{key}{suffix}")
 
 
-def host_argv(layout: RuntimeLayout, gate: str, spares: int) -> list[str]:
-    """argv of the long-lived Deno host (``src/host.mjs``) that runs jobs."""
-    if not gate.startswith("127.0.0.1:"):
-        raise ValueError(f"the egress gate must listen on loopback, got {gate!r}")
-    config = {
+def host_argv(layout: RuntimeLayout, gate: str, control: str) -> list[str]:
+    """argv of the long-lived Deno host (``src/host.mjs``) that runs jobs.
+
+    ``gate`` is the egress gate's address and ``control`` the driver's control
+    channel, both ``127.0.0.1:port``: the only places the process may connect
+    to (its workers: the gate only). The configuration goes on stdin
+    (:func:`host_config`), not here: workers can read ``Deno.args``.
+    """
+    for name, address in (("egress gate", gate), ("control channel", control)):
+        if not address.startswith("127.0.0.1:"):
+            raise ValueError(f"the {name} must listen on loopback, got {address!r}")
+    return [
+        str(layout.deno),
+        "run",
+        *_COMMON_FLAGS,
+        "--unstable-worker-options",
+        V8_FLAGS,
+        allow_read(layout.runtime_dir, *layout.built, layout.lock_file.parent),
+        f"--allow-net={gate},{control}",
+        str(layout.runtime_dir / "src" / "host.mjs"),
+    ]
+
+
+def host_config(
+    layout: RuntimeLayout, gate: str, spares: int, control_port: int, nonce: str
+) -> dict[str, object]:
+    """What ``src/host.mjs`` reads from stdin: its files, the gate, and how to call home.
+
+    ``nonce`` proves to the driver that the connection on ``control_port`` is this
+    process's; stdin is closed once it is written, so no worker reads it later.
+    """
+    return {
         "indexURL": f"{layout.index_dir}/",
         "snapshot": str(layout.snapshot),
         "lockFile": str(layout.lock_file),
@@ -91,18 +119,9 @@ def host_argv(layout: RuntimeLayout, gate: str, spares: int) -> list[str]:
         "runtimeDir": str(layout.runtime_dir),
         "gate": gate,
         "spares": spares,
+        "control": control_port,
+        "nonce": nonce,
     }
-    return [
-        str(layout.deno),
-        "run",
-        *_COMMON_FLAGS,
-        "--unstable-worker-options",
-        V8_FLAGS,
-        allow_read(layout.runtime_dir, *layout.built, layout.lock_file.parent),
-        f"--allow-net={gate}",
-        str(layout.runtime_dir / "src" / "host.mjs"),
-        json.dumps(config),
-    ]
 
 
 def snapshot_argv(layout: RuntimeLayout) -> list[str]:

@@ -3,9 +3,11 @@
 A :class:`PyodideRuntime` lives in a worker process (``worker.py``). It starts
 Deno (``pyodide-runtime/src/host.mjs``) with the permissions of
 :func:`~sandbox.engines.pyodide.deno.host_argv`, keeps the egress gate's
-loopback server (:class:`~sandbox.engines.pyodide.gateway.GateServer`), and for
-each job: registers the run with the gate, hands the job to a pre-restored
-Pyodide worker inside Deno, meters its output and enforces its limits.
+loopback server (:class:`~sandbox.engines.pyodide.gateway.GateServer`) and the
+control channel to Deno (:class:`~sandbox.engines.pyodide.control.ControlChannel`,
+never Deno's stdio, which guests can reach), and for each job: registers the
+run with the gate, hands the job to a pre-restored Pyodide worker inside Deno,
+meters its output and enforces its limits.
 
 ==============  ===============================================================
 cpu_ms          the CPU time of the run's Deno worker thread (read from
@@ -21,14 +23,21 @@ subrequests     counted by the gate's budget; one too many ends the run
 buffer; code that swallows it loses its worker (terminated) after a short
 grace; if even Deno does not answer, the whole Deno process is killed and
 restarted.
+
+Nothing a guest starts may outlive its run. A Web Worker thread the host did
+not create (guest code can make one through ``node:worker_threads``) ends the
+run as an ``error`` (``SandboxViolation``) and takes the whole Deno process
+with it; so does anything on the control channel that the host never sends.
 """
 
 from __future__ import annotations
 
 import base64
+import collections
+import contextlib
+import itertools
 import json
 import logging
-import os
 import queue
 import secrets
 import subprocess
@@ -38,7 +47,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sandbox.engines.pyodide.deno import RuntimeLayout, deno_env, host_argv
+from sandbox.engines.pyodide import proc
+from sandbox.engines.pyodide.control import ControlChannel, HostMessage, ProtocolViolation
+from sandbox.engines.pyodide.deno import RuntimeLayout, deno_env, host_argv, host_config
 from sandbox.engines.pyodide.gateway import GateServer
 from sandbox.errors import EngineUnavailable
 from sandbox.events import GuestError, RunReport, Status, Usage
@@ -55,11 +66,12 @@ _TICK_S = 0.02
 _INTERRUPT_GRACE_MS = 500
 _KILL_AFTER_S = 2.0
 _START_TIMEOUT_S = 60
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_STDERR_LINES = 20
 
 
 @dataclass(slots=True)
 class _RunState:
+    id: int
     job: Job
     sink: FrameSink
     meter: OutputMeter
@@ -67,7 +79,10 @@ class _RunState:
     abort_status: Status | None = None
     aborted_at: float | None = None
     subrequests: int = 0
+    worker: int = 0
     thread: Path | None = None
+    created: int = 0
+    tasks: int = 0
     cpu_start_ms: float = 0.0
     cpu_ms: float = 0.0
     rss_peak: int = 0
@@ -94,48 +109,69 @@ class PyodideRuntime:
         self._spares = spares
         self._backstop = memory_backstop_bytes
         self._gate = GateServer()
-        self._send_lock = threading.Lock()
         self._run: _RunState | None = None
+        self._run_ids = itertools.count(1)
         self._proc: subprocess.Popen[bytes] | None = None
-        self._messages: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._channel: ControlChannel | None = None
+        self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
         self._start_deno()
 
     # -- lifecycle ---------------------------------------------------------
 
     def _start_deno(self) -> None:
         self._deno_dir.mkdir(parents=True, exist_ok=True)
-        argv = host_argv(self._layout, self._gate.address, self._spares)
+        channel = ControlChannel()
+        self._channel = channel
+        argv = host_argv(self._layout, self._gate.address, channel.address)
+        config = host_config(
+            self._layout, self._gate.address, self._spares, channel.port, channel.nonce
+        )
         try:
-            self._proc = subprocess.Popen(
+            self._proc = started = subprocess.Popen(
                 argv,
                 stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
+                # Guests can write to Deno's stdout and stderr: neither carries anything
+                # of ours. stderr is kept (last lines) for when Deno itself fails.
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
                 env=deno_env(self._deno_dir),
                 cwd=self._deno_dir,
             )
         except OSError as exc:
+            channel.close()
             raise EngineUnavailable(f"can't start deno: {exc}") from exc
-        self._messages = queue.SimpleQueue()
-        stdout = self._proc.stdout
-        if stdout is None:
-            raise EngineUnavailable("deno was started without a stdout pipe")
-        threading.Thread(target=_read_lines, args=(stdout, self._messages), daemon=True).start()
+        self._stderr = collections.deque(maxlen=_STDERR_LINES)
+        if started.stderr is not None:
+            threading.Thread(
+                target=_keep_tail, args=(started.stderr, self._stderr), daemon=True
+            ).start()
         try:
-            ready = self._messages.get(timeout=_START_TIMEOUT_S)
-        except queue.Empty:
-            ready = None
-        if ready is None or ready.get("t") != "ready":
+            if started.stdin is not None:
+                # Closed at once: a worker that reads stdin later finds nothing.
+                with started.stdin as stdin:
+                    stdin.write(json.dumps(config).encode())
+            channel.accept(_START_TIMEOUT_S, alive=lambda: started.poll() is None)
+            channel.start()
+            ready: object = channel.messages.get(timeout=_START_TIMEOUT_S)
+        except (OSError, ProtocolViolation, TimeoutError, queue.Empty) as exc:
+            ready = exc
+        if not isinstance(ready, dict) or ready.get("t") != "ready":
             self._kill_deno()
-            raise EngineUnavailable(f"the Deno host did not start (sent {ready!r})")
+            raise EngineUnavailable(
+                f"the Deno host did not start ({ready!r}); its last stderr lines: "
+                f"{' | '.join(self._stderr) or '(none)'}"
+            )
 
     def _kill_deno(self) -> None:
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        started = self._proc
+        if started is not None and started.poll() is None:
+            started.kill()
+            started.wait()
+        if self._channel is not None:
+            self._channel.close()
 
-    def _restart_deno(self) -> None:
-        log.warning("restarting the Deno host")
+    def _restart_deno(self, why: str) -> None:
+        log.warning("restarting the Deno host: %s", why)
         self._kill_deno()
         self._start_deno()
 
@@ -147,25 +183,20 @@ class PyodideRuntime:
         the one before it.
         """
         if self._proc is None or self._proc.poll() is not None:
+            if self._proc is not None:
+                log.warning("the Deno host exited; last stderr lines: %s", " | ".join(self._stderr))
             self._start_deno()
         elif self._rss() > self._backstop:
-            log.warning("the Deno host kept %d MB after a run; restarting it", self._rss() >> 20)
-            self._restart_deno()
+            self._restart_deno(f"it kept {self._rss() >> 20} MB after a run")
 
     def close(self) -> None:
-        with self._send_lock:
-            proc = self._proc
-            if proc is not None and proc.stdin is not None and proc.poll() is None:
-                try:
-                    proc.stdin.write(b'{"op":"exit"}\n')
-                    proc.stdin.flush()
-                except OSError:
-                    pass
-        if proc is not None:
-            try:
-                proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                self._kill_deno()
+        started, channel = self._proc, self._channel
+        if channel is not None:
+            channel.send({"op": "exit"})
+        if started is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                started.wait(timeout=2)
+        self._kill_deno()
         self._gate.close()
 
     # -- runs --------------------------------------------------------------
@@ -177,11 +208,14 @@ class PyodideRuntime:
             return
         run.abort_status = status
         run.aborted_at = time.monotonic()
-        self._send({"op": "abort", "status": status.value, "graceMs": _INTERRUPT_GRACE_MS})
+        self._send(
+            {"op": "abort", "id": run.id, "status": status.value, "graceMs": _INTERRUPT_GRACE_MS}
+        )
 
     def run(self, job: Job, sink: FrameSink) -> RunReport:
         started = time.monotonic()
         run = _RunState(
+            id=next(self._run_ids),
             job=job,
             sink=sink,
             meter=OutputMeter(job.limits.output_bytes, sink.output),
@@ -205,6 +239,7 @@ class PyodideRuntime:
                 self._send(
                     {
                         "op": "run",
+                        "id": run.id,
                         "token": token,
                         "memoryBytes": job.limits.memory_mb * MIB,
                         "job": {
@@ -232,15 +267,19 @@ class PyodideRuntime:
             subrequests=run.subrequests,
             output_bytes=run.meter.used_bytes,
         )
-        outcome = parse_outcome(end["outcome"]) if end.get("outcome") else None
+        outcome = parse_outcome(end["outcome"]) if isinstance(end.get("outcome"), str) else None
         aborted = run.abort_status
         error = None
-        if outcome is None and aborted is None:
+        if end.get("violation"):
+            # The guest broke a rule of the sandbox: that is the run's error, whatever else.
+            outcome, aborted = None, Status.ERROR
+            error = GuestError("SandboxViolation", str(end["violation"]))
+        elif outcome is None and aborted is None:
             if end.get("crashed"):
                 # The guest's code brought its own interpreter down.
                 aborted, error = Status.ERROR, _crash_error(str(end["crashed"]))
             else:
-                detail = str(end.get("detail") or "the Pyodide worker died")
+                detail = str(end.get("failed") or "the Pyodide worker died")
                 error = GuestError("WorkerCrashed", detail)
         return report(
             outcome,
@@ -250,35 +289,100 @@ class PyodideRuntime:
             output_truncated=run.meter.truncated,
         )
 
-    def _follow(self, run: _RunState) -> dict[str, Any]:
+    def _follow(self, run: _RunState) -> HostMessage:
         """Relay the run's messages until it ends; enforce the limits on every tick."""
+        channel = self._channel
+        if channel is None:
+            raise EngineUnavailable("the Deno host is not running")
         while True:
             try:
-                message = self._messages.get(timeout=_TICK_S)
+                message = channel.messages.get(timeout=_TICK_S)
             except queue.Empty:
-                message = {"t": "tick"}
+                message = {"t": "tick", "id": run.id}
             if message is None:  # Deno died
-                self._start_deno()
-                return {"t": "end", "status": Status.INTERNAL_ERROR.value, "detail": "Deno exited"}
-            kind = message.get("t")
+                self._restart_deno("it exited during a run")
+                return {"t": "end"}
+            if isinstance(message, ProtocolViolation) or message.get("id") != run.id:
+                log.error("the Deno host broke the control protocol: %s", message)
+                self._restart_deno("it broke the control protocol")
+                return {"t": "end", "failed": "the Pyodide host broke protocol and was restarted"}
+            kind = message["t"]
             if kind == "end":
                 self._measure(run)
                 if run.abort_status is None and time.monotonic() >= run.deadline:
                     # It ended, but after its wall time (a request cut at the deadline).
                     run.abort_status = Status.WALL_LIMIT
-                return message
+                return self._checked_end(run, message)
             if kind == "started":
-                run.thread = self._worker_thread(int(message["worker"]))
-                run.cpu_start_ms = _thread_cpu_ms(run.thread)
+                if not self._begin(run, message["worker"], message["created"]):
+                    return {"t": "end", "failed": "the Pyodide host was restarted; retry the run"}
             elif kind == "out":
-                stream = "stderr" if message.get("s") == "stderr" else "stdout"
-                if not run.meter.write(stream, str(message.get("d", "")).encode()):
+                stream = "stderr" if message["s"] == "stderr" else "stdout"
+                if not run.meter.write(stream, message["d"].encode()):
                     self.abort(Status.OUTPUT_LIMIT)
+            if self._foreign_workers(run):
+                self._restart_deno("guest code started a Worker")
+                return {"t": "end", "violation": _WORKER_VIOLATION}
             self._tick(run)
             if run.aborted_at is not None and time.monotonic() - run.aborted_at > _KILL_AFTER_S:
                 # Deno itself did not answer the abort: take the whole process down.
-                self._restart_deno()
-                return {"t": "end", "status": run.abort_status.value if run.abort_status else ""}
+                self._restart_deno("it did not answer an abort")
+                return {"t": "end"}
+
+    def _begin(self, run: _RunState, worker: int, created: int) -> bool:
+        """Note the run's worker; False (and a fresh Deno) if the host is not as we left it.
+
+        The worker's thread may be gone already (a short run ends before its
+        ``started`` is read) or not named yet (a spare started just now): then
+        ``_measure`` keeps looking for it.
+        """
+        pid = self._pid()
+        threads = proc.worker_threads(pid)
+        foreign = proc.foreign_workers(threads, created)
+        if foreign:
+            # An earlier run started a worker we did not catch in time: the thread
+            # numbering can't be trusted, so neither can CPU metering. Fail closed.
+            log.error(
+                "the Deno host has worker threads %s; it started workers 1-%d only",
+                sorted(threads),
+                created,
+            )
+            self._restart_deno("its worker threads are not the ones it started")
+            return False
+        run.worker, run.created, run.tasks = worker, created, proc.task_count(pid)
+        self._find_thread(run, threads)
+        return True
+
+    def _find_thread(self, run: _RunState, threads: dict[int, Path] | None = None) -> None:
+        if threads is None:
+            threads = proc.worker_threads(self._pid())
+        run.thread = threads.get(run.worker)
+        run.cpu_start_ms = proc.thread_cpu_ms(run.thread)
+
+    def _foreign_workers(self, run: _RunState) -> bool:
+        """Whether a worker thread the host did not start exists (scanned when threads change)."""
+        if not run.created:
+            return False
+        pid = self._pid()
+        tasks = proc.task_count(pid)
+        if tasks == run.tasks:
+            return False
+        run.tasks = tasks
+        foreign = proc.foreign_workers(proc.worker_threads(pid), run.created)
+        if foreign:
+            log.warning("run %d: worker threads the host did not start: %s", run.id, foreign)
+        return bool(foreign)
+
+    def _checked_end(self, run: _RunState, end: HostMessage) -> HostMessage:
+        # A Worker started just before the end: its thread exists by now (Deno
+        # spawns it inside `new Worker`), so one last full scan catches it. The
+        # host starts the next spare only when told to, after this scan.
+        pid = self._pid()
+        if run.created and proc.foreign_workers(proc.worker_threads(pid), run.created):
+            self._restart_deno("guest code started a Worker")
+            return {**end, "violation": _WORKER_VIOLATION}
+        self._send({"op": "refill"})
+        return end
 
     def _tick(self, run: _RunState) -> None:
         run.sink.flush()
@@ -293,46 +397,27 @@ class PyodideRuntime:
             run.aborted_at = 0.0  # restart on this tick's check
 
     def _measure(self, run: _RunState) -> None:
+        if run.thread is None and run.worker:
+            self._find_thread(run)
         if run.thread is not None:
-            run.cpu_ms = max(run.cpu_ms, _thread_cpu_ms(run.thread) - run.cpu_start_ms)
+            run.cpu_ms = max(run.cpu_ms, proc.thread_cpu_ms(run.thread) - run.cpu_start_ms)
         run.rss_peak = max(run.rss_peak, self._rss())
 
-    def _worker_thread(self, number: int) -> Path | None:
-        # Deno names its worker threads worker-1, worker-2, ... in creation order.
-        proc = self._proc
-        if proc is None:
-            return None
-        wanted = f"worker-{number}"
-        for task in Path(f"/proc/{proc.pid}/task").iterdir():
-            try:
-                if (task / "comm").read_text().strip() == wanted:
-                    return task
-            except OSError:
-                continue
-        return None
+    def _pid(self) -> int:
+        return self._proc.pid if self._proc is not None else 0
 
     def _rss(self) -> int:
-        proc = self._proc
-        if proc is None:
-            return 0
-        try:
-            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return 0
+        return proc.rss_bytes(self._pid()) if self._proc is not None else 0
 
     def _send(self, message: dict[str, Any]) -> None:
-        with self._send_lock:
-            proc = self._proc
-            if proc is None or proc.stdin is None:
-                return
-            try:
-                proc.stdin.write(json.dumps(message).encode() + b"\n")
-                proc.stdin.flush()
-            except OSError:
-                pass  # Deno died; the reader reports it
+        if self._channel is not None:
+            self._channel.send(message)
+
+
+_WORKER_VIOLATION = (
+    "the code started a Worker (not allowed: it would outlive the run); "
+    "the run was stopped and its interpreter discarded"
+)
 
 
 def _crash_error(detail: str) -> GuestError:
@@ -344,23 +429,10 @@ def _crash_error(detail: str) -> GuestError:
     return GuestError("InterpreterCrashed", first)
 
 
-def _read_lines(stream: IO[bytes], messages: queue.SimpleQueue[dict[str, Any] | None]) -> None:
-    try:
+def _keep_tail(stream: IO[bytes], tail: collections.deque[str]) -> None:
+    """Drain Deno's stderr, keeping its last lines (guests can write here: never trusted)."""
+    with stream:
         for line in stream:
-            try:
-                messages.put(json.loads(line))
-            except ValueError:
-                log.error("the Deno host wrote a line that is not JSON: %.200r", line)
-    finally:
-        messages.put(None)
-
-
-def _thread_cpu_ms(task: Path | None) -> float:
-    if task is None:
-        return 0.0
-    try:
-        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    # utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-    return (int(fields[11]) + int(fields[12])) * 1000 / _CLOCK_TICKS
+            text = line[:300].decode("utf-8", "replace").rstrip()
+            tail.append(text)
+            log.debug("deno stderr: %s", text)
