@@ -7,6 +7,7 @@ and nothing else; every refused case points at a loopback canary that must see n
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.app.test_mcp_server import session as mcp_session
 from tests.conftest import Service
 from tests.loopback import LoopbackServer
 
@@ -254,6 +256,25 @@ def test_tools_run_within_the_callers_namespace(tenant_of: Any) -> None:
         "/v1/tools/execute_code", json={"code": "1", "allowed_hosts": ["169.254.169.254"]}
     ).json()
     assert metadata["is_error"] and "cloud metadata" in metadata["text"]
+
+
+def test_mcp_runs_within_the_callers_namespace(tenant_of: Any, service: Service) -> None:
+    tenant = tenant_of(limits={"cpu_ms": 1000})
+
+    async def main() -> None:
+        async with mcp_session(service, tenant.key) as client:
+            over = await client.call_tool(
+                "execute_code", {"code": "1", "limits": {"cpu_ms": 60_000}}
+            )
+            assert over.is_error is True
+            [text] = over.content
+            assert text.type == "text" and "allows at most 1000" in text.text
+            metadata = await client.call_tool(
+                "execute_code", {"code": "1", "allowed_hosts": ["169.254.169.254"]}
+            )
+            assert metadata.is_error is True
+
+    asyncio.run(main())
 
 
 # --- PATCH and DELETE /v1/namespaces/{ns} ------------------------------------------------
