@@ -7,16 +7,18 @@ services, listening on loopback.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sandbox import DEFAULT_FUEL_PER_MS, Limits
+from sandbox.egress import IPNetwork, parse_networks
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,6 +77,10 @@ class Settings(BaseSettings):
     egress_max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     egress_timeout_ms: int = Field(default=10_000, ge=1)
     egress_max_redirects: int = Field(default=5, ge=0, le=20)
+    # The only non-public networks (loopback, RFC 1918, link-local and cloud metadata, ...)
+    # an allowlist may open, as CIDRs separated by commas (or a JSON list); empty: none.
+    # Even then only the admin key, and namespaces the admin allows (private_egress), may.
+    egress_private_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
 
     # POST /v1/generate's model: any OpenAI-compatible chat-completions server (docs/ai.md).
     # Each falls back to the variable the openai client itself reads; empty means unset.
@@ -100,6 +106,27 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("egress_private_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"SANDLOT_EGRESS_PRIVATE_NETWORKS is not JSON: {exc}"
+                    ) from None
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            try:
+                return parse_networks(value)
+            except ValueError as exc:
+                raise ValueError(f"SANDLOT_EGRESS_PRIVATE_NETWORKS: {exc}") from None
+        return value
 
     @field_validator("openai_base_url")
     @classmethod

@@ -17,16 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.config import Settings
-from app.schemas import ErrorBody, ErrorDetail, ErrorResponse, LimitsIn
-from sandbox import (
-    EgressPolicy,
-    EngineUnavailable,
-    LimitExceeded,
-    PoolBusy,
-    RunnerClosed,
-    SandboxError,
-)
+from app.schemas import ErrorBody, ErrorDetail, ErrorResponse
+from sandbox import EngineUnavailable, PoolBusy, RunnerClosed, SandboxError
 
 log = logging.getLogger(__name__)
 
@@ -131,20 +123,3 @@ def install(app: FastAPI) -> None:
         return error_response(
             ApiError(500, "internal_error", "internal error; see the service log")
         )
-
-
-def checked_defaults(
-    settings: Settings, limits: LimitsIn, allowed_hosts: list[str]
-) -> dict[str, int]:
-    """Per-run defaults a namespace or worker asks for: the limits it set, if within the
-    server's maximums, and an allowlist that parses. 422 naming the field otherwise."""
-    chosen = {name: value for name, value in limits.model_dump().items() if value is not None}
-    try:
-        settings.default_limits.replace(**chosen).check_within(settings.max_limits)
-    except LimitExceeded as exc:
-        raise invalid_field(f"limits.{exc.field}", str(exc)) from None
-    try:
-        EgressPolicy.from_strings(allowed_hosts)
-    except ValueError as exc:
-        raise invalid_field("allowed_hosts", str(exc)) from None
-    return chosen

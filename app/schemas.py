@@ -164,14 +164,36 @@ class NamespaceIn(_Strict):
         "request metadata",
     )
     limits: LimitsIn = Field(
-        default_factory=LimitsIn, description="Defaults for this namespace's runs"
+        default_factory=LimitsIn,
+        description="Defaults and ceilings of this namespace's runs (the server default for "
+        "each one left out): its keys and workers may only ask for less",
     )
     allowed_hosts: list[str] = Field(
-        default_factory=list, max_length=100, description="Default egress allowlist"
+        default_factory=list,
+        max_length=100,
+        description="Egress ceiling: every allowlist of its keys and workers must fall under "
+        "these entries (also its workers' default); empty: no egress",
     )
     dispatch_public: bool = Field(
         default=True, description="Dispatch to its workers without an API key"
     )
+    private_egress: bool = Field(
+        default=False,
+        description="Its keys and workers may list IP literals in the operator's private "
+        "networks (SANDLOT_EGRESS_PRIVATE_NETWORKS)",
+    )
+
+
+class NamespacePatch(_Strict):
+    """A change to a namespace (admin key): only the fields sent change."""
+
+    mode: Literal["untrusted", "trusted"] | None = Field(default=None)
+    limits: LimitsIn | None = Field(
+        default=None, description="Replaces the namespace's limits as a whole"
+    )
+    allowed_hosts: list[str] | None = Field(default=None, max_length=100)
+    dispatch_public: bool | None = Field(default=None)
+    private_egress: bool | None = Field(default=None)
 
 
 class NamespaceOut(BaseModel):
@@ -180,6 +202,7 @@ class NamespaceOut(BaseModel):
     limits: dict[str, int]
     allowed_hosts: list[str]
     dispatch_public: bool
+    private_egress: bool
     created_at: str
     workers: int
 

@@ -20,7 +20,8 @@ from app.ai import Deployed, Feedback, RunEvent, Verdict
 from app.config import Settings
 from app.dispatch import WorkerBundle
 from app.errors import ApiError, from_sandbox_error
-from app.routes.dispatch import lower_limits, worker_job, worker_response
+from app.policy import Ceiling, ceiling_of, checked_hosts, run_limits
+from app.routes.dispatch import worker_job, worker_response
 from app.routes.execute import build_job
 from app.routes.workers import upload_worker
 from app.schemas import ExecuteRequest, GenerateRequest, WorkerIn
@@ -46,14 +47,19 @@ _STATUS_MEANING = {
 class RunTarget:
     """Each attempt's code runs once, exactly as POST /v1/execute would run it."""
 
-    def __init__(self, runner: Runner, settings: Settings, request: ExecuteRequest) -> None:
+    def __init__(
+        self, runner: Runner, settings: Settings, request: ExecuteRequest, ceiling: Ceiling
+    ) -> None:
         self._runner = runner
         self._settings = settings
         self._request = request
+        self._ceiling = ceiling
 
     async def attempt(self, number: int, code: str) -> AsyncGenerator[RunEvent | Verdict]:
         try:
-            job = build_job(self._request.model_copy(update={"code": code}), self._settings)
+            job = build_job(
+                self._request.model_copy(update={"code": code}), self._settings, self._ceiling
+            )
         except ApiError as exc:
             error = {"type": "invalid_code", "message": exc.message}
             yield Verdict(False, None, error, Feedback("the code was refused", exc.message))
@@ -106,17 +112,20 @@ class WorkerTarget:
         artifacts: ArtifactStore,
         lock_file: Path | None,
     ) -> WorkerTarget:
-        """404 for an unknown namespace. An existing worker keeps its tags, vars and secrets."""
+        """404 for an unknown namespace; 422 for limits or hosts above the namespace's
+        ceiling. An existing worker keeps its tags, vars and secrets."""
         namespace, name = body.namespace or "", body.worker or ""
         try:
             space = await asyncio.to_thread(namespaces.get, store, namespace)
         except namespaces.NamespaceNotFound:
             raise ApiError(404, "not_found", f"namespace {namespace!r} was not found") from None
+        ceiling = ceiling_of(settings, space)
+        limits = run_limits(ceiling, body.limits.model_dump())
+        checked_hosts(ceiling, body.allowed_hosts)
         try:
             found = await asyncio.to_thread(workers.target, store, namespace, name)
         except workers.WorkerNotFound:
             found = None
-        chosen = {k: v for k, v in body.limits.model_dump().items() if v is not None}
         existing = found.worker if found else None
         return cls(
             namespace=namespace,
@@ -127,7 +136,7 @@ class WorkerTarget:
             settings=settings,
             runners=runners,
             artifacts=artifacts,
-            limits=lower_limits(settings, space.limits, chosen),
+            limits=limits,
             allowed_hosts=body.allowed_hosts or space.allowed_hosts,
             tags=existing.tags if existing else [],
             vars=existing.vars if existing else {},

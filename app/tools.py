@@ -26,6 +26,7 @@ from app.auth import Principal, require_namespace
 from app.deps import Services
 from app.errors import ApiError, from_sandbox_error, from_validation_errors
 from app.events import to_response
+from app.policy import caller_ceiling, checked_limits
 from app.routes.dispatch import WorkerAnswer, find_target, run_target
 from app.routes.execute import prepare_run
 from app.routes.workers import deploy_worker
@@ -154,7 +155,8 @@ def render_run(run: ExecuteResponse) -> str:
 
 
 async def _execute_code(services: Services, caller: Principal, args: RunIn) -> ToolOutput:
-    runner, job = prepare_run(services, args)
+    ceiling = await caller_ceiling(services.settings, services.store, caller)
+    runner, job = prepare_run(services, args, ceiling)
     run = to_response(await collect(runner.run(job)))
     return ToolOutput(run.model_dump(mode="json", by_alias=True), render_run(run), False)
 
@@ -177,6 +179,10 @@ async def _deploy_worker(services: Services, caller: Principal, args: DeployWork
 async def _invoke_worker(services: Services, caller: Principal, args: InvokeWorkerIn) -> ToolOutput:
     require_namespace(caller, args.namespace)
     target = await find_target(services, args.namespace, args.worker)
+    per_call = args.limits.model_dump(exclude_none=True)
+    if per_call:
+        ceiling = await caller_ceiling(services.settings, services.store, caller)
+        per_call = checked_limits(ceiling, per_call)
     result = await run_target(
         services,
         target,
@@ -184,7 +190,7 @@ async def _invoke_worker(services: Services, caller: Principal, args: InvokeWork
         url=args.path if args.path.startswith("/") else "/" + args.path,
         headers=list(args.headers.items()),
         body=(args.body or "").encode(),
-        per_call=args.limits.model_dump(exclude_none=True),
+        per_call=per_call,
     )
     answer = WorkerAnswer.of(result)
     headers = {k: v for k, v in answer.headers.items() if k != "x-sandlot-outcome"}

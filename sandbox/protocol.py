@@ -121,6 +121,7 @@ def job_message(job: Job) -> dict[str, Any]:
                 "max_response_bytes": job.egress.max_response_bytes,
                 "timeout_ms": job.egress.timeout_ms,
                 "max_redirects": job.egress.max_redirects,
+                "private_networks": [str(network) for network in job.egress.private_networks],
             },
         },
         "stdin": job.stdin,

@@ -229,9 +229,11 @@ class AsyncSandlot:
     async def get_namespace(self, name: str) -> Namespace:
         return cast(Namespace, await self._call("GET", f"/v1/namespaces/{name}"))
 
-    async def delete_namespace(self, name: str) -> None:
-        """Delete the namespace with its keys and workers."""
-        await self._call("DELETE", f"/v1/namespaces/{name}")
+    async def delete_namespace(self, name: str, *, force: bool = False) -> None:
+        """Delete the namespace with its keys; 409 SandlotError while it has workers, unless
+        ``force`` (then its workers go too)."""
+        params = {"force": "true"} if force else None
+        await self._call("DELETE", f"/v1/namespaces/{name}", params=params)
 
     async def create_key(self, namespace: str, label: str = "") -> ApiKey:
         """A new key of the namespace (admin key); ``key`` is in this answer only."""

@@ -13,6 +13,7 @@ class Namespace(TypedDict):
     limits: dict[str, int]
     allowed_hosts: list[str]
     dispatch_public: bool
+    private_egress: bool
     created_at: str
     workers: int
 

@@ -20,7 +20,7 @@ import pytest
 from sandbox.engines.pyodide import PyodideArtifacts
 from sandbox.engines.pyodide import build as build_pyodide
 from sandbox.engines.wasmtime import Artifacts, build
-from tests.loopback import LoopbackServer
+from tests.loopback import LOOPBACK_CIDR, LoopbackServer
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACT_DIR = Path(os.environ.get("SANDLOT_ARTIFACT_DIR", ROOT / ".artifacts"))
@@ -58,6 +58,8 @@ class Service:
             "SANDLOT_ARTIFACT_DIR": str(ARTIFACT_DIR),
             "SANDLOT_LOG_LEVEL": "info",
             "SANDLOT_ADMIN_KEY": ADMIN_KEY,
+            # Tests reach their loopback servers by IP literal: the operator's opt-in.
+            "SANDLOT_EGRESS_PRIVATE_NETWORKS": LOOPBACK_CIDR,
             **{f"SANDLOT_{k.upper()}": v for k, v in settings.items()},
         }
         self.log_path = tmp / "service.log"

@@ -7,11 +7,17 @@ as JSON), ``/redirect?to=URL&code=302``, ``/big?bytes=N``, ``/slow?ms=N``.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+# The operator's opt-in that lets tests reach their loopback servers by IP literal: sandbox
+# policies carry it as private_networks, services get SANDLOT_EGRESS_PRIVATE_NETWORKS.
+LOOPBACK_NETWORKS = (ipaddress.IPv4Network("127.0.0.0/8"),)
+LOOPBACK_CIDR = "127.0.0.0/8"
 
 
 class LoopbackServer:

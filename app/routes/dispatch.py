@@ -1,9 +1,10 @@
 """/dispatch/{namespace}/{worker}/{path}: run a user worker's on_fetch for a request.
 
 Like a Workers for Platforms dispatch worker: find the worker, run its deployed
-version in a fresh sandbox under the lower of the server's maximums, the
-namespace's defaults, the worker's own limits and (for callers holding a key)
-the per-call ``X-Sandlot-Limits`` header, and answer with what it returned. A
+version in a fresh sandbox within its namespace's current policy (app/policy.py:
+the lowest of the namespace's limits, the worker's own and, for callers holding a
+key, the per-call ``X-Sandlot-Limits`` header, which may not exceed the caller's
+ceiling), and answer with what it returned. A
 worker that raises or hits a limit answers 500/503 with the outcome in the
 JSON body and in ``X-Sandlot-Outcome``.
 """
@@ -11,7 +12,7 @@ JSON body and in ``X-Sandlot-Outcome``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,8 +24,9 @@ from app.deps import Services, ServicesDep
 from app.dispatch import WorkerBundle, entry_job_fields, reply_from_result
 from app.errors import ApiError, invalid_field
 from app.hostnames import ROUTE_KEY, Route
+from app.policy import caller_ceiling, checked_limits, target_ceiling, worker_run
 from app.store import namespaces, workers
-from sandbox import EgressPolicy, Job, Limits, RunResult, Status, collect
+from sandbox import Job, RunResult, Status, collect
 
 router = APIRouter(tags=["dispatch"])
 
@@ -50,27 +52,19 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 _RESPONSE_BYTES = 10 * 1024 * 1024
 
 
-def lower_limits(settings: Settings, *layers: dict[str, Any]) -> Limits:
-    """Each limit: the lowest any layer sets (the server default if none), never above max."""
-    chosen: dict[str, int] = {}
-    for field in fields(Limits):
-        name = field.name
-        set_by = [int(layer[name]) for layer in layers if layer.get(name) is not None]
-        value = min(set_by) if set_by else getattr(settings.default_limits, name)
-        chosen[name] = min(value, getattr(settings.max_limits, name))
-    return Limits(**chosen)
-
-
 @router.api_route("/dispatch/{namespace}/{worker}/{path:path}", methods=_METHODS)
 async def dispatch(
     namespace: str, worker: str, path: str, request: Request, services: ServicesDep
 ) -> Response:
     target = await find_target(services, namespace, worker)
-    per_call: dict[str, Any] = {}
+    per_call: dict[str, int] = {}
     if not target.dispatch_public or "authorization" in request.headers:
         caller = await current_caller(request)
         require_namespace(caller, namespace)
-        per_call = _per_call_limits(request)
+        raw = _per_call_limits(request)
+        if raw:
+            ceiling = await caller_ceiling(services.settings, services.store, caller)
+            per_call = checked_limits(ceiling, raw, field="X-Sandlot-Limits")
     route: Route | None = getattr(request.state, ROUTE_KEY, None)
     query = request.url.query
     result = await run_target(
@@ -107,7 +101,7 @@ async def run_target(
     url: str,
     headers: list[tuple[str, str]],
     body: bytes,
-    per_call: dict[str, Any],
+    per_call: dict[str, int],
     route: Route | None = None,
     metadata: dict[str, str] | None = None,
 ) -> RunResult:
@@ -115,9 +109,10 @@ async def run_target(
 
     ``headers`` are the caller's: what the worker may see of them depends on the
     routing (``route`` None is path routing) and the namespace's mode, and so does
-    ``metadata`` (trusted namespaces only). ``per_call`` limits can only lower the
-    worker's. Shared by the dispatch route and the invoke_worker tool; 503 when
-    nothing is deployed.
+    ``metadata`` (trusted namespaces only). ``per_call`` limits, checked against the
+    caller's ceiling (:func:`app.policy.checked_limits`), can only lower the worker's.
+    Shared by the dispatch route and the invoke_worker tool; 503 when nothing is
+    deployed.
     """
     found = target.worker
     if found.current is None or found.runtime not in services.runners:
@@ -150,10 +145,11 @@ def worker_job(
     url: str,
     headers: list[tuple[str, str]],
     body: bytes,
-    per_call: dict[str, Any],
+    per_call: dict[str, int],
     metadata: dict[str, str] | None = None,
 ) -> Job:
-    """The run that serves one request with the worker's deployed ``bundle``."""
+    """The run that serves one request with the worker's deployed ``bundle``, within its
+    namespace's current policy."""
     found = target.worker
     fields_ = entry_job_fields(
         main_module=bundle.main_module,
@@ -164,16 +160,17 @@ def worker_job(
         bindings=target.bindings,
         metadata=metadata,
     )
-    limits = lower_limits(settings, target.namespace_limits, found.limits, per_call)
+    limits, egress = worker_run(
+        settings,
+        target_ceiling(settings, target),
+        worker_limits=found.limits,
+        worker_hosts=found.allowed_hosts,
+        per_call=per_call,
+    )
     return Job(
         code=fields_["code"],
         limits=limits.replace(code_bytes=settings.max_code_bytes),
-        egress=EgressPolicy.from_strings(
-            found.allowed_hosts or target.namespace_allowed_hosts,
-            max_response_bytes=settings.egress_max_response_bytes,
-            timeout_ms=settings.egress_timeout_ms,
-            max_redirects=settings.egress_max_redirects,
-        ),
+        egress=egress,
         stdin=fields_["stdin"],
         files=bundle.files,
         env=fields_["env"],
@@ -254,7 +251,6 @@ def _per_call_limits(request: Request) -> dict[str, Any]:
         limits = json.loads(raw)
         if not isinstance(limits, dict):
             raise TypeError("not an object")
-        Limits().replace(**limits)
     except (TypeError, ValueError) as exc:
         raise invalid_field(
             "X-Sandlot-Limits", f'a JSON object of limits like {{"cpu_ms": 100}}: {exc}'

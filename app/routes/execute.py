@@ -16,17 +16,9 @@ from app.config import Settings
 from app.deps import Services, ServicesDep
 from app.errors import invalid_field
 from app.events import to_response, to_sse
+from app.policy import Ceiling, caller_ceiling, checked_hosts, egress_policy, run_limits
 from app.schemas import ErrorResponse, ExecuteRequest, ExecuteResponse, RunIn
-from sandbox import (
-    EgressPolicy,
-    Event,
-    InvalidJob,
-    Job,
-    LimitExceeded,
-    Runner,
-    RunResult,
-    Started,
-)
+from sandbox import Event, InvalidJob, Job, Runner, RunResult, Started
 from sandbox.engines.pyodide import packages
 
 router = APIRouter(tags=["execute"])
@@ -51,14 +43,16 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     },
 )
 async def execute(
-    body: ExecuteRequest, request: Request, services: ServicesDep, _: CallerDep
+    body: ExecuteRequest, request: Request, services: ServicesDep, caller: CallerDep
 ) -> Response | ExecuteResponse:
     """Run ``code`` in a fresh interpreter and return (or stream) what it did.
 
-    Every run ends in one status: ok, error, cpu_limit, wall_limit,
+    A namespace's key runs within its namespace's limits and allowed_hosts (422 above
+    them). Every run ends in one status: ok, error, cpu_limit, wall_limit,
     memory_limit, output_limit, subrequest_limit, canceled, internal_error.
     """
-    runner, job = prepare_run(services, body)
+    ceiling = await caller_ceiling(services.settings, services.store, caller)
+    runner, job = prepare_run(services, body, ceiling)
     events = aiter(runner.run(job))
     first = await anext(events)  # PoolBusy (429) surfaces here, before any response
     if not isinstance(first, Started):
@@ -71,8 +65,9 @@ async def execute(
     return to_response(result)
 
 
-def prepare_run(services: Services, body: RunIn) -> tuple[Runner, Job]:
-    """The runner and the job for a run; 422 naming the field when the request can't run.
+def prepare_run(services: Services, body: RunIn, ceiling: Ceiling) -> tuple[Runner, Job]:
+    """The runner and the job for a run within the caller's ``ceiling``; 422 naming the
+    field when the request can't run.
 
     Shared by /v1/execute and the execute_code tool (app/tools.py).
     """
@@ -80,7 +75,7 @@ def prepare_run(services: Services, body: RunIn) -> tuple[Runner, Job]:
     runner = services.runners.get(runtime)
     if runner is None:
         raise invalid_field("runtime", f"the {runtime} engine is not enabled on this server")
-    job = build_job(body, services.settings)
+    job = build_job(body, services.settings, ceiling)
     check_requirements(job, runtime, services.pyodide_lock_file)
     return runner, job
 
@@ -102,24 +97,10 @@ def check_requirements(job: Job, runtime: str, lock_file: Path | None) -> None:
         )
 
 
-def build_job(body: RunIn, settings: Settings) -> Job:
-    """Validate a request against the server's limits and turn it into a Job."""
-    try:
-        limits = settings.default_limits.replace(**body.limits.model_dump())
-        limits.check_within(settings.max_limits)
-    except LimitExceeded as exc:
-        raise invalid_field(f"limits.{exc.field}", str(exc)) from None
-    except ValueError as exc:
-        raise invalid_field("limits", str(exc)) from None
-    try:
-        egress = EgressPolicy.from_strings(
-            body.allowed_hosts,
-            max_response_bytes=settings.egress_max_response_bytes,
-            timeout_ms=settings.egress_timeout_ms,
-            max_redirects=settings.egress_max_redirects,
-        )
-    except ValueError as exc:
-        raise invalid_field("allowed_hosts", str(exc)) from None
+def build_job(body: RunIn, settings: Settings, ceiling: Ceiling) -> Job:
+    """Validate a request against the caller's ceiling (app/policy.py) and make it a Job."""
+    limits = run_limits(ceiling, body.limits.model_dump())
+    egress = egress_policy(settings, ceiling, checked_hosts(ceiling, body.allowed_hosts))
     files: dict[str, bytes] = {}
     for path, item in body.files.items():
         try:

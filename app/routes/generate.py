@@ -34,6 +34,7 @@ from app.auth import CallerDep, require_namespace
 from app.deps import ArtifactsDep, RunnersDep, SettingsDep, StoreDep
 from app.errors import ApiError, invalid_field
 from app.events import event_payload, to_response
+from app.policy import caller_ceiling
 from app.routes.execute import build_job
 from app.schemas import (
     DeployOut,
@@ -103,11 +104,12 @@ async def generate_code(
             f"{max_attempts}; this server allows at most {settings.max_generate_attempts} "
             "(SANDLOT_MAX_GENERATE_ATTEMPTS)",
         )
-    # The same checks as /v1/execute, before any stream starts.
+    # The same checks as /v1/execute, within the caller's ceiling, before any stream starts.
+    ceiling = await caller_ceiling(settings, store, caller)
     probe = ExecuteRequest(
         code="pass", runtime=runtime, limits=body.limits, allowed_hosts=body.allowed_hosts
     )
-    limits = build_job(probe, settings).limits
+    limits = build_job(probe, settings, ceiling).limits
     log = PromptLog(request.app.state.prompts)
     lock_file = request.app.state.pyodide_lock_file
     installed = sorted(packages.installed(lock_file)) if runtime == "pyodide" and lock_file else []
@@ -117,7 +119,7 @@ async def generate_code(
     )
     target: RunTarget | WorkerTarget
     if body.namespace is None and body.worker is None:
-        target = RunTarget(runner, settings, probe)
+        target = RunTarget(runner, settings, probe, ceiling)
         system = log.render(
             "system",
             runtime=runtime,

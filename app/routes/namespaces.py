@@ -1,14 +1,22 @@
-"""/v1/namespaces: the control plane's dispatch namespaces (admin key required)."""
+"""/v1/namespaces: the control plane's dispatch namespaces and their policy (admin key).
+
+A namespace's limits, allowed_hosts and private_egress are the ceilings of everything its
+keys and workers do (app/policy.py); only the admin key creates or changes them.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
 from app.auth import AdminDep, CallerDep, require_namespace
+from app.config import Settings
 from app.deps import SettingsDep, StoreDep
-from app.errors import CONTROL_PLANE_ERRORS, ApiError, checked_defaults
+from app.errors import CONTROL_PLANE_ERRORS, ApiError, invalid_field
+from app.policy import checked_hosts, checked_limits, server_ceiling
 from app.schemas import (
     NAMESPACE_NAME,
     ErrorResponse,
@@ -16,9 +24,11 @@ from app.schemas import (
     KeyIn,
     KeyList,
     KeyOut,
+    LimitsIn,
     NamespaceIn,
     NamespaceList,
     NamespaceOut,
+    NamespacePatch,
 )
 from app.store import keys, namespaces
 
@@ -28,19 +38,25 @@ _ERRORS = CONTROL_PLANE_ERRORS
 
 
 def _out(namespace: namespaces.Namespace) -> NamespaceOut:
-    return NamespaceOut(
-        name=namespace.name,
-        mode=namespace.mode,
-        limits=namespace.limits,
-        allowed_hosts=namespace.allowed_hosts,
-        dispatch_public=namespace.dispatch_public,
-        created_at=namespace.created_at.isoformat(),
-        workers=namespace.workers,
+    # Every stored field the response model names, so a new field needs only the schema.
+    return NamespaceOut.model_validate(
+        {**asdict(namespace), "created_at": namespace.created_at.isoformat()}
     )
 
 
 def _not_found(name: str) -> ApiError:
     return ApiError(404, "not_found", f"namespace {name!r} was not found")
+
+
+def _checked_limits(settings: Settings, limits: LimitsIn) -> dict[str, int]:
+    return checked_limits(server_ceiling(settings), limits.model_dump())
+
+
+def _checked_hosts(settings: Settings, hosts: list[str]) -> list[str]:
+    # The admin's own ceiling: any public host; private literals only inside the operator's
+    # networks (a namespace can't be granted what the operator hasn't opened).
+    checked_hosts(server_ceiling(settings), hosts)
+    return hosts
 
 
 @router.post(
@@ -53,19 +69,44 @@ def create_namespace(
     body: NamespaceIn, store: StoreDep, settings: SettingsDep, _: AdminDep
 ) -> NamespaceOut:
     """Create a namespace; its limits must be within the server's maximums."""
-    limits = checked_defaults(settings, body.limits, body.allowed_hosts)
+    limits = _checked_limits(settings, body.limits)
     try:
         created = namespaces.create(
             store,
             body.name,
             mode=body.mode,
             limits=limits,
-            allowed_hosts=body.allowed_hosts,
+            allowed_hosts=_checked_hosts(settings, body.allowed_hosts),
             dispatch_public=body.dispatch_public,
+            private_egress=body.private_egress,
         )
     except namespaces.NamespaceExists:
         raise ApiError(409, "conflict", f"namespace {body.name!r} already exists") from None
     return _out(created)
+
+
+@router.patch("/{name}", response_model=NamespaceOut, responses=_ERRORS)
+def update_namespace(
+    name: str, body: NamespacePatch, store: StoreDep, settings: SettingsDep, _: AdminDep
+) -> NamespaceOut:
+    """Change the fields sent (admin key only); validated like a new namespace.
+
+    Narrowing limits or allowed_hosts applies to the namespace's keys and workers from
+    their next request (dispatch reads the namespace again).
+    """
+    checks: dict[str, Callable[[Any], Any]] = {
+        "limits": lambda _: _checked_limits(settings, body.limits or LimitsIn()),
+        "allowed_hosts": lambda hosts: _checked_hosts(settings, hosts),
+    }
+    changes: dict[str, Any] = {}
+    for field, value in body.model_dump(exclude_unset=True).items():
+        if value is None:
+            raise invalid_field(field, "may not be null; leave the field out to keep it")
+        changes[field] = checks[field](value) if field in checks else value
+    try:
+        return _out(namespaces.update(store, name, changes))
+    except namespaces.NamespaceNotFound:
+        raise _not_found(name) from None
 
 
 @router.get("", response_model=NamespaceList, responses={401: _ERRORS[401]})
@@ -90,14 +131,35 @@ def get_namespace(name: str, store: StoreDep, caller: CallerDep) -> NamespaceOut
         raise _not_found(name) from None
 
 
-@router.delete("/{name}", status_code=204, responses=_ERRORS)
-def delete_namespace(name: str, store: StoreDep, caller: CallerDep) -> Response:
-    """Delete a namespace, its keys (and, once workers exist, its workers)."""
+@router.delete(
+    "/{name}",
+    status_code=204,
+    responses={
+        **_ERRORS,
+        409: {"model": ErrorResponse, "description": "It has workers; send ?force=true"},
+    },
+)
+def delete_namespace(
+    name: str,
+    store: StoreDep,
+    caller: CallerDep,
+    force: Annotated[
+        bool, Query(description="Also delete its workers (without it, 409 if it has any)")
+    ] = False,
+) -> Response:
+    """Delete a namespace with its keys and hostnames; with ``?force=true``, its workers too."""
     require_namespace(caller, name)
     try:
-        namespaces.remove(store, name)
+        namespaces.remove(store, name, force=force)
     except namespaces.NamespaceNotFound:
         raise _not_found(name) from None
+    except namespaces.NamespaceHasWorkers as exc:
+        raise ApiError(
+            409,
+            "conflict",
+            f"namespace {name!r} still has {exc.count} worker(s); delete them first, or send "
+            f"DELETE /v1/namespaces/{name}?force=true to delete it with its workers",
+        ) from None
     return Response(status_code=204)
 
 

@@ -17,7 +17,8 @@ from app.auth import CallerDep, Principal, require_namespace
 from app.builds import BuildFailed, build, describe
 from app.config import Settings
 from app.deps import ArtifactsDep, Services, ServicesDep, StoreDep
-from app.errors import CONTROL_PLANE_ERRORS, ApiError, checked_defaults, invalid_field
+from app.errors import CONTROL_PLANE_ERRORS, ApiError, invalid_field
+from app.policy import ceiling_of, checked_hosts, checked_limits
 from app.schemas import (
     MODULE_PATH,
     TAG,
@@ -240,8 +241,9 @@ async def upload_worker(
 ) -> Upload:
     """Check, build, store and deploy an upload (the caller checked the key).
 
-    ApiError 422 for invalid fields, 422 ``build_failed`` (details name file and line),
-    404 for an unknown namespace.
+    The worker's limits and allowed_hosts must be within its namespace's (app/policy.py),
+    whoever uploads it. ApiError 422 for invalid fields, 422 ``build_failed`` (details
+    name file and line), 404 for an unknown namespace.
     """
     runtime = body.runtime or settings.default_runtime
     runner = runners.get(runtime)
@@ -257,7 +259,13 @@ async def upload_worker(
     size = sum(len(source.encode()) for source in body.modules.values())
     if size > settings.max_code_bytes:
         raise invalid_field("modules", f"{size} bytes; at most {settings.max_code_bytes}")
-    limits = checked_defaults(settings, body.limits, body.allowed_hosts)
+    try:
+        space = await asyncio.to_thread(namespaces.get, store, namespace)
+    except namespaces.NamespaceNotFound as exc:
+        raise _missing(exc, namespace, name) from None
+    ceiling = ceiling_of(settings, space)
+    limits = checked_limits(ceiling, body.limits.model_dump())
+    checked_hosts(ceiling, body.allowed_hosts)
     for field, names in (("vars", body.vars), ("secrets", body.secrets)):
         for key in names:
             if not _ENV_NAME.match(key):
@@ -268,10 +276,6 @@ async def upload_worker(
         missing = packages.check_requirements(body.requirements, lock_file)
         if missing:
             raise invalid_field("requirements", f"not installed: {', '.join(missing)}")
-    try:
-        await asyncio.to_thread(namespaces.get, store, namespace)
-    except namespaces.NamespaceNotFound as exc:
-        raise _missing(exc, namespace, name) from None
     try:
         built = await build(
             runner,

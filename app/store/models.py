@@ -31,6 +31,9 @@ class NamespaceRow(Base):
     limits: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     allowed_hosts: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
     dispatch_public: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    # Whether the namespace's keys and workers may open the operator's private networks
+    # (SANDLOT_EGRESS_PRIVATE_NETWORKS) by IP literal. Only the admin key sets it.
+    private_egress: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=_now
     )

@@ -1,4 +1,4 @@
-"""Namespaces in the store: create, read, list by page, delete."""
+"""Namespaces in the store: create, read, list by page, change, delete."""
 
 from __future__ import annotations
 
@@ -13,7 +13,17 @@ from sqlalchemy.orm import Session
 from app.store.db import Store
 from app.store.models import NamespaceRow, WorkerRow
 
-__all__ = ["Namespace", "NamespaceExists", "NamespaceNotFound", "create", "get", "page", "remove"]
+__all__ = [
+    "Namespace",
+    "NamespaceExists",
+    "NamespaceHasWorkers",
+    "NamespaceNotFound",
+    "create",
+    "get",
+    "page",
+    "remove",
+    "update",
+]
 
 
 class NamespaceExists(Exception):
@@ -22,6 +32,14 @@ class NamespaceExists(Exception):
 
 class NamespaceNotFound(Exception):
     """No namespace of that name."""
+
+
+class NamespaceHasWorkers(Exception):
+    """The namespace still has workers (``count``) and the delete was not forced."""
+
+    def __init__(self, name: str, count: int) -> None:
+        super().__init__(f"namespace {name!r} has {count} workers")
+        self.count = count
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +51,7 @@ class Namespace:
     dispatch_public: bool
     created_at: datetime
     workers: int = 0
+    private_egress: bool = False
 
 
 def _from_row(row: NamespaceRow, workers: int = 0) -> Namespace:
@@ -45,6 +64,7 @@ def _from_row(row: NamespaceRow, workers: int = 0) -> Namespace:
         # SQLite keeps no time zone; every time stored here is UTC.
         created_at=row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC),
         workers=workers,
+        private_egress=row.private_egress,
     )
 
 
@@ -63,6 +83,7 @@ def create(
     limits: dict[str, Any],
     allowed_hosts: list[str],
     dispatch_public: bool,
+    private_egress: bool = False,
 ) -> Namespace:
     """Raises NamespaceExists."""
     row = NamespaceRow(
@@ -71,6 +92,7 @@ def create(
         limits=limits,
         allowed_hosts=allowed_hosts,
         dispatch_public=dispatch_public,
+        private_egress=private_egress,
     )
     try:
         with store.session() as session:
@@ -101,9 +123,44 @@ def page(store: Store, *, limit: int, after: str | None) -> tuple[list[Namespace
     return items, (items[-1].name if len(rows) > limit else None)
 
 
-def remove(store: Store, name: str) -> None:
-    """Raises NamespaceNotFound."""
+# What update() may change: every column but the identity and the creation time, so a column
+# added to NamespaceRow is changeable as soon as the API's patch schema names it.
+_FIXED_COLUMNS = frozenset({"id", "name", "created_at"})
+
+
+def update(store: Store, name: str, changes: dict[str, Any]) -> Namespace:
+    """Set the given columns (already validated) and return the namespace.
+
+    Raises NamespaceNotFound, and ValueError for a name that is not a changeable column.
+    """
+    columns = set(NamespaceRow.__table__.columns.keys()) - _FIXED_COLUMNS
+    unknown = sorted(set(changes) - columns)
+    if unknown:
+        raise ValueError(f"not changeable namespace fields: {', '.join(unknown)}")
     with store.session() as session:
-        deleted = session.execute(delete(NamespaceRow).where(NamespaceRow.name == name))
-        if deleted.rowcount == 0:  # type: ignore[attr-defined]
+        row = session.scalar(select(NamespaceRow).where(NamespaceRow.name == name))
+        if row is None:
             raise NamespaceNotFound(name)
+        for column, value in changes.items():
+            setattr(row, column, value)
+        session.flush()
+        return _from_row(row, _worker_count(session, row.id))
+
+
+def remove(store: Store, name: str, *, force: bool = False) -> None:
+    """Delete the namespace with its keys (and, with ``force``, its workers).
+
+    Raises NamespaceNotFound, and NamespaceHasWorkers when it has workers and ``force`` is
+    false (then nothing is deleted).
+    """
+    with store.session() as session:
+        # FOR UPDATE (PostgreSQL): a worker saved meanwhile waits for this row, so the count
+        # can't go stale between the check and the delete.
+        query = select(NamespaceRow).where(NamespaceRow.name == name).with_for_update()
+        row = session.scalar(query)
+        if row is None:
+            raise NamespaceNotFound(name)
+        workers = _worker_count(session, row.id)
+        if workers and not force:
+            raise NamespaceHasWorkers(name, workers)
+        session.execute(delete(NamespaceRow).where(NamespaceRow.id == row.id))

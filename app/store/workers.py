@@ -272,9 +272,10 @@ class Target:
     dispatch_public: bool
     worker: Worker
     bindings: dict[str, str]
+    namespace_private_egress: bool = False
 
 
-_NAMESPACE_COLUMNS = ("mode", "limits", "allowed_hosts", "dispatch_public")
+_NAMESPACE_COLUMNS = ("mode", "limits", "allowed_hosts", "dispatch_public", "private_egress")
 _WORKER_COLUMNS = (
     "name",
     "runtime",
@@ -362,6 +363,7 @@ def target(store: Store, namespace: str, name: str) -> Target:
         dispatch_public=bool(found["n_dispatch_public"]),
         worker=worker,
         bindings={**found["w_vars"], **found["w_secrets"]},
+        namespace_private_egress=bool(found["n_private_egress"]),
     )
 
 

@@ -15,12 +15,17 @@ What the gate guarantees
 * **One resolution, pinned.** A host name is resolved once per hop; every answer is checked
   with :func:`check_address`, and the connection goes to one of those exact checked addresses
   (the connection classes never look the name up again), so DNS rebinding between "check" and
-  "connect" is impossible. Addresses that are not publicly routable (loopback, RFC 1918,
-  link-local including the cloud metadata service, CGNAT, unique-local, multicast, reserved,
-  and IPv4 addresses embedded in IPv6 forms of those) are reachable only through an allowlist
-  entry that is that exact IP literal *and* a URL that spells the literal; a name that resolves
-  to them is refused. When an answer mixes public and non-public addresses, only the public
-  ones are used (and refused only if none remain): the non-public ones never see a packet.
+  "connect" is impossible.
+* **Private networks are the operator's.** Addresses that are not publicly routable
+  (loopback, RFC 1918, link-local including the cloud metadata service, CGNAT, unique-local,
+  multicast, reserved, and IPv4 addresses embedded in IPv6 forms of those) are never reached
+  unless the policy's ``private_networks`` contain the address. That tuple is empty by default,
+  so by default no allowlist entry of any kind opens them; whoever builds the policy (in
+  Sandlot, the service, from the operator's ``SANDLOT_EGRESS_PRIVATE_NETWORKS``) decides. Even
+  inside those networks an address is reachable only through an allowlist entry that is that
+  exact IP literal *and* a URL that spells the literal; a name that resolves to it is refused.
+  When an answer mixes public and non-public addresses, only the public ones are used (and
+  refused only if none remain): the non-public ones never see a packet.
 * **TLS.** https certificates are verified against the host name of the URL (SNI and hostname
   check), not against the pinned address.
 * **Every redirect hop is a new request.** The gate follows 301/302/303/307/308 itself, up to
@@ -61,11 +66,11 @@ Refusal / failure reasons (machine-readable, on records and outcomes): ``scheme`
 
 from __future__ import annotations
 
-from sandbox.egress.addresses import IPAddress, address_category, check_address
+from sandbox.egress.addresses import IPAddress, address_category, check_address, in_networks
 from sandbox.egress.gate import USER_AGENT, Clock, Gate
 from sandbox.egress.messages import EgressRequest, EgressResponse, FetchOutcome, SubrequestRecord
 from sandbox.egress.network import Dialer, Resolver, system_resolver, tcp_dial
-from sandbox.egress.policy import DEFAULT_PORTS, AllowEntry, EgressPolicy
+from sandbox.egress.policy import DEFAULT_PORTS, AllowEntry, EgressPolicy, IPNetwork, parse_networks
 from sandbox.egress.urls import UrlDecision, check_url
 
 __all__ = [
@@ -80,12 +85,15 @@ __all__ = [
     "FetchOutcome",
     "Gate",
     "IPAddress",
+    "IPNetwork",
     "Resolver",
     "SubrequestRecord",
     "UrlDecision",
     "address_category",
     "check_address",
     "check_url",
+    "in_networks",
+    "parse_networks",
     "system_resolver",
     "tcp_dial",
 ]

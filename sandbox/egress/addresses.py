@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 
-from sandbox.egress.policy import DEFAULT_PORTS, EgressPolicy
+from sandbox.egress.policy import DEFAULT_PORTS, EgressPolicy, IPNetwork
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -70,13 +71,17 @@ def check_address(
     """Whether a resolved address may be connected to: None if yes, else ``'private_address'``.
 
     Public addresses are always fine (the host was already allowlisted by :func:`check_url`).
-    A non-public address (see :func:`address_category`) is allowed only when the URL's host
-    *is* that IP literal and an allowlist entry is the same literal with a matching port; a
-    host name that resolves to it is refused, which is what defeats DNS rebinding. With
-    ``scheme`` None, a port-less literal entry matches either default port (80 or 443).
+    A non-public address (see :func:`address_category`) is allowed only when all of these
+    hold: it lies in one of the policy's ``private_networks`` (empty by default, so by default
+    never); the URL's host *is* that IP literal; and an allowlist entry is the same literal
+    with a matching port. A host name that resolves to it is refused, which is what defeats
+    DNS rebinding. With ``scheme`` None, a port-less literal entry matches either default port
+    (80 or 443).
     """
     if address_category(ip) is None:
         return None
+    if not in_networks(ip, policy.private_networks):
+        return "private_address"
     try:
         host_ip: IPAddress | None = ipaddress.ip_address(host)
     except ValueError:
@@ -93,3 +98,20 @@ def check_address(
             ):
                 return None
     return "private_address"
+
+
+def in_networks(ip: IPAddress, networks: Iterable[IPNetwork]) -> bool:
+    """Whether ``ip`` lies in one of ``networks``.
+
+    An IPv4 address embedded in an IPv4-mapped or NAT64 IPv6 address is matched as the IPv4
+    address it leads to, and only so: ``::ffff:127.0.0.1`` is in ``127.0.0.0/8``, and never in
+    an IPv6 network that happens to contain its 128-bit form (``::/0``), since the packets go
+    to the embedded address.
+    """
+    candidate: IPAddress = ip
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            candidate = ip.ipv4_mapped
+        elif ip in _NAT64:
+            candidate = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return any(candidate.version == net.version and candidate in net for net in networks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ from sandbox.egress._hosts import (
 
 DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443}
 _MIB = 1024 * 1024
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _ENTRY_FORMS = (
     "accepted forms are 'host', 'host:port', '*.domain', '*.domain:port', an IPv4 address "
@@ -118,14 +121,17 @@ class EgressPolicy:
     """What a run may reach. Sizes are in bytes, times in milliseconds.
 
     ``max_redirects`` may be 0 (no redirect is followed; one is reported as
-    ``too_many_redirects``); the other limits must be positive. Raises ValueError naming the
-    field.
+    ``too_many_redirects``); the other limits must be positive. ``private_networks`` are the
+    only non-public networks (loopback, private, link-local, ...) an IP-literal entry may open
+    (see :func:`~sandbox.egress.check_address`); the default, empty, opens none, whatever the
+    entries say. Raises ValueError naming the field.
     """
 
     allowed_hosts: tuple[AllowEntry, ...]
     max_response_bytes: int = 10 * _MIB
     timeout_ms: int = 10_000
     max_redirects: int = 5
+    private_networks: tuple[IPNetwork, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.allowed_hosts, tuple) or not all(
@@ -140,6 +146,13 @@ class EgressPolicy:
             raise ValueError(
                 f"max_redirects must be a non-negative integer, got {self.max_redirects!r}"
             )
+        if not isinstance(self.private_networks, tuple) or not all(
+            isinstance(network, IPNetwork) for network in self.private_networks
+        ):
+            raise ValueError(
+                "private_networks must be a tuple of IPv4Network or IPv6Network, got "
+                f"{self.private_networks!r}"
+            )
 
     @classmethod
     def from_strings(
@@ -149,8 +162,10 @@ class EgressPolicy:
         max_response_bytes: int = 10 * _MIB,
         timeout_ms: int = 10_000,
         max_redirects: int = 5,
+        private_networks: Iterable[str | IPNetwork] = (),
     ) -> EgressPolicy:
-        """Build a policy from entry strings (see :meth:`AllowEntry.parse`); raises ValueError."""
+        """Build a policy from entry strings (see :meth:`AllowEntry.parse`) and networks in
+        CIDR notation (``'10.0.0.0/8'``, ``'fd00::/8'``); raises ValueError naming the entry."""
         if isinstance(allowed_hosts, str):
             # A bare string would otherwise be iterated character by character.
             raise ValueError("allowed_hosts must be a list of strings, not a single string")
@@ -159,8 +174,34 @@ class EgressPolicy:
             max_response_bytes=max_response_bytes,
             timeout_ms=timeout_ms,
             max_redirects=max_redirects,
+            private_networks=parse_networks(private_networks),
         )
 
     def allows(self, host: str, port: int, scheme: str) -> bool:
         """Whether any entry matches the canonical host, port and scheme."""
         return any(entry.matches(host, port, scheme) for entry in self.allowed_hosts)
+
+
+def parse_networks(networks: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]:
+    """Networks from CIDR text (``'127.0.0.0/8'``, ``'fd00::/8'``) or network objects.
+
+    Host bits must be zero (``'10.0.0.1/8'`` is refused rather than guessed). Raises
+    ValueError naming the entry.
+    """
+    if isinstance(networks, str):
+        raise ValueError("private_networks must be a list of CIDRs, not a single string")
+    parsed: list[IPNetwork] = []
+    for network in networks:
+        if isinstance(network, IPNetwork):
+            parsed.append(network)
+            continue
+        if not isinstance(network, str):
+            raise ValueError(f"private_networks entries must be CIDR strings, got {network!r}")
+        try:
+            parsed.append(ipaddress.ip_network(network, strict=True))
+        except ValueError as exc:
+            raise ValueError(
+                f"private_networks entry {network!r} is not a network in CIDR notation like "
+                f"'10.0.0.0/8' or 'fd00::/8' (host bits must be zero): {exc}"
+            ) from None
+    return tuple(parsed)

@@ -125,3 +125,40 @@ def test_bad_model_settings_fail_at_start_up(
     no_model.setenv(name, value)
     with pytest.raises(ValidationError, match=message):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("", (), id="unset-is-closed"),
+        pytest.param("127.0.0.0/8", ("127.0.0.0/8",), id="one"),
+        pytest.param("127.0.0.0/8, fd00::/8", ("127.0.0.0/8", "fd00::/8"), id="commas"),
+        pytest.param('["10.0.0.0/8"]', ("10.0.0.0/8",), id="json"),
+    ],
+)
+def test_private_networks_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: tuple[str, ...]
+) -> None:
+    monkeypatch.setenv("SANDLOT_EGRESS_PRIVATE_NETWORKS", value)
+    assert tuple(map(str, Settings().egress_private_networks)) == expected
+
+
+def test_private_networks_default_to_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SANDLOT_EGRESS_PRIVATE_NETWORKS", raising=False)
+    assert Settings().egress_private_networks == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        pytest.param("10.0.0.1/8", "host bits", id="host-bits"),
+        pytest.param("metadata", "CIDR", id="not-a-network"),
+        pytest.param("[10", "not JSON", id="bad-json"),
+    ],
+)
+def test_bad_private_networks_fail_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, value: str, problem: str
+) -> None:
+    monkeypatch.setenv("SANDLOT_EGRESS_PRIVATE_NETWORKS", value)
+    with pytest.raises(ValidationError, match=f"SANDLOT_EGRESS_PRIVATE_NETWORKS.*{problem}"):
+        Settings()

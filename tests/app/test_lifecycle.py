@@ -178,7 +178,8 @@ def test_the_whole_lifecycle_survives_a_restart(
         assert gone.json()["error"]["code"] == "worker_not_found"
         assert public.get("/dispatch/shop/snoop/").status_code == 200
 
-        assert owner.delete("/v1/namespaces/shop").status_code == 204
+        assert owner.delete("/v1/namespaces/shop").status_code == 409  # snoop is still there
+        assert owner.delete("/v1/namespaces/shop", params={"force": "true"}).status_code == 204
         assert public.get("/dispatch/shop/snoop/").status_code == 404
         assert site("hostname").status_code == 404
         assert public.get("/readyz", headers={"host": "shop.example.test"}).status_code == 200

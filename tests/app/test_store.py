@@ -132,7 +132,10 @@ def test_worker_versions_deploy_and_cascade(store: Store) -> None:
     with pytest.raises(workers.VersionNotFound):
         workers.deploy(store, "ns", "w", "ver_nope")
     assert namespaces.get(store, "ns").workers == 1
-    namespaces.remove(store, "ns")
+    with pytest.raises(namespaces.NamespaceHasWorkers):
+        namespaces.remove(store, "ns")
+    assert workers.get(store, "ns", "w").name == "w"  # a refused delete deletes nothing
+    namespaces.remove(store, "ns", force=True)
     _make(store, "ns")
     with pytest.raises(workers.WorkerNotFound):
         workers.get(store, "ns", "w")
@@ -191,3 +194,44 @@ def test_dispatch_target_is_one_read_of_namespace_worker_and_version(store: Stor
         workers.target(store, "ns", "nope")
     with pytest.raises(namespaces.NamespaceNotFound):
         workers.target(store, "nope", "w")
+
+
+def test_update_changes_only_what_it_is_given(store: Store) -> None:
+    made = _make(store, "patched")
+    assert made.private_egress is False  # closed unless the admin opens it
+    changed = namespaces.update(
+        store, "patched", {"allowed_hosts": ["*.example.com"], "private_egress": True}
+    )
+    assert (changed.allowed_hosts, changed.private_egress) == (["*.example.com"], True)
+    assert (changed.limits, changed.mode, changed.created_at) == (
+        made.limits,
+        made.mode,
+        made.created_at,
+    )
+    assert namespaces.get(store, "patched") == changed
+    with pytest.raises(ValueError, match="name"):
+        namespaces.update(store, "patched", {"name": "renamed"})
+    with pytest.raises(namespaces.NamespaceNotFound):
+        namespaces.update(store, "ghost", {"private_egress": True})
+
+
+def test_dispatch_target_carries_private_egress(store: Store) -> None:
+    _make(store, "grant")
+    spec = workers.WorkerSpec(
+        runtime="wasmtime", tags=[], limits={}, allowed_hosts=[], vars={}, secrets={}
+    )
+    workers.save_version(
+        store,
+        "grant",
+        "w",
+        spec,
+        sha256="0" * 64,
+        main_module="main.py",
+        requirements=[],
+        size=1,
+        build_ms=1.0,
+        warnings=[],
+    )
+    assert workers.target(store, "grant", "w").namespace_private_egress is False
+    namespaces.update(store, "grant", {"private_egress": True})
+    assert workers.target(store, "grant", "w").namespace_private_egress is True

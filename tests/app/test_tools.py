@@ -45,7 +45,9 @@ def tools(admin: httpx.Client) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def namespace(admin: httpx.Client) -> str:
     name = "t-" + secrets.token_hex(4)
-    assert admin.post("/v1/namespaces", json={"name": name}).status_code == 201
+    # Uploads list a loopback literal: the namespace must allow it (ceiling and grant).
+    body = {"name": name, "allowed_hosts": ["127.0.0.1:9"], "private_egress": True}
+    assert admin.post("/v1/namespaces", json=body).status_code == 201
     return name
 
 

@@ -198,7 +198,10 @@ def test_namespace_helpers_and_scoped_keys(client: Sandlot, service: Service) ->
         with pytest.raises(SandlotError) as forbidden:
             scoped.create_namespace("another-" + secrets.token_hex(2))
         assert forbidden.value.status_code == 403
-    client.delete_namespace(name)
+    with pytest.raises(SandlotError) as has_workers:
+        client.delete_namespace(name)
+    assert has_workers.value.status_code == 409
+    client.delete_namespace(name, force=True)
     with pytest.raises(SandlotError) as gone:
         client.get_namespace(name)
     assert gone.value.status_code == 404

@@ -10,7 +10,7 @@ import pytest
 
 from sandbox.egress import EgressPolicy, SubrequestRecord
 from sandbox.engines.pyodide.gateway import GateServer
-from tests.loopback import LoopbackServer
+from tests.loopback import LOOPBACK_NETWORKS, LoopbackServer
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_registered_run_reaches_its_allowed_host(
     gate: GateServer, loopback: LoopbackServer
 ) -> None:
     records: list[SubrequestRecord] = []
-    policy = EgressPolicy.from_strings([loopback.host])
+    policy = EgressPolicy.from_strings([loopback.host], private_networks=LOOPBACK_NETWORKS)
     with gate.register(
         "tok", policy, deadline=time.monotonic() + 10, budget=lambda: True, on_record=records.append
     ):
@@ -58,7 +58,7 @@ def test_unknown_token_is_refused_without_a_packet(
 
 
 def test_token_stops_working_when_the_run_ends(gate: GateServer, canary: LoopbackServer) -> None:
-    policy = EgressPolicy.from_strings([canary.host])
+    policy = EgressPolicy.from_strings([canary.host], private_networks=LOOPBACK_NETWORKS)
     with gate.register(
         "tok", policy, deadline=time.monotonic() + 10, budget=lambda: True, on_record=lambda r: None
     ):
@@ -78,7 +78,7 @@ def test_policy_and_budget_are_the_runs(gate: GateServer, canary: LoopbackServer
         assert "allowlist" in _via_gate(gate, "tok", f"{canary.url}/hello").text
     with gate.register(
         "tok2",
-        EgressPolicy.from_strings([canary.host]),
+        EgressPolicy.from_strings([canary.host], private_networks=LOOPBACK_NETWORKS),
         deadline=time.monotonic() + 10,
         budget=lambda: False,
         on_record=lambda r: None,

@@ -37,6 +37,7 @@ from sandbox.egress import (
     check_url,
     tcp_dial,
 )
+from tests.loopback import LOOPBACK_NETWORKS
 
 # An address that is_global; the tests never connect to it (the dialer maps it to loopback).
 PUBLIC = ipaddress.ip_address("93.184.215.14")
@@ -238,6 +239,8 @@ def harness(
 ) -> Harness:
     resolver = FakeResolver(names)
     dialer = GuardDialer(remap)
+    # The loopback servers are reached by literal, which only an opened network allows.
+    policy.setdefault("private_networks", LOOPBACK_NETWORKS)
     gate = Gate(
         EgressPolicy.from_strings(entries, **policy),
         resolver=resolver,
@@ -736,8 +739,86 @@ def test_check_address_allows_public(ip: str) -> None:
 def test_check_address_literal_entries(
     ip: str, host: str, port: int, entries: list[str], scheme: str | None, expected: str | None
 ) -> None:
-    policy = EgressPolicy.from_strings(entries)
+    # Every network opened, so only the literal rule decides.
+    policy = EgressPolicy.from_strings(entries, private_networks=["0.0.0.0/0", "::/0"])
     assert check_address(ipaddress.ip_address(ip), host, port, policy, scheme=scheme) == expected
+
+
+@pytest.mark.parametrize(
+    ("ip", "entry", "networks", "expected"),
+    [
+        pytest.param("127.0.0.1", "127.0.0.1:8080", [], "private_address", id="none-opened"),
+        pytest.param(
+            "169.254.169.254", "169.254.169.254:8080", [], "private_address", id="metadata-closed"
+        ),
+        pytest.param(
+            "169.254.169.254",
+            "169.254.169.254:8080",
+            ["127.0.0.0/8"],
+            "private_address",
+            id="metadata-outside-opened",
+        ),
+        pytest.param("127.0.0.1", "127.0.0.1:8080", ["127.0.0.0/8"], None, id="inside-opened"),
+        pytest.param(
+            "10.1.2.3", "10.1.2.3:8080", ["10.1.2.0/24", "fd00::/8"], None, id="second-network"
+        ),
+        pytest.param("::1", "[::1]:8080", ["127.0.0.0/8"], "private_address", id="v6-vs-v4-net"),
+        pytest.param(
+            "::ffff:127.0.0.1",
+            "[::ffff:127.0.0.1]:8080",
+            ["127.0.0.0/8"],
+            None,
+            id="mapped-judged-by-embedded",
+        ),
+        pytest.param(
+            "::ffff:169.254.169.254",
+            "[::ffff:169.254.169.254]:8080",
+            ["::/0"],
+            "private_address",
+            id="mapped-not-by-v6-net",
+        ),
+        pytest.param(
+            "64:ff9b::a9fe:a9fe",
+            "[64:ff9b::a9fe:a9fe]:8080",
+            ["64:ff9b::/96"],
+            "private_address",
+            id="nat64-not-by-v6-net",
+        ),
+    ],
+)
+def test_check_address_needs_an_opened_network(
+    ip: str, entry: str, networks: list[str], expected: str | None
+) -> None:
+    # The literal rule holds in every case; only private_networks differs.
+    address = ipaddress.ip_address(ip)
+    policy = EgressPolicy.from_strings([entry], private_networks=networks)
+    assert check_address(address, ip, 8080, policy, scheme="http") == expected
+
+
+def test_literal_to_closed_network_sends_nothing(
+    serve: Callable[..., LoopbackHTTPServer],
+) -> None:
+    canary = serve()
+    h = harness([f"127.0.0.1:{canary.port}"], private_networks=())
+    outcome = h.fetch(canary.url("/"))
+    assert outcome.reason == "private_address"
+    assert h.dialer.calls == [] and canary.hits == []
+
+
+@pytest.mark.parametrize(
+    ("networks", "problem"),
+    [
+        pytest.param(["10.0.0.1/8"], "host bits", id="host-bits"),
+        pytest.param(["nonsense"], "CIDR", id="not-a-network"),
+        pytest.param("10.0.0.0/8", "not a single string", id="bare-string"),
+        pytest.param([8], "CIDR strings", id="not-a-string"),
+    ],
+)
+def test_private_networks_are_validated(networks: Any, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        EgressPolicy.from_strings([], private_networks=networks)
+    with pytest.raises(ValueError, match="private_networks"):
+        EgressPolicy(allowed_hosts=(), private_networks=["10.0.0.0/8"])  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -72,3 +72,4 @@ def test_job_copies_its_mappings_read_only() -> None:
 
 def test_default_job_may_reach_nobody() -> None:
     assert Job(code="1").egress.allowed_hosts == ()
+    assert Job(code="1").egress.private_networks == ()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import struct
 
 import pytest
 
-from sandbox import protocol
+from sandbox import EgressPolicy, Job, protocol
+from sandbox.protocol import job_from_message, job_message
 
 
 def test_round_trip_blocking() -> None:
@@ -52,3 +54,17 @@ def test_truncated_frame_is_end_of_stream() -> None:
 def test_garbage_raises_protocol_error(data: bytes) -> None:
     with pytest.raises(protocol.ProtocolError):
         protocol.read_frame(io.BytesIO(data))
+
+
+def test_job_message_keeps_the_egress_policy_whole() -> None:
+    # The worker process rebuilds the policy from this frame: a network lost on the way would
+    # close it, one added would open it.
+    egress = EgressPolicy.from_strings(
+        ["10.1.2.3:8080", "api.example.com"],
+        max_redirects=0,
+        private_networks=["10.0.0.0/8", "fd00::/8"],
+    )
+    job = Job(code="1", egress=egress)
+    assert job_from_message(json.loads(json.dumps(job_message(job)))).egress == egress
+    closed = Job(code="1", egress=EgressPolicy.from_strings(["10.1.2.3:8080"]))
+    assert job_from_message(job_message(closed)).egress.private_networks == ()
