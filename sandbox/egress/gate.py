@@ -10,9 +10,16 @@ import ipaddress
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import urljoin
 
+from sandbox.egress._codings import (
+    ACCEPT_ENCODING,
+    BodyDecoder,
+    _CodingError,
+    content_codings,
+    unsupported_coding,
+)
 from sandbox.egress._hops import _decode_location, _describe, _HopFailure, _Reply, _timed_out
 from sandbox.egress.addresses import IPAddress, address_category, check_address
 from sandbox.egress.messages import EgressRequest, EgressResponse, FetchOutcome, SubrequestRecord
@@ -49,6 +56,8 @@ _GATE_OWNED_HEADERS = frozenset(
         "te",
         "trailer",
         "upgrade",
+        # The gate decodes what it asked for, so it must choose what it can decode and meter.
+        "accept-encoding",
     }
 )
 # Credentials that must not follow a redirect to another origin.
@@ -58,6 +67,10 @@ _BODY_HEADERS = frozenset(
     {"content-type", "content-encoding", "content-language", "content-location"}
 )
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+# Statuses whose responses never have a body (RFC 9110 6.4.1).
+_BODYLESS_STATUSES = frozenset({204, 304})
+# Response headers that describe the body as sent, not as decoded for the guest.
+_CODING_HEADERS = frozenset({"content-encoding", "content-length"})
 
 # Reasons that are policy decisions ("denied") rather than network failures ("failed").
 _DENIAL_REASONS = frozenset(
@@ -73,6 +86,7 @@ _DENIAL_REASONS = frozenset(
         "subrequest_limit",
         "too_many_redirects",
         "response_too_large",
+        "unsupported_encoding",
     }
 )
 
@@ -373,6 +387,9 @@ class Gate:
             conn.putheader("Connection", "close")
             if not any(name.lower() == "user-agent" for name, _ in headers):
                 conn.putheader("User-Agent", USER_AGENT)
+            # A range of a compressed representation can't be decoded on its own.
+            ranged = any(name.lower() == "range" for name, _ in headers)
+            conn.putheader("Accept-Encoding", "identity" if ranged else ACCEPT_ENCODING)
             conn.endheaders(body or None)
             response = conn.getresponse()
             status = response.status
@@ -382,14 +399,40 @@ class Gate:
                 if watchdog.fired:
                     raise TimeoutError
                 return _Reply(status, reply_headers, b"", _decode_location(location))
+            codings = content_codings(response.msg.get_all("Content-Encoding") or ())
+            has_body = method != "HEAD" and status >= 200 and status not in _BODYLESS_STATUSES
+            unsupported = unsupported_coding(codings) if has_body else None
+            if unsupported is not None:
+                raise _HopFailure(
+                    "unsupported_encoding",
+                    f"the response from {decision.authority} is encoded with {unsupported!r}, "
+                    "which the gate cannot decode and so cannot hold to max_response_bytes "
+                    f"(it asks for {ACCEPT_ENCODING!r} only)",
+                    status=status,
+                )
             too_large = _HopFailure(
                 "response_too_large",
-                f"the response body exceeds {cap} bytes (max_response_bytes)",
+                f"the response body exceeds {cap} bytes (max_response_bytes)"
+                + (f" once decoded from {', '.join(codings)}" if codings else ""),
                 status=status,
             )
             if response.length is not None and response.length > cap:
                 raise too_large  # declared up front; don't download any of it
+            # The cap holds both for the bytes on the wire and, when the body is encoded,
+            # for the decoded bytes the guest would receive.
+            decoder = BodyDecoder(codings) if codings and has_body else None
+            decoded = 0
             chunks: list[bytes] = []
+
+            def keep(pieces: Iterator[bytes]) -> None:
+                nonlocal decoded
+                for piece in pieces:
+                    decoded += len(piece)
+                    if decoded > cap:
+                        too_large.nbytes = decoded
+                        raise too_large
+                    chunks.append(piece)
+
             while True:
                 chunk = response.read(min(_READ_CHUNK, cap - received + 1))
                 if not chunk:
@@ -398,12 +441,30 @@ class Gate:
                 if received > cap:
                     too_large.nbytes = received
                     raise too_large
-                chunks.append(chunk)
+                keep(iter((chunk,)) if decoder is None else decoder.feed(chunk))
             # A watchdog shutdown looks like a clean EOF to a close-delimited body, so the
             # body is only trusted if the watchdog did not fire.
             if watchdog.fired:
                 raise TimeoutError
+            if decoder is not None:
+                keep(decoder.finish())
+            if codings or any(name.lower() == "content-encoding" for name, _ in reply_headers):
+                # The guest gets the decoded body: no Content-Encoding, and its real length.
+                reply_headers = tuple(
+                    (name, value)
+                    for name, value in reply_headers
+                    if name.lower() not in _CODING_HEADERS
+                )
+                if has_body:
+                    reply_headers += (("Content-Length", str(decoded)),)
             return _Reply(status, reply_headers, b"".join(chunks), None)
+        except _CodingError as exc:
+            raise _HopFailure(
+                "protocol_error",
+                f"invalid HTTP response from {decision.authority} ({exc})",
+                status=status,
+                nbytes=received,
+            ) from None
         except _HopFailure:
             raise
         except (OSError, http.client.HTTPException) as exc:
