@@ -42,8 +42,10 @@ What the gate guarantees
   body without Content-Encoding and with its decoded Content-Length. A body in any other coding
   (``br``, ``zstd``, ``compress``, ...) is refused with ``unsupported_encoding`` before it is
   read; a body that is not valid in its coding is a ``protocol_error``.
-* **Records.** One :class:`SubrequestRecord` per hop, with URL (userinfo removed), status,
-  size and timing only: never headers or bodies.
+* **Records.** One :class:`SubrequestRecord` per hop, with URL, status, size and timing only:
+  never headers or bodies. The URL goes through :func:`redact_url` (no userinfo or fragment,
+  credential-like query values such as ``api_key=`` or ``X-Amz-Signature=`` replaced), as
+  must every log line that carries a URL.
 
 What it does not guarantee
 --------------------------
@@ -74,6 +76,7 @@ from sandbox.egress.gate import USER_AGENT, Clock, Gate
 from sandbox.egress.messages import EgressRequest, EgressResponse, FetchOutcome, SubrequestRecord
 from sandbox.egress.network import Dialer, Resolver, system_resolver, tcp_dial
 from sandbox.egress.policy import DEFAULT_PORTS, AllowEntry, EgressPolicy
+from sandbox.egress.redaction import redact_url
 from sandbox.egress.urls import UrlDecision, check_url
 
 __all__ = [
@@ -94,6 +97,7 @@ __all__ = [
     "address_category",
     "check_address",
     "check_url",
+    "redact_url",
     "system_resolver",
     "tcp_dial",
 ]

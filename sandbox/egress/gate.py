@@ -34,7 +34,8 @@ from sandbox.egress.network import (
     tcp_dial,
 )
 from sandbox.egress.policy import EgressPolicy
-from sandbox.egress.urls import UrlDecision, _redact_url, check_url
+from sandbox.egress.redaction import redact_url
+from sandbox.egress.urls import UrlDecision, check_url
 
 # Monotonic time in seconds.
 Clock = Callable[[], float]
@@ -180,12 +181,14 @@ class Gate:
             nbytes: int = 0,
         ) -> None:
             ms = round((self._clock() - hop_started) * 1000, 3)
-            records.append(SubrequestRecord(method, hop_url, status, nbytes, ms, allowed, reason))
+            # Records are logged and shown in tails: no userinfo, no credential-like query.
+            shown = redact_url(hop_url)
+            records.append(SubrequestRecord(method, shown, status, nbytes, ms, allowed, reason))
 
         while True:
             hop_started = self._clock()
             if budget is not None and not budget():
-                record(_redact_url(url), hop_started, allowed=False, reason="subrequest_limit")
+                record(url, hop_started, allowed=False, reason="subrequest_limit")
                 return outcome_error(
                     "subrequest_limit", "the run's subrequest limit has been reached"
                 )

@@ -43,6 +43,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         self.server.seen.append({k.lower(): v for k, v in self.headers.items()})
+        self.server.paths.append(self.path)
         self.server.route(self)
 
     do_GET = do_HEAD = do_POST = _handle
@@ -58,6 +59,7 @@ class _Server(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.route = route
         self.seen: list[dict[str, str]] = []
+        self.paths: list[str] = []
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # the gate hangs up on bodies over the cap; that's expected
@@ -116,6 +118,7 @@ def fetch(
     server: _Server,
     *,
     method: str = "GET",
+    path: str = "/data",
     headers: tuple[tuple[str, str], ...] = (),
     cap: int = CAP,
 ) -> FetchOutcome:
@@ -133,7 +136,7 @@ def fetch(
 
     policy = EgressPolicy(allowed_hosts=(AllowEntry.parse(HOST),), max_response_bytes=cap)
     gate = Gate(policy, resolver=resolver, dialer=dialer)
-    return gate.fetch(EgressRequest(method, f"http://{HOST}/data", headers))
+    return gate.fetch(EgressRequest(method, f"http://{HOST}{path}", headers))
 
 
 def header(outcome: FetchOutcome, name: str) -> list[str]:
