@@ -6,6 +6,7 @@ import logging
 
 import uvicorn
 
+from app.access_log import redact_access_log
 from app.config import Settings
 from app.main import create_app
 
@@ -18,6 +19,7 @@ def main() -> None:
     )
     # The MCP transport logs the set-up of every stateless request at INFO.
     logging.getLogger("mcp.server.streamable_http").setLevel(logging.WARNING)
+    redact_access_log()
     uvicorn.run(
         create_app(settings),
         host=settings.host,

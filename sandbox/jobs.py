@@ -37,7 +37,8 @@ class Job:
         egress: who the code may reach over HTTP (default: nobody).
         stdin: what ``input()`` and ``sys.stdin`` read; None means EOF at once.
         files: relative path → content, written into the run's working
-            directory before it starts. No absolute paths, no ``..``.
+            directory before it starts. No absolute paths, no ``..``, and no
+            path that is both a file and a directory (``a`` and ``a/b``).
         env: the whole environment the code sees (``os.environ``).
         requirements: names of installed pure-Python packages to load first
             (engines that support packages only).
@@ -70,7 +71,10 @@ class Job:
             try:
                 check_relative_path(path)
             except ValueError as exc:
-                raise InvalidJob(f"files.{path}", str(exc)) from None
+                # The field is echoed in JSON errors: it must be encodable text itself.
+                shown = path.encode("utf-8", "backslashreplace").decode("utf-8")
+                raise InvalidJob(f"files.{shown}", str(exc)) from None
+        _check_no_file_is_a_directory(self.files)
         for name, value in self.env.items():
             if not _ENV_NAME.match(name):
                 raise InvalidJob(f"env.{name}", "names must match [A-Za-z_][A-Za-z0-9_]*")
@@ -98,8 +102,37 @@ def check_relative_path(path: str) -> None:
         or "\x00" in path
         or any(part in ("", ".", "..") for part in parts)
         or len(path) > 255
+        or not _fits_file_system(parts)
     ):
         raise ValueError(
             f"{path!r} must be a relative path like 'data/input.csv' "
-            "(no leading '/', no '.' or '..' parts, no backslashes, at most 255 characters)"
+            "(no leading '/', no '.' or '..' parts, no empty parts or trailing '/', "
+            "no backslashes, valid Unicode, at most 255 characters and 255 UTF-8 bytes a part)"
         )
+
+
+def _fits_file_system(parts: list[str]) -> bool:
+    # A lone surrogate (JSON allows "\ud800") can't be a file name, and Linux refuses a
+    # name over 255 bytes (ENAMETOOLONG), which 255 characters of 'é' would be.
+    try:
+        return all(len(part.encode("utf-8")) <= 255 for part in parts)
+    except UnicodeEncodeError:
+        return False
+
+
+def _check_no_file_is_a_directory(files: Mapping[str, bytes]) -> None:
+    """Raise InvalidJob if one path is a file and also a directory of another (``a``, ``a/b``).
+
+    Writing both would fail half-way through seeding the work dir, whatever the order.
+    Paths are already checked, so plain string prefixes are directory prefixes.
+    """
+    for path in sorted(files):
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            directory = "/".join(parts[:depth])
+            if directory in files:
+                raise InvalidJob(
+                    f"files.{path}",
+                    f"{directory!r} is a file, so it can't also be the directory of {path!r}; "
+                    "rename one of the two",
+                )

@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sandbox import protocol
+from sandbox.egress import redact_url
 from sandbox.errors import EngineUnavailable, PoolBusy, RunnerClosed
 from sandbox.events import (
     End,
@@ -406,8 +407,13 @@ def _loop_time(monotonic_deadline: float) -> float:
 
 
 def _log_subrequest(run_id: str, event: Subrequest) -> None:
-    # The origin only at INFO: paths and queries can carry the user's tokens.
-    parts = urlsplit(event.url)
+    # The origin only at INFO: paths and queries can carry the user's tokens. The gate's
+    # records are redacted already; redacting again costs little and guards every source.
+    url = redact_url(event.url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced '[' in a refused URL
+        parts = urlsplit("")
     log.info(
         "run %s subrequest %s %s://%s -> %s, %d bytes, %.1f ms%s",
         run_id,
@@ -419,7 +425,7 @@ def _log_subrequest(run_id: str, event: Subrequest) -> None:
         event.ms,
         "" if event.allowed else f", refused: {event.reason}",
     )
-    log.debug("run %s subrequest url %s", run_id, event.url)
+    log.debug("run %s subrequest url %s", run_id, url)
 
 
 def _synthetic_end(status: Status, started: float, error: GuestError | None = None) -> End:

@@ -39,22 +39,16 @@ def _no_processes(command: str) -> int:
 async def run(job_json: str) -> str:
     try:
         job: dict[str, Any] = _sandlot_exec.DECODE(job_json)
-        _seed_files(job.pop("files", None) or {})
+        files = job.pop("files", None) or {}
+        os.makedirs(WORKDIR, exist_ok=True)
         job["cwd"] = WORKDIR
-        outcome = await _sandlot_exec.run_job_async(job)
+        outcome = _sandlot_exec.write_files(
+            WORKDIR, {name: base64.b64decode(data) for name, data in files.items()}
+        ) or await _sandlot_exec.run_job_async(job)
     except BaseException as exc:  # the host needs an outcome, whatever happened
         outcome = _sandlot_exec.internal_error(exc)
     _sandlot_exec.flush_output()
     return _sandlot_exec.encode_outcome(outcome)
-
-
-def _seed_files(files: dict[str, str]) -> None:
-    os.makedirs(WORKDIR, exist_ok=True)
-    for name, data in files.items():
-        path = os.path.join(WORKDIR, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as handle:
-            handle.write(base64.b64decode(data))
 
 
 def _fetch(

@@ -31,16 +31,26 @@ What the gate guarantees
 * **Every redirect hop is a new request.** The gate follows 301/302/303/307/308 itself, up to
   ``max_redirects``, re-running every check above per hop; Authorization/Cookie headers are
   dropped once a redirect leaves the original origin.
-* **Limits.** Response bodies are capped at ``max_response_bytes``; the whole fetch (DNS,
-  connect, TLS, every hop) is capped at the smallest of the request's ``timeout_ms``, the
-  policy's ``timeout_ms`` and the caller's absolute ``deadline``; the caller's ``budget``
-  callback is consulted before every hop.
+* **Limits.** Response bodies are capped at ``max_response_bytes``, counting both the bytes on
+  the wire and the decoded bytes the guest receives; the whole fetch (DNS, connect, TLS, every
+  hop) is capped at the smallest of the request's ``timeout_ms``, the policy's ``timeout_ms``
+  and the caller's absolute ``deadline``; the caller's ``budget`` callback is consulted before
+  every hop.
 * **Framing belongs to the gate.** The guest cannot set Host, Content-Length,
   Transfer-Encoding, Connection or other hop-by-hop headers (they are silently dropped and
   re-derived), so it cannot smuggle requests or pick a different virtual host than its URL
   names. ``CONNECT`` is refused. Environment proxy settings are ignored.
-* **Records.** One :class:`SubrequestRecord` per hop, with URL (userinfo removed), status,
-  size and timing only: never headers or bodies.
+* **Decoding belongs to the gate.** The guest's Accept-Encoding is dropped; the gate asks for
+  ``gzip, deflate`` (``identity`` when the guest sends Range) and decodes those codings,
+  stacked ones too, incrementally under the cap, so no decompression bomb reaches the guest or
+  a host-side client that would decode it unmetered (Deno's fetch). The guest gets the decoded
+  body without Content-Encoding and with its decoded Content-Length. A body in any other coding
+  (``br``, ``zstd``, ``compress``, ...) is refused with ``unsupported_encoding`` before it is
+  read; a body that is not valid in its coding is a ``protocol_error``.
+* **Records.** One :class:`SubrequestRecord` per hop, with URL, status, size and timing only:
+  never headers or bodies. The URL goes through :func:`redact_url` (no userinfo or fragment,
+  credential-like query values such as ``api_key=`` or ``X-Amz-Signature=`` replaced), as
+  must every log line that carries a URL.
 
 What it does not guarantee
 --------------------------
@@ -50,7 +60,7 @@ What it does not guarantee
 * It trusts the resolver's answers to be what the system would use; it only refuses answers
   that point at non-public addresses. A public address controlled by someone else is public.
 * No request-body size limit, rate limiting or subrequest counting (``budget`` is the
-  caller's), no decompression, cookies, connection reuse, HTTP/2 or proxies.
+  caller's), no cookies, connection reuse, HTTP/2 or proxies.
 * A DNS lookup that overruns the deadline is abandoned, not cancelled: its thread finishes
   in the background.
 * Internationalised names go through Python's IDNA 2003 codec. Where IDNA 2008 differs (e.g.
@@ -60,8 +70,8 @@ What it does not guarantee
 Refusal / failure reasons (machine-readable, on records and outcomes): ``scheme``,
 ``userinfo``, ``malformed_url``, ``bad_host``, ``bad_port``, ``noncanonical_ip``,
 ``not_allowlisted``, ``private_address``, ``subrequest_limit``, ``too_many_redirects``,
-``response_too_large``, ``dns_error``, ``connect_error``, ``tls_error``, ``timeout``,
-``protocol_error``.
+``response_too_large``, ``unsupported_encoding``, ``dns_error``, ``connect_error``,
+``tls_error``, ``timeout``, ``protocol_error``.
 """
 
 from __future__ import annotations
@@ -71,6 +81,7 @@ from sandbox.egress.gate import USER_AGENT, Clock, Gate
 from sandbox.egress.messages import EgressRequest, EgressResponse, FetchOutcome, SubrequestRecord
 from sandbox.egress.network import Dialer, Resolver, system_resolver, tcp_dial
 from sandbox.egress.policy import DEFAULT_PORTS, AllowEntry, EgressPolicy, IPNetwork, parse_networks
+from sandbox.egress.redaction import redact_url
 from sandbox.egress.urls import UrlDecision, check_url
 
 __all__ = [
@@ -94,6 +105,7 @@ __all__ = [
     "check_url",
     "in_networks",
     "parse_networks",
+    "redact_url",
     "system_resolver",
     "tcp_dial",
 ]

@@ -10,9 +10,16 @@ import ipaddress
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import urljoin
 
+from sandbox.egress._codings import (
+    ACCEPT_ENCODING,
+    BodyDecoder,
+    _CodingError,
+    content_codings,
+    unsupported_coding,
+)
 from sandbox.egress._hops import _decode_location, _describe, _HopFailure, _Reply, _timed_out
 from sandbox.egress.addresses import IPAddress, address_category, check_address
 from sandbox.egress.messages import EgressRequest, EgressResponse, FetchOutcome, SubrequestRecord
@@ -27,7 +34,8 @@ from sandbox.egress.network import (
     tcp_dial,
 )
 from sandbox.egress.policy import EgressPolicy
-from sandbox.egress.urls import UrlDecision, _redact_url, check_url
+from sandbox.egress.redaction import redact_url
+from sandbox.egress.urls import UrlDecision, check_url
 
 # Monotonic time in seconds.
 Clock = Callable[[], float]
@@ -49,6 +57,8 @@ _GATE_OWNED_HEADERS = frozenset(
         "te",
         "trailer",
         "upgrade",
+        # The gate decodes what it asked for, so it must choose what it can decode and meter.
+        "accept-encoding",
     }
 )
 # Credentials that must not follow a redirect to another origin.
@@ -58,6 +68,10 @@ _BODY_HEADERS = frozenset(
     {"content-type", "content-encoding", "content-language", "content-location"}
 )
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+# Statuses whose responses never have a body (RFC 9110 6.4.1).
+_BODYLESS_STATUSES = frozenset({204, 304})
+# Response headers that describe the body as sent, not as decoded for the guest.
+_CODING_HEADERS = frozenset({"content-encoding", "content-length"})
 
 # Reasons that are policy decisions ("denied") rather than network failures ("failed").
 _DENIAL_REASONS = frozenset(
@@ -73,6 +87,7 @@ _DENIAL_REASONS = frozenset(
         "subrequest_limit",
         "too_many_redirects",
         "response_too_large",
+        "unsupported_encoding",
     }
 )
 
@@ -166,12 +181,14 @@ class Gate:
             nbytes: int = 0,
         ) -> None:
             ms = round((self._clock() - hop_started) * 1000, 3)
-            records.append(SubrequestRecord(method, hop_url, status, nbytes, ms, allowed, reason))
+            # Records are logged and shown in tails: no userinfo, no credential-like query.
+            shown = redact_url(hop_url)
+            records.append(SubrequestRecord(method, shown, status, nbytes, ms, allowed, reason))
 
         while True:
             hop_started = self._clock()
             if budget is not None and not budget():
-                record(_redact_url(url), hop_started, allowed=False, reason="subrequest_limit")
+                record(url, hop_started, allowed=False, reason="subrequest_limit")
                 return outcome_error(
                     "subrequest_limit", "the run's subrequest limit has been reached"
                 )
@@ -272,8 +289,8 @@ class Gate:
             raise _HopFailure(
                 "private_address",
                 f"{decision.host!r} resolves to {first}, a {address_category(first)} address; "
-                "only public addresses may be reached by name (allowed_hosts may list the "
-                "exact IP literal instead)",
+                "only public addresses may be reached by name (a private address needs its "
+                "exact IP literal in allowed_hosts, inside a network the operator opened)",
                 allowed=False,
             )
         for address in permitted[:-1]:
@@ -373,6 +390,9 @@ class Gate:
             conn.putheader("Connection", "close")
             if not any(name.lower() == "user-agent" for name, _ in headers):
                 conn.putheader("User-Agent", USER_AGENT)
+            # A range of a compressed representation can't be decoded on its own.
+            ranged = any(name.lower() == "range" for name, _ in headers)
+            conn.putheader("Accept-Encoding", "identity" if ranged else ACCEPT_ENCODING)
             conn.endheaders(body or None)
             response = conn.getresponse()
             status = response.status
@@ -382,14 +402,40 @@ class Gate:
                 if watchdog.fired:
                     raise TimeoutError
                 return _Reply(status, reply_headers, b"", _decode_location(location))
+            codings = content_codings(response.msg.get_all("Content-Encoding") or ())
+            has_body = method != "HEAD" and status >= 200 and status not in _BODYLESS_STATUSES
+            unsupported = unsupported_coding(codings) if has_body else None
+            if unsupported is not None:
+                raise _HopFailure(
+                    "unsupported_encoding",
+                    f"the response from {decision.authority} is encoded with {unsupported!r}, "
+                    "which the gate cannot decode and so cannot hold to max_response_bytes "
+                    f"(it asks for {ACCEPT_ENCODING!r} only)",
+                    status=status,
+                )
             too_large = _HopFailure(
                 "response_too_large",
-                f"the response body exceeds {cap} bytes (max_response_bytes)",
+                f"the response body exceeds {cap} bytes (max_response_bytes)"
+                + (f" once decoded from {', '.join(codings)}" if codings else ""),
                 status=status,
             )
             if response.length is not None and response.length > cap:
                 raise too_large  # declared up front; don't download any of it
+            # The cap holds both for the bytes on the wire and, when the body is encoded,
+            # for the decoded bytes the guest would receive.
+            decoder = BodyDecoder(codings) if codings and has_body else None
+            decoded = 0
             chunks: list[bytes] = []
+
+            def keep(pieces: Iterator[bytes]) -> None:
+                nonlocal decoded
+                for piece in pieces:
+                    decoded += len(piece)
+                    if decoded > cap:
+                        too_large.nbytes = decoded
+                        raise too_large
+                    chunks.append(piece)
+
             while True:
                 chunk = response.read(min(_READ_CHUNK, cap - received + 1))
                 if not chunk:
@@ -398,12 +444,30 @@ class Gate:
                 if received > cap:
                     too_large.nbytes = received
                     raise too_large
-                chunks.append(chunk)
+                keep(iter((chunk,)) if decoder is None else decoder.feed(chunk))
             # A watchdog shutdown looks like a clean EOF to a close-delimited body, so the
             # body is only trusted if the watchdog did not fire.
             if watchdog.fired:
                 raise TimeoutError
+            if decoder is not None:
+                keep(decoder.finish())
+            if codings or any(name.lower() == "content-encoding" for name, _ in reply_headers):
+                # The guest gets the decoded body: no Content-Encoding, and its real length.
+                reply_headers = tuple(
+                    (name, value)
+                    for name, value in reply_headers
+                    if name.lower() not in _CODING_HEADERS
+                )
+                if has_body:
+                    reply_headers += (("Content-Length", str(decoded)),)
             return _Reply(status, reply_headers, b"".join(chunks), None)
+        except _CodingError as exc:
+            raise _HopFailure(
+                "protocol_error",
+                f"invalid HTTP response from {decision.authority} ({exc})",
+                status=status,
+                nbytes=received,
+            ) from None
         except _HopFailure:
             raise
         except (OSError, http.client.HTTPException) as exc:

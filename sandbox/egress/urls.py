@@ -12,8 +12,7 @@ from sandbox.egress._checks import _bad_char
 from sandbox.egress._hosts import _Host, _normalise_host, _parse_port, _Problem, _split_hostport
 from sandbox.egress.addresses import IPAddress
 from sandbox.egress.policy import DEFAULT_PORTS, EgressPolicy
-
-_MAX_LOGGED_URL = 2048
+from sandbox.egress.redaction import redact_url
 
 
 def _authority(host: str, port: int, scheme: str) -> str:
@@ -112,26 +111,6 @@ def _parse_url(url: str) -> _ParsedUrl:
     return _ParsedUrl(parts.scheme, host, port, target, has_userinfo=bool(at))
 
 
-def _redact_url(url: str) -> str:
-    """A loggable copy of an unparseable URL: userinfo dropped, odd characters escaped."""
-    scheme_end = url.find("://")
-    if scheme_end >= 0:
-        start = scheme_end + 3
-        end = len(url)
-        for stop in "/?#\\":
-            found = url.find(stop, start)
-            if 0 <= found < end:
-                end = found
-        at = url.rfind("@", start, end)
-        if at >= 0:
-            url = url[:start] + url[at + 1 :]
-    escaped = "".join(
-        "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass")) if _bad_char(ch) else ch
-        for ch in url[:_MAX_LOGGED_URL]
-    )
-    return escaped + ("..." if len(url) > _MAX_LOGGED_URL else "")
-
-
 def check_url(url: str, policy: EgressPolicy) -> UrlDecision:
     """Decide whether a URL may be requested under the policy. Pure: no DNS, no I/O.
 
@@ -149,7 +128,7 @@ def check_url(url: str, policy: EgressPolicy) -> UrlDecision:
             scheme=problem.scheme,
             host="",
             port=0,
-            url=_redact_url(url),
+            url=redact_url(url),
             target="",
         )
     host, port, scheme = parsed.host.text, parsed.port, parsed.scheme

@@ -93,6 +93,31 @@ def internal_error(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def write_files(workdir: str, files: dict[str, bytes]) -> dict[str, Any] | None:
+    """Write a job's files under ``workdir``; None, or an error outcome naming the file.
+
+    The host already refused paths that can't work together (``a`` beside ``a/b``); what the
+    file system still refuses ends the run with an error, never the interpreter.
+    """
+    for name, data in files.items():
+        path = os.path.join(workdir, name)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as handle:
+                handle.write(data)
+        except OSError as exc:
+            return {
+                "status": "error",
+                "error": {
+                    "type": type(exc).__name__,
+                    "message": f"files.{name}: could not be written to the working directory "
+                    f"({exc.strerror or exc})",
+                    "traceback": "",
+                },
+            }
+    return None
+
+
 def flush_output() -> None:
     for stream in (sys.stdout, sys.stderr):
         # A stream the code closed or replaced has nothing of ours to flush.

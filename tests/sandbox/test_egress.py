@@ -895,7 +895,8 @@ def test_get_round_trip(serve: Callable[..., LoopbackHTTPServer]) -> None:
     assert hit.header("User-Agent") == USER_AGENT
     assert hit.header("X-Token") == "abc"
     assert hit.header("Content-Length") is None
-    assert hit.header("Accept-Encoding") is None
+    # The gate asks for the codings it can decode and meter, never the guest's.
+    assert hit.header("Accept-Encoding") == "gzip, deflate"
     assert outcome.records == (
         SubrequestRecord(
             "GET", server.url("/hello?x=1"), 200, 8, outcome.records[0].ms, True, None

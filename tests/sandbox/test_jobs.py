@@ -73,3 +73,51 @@ def test_job_copies_its_mappings_read_only() -> None:
 def test_default_job_may_reach_nobody() -> None:
     assert Job(code="1").egress.allowed_hosts == ()
     assert Job(code="1").egress.private_networks == ()
+
+
+@pytest.mark.parametrize(
+    ("files", "field", "other"),
+    [
+        pytest.param(["a", "a/b"], "files.a/b", "'a'", id="file-then-dir"),
+        pytest.param(["a/b", "a"], "files.a/b", "'a'", id="dir-then-file"),
+        pytest.param(["x/y/z", "x/y"], "files.x/y/z", "'x/y'", id="nested"),
+        pytest.param(["x", "x/y/z"], "files.x/y/z", "'x'", id="grandparent"),
+    ],
+)
+def test_a_path_cannot_be_both_file_and_directory(files: list[str], field: str, other: str) -> None:
+    # Issue 11, finding 11: {"a": ..., "a/b": ...} crashed the wasmtime worker process.
+    with pytest.raises(InvalidJob) as info:
+        Job(code="1", files=dict.fromkeys(files, b"x"))
+    assert info.value.field == field
+    assert other in info.value.message and repr(field.removeprefix("files.")) in info.value.message
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        pytest.param(["a", "ab/c"], id="prefix-not-a-directory"),
+        pytest.param(["a/b", "a/c", "a/d/e"], id="siblings"),
+        pytest.param(["A", "a/b"], id="case-differs"),
+    ],
+)
+def test_paths_that_share_only_directories_are_fine(files: list[str]) -> None:
+    Job(code="1", files=dict.fromkeys(files, b"x"))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("a/./b", id="dot-inside"),
+        pytest.param("a//b", id="double-slash"),
+        pytest.param("a/b/", id="trailing-slash-nested"),
+        pytest.param("\ud800", id="lone-surrogate"),
+        pytest.param("é" * 128, id="part-over-255-bytes"),
+        pytest.param("d/" + "é" * 128, id="nested-part-over-255-bytes"),
+    ],
+)
+def test_other_spellings_are_refused(path: str) -> None:
+    with pytest.raises(InvalidJob) as info:
+        Job(code="1", files={path: b"x"})
+    # The field is echoed in JSON error bodies, so it must be encodable.
+    info.value.field.encode("utf-8")
+    assert "relative path" in info.value.message

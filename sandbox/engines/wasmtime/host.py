@@ -280,7 +280,12 @@ class GuestRuntime:
             }
         )
         store, func = self._take_instance()
-        _seed_files(self._workdir, job.files)
+        seeding_error = _seed_files(self._workdir, job.files)
+        if seeding_error is not None:
+            # The run's error, not the worker's crash; prepare() empties the workdir.
+            del store, func
+            wall_ms = round((time.monotonic() - started) * 1000, 3)
+            return report(seeding_error, Usage(wall_ms=wall_ms))
         outcome: dict[str, Any] | None = None
         status: Status | None = None
         crash = ""
@@ -522,12 +527,30 @@ def _peak_rss() -> int:
         return 0
 
 
-def _seed_files(workdir: Path, files: Mapping[str, bytes]) -> None:
+def _seed_files(workdir: Path, files: Mapping[str, bytes]) -> dict[str, Any] | None:
+    """Write the job's files into the workdir; an error outcome naming the file on failure.
+
+    Job already refused what it can foresee (``a`` beside ``a/b``); whatever the file system
+    still refuses (a full disk, a name it won't take) ends the run, never the worker.
+    """
     for name, content in files.items():
-        check_relative_path(name)
-        target = workdir / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
+        try:
+            check_relative_path(name)
+            target = workdir / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            return {
+                "status": "error",
+                "error": {
+                    "type": type(exc).__name__,
+                    "message": f"files.{name}: could not be written to the working directory "
+                    f"({reason})",
+                    "traceback": "",
+                },
+            }
+    return None
 
 
 def _empty_dir(path: Path) -> None:
