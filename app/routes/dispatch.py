@@ -48,6 +48,12 @@ _PLATFORM_ORIGIN = frozenset({"host", "cookie"})
 _PROXY_METADATA = frozenset({"forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip"})
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 _RESPONSE_BYTES = 10 * 1024 * 1024
+# Path routing serves tenants' pages on the API's own origin, where the playground runs.
+# This policy makes the browser give them an opaque origin instead (no allow-same-origin):
+# no access to the origin's storage, cookies or pages, and no credentialed reads of the API.
+# It is sent next to any policy the worker sets: browsers enforce every policy they get, so
+# the worker's own can only narrow this one.
+SANDBOX_CSP = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
 
 
 def lower_limits(settings: Settings, *layers: dict[str, Any]) -> Limits:
@@ -84,7 +90,7 @@ async def dispatch(
         route=route,
         metadata=_metadata(request, route),
     )
-    return worker_response(result)
+    return worker_response(result, path_routed=route is None)
 
 
 async def find_target(services: Services, namespace: str, worker: str) -> workers.Target:
@@ -222,19 +228,29 @@ class WorkerAnswer:
         )
 
 
-def worker_response(result: RunResult) -> Response:
-    """The worker's own response, or 500/503 with the run's outcome when it has none."""
+def worker_response(result: RunResult, *, path_routed: bool = False) -> Response:
+    """The worker's own response, or 500/503 with the run's outcome when it has none.
+
+    Browsers never sniff a type from it (``nosniff`` replaces the worker's value), and a
+    path-routed one, served on the API's origin, is sandboxed into an opaque origin.
+    """
     answer = WorkerAnswer.of(result)
+    response: Response
     if answer.outcome == "ok":
-        return Response(content=answer.body, status_code=answer.status, headers=answer.headers)
-    return JSONResponse(
-        {
-            "error": {"code": answer.outcome, "message": answer.message, "details": []},
-            "run_id": answer.run_id,
-        },
-        status_code=answer.status,
-        headers=answer.headers,
-    )
+        response = Response(content=answer.body, status_code=answer.status, headers=answer.headers)
+    else:
+        response = JSONResponse(
+            {
+                "error": {"code": answer.outcome, "message": answer.message, "details": []},
+                "run_id": answer.run_id,
+            },
+            status_code=answer.status,
+            headers=answer.headers,
+        )
+    response.headers["x-content-type-options"] = "nosniff"
+    if path_routed:
+        response.headers.append("content-security-policy", SANDBOX_CSP)
+    return response
 
 
 def _metadata(request: Request, route: Route | None) -> dict[str, str]:
