@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from app import errors
 from app.ai import ModelClient, ModelConfig, Prompts
-from app.auth import admin_key_for
+from app.auth import KeyBeforeBody, admin_key_for
 from app.config import Settings
 from app.dispatch import BundleCache
 from app.hostnames import HostRouting
@@ -147,7 +147,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    # Outermost last: HostRouting turns worker hostnames into /dispatch/ paths before
+    # the body cap and the key check look at the path; the key is checked before the body.
+    app.add_middleware(KeyBeforeBody)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        dispatch_max_bytes=settings.dispatch_max_body_bytes,
+    )
     app.add_middleware(HostRouting, dispatch_domain=settings.dispatch_domain)
     errors.install(app)
     app.include_router(health.router)
