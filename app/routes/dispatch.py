@@ -11,6 +11,7 @@ JSON body and in ``X-Sandlot-Outcome``.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -20,12 +21,13 @@ from fastapi.responses import JSONResponse, Response
 from app.auth import current_caller, require_namespace
 from app.config import Settings
 from app.deps import Services, ServicesDep
-from app.dispatch import WorkerBundle, entry_job_fields, reply_from_result
+from app.dispatch import InvalidReply, WorkerBundle, entry_job_fields, reply_from_result
 from app.errors import ApiError, invalid_field
 from app.hostnames import ROUTE_KEY, Route
 from app.store import namespaces, workers
 from sandbox import EgressPolicy, Job, Limits, RunResult, Status, collect
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["dispatch"])
 
 # Never passed to a worker: credentials for Sandlot, framing, hop-by-hop headers.
@@ -73,7 +75,9 @@ async def dispatch(
 ) -> Response:
     target = await find_target(services, namespace, worker)
     per_call: dict[str, Any] = {}
-    if not target.dispatch_public or "authorization" in request.headers:
+    # Only callers holding a key of the namespace (or the admin key) see why a run failed.
+    keyed = not target.dispatch_public or "authorization" in request.headers
+    if keyed:
         caller = await current_caller(request)
         require_namespace(caller, namespace)
         per_call = _per_call_limits(request)
@@ -90,7 +94,15 @@ async def dispatch(
         route=route,
         metadata=_metadata(request, route),
     )
-    return worker_response(result, path_routed=route is None)
+    response = worker_response(result, path_routed=route is None, detailed=keyed)
+    outcome = response.headers["x-sandlot-outcome"]
+    if outcome != "ok":
+        # Ids at INFO; what the worker said (it may quote its secrets) at DEBUG only.
+        log.info("dispatch %s/%s run %s: %s", namespace, worker, result.run_id, outcome)
+        log.debug(
+            "dispatch run %s: %s", result.run_id, WorkerAnswer.of(result, detailed=True).message
+        )
+    return response
 
 
 async def find_target(services: Services, namespace: str, worker: str) -> workers.Target:
@@ -192,52 +204,83 @@ def worker_job(
 class WorkerAnswer:
     """What dispatch answers for a finished run: the worker's response, or its outcome.
 
-    ``outcome`` is ok, or the run's status (error, cpu_limit, ...): then ``status`` is
-    500 (the worker failed) or 503 (it hit a limit) and ``message`` says why.
+    ``outcome`` is ok, or why there is no response to send: the run's status (error,
+    cpu_limit, ...; ``status`` 500 when the worker failed, 503 when it hit a limit) or
+    ``invalid_response`` (502: it answered something HTTP can't carry). ``message`` says
+    why; with ``detailed`` False (anonymous callers) it never repeats what the worker
+    said, which may hold its secrets, and names the run id to look up instead.
     """
 
     status: int
-    headers: dict[str, str]
+    header_pairs: tuple[tuple[str, str], ...]
     body: bytes
     outcome: str
     message: str
     run_id: str
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return dict(self.header_pairs)
+
     @classmethod
-    def of(cls, result: RunResult) -> WorkerAnswer:
-        reply = reply_from_result(result.result.json) if result.result else None
-        if result.status is Status.OK and reply is not None:
+    def of(cls, result: RunResult, *, detailed: bool = True) -> WorkerAnswer:
+        if result.status is Status.OK:
+            try:
+                reply = reply_from_result(result.result.json if result.result else None)
+            except InvalidReply as exc:
+                message = f"the worker's response can't be sent: {exc}"
+                return cls._failed(result, "invalid_response", 502, message, detailed)
             return cls(
                 status=reply.status,
-                headers={**dict(reply.headers), "x-sandlot-outcome": "ok"},
+                header_pairs=(*reply.headers, ("x-sandlot-outcome", "ok")),
                 body=reply.body,
                 outcome="ok",
                 message="",
                 run_id=result.run_id,
             )
-        status = result.status.value if result.status is not Status.OK else "error"
+        status = result.status.value
         error = result.error
         message = f"{error.type}: {error.message}" if error else f"the worker ended with {status}"
+        return cls._failed(
+            result, status, 503 if status.endswith("_limit") else 500, message, detailed
+        )
+
+    @classmethod
+    def _failed(
+        cls, result: RunResult, outcome: str, status: int, message: str, detailed: bool
+    ) -> WorkerAnswer:
+        if not detailed:
+            message = (
+                f"the worker ended with {outcome} (run {result.run_id}); a key of its "
+                "namespace sees the details"
+            )
         return cls(
-            status=503 if status.endswith("_limit") else 500,
-            headers={"x-sandlot-outcome": status},
+            status=status,
+            header_pairs=(("x-sandlot-outcome", outcome),),
             body=b"",
-            outcome=status,
+            outcome=outcome,
             message=message,
             run_id=result.run_id,
         )
 
 
-def worker_response(result: RunResult, *, path_routed: bool = False) -> Response:
-    """The worker's own response, or 500/503 with the run's outcome when it has none.
+def worker_response(
+    result: RunResult, *, path_routed: bool = False, detailed: bool = True
+) -> Response:
+    """The worker's own response, or 500/502/503 with the run's outcome when it has none.
 
     Browsers never sniff a type from it (``nosniff`` replaces the worker's value), and a
     path-routed one, served on the API's origin, is sandboxed into an opaque origin.
+    ``detailed`` False (anonymous callers): an outcome's message doesn't quote the worker.
     """
-    answer = WorkerAnswer.of(result)
+    answer = WorkerAnswer.of(result, detailed=detailed)
     response: Response
     if answer.outcome == "ok":
-        response = Response(content=answer.body, status_code=answer.status, headers=answer.headers)
+        response = Response(content=answer.body, status_code=answer.status)
+        # Raw pairs: a worker may send a header more than once (Set-Cookie).
+        response.raw_headers.extend(
+            (name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.header_pairs
+        )
     else:
         response = JSONResponse(
             {
