@@ -7,6 +7,7 @@ import logging
 import uvicorn
 
 from app.config import Settings
+from app.host_header import HttpProtocol
 from app.main import create_app
 
 
@@ -24,6 +25,8 @@ def main() -> None:
         port=settings.port,
         log_level=settings.log_level,
         proxy_headers=False,
+        # httptools, keeping each request's target for the Host check (app/host_header.py).
+        http=HttpProtocol,
     )
 
 
