@@ -8,6 +8,7 @@ import uvicorn
 
 from app.access_log import redact_access_log
 from app.config import Settings
+from app.host_header import HttpProtocol
 from app.main import create_app
 
 
@@ -26,6 +27,8 @@ def main() -> None:
         port=settings.port,
         log_level=settings.log_level,
         proxy_headers=False,
+        # httptools, keeping each request's target for the Host check (app/host_header.py).
+        http=HttpProtocol,
     )
 
 

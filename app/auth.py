@@ -9,6 +9,10 @@ Two kinds of key, both sent as ``Authorization: Bearer <key>``:
 
 Missing or unknown key → 401; a valid key outside its namespace → 403; both
 with the JSON error shape.
+
+A request that carries a body is authenticated by :class:`KeyBeforeBody` before a
+byte of the body is read (except dispatch, where the worker decides; its body has
+its own cap): anonymous callers can't make the service parse anything.
 """
 
 from __future__ import annotations
@@ -22,18 +26,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from pydantic import SecretStr
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
-from app.errors import ApiError
+from app.errors import ApiError, error_response
 from app.store import Store, keys
 
 __all__ = [
     "AdminDep",
     "CallerDep",
+    "KeyBeforeBody",
     "Principal",
     "admin_key_for",
+    "authenticate",
     "current_caller",
     "require_admin",
     "require_namespace",
@@ -42,6 +49,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+# Where KeyBeforeBody leaves the caller it authenticated, in the request's scope state.
+_CALLER_KEY = "sandlot_caller"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +82,8 @@ def _write_secret(path: Path, value: str) -> None:
         handle.write(value + "\n")
 
 
-def _bearer(request: Request) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+def _bearer(authorization: str) -> str:
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(
             401,
@@ -85,31 +94,74 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-def _admin(request: Request, token: str) -> bool:
-    admin_key: SecretStr | None = request.app.state.admin_key
+def _admin(app: FastAPI, token: str) -> bool:
+    admin_key: SecretStr | None = app.state.admin_key
     return admin_key is not None and hmac.compare_digest(
         token.encode(), admin_key.get_secret_value().encode()
     )
 
 
-def _namespace_caller(request: Request, token: str) -> Principal:
-    store: Store = request.app.state.store
+def _namespace_caller(store: Store, token: str) -> Principal:
     namespace = keys.authenticate(store, token)
     if namespace is None:
         raise ApiError(401, "unauthorized", "the API key is not valid", headers=_CHALLENGE)
     return Principal(namespace=namespace)
 
 
-async def current_caller(request: Request) -> Principal:
-    """Who is calling; 401 when the key is missing or unknown.
+async def authenticate(app: FastAPI, authorization: str) -> Principal:
+    """The caller an ``Authorization`` header names; ApiError 401 when missing or unknown.
 
     The admin key is checked in the event loop; only a namespace key's database
     lookup goes to a thread.
     """
-    token = _bearer(request)
-    if _admin(request, token):
+    token = _bearer(authorization)
+    if _admin(app, token):
         return Principal(namespace=None)
-    return await asyncio.to_thread(_namespace_caller, request, token)
+    return await asyncio.to_thread(_namespace_caller, app.state.store, token)
+
+
+async def current_caller(request: Request) -> Principal:
+    """Who is calling; 401 when the key is missing or unknown."""
+    known = request.scope.get("state", {}).get(_CALLER_KEY)
+    if isinstance(known, Principal):
+        return known
+    return await authenticate(request.app, request.headers.get("authorization", ""))
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
+class KeyBeforeBody:
+    """ASGI middleware: a request with a body needs a valid key before its body is read.
+
+    Without one the answer is the 401 at once and the body is never received (the
+    server closes the connection rather than drain it, see ``BodySizeLimit``).
+    ``/dispatch/`` is left to its route: public workers take anonymous bodies, which
+    ``BodySizeLimit`` caps, and private ones check the key before reading.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/dispatch/"):
+            await self.app(scope, receive, send)
+            return
+        if not _has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers", ())).get(b"authorization", b"")
+        try:
+            caller = await authenticate(scope["app"], header.decode("latin-1"))
+        except ApiError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        scope = {**scope, "state": {**scope.get("state", {}), _CALLER_KEY: caller}}
+        await self.app(scope, receive, send)
 
 
 CallerDep = Annotated[Principal, Depends(current_caller)]

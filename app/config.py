@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     max_subrequests: int = Field(default=1_000, ge=0)
     max_code_bytes: int = Field(default=1024 * 1024, ge=1)
     max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # An event stream's client must take each event (or ping) within this; else it is dropped.
+    stream_send_timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
+    # A dispatched request's body (anonymous callers may send it to public workers).
+    dispatch_max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
 
     egress_max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     egress_timeout_ms: int = Field(default=10_000, ge=1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from app.store import ArtifactStore
 __all__ = [
     "ENTRY",
     "BundleCache",
+    "InvalidReply",
     "WorkerBundle",
     "WorkerReply",
     "entry_job_fields",
@@ -63,23 +65,80 @@ def entry_job_fields(
     }
 
 
+class InvalidReply(ValueError):
+    """The worker's response can't be sent as HTTP; the message says why."""
+
+
+# RFC 9110 field names are tokens; values are visible ASCII, spaces, tabs and obs-text
+# (latin-1), never CR, LF, NUL or other controls.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+# Hop-by-hop and framing headers belong to this server's connection, never the worker's
+# (RFC 9110 7.6.1); the server computes the length itself.
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
+)
+# Set by dispatch after the worker has answered.
+_PLATFORM_HEADERS = frozenset({"x-sandlot-outcome"})
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerReply:
+    """A worker's response, safe to send: status 200-599, valid end-to-end headers only."""
+
     status: int
     headers: list[tuple[str, str]]
     body: bytes
 
 
-def reply_from_result(value: Any) -> WorkerReply | None:
-    """The worker's response from the run's JSON result; None if it isn't one."""
+def reply_from_result(value: Any) -> WorkerReply:
+    """The worker's response from the run's JSON result; raises InvalidReply if it isn't one.
+
+    A status outside 200-599 or a header whose name or value can't be sent is invalid;
+    hop-by-hop headers (and those a ``Connection`` header names) and ``Content-Length``
+    are dropped; a 204 or 304 loses its body, which HTTP doesn't allow.
+    """
     try:
-        return WorkerReply(
-            status=int(value["status"]),
-            headers=[(str(k), str(v)) for k, v in value["headers"]],
-            body=base64.b64decode(value["body"]),
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
+        status, pairs, encoded = value["status"], value["headers"], value["body"]
+    except (KeyError, TypeError):
+        raise InvalidReply("the run's result is not a workers.Response") from None
+    if type(status) is not int or not 200 <= status <= 599:
+        raise InvalidReply(f"status {status!r} is not between 200 and 599")
+    if not isinstance(pairs, list):
+        raise InvalidReply("headers are not a list of (name, value) pairs")
+    headers: list[tuple[str, str]] = []
+    for pair in pairs:
+        if not (isinstance(pair, list | tuple) and len(pair) == 2):
+            raise InvalidReply("headers are not a list of (name, value) pairs")
+        name, field_value = pair
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise InvalidReply(f"header name {name!r} is not an HTTP token")
+        if not isinstance(field_value, str) or not _FIELD_VALUE.fullmatch(field_value):
+            raise InvalidReply(
+                f"header {name!r} has a value with control or non-latin-1 characters"
+            )
+        headers.append((name.lower(), field_value.strip()))
+    named = {
+        token.strip().lower()
+        for name, field_value in headers
+        if name == "connection"
+        for token in field_value.split(",")
+    }
+    headers = [
+        (name, field_value)
+        for name, field_value in headers
+        if name not in _HOP_BY_HOP
+        and name not in named
+        and name not in _PLATFORM_HEADERS
+        and not name.startswith("proxy-")
+    ]
+    try:
+        body = base64.b64decode(encoded, validate=True)
+    except (TypeError, ValueError):
+        raise InvalidReply("the body is not base64") from None
+    if status in (204, 304):
+        body = b""
+    return WorkerReply(status=status, headers=headers, body=body)
 
 
 @dataclass(frozen=True, slots=True)

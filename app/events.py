@@ -3,18 +3,53 @@
 Events, in order: ``start`` once; ``stdout``, ``stderr`` and ``subrequest`` as
 they happen; ``result`` at most once; ``end`` always, last. Every ``data`` is a
 JSON object; ``id`` counts from 0 within the stream.
+
+:class:`EventStream` sends them, and drops a client that stops taking them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
 
-from sse_starlette import ServerSentEvent
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
+from starlette.types import Receive, Scope, Send
 
 from app.schemas import ErrorOut, ExecuteResponse, ResultOut, SubrequestOut, UsageOut
 from sandbox import End, Event, Output, ResultValue, RunResult, Started, Subrequest
+
+log = logging.getLogger(__name__)
+
+
+class EventStream(EventSourceResponse):
+    """A text/event-stream response that disconnects a client which can't keep up.
+
+    Every send (an event, or the ping every 15 s) must be taken by the client within
+    ``send_timeout_ms``; one that isn't ends the response: the event generator is
+    closed (a run still going is canceled) and the connection is dropped without the
+    final chunk, so the client sees a cut stream, never a complete one without ``end``.
+    The run's worker never waits for the client: it was released at the run's end.
+    """
+
+    def __init__(self, content: AsyncIterator[ServerSentEvent], *, send_timeout_ms: int) -> None:
+        super().__init__(content, ping=15, send_timeout=send_timeout_ms / 1000)
+        self.send_timeout_ms = send_timeout_ms
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except* SendTimeoutError:
+            log.warning(
+                "%s %s: the client took no data for %d ms (SANDLOT_STREAM_SEND_TIMEOUT_MS); "
+                "dropping the stream",
+                scope.get("method"),
+                scope.get("path"),
+                self.send_timeout_ms,
+            )
 
 
 def event_payload(event: Event, run_id: str) -> tuple[str, dict[str, Any]]:

@@ -13,9 +13,10 @@ from starlette.routing import Route
 
 from app import errors
 from app.ai import ModelClient, ModelConfig, Prompts
-from app.auth import admin_key_for
+from app.auth import KeyBeforeBody, admin_key_for
 from app.config import Settings
 from app.dispatch import BundleCache
+from app.host_header import OneHost
 from app.hostnames import HostRouting
 from app.limits_middleware import BodySizeLimit
 from app.mcp_server import PATH as MCP_PATH
@@ -147,8 +148,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    # Outermost last. OneHost refuses requests naming two hosts before HostRouting reads
+    # Host; HostRouting turns worker hostnames into /dispatch/ paths before the body cap
+    # and the key check look at the path; the key is checked before the body is read.
+    app.add_middleware(KeyBeforeBody)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        dispatch_max_bytes=settings.dispatch_max_body_bytes,
+    )
     app.add_middleware(HostRouting, dispatch_domain=settings.dispatch_domain)
+    app.add_middleware(OneHost)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(execute.router)

@@ -12,6 +12,10 @@ worker, relays its events, and guarantees that every run ends:
   cancel, the run ends ``canceled``, and the worker goes back to the pool
   once it has reported, or is killed if it doesn't within the grace.
 
+The conversation with the worker does not wait for the caller: events are
+queued in this process as they arrive, so a caller that reads slowly (or not at
+all) never holds a worker past its run's end.
+
 A killed or dead worker is replaced in the background. When every worker is
 busy, a caller waits at most ``queue_timeout_ms`` and then gets ``PoolBusy``.
 """
@@ -254,8 +258,6 @@ class WorkerPool:
         worker = await self._acquire()
         worker.busy = True
         run_id = "run_" + secrets.token_hex(8)
-        started = time.monotonic()
-        hard_deadline = started + (job.limits.wall_ms + self._config.kill_grace_ms) / 1000
         log.info(
             "run %s on %s worker %d: %d bytes of code, %d files",
             run_id,
@@ -264,34 +266,64 @@ class WorkerPool:
             len(job.code),
             len(job.files),
         )
+        # The conversation with the worker runs apart from the caller, so the worker goes
+        # back to the pool at its End (at the latest wall_ms + kill_grace_ms) however slowly
+        # the caller reads. The events wait here meanwhile: at most the run's output cap
+        # (the worker enforces it), the result and the subrequest log.
+        events: asyncio.Queue[Event] = asyncio.Queue()
+        # Started eagerly, so it is inside its try block before anyone can cancel it: a
+        # task canceled before its first step would never run the finally that frees
+        # the worker.
+        conversation = asyncio.Task(
+            self._converse(worker, job, run_id, events),
+            loop=asyncio.get_running_loop(),
+            eager_start=True,
+        )
+        self._background.add(conversation)
+        conversation.add_done_callback(self._background.discard)
+        try:
+            yield Started(run_id=run_id, engine=self.name)
+            while True:
+                event = await events.get()
+                yield event
+                if isinstance(event, End):
+                    return
+        finally:
+            # The caller stopped listening before the End: cancel the run (a no-op once
+            # the worker has reported its end).
+            conversation.cancel()
+
+    async def _converse(
+        self, worker: _Worker, job: Job, run_id: str, events: asyncio.Queue[Event]
+    ) -> None:
+        """Run ``job`` on ``worker`` to its End, putting each event on ``events``."""
+        started = time.monotonic()
+        hard_deadline = started + (job.limits.wall_ms + self._config.kill_grace_ms) / 1000
         end: End | None = None
         release = True
         try:
-            yield Started(run_id=run_id, engine=self.name)
             try:
                 await worker.send({"op": "run", "job": protocol.job_message(job)})
-                while end is None:
-                    # The timeout wraps the wait only, never a yield: the
-                    # consumer's own awaits must not be cut by our deadline.
-                    async with asyncio.timeout_at(_loop_time(hard_deadline)):
+                async with asyncio.timeout_at(_loop_time(hard_deadline)):
+                    while end is None:
                         message = await worker.receive()
-                    try:
-                        events = protocol.events_from_message(message)
-                    except protocol.ProtocolError as exc:
-                        raise _WorkerDied(str(exc)) from exc
-                    for event in events:
-                        if isinstance(event, End):
-                            end = event
-                        elif isinstance(event, Subrequest):
-                            _log_subrequest(run_id, event)
-                        yield event
+                        try:
+                            batch = protocol.events_from_message(message)
+                        except protocol.ProtocolError as exc:
+                            raise _WorkerDied(str(exc)) from exc
+                        for event in batch:
+                            if isinstance(event, End):
+                                end = event
+                            elif isinstance(event, Subrequest):
+                                _log_subrequest(run_id, event)
+                            events.put_nowait(event)
             except TimeoutError:
                 log.warning(
                     "run %s overran its hard deadline; killing worker %d", run_id, worker.id
                 )
                 release = False
                 end = _synthetic_end(Status.WALL_LIMIT, started)
-                yield end
+                events.put_nowait(end)
             except _WorkerDied as exc:
                 log.error("run %s: worker %d died: %s", run_id, worker.id, exc)
                 release = False
@@ -300,10 +332,10 @@ class WorkerPool:
                     started,
                     GuestError("WorkerCrashed", "the sandbox worker process died during the run"),
                 )
-                yield end
+                events.put_nowait(end)
         finally:
             if end is None:
-                # The caller stopped listening: cancel, then recycle the worker.
+                # Canceled: the caller stopped listening. Cancel, then recycle the worker.
                 log.info("run %s canceled by the caller", run_id)
                 self._track(self._cancel_and_release(worker, hard_deadline))
             elif release:

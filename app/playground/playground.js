@@ -25,7 +25,9 @@ const ui = {
   traceback: $("traceback"),
 };
 
-const STORAGE = { key: "sandlot.playground.key", runtime: "sandlot.playground.runtime" };
+const STORAGE = { runtime: "sandlot.playground.runtime" };
+// Where earlier versions kept the key; removed on load (see "Remembered settings").
+const OLD_KEY_STORAGE = "sandlot.playground.key";
 
 // The request in flight (one at a time); Stop aborts it, and the service cancels the
 // run when the connection closes.
@@ -348,5 +350,13 @@ function remember(input, name) {
   }
 }
 
-remember(ui.key, STORAGE.key);
+// The API key stays in this page's memory only, never in localStorage or sessionStorage:
+// every page of this origin can read those, and this origin also serves tenants' pages
+// (path dispatch, sandboxed into an opaque origin; this is the second wall). Reloading
+// the page forgets the key. A key an earlier version stored is removed.
+try {
+  localStorage.removeItem(OLD_KEY_STORAGE);
+} catch {
+  // Storage off: nothing was stored.
+}
 remember(ui.runtime, STORAGE.runtime);

@@ -12,6 +12,7 @@ JSON body and in ``X-Sandlot-Outcome``.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,13 +22,14 @@ from fastapi.responses import JSONResponse, Response
 from app.auth import current_caller, require_namespace
 from app.config import Settings
 from app.deps import Services, ServicesDep
-from app.dispatch import WorkerBundle, entry_job_fields, reply_from_result
+from app.dispatch import InvalidReply, WorkerBundle, entry_job_fields, reply_from_result
 from app.errors import ApiError, invalid_field
 from app.hostnames import ROUTE_KEY, Route
 from app.policy import caller_ceiling, checked_limits, target_ceiling, worker_run
 from app.store import namespaces, workers
 from sandbox import Job, RunResult, Status, collect
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["dispatch"])
 
 # Never passed to a worker: credentials for Sandlot, framing, hop-by-hop headers.
@@ -50,6 +52,12 @@ _PLATFORM_ORIGIN = frozenset({"host", "cookie"})
 _PROXY_METADATA = frozenset({"forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip"})
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 _RESPONSE_BYTES = 10 * 1024 * 1024
+# Path routing serves tenants' pages on the API's own origin, where the playground runs.
+# This policy makes the browser give them an opaque origin instead (no allow-same-origin):
+# no access to the origin's storage, cookies or pages, and no credentialed reads of the API.
+# It is sent next to any policy the worker sets: browsers enforce every policy they get, so
+# the worker's own can only narrow this one.
+SANDBOX_CSP = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
 
 
 @router.api_route("/dispatch/{namespace}/{worker}/{path:path}", methods=_METHODS)
@@ -58,7 +66,9 @@ async def dispatch(
 ) -> Response:
     target = await find_target(services, namespace, worker)
     per_call: dict[str, int] = {}
-    if not target.dispatch_public or "authorization" in request.headers:
+    # Only callers holding a key of the namespace (or the admin key) see why a run failed.
+    keyed = not target.dispatch_public or "authorization" in request.headers
+    if keyed:
         caller = await current_caller(request)
         require_namespace(caller, namespace)
         raw = _per_call_limits(request)
@@ -78,7 +88,15 @@ async def dispatch(
         route=route,
         metadata=_metadata(request, route),
     )
-    return worker_response(result)
+    response = worker_response(result, path_routed=route is None, detailed=keyed)
+    outcome = response.headers["x-sandlot-outcome"]
+    if outcome != "ok":
+        # Ids at INFO; what the worker said (it may quote its secrets) at DEBUG only.
+        log.info("dispatch %s/%s run %s: %s", namespace, worker, result.run_id, outcome)
+        log.debug(
+            "dispatch run %s: %s", result.run_id, WorkerAnswer.of(result, detailed=True).message
+        )
+    return response
 
 
 async def find_target(services: Services, namespace: str, worker: str) -> workers.Target:
@@ -183,55 +201,96 @@ def worker_job(
 class WorkerAnswer:
     """What dispatch answers for a finished run: the worker's response, or its outcome.
 
-    ``outcome`` is ok, or the run's status (error, cpu_limit, ...): then ``status`` is
-    500 (the worker failed) or 503 (it hit a limit) and ``message`` says why.
+    ``outcome`` is ok, or why there is no response to send: the run's status (error,
+    cpu_limit, ...; ``status`` 500 when the worker failed, 503 when it hit a limit) or
+    ``invalid_response`` (502: it answered something HTTP can't carry). ``message`` says
+    why; with ``detailed`` False (anonymous callers) it never repeats what the worker
+    said, which may hold its secrets, and names the run id to look up instead.
     """
 
     status: int
-    headers: dict[str, str]
+    header_pairs: tuple[tuple[str, str], ...]
     body: bytes
     outcome: str
     message: str
     run_id: str
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return dict(self.header_pairs)
+
     @classmethod
-    def of(cls, result: RunResult) -> WorkerAnswer:
-        reply = reply_from_result(result.result.json) if result.result else None
-        if result.status is Status.OK and reply is not None:
+    def of(cls, result: RunResult, *, detailed: bool = True) -> WorkerAnswer:
+        if result.status is Status.OK:
+            try:
+                reply = reply_from_result(result.result.json if result.result else None)
+            except InvalidReply as exc:
+                message = f"the worker's response can't be sent: {exc}"
+                return cls._failed(result, "invalid_response", 502, message, detailed)
             return cls(
                 status=reply.status,
-                headers={**dict(reply.headers), "x-sandlot-outcome": "ok"},
+                header_pairs=(*reply.headers, ("x-sandlot-outcome", "ok")),
                 body=reply.body,
                 outcome="ok",
                 message="",
                 run_id=result.run_id,
             )
-        status = result.status.value if result.status is not Status.OK else "error"
+        status = result.status.value
         error = result.error
         message = f"{error.type}: {error.message}" if error else f"the worker ended with {status}"
+        return cls._failed(
+            result, status, 503 if status.endswith("_limit") else 500, message, detailed
+        )
+
+    @classmethod
+    def _failed(
+        cls, result: RunResult, outcome: str, status: int, message: str, detailed: bool
+    ) -> WorkerAnswer:
+        if not detailed:
+            message = (
+                f"the worker ended with {outcome} (run {result.run_id}); a key of its "
+                "namespace sees the details"
+            )
         return cls(
-            status=503 if status.endswith("_limit") else 500,
-            headers={"x-sandlot-outcome": status},
+            status=status,
+            header_pairs=(("x-sandlot-outcome", outcome),),
             body=b"",
-            outcome=status,
+            outcome=outcome,
             message=message,
             run_id=result.run_id,
         )
 
 
-def worker_response(result: RunResult) -> Response:
-    """The worker's own response, or 500/503 with the run's outcome when it has none."""
-    answer = WorkerAnswer.of(result)
+def worker_response(
+    result: RunResult, *, path_routed: bool = False, detailed: bool = True
+) -> Response:
+    """The worker's own response, or 500/502/503 with the run's outcome when it has none.
+
+    Browsers never sniff a type from it (``nosniff`` replaces the worker's value), and a
+    path-routed one, served on the API's origin, is sandboxed into an opaque origin.
+    ``detailed`` False (anonymous callers): an outcome's message doesn't quote the worker.
+    """
+    answer = WorkerAnswer.of(result, detailed=detailed)
+    response: Response
     if answer.outcome == "ok":
-        return Response(content=answer.body, status_code=answer.status, headers=answer.headers)
-    return JSONResponse(
-        {
-            "error": {"code": answer.outcome, "message": answer.message, "details": []},
-            "run_id": answer.run_id,
-        },
-        status_code=answer.status,
-        headers=answer.headers,
-    )
+        response = Response(content=answer.body, status_code=answer.status)
+        # Raw pairs: a worker may send a header more than once (Set-Cookie).
+        response.raw_headers.extend(
+            (name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.header_pairs
+        )
+    else:
+        response = JSONResponse(
+            {
+                "error": {"code": answer.outcome, "message": answer.message, "details": []},
+                "run_id": answer.run_id,
+            },
+            status_code=answer.status,
+            headers=answer.headers,
+        )
+    response.headers["x-content-type-options"] = "nosniff"
+    if path_routed:
+        response.headers.append("content-security-policy", SANDBOX_CSP)
+    return response
 
 
 def _metadata(request: Request, route: Route | None) -> dict[str, str]:

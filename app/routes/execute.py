@@ -9,13 +9,13 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 
 from app.auth import CallerDep
 from app.config import Settings
 from app.deps import Services, ServicesDep
 from app.errors import invalid_field
-from app.events import to_response, to_sse
+from app.events import EventStream, to_response, to_sse
 from app.policy import Ceiling, caller_ceiling, checked_hosts, egress_policy, run_limits
 from app.schemas import ErrorResponse, ExecuteRequest, ExecuteResponse, RunIn
 from sandbox import Event, InvalidJob, Job, Runner, RunResult, Started
@@ -58,7 +58,9 @@ async def execute(
     if not isinstance(first, Started):
         raise RuntimeError(f"runner sent {first!r} before start")
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
-        return EventSourceResponse(_sse(first, events), ping=15)
+        return EventStream(
+            _sse(first, events), send_timeout_ms=services.settings.stream_send_timeout_ms
+        )
     result = await _collect_unless_disconnected(first, events, request)
     if result is None:
         return Response(status_code=499)

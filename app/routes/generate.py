@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 
 from app.ai import (
     Attempt,
@@ -33,7 +33,7 @@ from app.ai import (
 from app.auth import CallerDep, require_namespace
 from app.deps import ArtifactsDep, RunnersDep, SettingsDep, StoreDep
 from app.errors import ApiError, invalid_field
-from app.events import event_payload, to_response
+from app.events import EventStream, event_payload, to_response
 from app.policy import caller_ceiling
 from app.routes.execute import build_job
 from app.schemas import (
@@ -158,7 +158,7 @@ async def generate_code(
         max_attempts=max_attempts,
     )
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
-        return EventSourceResponse(_sse(events), ping=15)
+        return EventStream(_sse(events), send_timeout_ms=settings.stream_send_timeout_ms)
     answer = await _collect_unless_disconnected(events, request)
     if answer is None:
         return Response(status_code=499)

@@ -81,10 +81,18 @@ def test_dispatch_runs_on_fetch(service: Service, deployed: str) -> None:
 
 
 def test_worker_exception_is_a_500_with_the_outcome(service: Service, deployed: str) -> None:
-    response = httpx.get(f"{service.url}/dispatch/{deployed}/site/boom", timeout=60)
+    response = httpx.get(
+        f"{service.url}/dispatch/{deployed}/site/boom",
+        headers={"authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=60,
+    )
     assert response.status_code == 500
     assert response.headers["x-sandlot-outcome"] == "error"
     assert response.json()["error"]["message"] == "ValueError: kaput"
+    # Anonymous callers get the outcome and the run id, not the worker's message.
+    anonymous = httpx.get(f"{service.url}/dispatch/{deployed}/site/boom", timeout=60)
+    assert anonymous.status_code == 500
+    assert "kaput" not in anonymous.text
 
 
 def test_worker_over_its_limit_is_a_503(service: Service, deployed: str) -> None:

@@ -122,9 +122,9 @@ def test_refusals_are_shown_in_plain_words(page: Page, playground_service: Servi
     page.get_by_role("button", name="Run").click()
     expect(message).to_contain_text("The request was refused: limits.cpu_ms: ")
 
-    # The key and runtime are remembered by this browser.
+    # The runtime is remembered by this browser; the key is not (it lives in the page only).
     page.reload()
-    expect(page.get_by_label("API key")).to_have_value(ADMIN_KEY)
+    expect(page.get_by_label("API key")).to_have_value("")
     expect(page.get_by_label("Runtime")).to_have_value("wasmtime")
 
 

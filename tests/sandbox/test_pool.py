@@ -131,6 +131,45 @@ def test_busy_pool_raises_pool_busy_after_the_queue_wait(tmp_path: Path) -> None
     run(main)
 
 
+def test_a_caller_that_stops_reading_holds_no_worker(tmp_path: Path) -> None:
+    # Issue 11, finding 7: the run goes on to its end without the caller, and the events
+    # wait for it in this process; the worker is back in the pool meanwhile.
+    async def main() -> None:
+        pool = pool_of("ok", tmp_path, queue_timeout_ms=2_000)
+        await pool.start()
+        try:
+            unread = pool.run(job("kept for later"))
+            await anext(unread)  # Started, then the caller reads nothing more
+            other = await collect(pool.run(job("meanwhile")))
+            assert (other.status, other.stdout) == (Status.OK, "meanwhile")
+            rest = await collect(unread)
+            assert (rest.status, rest.stdout) == (Status.OK, "kept for later")
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def test_the_hard_deadline_holds_while_nobody_reads(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = pool_of("hang", tmp_path, queue_timeout_ms=5_000, kill_grace_ms=100)
+        await pool.start()
+        try:
+            unread = pool.run(job(wall_ms=200))
+            await anext(unread)
+            started = time.monotonic()
+            # Killed at wall_ms + grace and replaced: the next run gets the new worker.
+            second = pool.run(job(wall_ms=200))
+            await anext(second)
+            assert time.monotonic() - started < 3.0
+            assert (await collect(second)).status is Status.WALL_LIMIT
+            assert (await collect(unread)).status is Status.WALL_LIMIT
+        finally:
+            await pool.close()
+
+    run(main)
+
+
 def test_closing_the_stream_cancels_and_returns_the_worker(tmp_path: Path) -> None:
     async def main() -> None:
         pool = pool_of("slow-cancel", tmp_path, queue_timeout_ms=2_000)
