@@ -15,6 +15,10 @@ class Namespace(TypedDict):
     dispatch_public: bool
     created_at: str
     workers: int
+    custom_hostname_suffixes: list[str]
+    storage_mb: int | None
+    version_retention: int | None
+    storage_bytes: int
 
 
 class ApiKey(TypedDict):

@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.auth import AdminDep, CallerDep, require_namespace
-from app.deps import SettingsDep, StoreDep
-from app.errors import CONTROL_PLANE_ERRORS, ApiError, checked_defaults
+from app.config import Settings
+from app.deps import ArtifactsDep, SettingsDep, StoreDep
+from app.errors import CONTROL_PLANE_ERRORS, ApiError, checked_defaults, invalid_field
+from app.hostnames import hostname_problem
 from app.schemas import (
     NAMESPACE_NAME,
     ErrorResponse,
@@ -36,7 +38,20 @@ def _out(namespace: namespaces.Namespace) -> NamespaceOut:
         dispatch_public=namespace.dispatch_public,
         created_at=namespace.created_at.isoformat(),
         workers=namespace.workers,
+        custom_hostname_suffixes=namespace.custom_hostname_suffixes,
+        storage_mb=namespace.storage_mb,
+        version_retention=namespace.version_retention,
+        storage_bytes=namespace.storage_bytes,
     )
+
+
+def checked_suffixes(settings: Settings, suffixes: list[str]) -> list[str]:
+    """Custom-hostname suffixes the admin grants: DNS names none of the API's. 422 otherwise."""
+    for index, suffix in enumerate(suffixes):
+        problem = hostname_problem(suffix, settings.dispatch_domain, settings.api_hostnames)
+        if problem:
+            raise invalid_field(f"custom_hostname_suffixes[{index}]", f"{suffix!r}: {problem}")
+    return sorted(set(suffixes))
 
 
 def _not_found(name: str) -> ApiError:
@@ -62,6 +77,9 @@ def create_namespace(
             limits=limits,
             allowed_hosts=body.allowed_hosts,
             dispatch_public=body.dispatch_public,
+            custom_hostname_suffixes=checked_suffixes(settings, body.custom_hostname_suffixes),
+            storage_mb=body.storage_mb,
+            version_retention=body.version_retention,
         )
     except namespaces.NamespaceExists:
         raise ApiError(409, "conflict", f"namespace {body.name!r} already exists") from None
@@ -91,11 +109,13 @@ def get_namespace(name: str, store: StoreDep, caller: CallerDep) -> NamespaceOut
 
 
 @router.delete("/{name}", status_code=204, responses=_ERRORS)
-def delete_namespace(name: str, store: StoreDep, caller: CallerDep) -> Response:
-    """Delete a namespace, its keys (and, once workers exist, its workers)."""
+def delete_namespace(
+    name: str, store: StoreDep, artifacts: ArtifactsDep, caller: CallerDep
+) -> Response:
+    """Delete a namespace, its keys, workers and hostnames, and its unshared artifacts."""
     require_namespace(caller, name)
     try:
-        namespaces.remove(store, name)
+        namespaces.remove(store, name, artifacts=artifacts)
     except namespaces.NamespaceNotFound:
         raise _not_found(name) from None
     return Response(status_code=204)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,8 +10,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.store import blobs
+from app.store.artifacts import ArtifactStore
 from app.store.db import Store
-from app.store.models import NamespaceRow, WorkerRow
+from app.store.models import NamespaceRow, WorkerRow, WorkerVersionRow
 
 __all__ = ["Namespace", "NamespaceExists", "NamespaceNotFound", "create", "get", "page", "remove"]
 
@@ -33,9 +35,15 @@ class Namespace:
     dispatch_public: bool
     created_at: datetime
     workers: int = 0
+    custom_hostname_suffixes: list[str] = field(default_factory=list)
+    # None: the server's default.
+    storage_mb: int | None = None
+    version_retention: int | None = None
+    # Bytes of the distinct artifacts its workers' versions refer to.
+    storage_bytes: int = 0
 
 
-def _from_row(row: NamespaceRow, workers: int = 0) -> Namespace:
+def _from_row(row: NamespaceRow, workers: int = 0, storage_bytes: int = 0) -> Namespace:
     return Namespace(
         name=row.name,
         mode=row.mode,
@@ -45,6 +53,10 @@ def _from_row(row: NamespaceRow, workers: int = 0) -> Namespace:
         # SQLite keeps no time zone; every time stored here is UTC.
         created_at=row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC),
         workers=workers,
+        custom_hostname_suffixes=list(row.custom_hostname_suffixes),
+        storage_mb=row.storage_mb,
+        version_retention=row.version_retention,
+        storage_bytes=storage_bytes,
     )
 
 
@@ -63,6 +75,9 @@ def create(
     limits: dict[str, Any],
     allowed_hosts: list[str],
     dispatch_public: bool,
+    custom_hostname_suffixes: list[str] | None = None,
+    storage_mb: int | None = None,
+    version_retention: int | None = None,
 ) -> Namespace:
     """Raises NamespaceExists."""
     row = NamespaceRow(
@@ -71,6 +86,9 @@ def create(
         limits=limits,
         allowed_hosts=allowed_hosts,
         dispatch_public=dispatch_public,
+        custom_hostname_suffixes=custom_hostname_suffixes or [],
+        storage_mb=storage_mb,
+        version_retention=version_retention,
     )
     try:
         with store.session() as session:
@@ -87,7 +105,7 @@ def get(store: Store, name: str) -> Namespace:
         row = session.scalar(select(NamespaceRow).where(NamespaceRow.name == name))
         if row is None:
             raise NamespaceNotFound(name)
-        return _from_row(row, _worker_count(session, row.id))
+        return _from_row(row, _worker_count(session, row.id), blobs.usage(session, row.id))
 
 
 def page(store: Store, *, limit: int, after: str | None) -> tuple[list[Namespace], str | None]:
@@ -97,13 +115,27 @@ def page(store: Store, *, limit: int, after: str | None) -> tuple[list[Namespace
         query = query.where(NamespaceRow.name > after)
     with store.session() as session:
         rows = list(session.scalars(query))
-        items = [_from_row(row, _worker_count(session, row.id)) for row in rows[:limit]]
+        items = [
+            _from_row(row, _worker_count(session, row.id), blobs.usage(session, row.id))
+            for row in rows[:limit]
+        ]
     return items, (items[-1].name if len(rows) > limit else None)
 
 
-def remove(store: Store, name: str) -> None:
-    """Raises NamespaceNotFound."""
+def remove(store: Store, name: str, *, artifacts: ArtifactStore) -> None:
+    """Delete the namespace with its keys, workers and hostnames, and the artifact files
+    no other namespace's version refers to. Raises NamespaceNotFound."""
     with store.session() as session:
+        shas = set(
+            session.scalars(
+                select(WorkerVersionRow.sha256)
+                .join(WorkerRow, WorkerRow.id == WorkerVersionRow.worker_id)
+                .join(NamespaceRow, NamespaceRow.id == WorkerRow.namespace_id)
+                .where(NamespaceRow.name == name)
+                .distinct()
+            )
+        )
         deleted = session.execute(delete(NamespaceRow).where(NamespaceRow.name == name))
         if deleted.rowcount == 0:  # type: ignore[attr-defined]
             raise NamespaceNotFound(name)
+    blobs.release(store, artifacts, shas)
