@@ -47,7 +47,8 @@ ENV SANDLOT_HOST=0.0.0.0 \
     SANDLOT_PYODIDE_RUNTIME_DIR=/srv/sandlot/pyodide-runtime \
     SANDLOT_PROMPTS_DIR=/srv/sandlot/prompts
 
-# Production fails closed: run with -e SANDLOT_ADMIN_KEY=<32+ random characters>.
+# Production fails closed: run with -e SANDLOT_ADMIN_KEY=<32+ random characters> and
+# -e SANDLOT_SECRETS_KEY=<a Fernet key> (docs/api.md, Settings).
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2)"
 CMD ["python", "-m", "app"]

@@ -18,6 +18,7 @@ its own cap): anonymous callers can't make the service parse anything.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import logging
 import os
@@ -44,6 +45,7 @@ __all__ = [
     "current_caller",
     "require_admin",
     "require_namespace",
+    "secrets_key_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,22 @@ def admin_key_for(settings: Settings) -> SecretStr | None:
     if not path.exists():
         _write_secret(path, "sk_admin_" + secrets.token_urlsafe(32))
         log.warning("generated a development admin key in %s", path)
+    return SecretStr(path.read_text().strip())
+
+
+def secrets_key_for(settings: Settings) -> SecretStr:
+    """The key(s) that seal worker secrets: from settings; otherwise (development only,
+    production refuses to start without it) generated once into ``<data dir>/secrets-key``.
+    Losing that file loses the secrets: back it up with the database."""
+    if settings.secrets_key is not None:
+        return settings.secrets_key
+    if settings.environment != "development":
+        raise RuntimeError("SANDLOT_SECRETS_KEY must be set outside development")
+    path = settings.data_dir / "secrets-key"
+    if not path.exists():
+        # A Fernet key: 32 random bytes, url-safe base64.
+        _write_secret(path, base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+        log.warning("generated a development secrets key in %s", path)
     return SecretStr(path.read_text().strip())
 
 

@@ -1,11 +1,12 @@
-"""Building a worker upload: check it in its own engine, then store it content-addressed.
+"""Building a worker upload: check it in its own engine and make its artifact.
 
 The code is compiled (never run) inside a sandbox of the worker's runtime, so
 syntax is judged by the same CPython the worker will run on, with the file
 and line of every error. The artifact is the canonical bundle of the modules
 and the bytecode that sandbox compiled (unchecked hash-based .pyc files, so a
-request never compiles the worker: compiling is slow under WebAssembly);
-identical uploads share one artifact and are not rebuilt.
+request never compiles the worker: compiling is slow under WebAssembly).
+The store keeps it content-addressed (app/store/blobs.py): identical uploads of a
+namespace share one artifact.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 import time
 from dataclasses import dataclass
 
-from app.store import ArtifactStore
 from sandbox import Job, Limits, Runner, Status, collect
 
 __all__ = ["Build", "BuildFailed", "build", "describe"]
@@ -56,11 +56,9 @@ for path, source in sorted(modules.items()):
 
 @dataclass(frozen=True, slots=True)
 class Build:
-    sha256: str
-    size: int
+    bundle: bytes
     build_ms: float
     warnings: list[str]
-    reused: bool
 
 
 _MIB = 1024 * 1024
@@ -85,7 +83,6 @@ def describe(error: dict[str, object], *, file: bool = True) -> str:
 
 async def build(
     runner: Runner,
-    artifacts: ArtifactStore,
     *,
     runtime: str,
     main_module: str,
@@ -117,11 +114,8 @@ async def build(
         sort_keys=True,
         separators=(",", ":"),
     ).encode()
-    sha256, new = artifacts.put(bundle)
     return Build(
-        sha256=sha256,
-        size=len(bundle),
+        bundle=bundle,
         build_ms=round((time.monotonic() - started) * 1000, 3),
         warnings=list(report["warnings"]),
-        reused=not new,
     )

@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
+from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -21,10 +22,14 @@ from sandbox import DEFAULT_FUEL_PER_MS, Limits
 from sandbox.egress import IPNetwork, parse_networks
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_DNS_NAME = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SANDLOT_", extra="ignore", frozen=True)
+    # Errors never echo the input: it may be a key.
+    model_config = SettingsConfigDict(
+        env_prefix="SANDLOT_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     environment: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
@@ -40,12 +45,23 @@ class Settings(BaseSettings):
     # (point a wildcard DNS record at the service). Unset: path routing and
     # custom hostnames only.
     dispatch_domain: str | None = None
+    # The API's own hostnames (comma-separated, e.g. api.example.com): never routed to a
+    # worker, and no one can claim them, or names under them, as custom hostnames.
+    api_hostnames: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # How long dispatch may reuse a worker lookup. Writes through this process
     # invalidate it at once; this bounds how late another process's writes are seen.
     dispatch_cache_ms: int = Field(default=1_000, ge=0, le=60_000)
     artifact_dir: Path = PROJECT_ROOT / ".artifacts"
     # Build missing guest artifacts at start-up instead of refusing to start.
     build_on_start: bool = True
+    # Encrypts worker secrets at rest: Fernet keys, comma-separated (the first encrypts, all
+    # decrypt, for rotation). In development, generated once into <data dir>/secrets-key
+    # when unset; required in production.
+    secrets_key: SecretStr | None = None
+    # Per namespace: versions kept per worker (the newest ones, plus the deployed one),
+    # and the artifact storage its versions may use; the admin may override both.
+    version_retention: int = Field(default=20, ge=1, le=10_000)
+    namespace_storage_mb: int = Field(default=256, ge=1)
 
     pool_size: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
     queue_timeout_ms: int = Field(default=2_000, ge=0, le=60_000)
@@ -132,6 +148,41 @@ class Settings(BaseSettings):
                 raise ValueError(f"SANDLOT_EGRESS_PRIVATE_NETWORKS: {exc}") from None
         return value
 
+    @field_validator("api_hostnames", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower().rstrip(".") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("api_hostnames")
+    @classmethod
+    def _dns_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _DNS_NAME.fullmatch(name):
+                raise ValueError(
+                    "SANDLOT_API_HOSTNAMES is a comma-separated list of DNS names like "
+                    f"api.example.com (got {name!r})"
+                )
+        return value
+
+    @field_validator("secrets_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        for number, key in enumerate(value.get_secret_value().split(","), 1):
+            try:
+                Fernet(key.strip())
+            except ValueError:
+                # Never echo the key itself.
+                raise ValueError(
+                    f"SANDLOT_SECRETS_KEY: key {number} is not a Fernet key (32 bytes, "
+                    "url-safe base64); make one with python -c 'from cryptography.fernet "
+                    "import Fernet; print(Fernet.generate_key().decode())'"
+                ) from None
+        return value
+
     @field_validator("openai_base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -146,9 +197,7 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         # Fails at start-up, with the variable to change, instead of at the first request.
         self.default_limits.check_within(self.max_limits)
-        if self.dispatch_domain is not None and not re.fullmatch(
-            r"[a-z0-9-]+(\.[a-z0-9-]+)+", self.dispatch_domain
-        ):
+        if self.dispatch_domain is not None and not _DNS_NAME.fullmatch(self.dispatch_domain):
             raise ValueError(
                 "SANDLOT_DISPATCH_DOMAIN must be a lower-case DNS name with at least two "
                 f"labels, like workers.example.com (got {self.dispatch_domain!r})"
@@ -167,6 +216,12 @@ class Settings(BaseSettings):
         ):
             raise ValueError(
                 "SANDLOT_ADMIN_KEY must be set in production, at least 32 random characters"
+            )
+        if self.environment == "production" and self.secrets_key is None:
+            raise ValueError(
+                "SANDLOT_SECRETS_KEY must be set in production (worker secrets are encrypted "
+                "with it): python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'"
             )
         if self.environment == "production" and self.build_on_start:
             raise ValueError(
@@ -209,6 +264,10 @@ class Settings(BaseSettings):
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'sandlot.db'}"
+
+    @property
+    def namespace_storage_bytes(self) -> int:
+        return self.namespace_storage_mb * 1024 * 1024
 
     @property
     def scratch_dir(self) -> Path:

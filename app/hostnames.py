@@ -9,13 +9,20 @@ The middleware rewrites such a request's path to ``/dispatch/{ns}/{worker}/…``
 and records how it was routed in the request state (``sandlot_route``), so the
 one dispatch route serves all three styles. Every path on a worker's hostname
 belongs to the worker: the control plane is not reachable through it. Requests
-for IP literals, ``localhost`` and the dispatch domain itself are the API's.
+for IP literals, ``localhost``, the dispatch domain itself and the API's own
+hostnames (``SANDLOT_API_HOSTNAMES``, and names under them) are the API's, even
+if a hostname row says otherwise.
+
+Who may claim a custom hostname (``claim_problem``): a namespace's key only
+names under the suffixes the admin granted that namespace
+(``custom_hostname_suffixes``); the admin key any name; nobody the API's.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,7 +31,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.errors import ApiError, error_response
 from app.store import ReadCache, Store, hostnames
 
-__all__ = ["ROUTE_KEY", "HostRouting", "Route", "hostname_problem", "normalize_host"]
+__all__ = [
+    "ROUTE_KEY",
+    "HostRouting",
+    "Route",
+    "claim_problem",
+    "hostname_problem",
+    "normalize_host",
+    "under",
+]
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 ROUTE_KEY = "sandlot_route"
@@ -54,8 +69,15 @@ def _is_address(host: str) -> bool:
     return True
 
 
-def hostname_problem(hostname: str, dispatch_domain: str | None) -> str | None:
-    """Why ``hostname`` can't be a custom hostname, or None if it can."""
+def under(hostname: str, suffix: str) -> bool:
+    """``hostname`` is ``suffix`` or a name under it (``a.shop.example`` under ``shop.example``)."""
+    return hostname == suffix or hostname.endswith("." + suffix)
+
+
+def hostname_problem(
+    hostname: str, dispatch_domain: str | None, api_hostnames: Sequence[str] = ()
+) -> str | None:
+    """Why ``hostname`` can't be a custom hostname (for anyone), or None if it can."""
     if hostname != hostname.lower() or hostname.endswith("."):
         return "write hostnames in lower case, without a trailing dot"
     if len(hostname) > 253:
@@ -69,15 +91,40 @@ def hostname_problem(hostname: str, dispatch_domain: str | None) -> str | None:
         hostname == dispatch_domain or hostname.endswith("." + dispatch_domain)
     ):
         return f"names under {dispatch_domain} already route to workers by name"
+    for api in api_hostnames:
+        if under(hostname, api):
+            return f"{api} and names under it serve the API (SANDLOT_API_HOSTNAMES)"
     return None
+
+
+def claim_problem(hostname: str, namespace: str, suffixes: Sequence[str]) -> str | None:
+    """Why a key of ``namespace`` may not claim ``hostname``, or None if it may.
+
+    Only names under the suffixes the admin granted the namespace; the admin key
+    claims others for it.
+    """
+    if any(under(hostname, suffix) for suffix in suffixes):
+        return None
+    if not suffixes:
+        return (
+            f"namespace {namespace!r} may claim no custom hostnames: the admin grants "
+            "suffixes (custom_hostname_suffixes) or claims the hostname with the admin key"
+        )
+    return (
+        f"namespace {namespace!r} may claim only hostnames under "
+        f"{', '.join(sorted(suffixes))}; the admin key can claim others for it"
+    )
 
 
 class HostRouting:
     """ASGI middleware: route worker hostnames to ``/dispatch/{ns}/{worker}``."""
 
-    def __init__(self, app: ASGIApp, *, dispatch_domain: str | None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, dispatch_domain: str | None, api_hostnames: Sequence[str] = ()
+    ) -> None:
         self.app = app
         self.suffix = "." + dispatch_domain if dispatch_domain else None
+        self.api_hostnames = tuple(api_hostnames)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,7 +132,7 @@ class HostRouting:
             return
         raw = dict(scope.get("headers", ())).get(b"host", b"").decode("latin-1")
         host = normalize_host(raw)
-        if not host or _is_address(host):
+        if not host or _is_address(host) or any(under(host, api) for api in self.api_hostnames):
             await self.app(scope, receive, send)
             return
         if self.suffix and host.endswith(self.suffix):

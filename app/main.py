@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from app import errors
 from app.ai import ModelClient, ModelConfig, Prompts
-from app.auth import KeyBeforeBody, admin_key_for
+from app.auth import KeyBeforeBody, admin_key_for, secrets_key_for
 from app.config import Settings
 from app.dispatch import BundleCache
 from app.host_header import OneHost
@@ -32,7 +32,7 @@ from app.routes import (
     tools,
     workers,
 )
-from app.store import ArtifactStore, ReadCache, Store, migrate
+from app.store import ArtifactStore, ReadCache, SecretBox, Store, blobs, migrate
 from sandbox import Runner
 from sandbox.engines import pyodide as pyodide_engine
 from sandbox.engines import wasmtime as wasmtime_engine
@@ -113,9 +113,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pyodide_lock_file = None
         # A broken template stops start-up here, naming the file, not at the first request.
         app.state.prompts = Prompts.load(settings.prompts_dir)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # The data dir holds the database, keys and tenants' code: this user's only.
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        settings.data_dir.chmod(0o700)
         app.state.admin_key = admin_key_for(settings)
-        store = Store(settings.database)
+        secret_box = SecretBox.from_setting(secrets_key_for(settings).get_secret_value())
+        store = Store(settings.database, secrets=secret_box)
         app.state.store = store
         app.state.artifacts = ArtifactStore(settings.data_dir / "artifacts")
         app.state.bundles = BundleCache(app.state.artifacts)
@@ -126,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("generate: model %r at %s", settings.model, app.state.model.config.origin)
         try:
             await asyncio.to_thread(migrate, store)
+            await asyncio.to_thread(blobs.sweep, store, app.state.artifacts)
             made = [_wasmtime_runner(settings)]
             if settings.pyodide_enabled:
                 made.append(_pyodide_runner(settings, app))
@@ -157,7 +161,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=settings.max_request_bytes,
         dispatch_max_bytes=settings.dispatch_max_body_bytes,
     )
-    app.add_middleware(HostRouting, dispatch_domain=settings.dispatch_domain)
+    app.add_middleware(
+        HostRouting,
+        dispatch_domain=settings.dispatch_domain,
+        api_hostnames=settings.api_hostnames,
+    )
     app.add_middleware(OneHost)
     errors.install(app)
     app.include_router(health.router)

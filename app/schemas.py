@@ -177,6 +177,27 @@ class NamespaceIn(_Strict):
     dispatch_public: bool = Field(
         default=True, description="Dispatch to its workers without an API key"
     )
+    custom_hostname_suffixes: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Its keys may claim custom hostnames equal to or under these DNS names "
+        "(e.g. shop.example.com); none by default. The admin key can claim any hostname "
+        "for it.",
+    )
+    storage_mb: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_048_576,
+        description="Storage quota for its workers' artifacts, MiB "
+        "(default: SANDLOT_NAMESPACE_STORAGE_MB)",
+    )
+    version_retention: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Versions kept per worker: the newest ones and the deployed one "
+        "(default: SANDLOT_VERSION_RETENTION)",
+    )
     private_egress: bool = Field(
         default=False,
         description="Its keys and workers may list IP literals in the operator's private "
@@ -194,6 +215,9 @@ class NamespacePatch(_Strict):
     allowed_hosts: list[str] | None = Field(default=None, max_length=100)
     dispatch_public: bool | None = Field(default=None)
     private_egress: bool | None = Field(default=None)
+    custom_hostname_suffixes: list[str] | None = Field(default=None, max_length=100)
+    storage_mb: int | None = Field(default=None, ge=1, le=1_048_576)
+    version_retention: int | None = Field(default=None, ge=1, le=10_000)
 
 
 class NamespaceOut(BaseModel):
@@ -205,6 +229,10 @@ class NamespaceOut(BaseModel):
     private_egress: bool
     created_at: str
     workers: int
+    custom_hostname_suffixes: list[str]
+    storage_mb: int | None = Field(description="null: the server's default")
+    version_retention: int | None = Field(description="null: the server's default")
+    storage_bytes: int = Field(description="Bytes of the artifacts its versions refer to")
 
 
 class NamespaceList(BaseModel):

@@ -226,7 +226,13 @@ class WorkerTarget:
             )
         elif not self.existed:
             with contextlib.suppress(workers.WorkerNotFound, namespaces.NamespaceNotFound):
-                await asyncio.to_thread(workers.remove, self.store, self.namespace, self.name)
+                await asyncio.to_thread(
+                    workers.remove,
+                    self.store,
+                    self.namespace,
+                    self.name,
+                    artifacts=self.artifacts,
+                )
 
 
 @contextlib.asynccontextmanager

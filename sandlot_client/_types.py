@@ -16,6 +16,10 @@ class Namespace(TypedDict):
     private_egress: bool
     created_at: str
     workers: int
+    custom_hostname_suffixes: list[str]
+    storage_mb: int | None
+    version_retention: int | None
+    storage_bytes: int
 
 
 class ApiKey(TypedDict):

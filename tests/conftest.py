@@ -27,6 +27,8 @@ ARTIFACT_DIR = Path(os.environ.get("SANDLOT_ARTIFACT_DIR", ROOT / ".artifacts"))
 ADMIN_KEY = "test-admin-key-" + "0123456789abcdef" * 2
 # Worker hostnames in tests: sent as Host headers to 127.0.0.1, never looked up.
 DISPATCH_DOMAIN = "workers.test"
+# The API's own hostname in tests (SANDLOT_API_HOSTNAMES): nobody may claim it.
+API_HOSTNAME = "api.sandlot.test"
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +113,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, artifacts: Artifacts) -> I
         queue_timeout_ms="30000",
         build_on_start="false",
         dispatch_domain=DISPATCH_DOMAIN,
+        api_hostnames=API_HOSTNAME,
     )
     yield svc
     svc.close()

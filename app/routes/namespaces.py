@@ -14,8 +14,9 @@ from fastapi import APIRouter, Query, Response
 
 from app.auth import AdminDep, CallerDep, require_namespace
 from app.config import Settings
-from app.deps import SettingsDep, StoreDep
+from app.deps import ArtifactsDep, SettingsDep, StoreDep
 from app.errors import CONTROL_PLANE_ERRORS, ApiError, invalid_field
+from app.hostnames import hostname_problem
 from app.policy import checked_hosts, checked_limits, server_ceiling
 from app.schemas import (
     NAMESPACE_NAME,
@@ -42,6 +43,15 @@ def _out(namespace: namespaces.Namespace) -> NamespaceOut:
     return NamespaceOut.model_validate(
         {**asdict(namespace), "created_at": namespace.created_at.isoformat()}
     )
+
+
+def checked_suffixes(settings: Settings, suffixes: list[str]) -> list[str]:
+    """Custom-hostname suffixes the admin grants: DNS names none of the API's. 422 otherwise."""
+    for index, suffix in enumerate(suffixes):
+        problem = hostname_problem(suffix, settings.dispatch_domain, settings.api_hostnames)
+        if problem:
+            raise invalid_field(f"custom_hostname_suffixes[{index}]", f"{suffix!r}: {problem}")
+    return sorted(set(suffixes))
 
 
 def _not_found(name: str) -> ApiError:
@@ -79,6 +89,9 @@ def create_namespace(
             allowed_hosts=_checked_hosts(settings, body.allowed_hosts),
             dispatch_public=body.dispatch_public,
             private_egress=body.private_egress,
+            custom_hostname_suffixes=checked_suffixes(settings, body.custom_hostname_suffixes),
+            storage_mb=body.storage_mb,
+            version_retention=body.version_retention,
         )
     except namespaces.NamespaceExists:
         raise ApiError(409, "conflict", f"namespace {body.name!r} already exists") from None
@@ -97,6 +110,7 @@ def update_namespace(
     checks: dict[str, Callable[[Any], Any]] = {
         "limits": lambda _: _checked_limits(settings, body.limits or LimitsIn()),
         "allowed_hosts": lambda hosts: _checked_hosts(settings, hosts),
+        "custom_hostname_suffixes": lambda suffixes: checked_suffixes(settings, suffixes),
     }
     changes: dict[str, Any] = {}
     for field, value in body.model_dump(exclude_unset=True).items():
@@ -143,14 +157,18 @@ def delete_namespace(
     name: str,
     store: StoreDep,
     caller: CallerDep,
+    artifacts: ArtifactsDep,
     force: Annotated[
         bool, Query(description="Also delete its workers (without it, 409 if it has any)")
     ] = False,
 ) -> Response:
-    """Delete a namespace with its keys and hostnames; with ``?force=true``, its workers too."""
+    """Delete a namespace with its keys and hostnames; with ``?force=true``, its workers too.
+
+    Artifacts no other namespace's version refers to are deleted with it.
+    """
     require_namespace(caller, name)
     try:
-        namespaces.remove(store, name, force=force)
+        namespaces.remove(store, name, force=force, artifacts=artifacts)
     except namespaces.NamespaceNotFound:
         raise _not_found(name) from None
     except namespaces.NamespaceHasWorkers as exc:

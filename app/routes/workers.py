@@ -194,6 +194,7 @@ UploadBody = Annotated[WorkerIn, Depends(upload_body)]
     response_model=Upload,
     responses={
         **_ERRORS,
+        413: {"model": ErrorResponse, "description": "Over the namespace's storage quota"},
         415: {"model": ErrorResponse, "description": "Neither JSON nor multipart"},
         422: {"model": ErrorResponse, "description": "Invalid or no build"},
     },
@@ -279,7 +280,6 @@ async def upload_worker(
     try:
         built = await build(
             runner,
-            artifacts,
             runtime=runtime,
             main_module=body.main_module,
             modules=body.modules,
@@ -303,26 +303,53 @@ async def upload_worker(
         vars=body.vars,
         secrets=body.secrets,
     )
-    worker, created = await asyncio.to_thread(
-        workers.save_version,
-        store,
-        namespace,
-        name,
-        spec,
-        sha256=built.sha256,
-        main_module=body.main_module,
-        requirements=body.requirements,
-        size=built.size,
-        build_ms=built.build_ms,
-        warnings=built.warnings,
-    )
+    try:
+        saved = await asyncio.to_thread(
+            workers.save_version,
+            store,
+            namespace,
+            name,
+            spec,
+            artifacts=artifacts,
+            bundle=built.bundle,
+            main_module=body.main_module,
+            requirements=body.requirements,
+            build_ms=built.build_ms,
+            warnings=built.warnings,
+            defaults=workers.StorageDefaults(
+                version_retention=settings.version_retention,
+                quota_bytes=settings.namespace_storage_bytes,
+            ),
+        )
+    except namespaces.NamespaceNotFound as exc:
+        raise _missing(exc, namespace, name) from None
+    except workers.QuotaExceeded as exc:
+        raise _over_quota(exc) from None
+    worker = saved.worker
     if worker.current is None:
         raise RuntimeError("a saved worker has no deployed version")
     return Upload(
         worker=_out(worker),
         version=_version_out(worker.current),
-        created=created,
-        rebuilt=not built.reused,
+        created=saved.created,
+        # Only this namespace's uploads count: the answer says nothing of others'.
+        rebuilt=not saved.reused,
+    )
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def _over_quota(exc: workers.QuotaExceeded) -> ApiError:
+    message = (
+        f"namespace {exc.namespace!r} stores {_mib(exc.used_bytes)} ({exc.used_bytes} bytes) "
+        f"of its {_mib(exc.quota_bytes)} storage quota and this upload adds "
+        f"{exc.adding_bytes} bytes: delete workers you no longer need, or ask the admin to "
+        "raise the namespace's storage_mb (default: SANDLOT_NAMESPACE_STORAGE_MB)"
+    )
+    return ApiError(
+        413, "storage_quota_exceeded", message, [ErrorDetail(field="modules", message=message)]
     )
 
 
@@ -344,10 +371,13 @@ def get_worker(
 
 
 @router.delete("/{name}", status_code=204, responses=_ERRORS)
-def delete_worker(namespace: str, name: str, store: StoreDep, caller: CallerDep) -> Response:
+def delete_worker(
+    namespace: str, name: str, store: StoreDep, artifacts: ArtifactsDep, caller: CallerDep
+) -> Response:
+    """Delete the worker, its versions and the artifacts nothing else refers to."""
     require_namespace(caller, namespace)
     try:
-        workers.remove(store, namespace, name)
+        workers.remove(store, namespace, name, artifacts=artifacts)
     except (namespaces.NamespaceNotFound, workers.WorkerNotFound) as exc:
         raise _missing(exc, namespace, name) from None
     return Response(status_code=204)
@@ -377,6 +407,7 @@ def list_workers(
 def delete_workers(
     namespace: str,
     store: StoreDep,
+    artifacts: ArtifactsDep,
     caller: CallerDep,
     tags: Annotated[str, Query(description="Required filter: a:yes,b:no")],
 ) -> Deleted:
@@ -386,7 +417,9 @@ def delete_workers(
     if not wanted:
         raise invalid_field("tags", "give a filter such as customer-1:yes")
     try:
-        return Deleted(deleted=workers.delete_by_tags(store, namespace, wanted))
+        return Deleted(
+            deleted=workers.delete_by_tags(store, namespace, wanted, artifacts=artifacts)
+        )
     except namespaces.NamespaceNotFound as exc:
         raise _missing(exc, namespace, "") from None
 

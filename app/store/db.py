@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from app.store.secretbox import SecretBox
 
 __all__ = ["Store", "migrate"]
 
@@ -19,13 +22,20 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class Store:
-    """A database by URL (``sqlite:///path`` or ``postgresql+psycopg://...``). ``close()`` it."""
+    """A database by URL (``sqlite:///path`` or ``postgresql+psycopg://...``). ``close()`` it.
 
-    def __init__(self, url: str) -> None:
+    ``secrets`` seals worker secrets at rest; without it, saving or reading a worker
+    that has secrets raises RuntimeError.
+    """
+
+    def __init__(self, url: str, secrets: SecretBox | None = None) -> None:
         self.url = url
+        self.secrets = secrets
         # A server's connections can drop while pooled: ping those before use. A
         # SQLite file can't, and the ping was a tenth of a dispatch's lookup.
         sqlite = url.startswith("sqlite")
+        if sqlite:
+            _private_sqlite_file(url)
         self.engine: Engine = create_engine(url, pool_pre_ping=not sqlite)
         if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -53,8 +63,28 @@ class Store:
         with self._sessions.begin() as session:
             yield session
 
+    def secret_box(self) -> SecretBox:
+        if self.secrets is None:
+            raise RuntimeError("this Store has no SecretBox: pass Store(url, secrets=...)")
+        return self.secrets
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _private_sqlite_file(url: str) -> None:
+    """Make the database file (and its WAL files) readable by this user only (0600).
+
+    SQLite creates its -wal and -shm files with the database file's mode, so creating
+    that file first, 0600, covers them; files of an older, looser install are fixed.
+    """
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, path + "-wal", path + "-shm"):
+        if os.path.exists(name):
+            os.chmod(name, 0o600)
 
 
 def _sqlite_pragmas(connection: object, _record: object) -> None:
@@ -69,6 +99,8 @@ def migrate(store: Store) -> None:
     """Upgrade the database to the newest schema (idempotent)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    # Migrations that seal data at rest (0005: worker secrets) need the box.
+    config.attributes["secret_box"] = store.secrets
     with store.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -2,7 +2,8 @@
 
 A hostname belongs to at most one namespace. Pointing it at another worker of
 the same namespace replaces the route; claiming one another namespace holds is
-refused (HostnameTaken).
+refused (HostnameTaken) unless the caller (the admin) asks to reassign it. Who
+may claim which names is decided above the store (app/hostnames.py).
 """
 
 from __future__ import annotations
@@ -53,10 +54,13 @@ def _namespace_id(session: Session, namespace: str) -> int:
     return int(found)
 
 
-def put(store: Store, namespace: str, hostname: str, worker: str) -> tuple[Hostname, bool]:
+def put(
+    store: Store, namespace: str, hostname: str, worker: str, *, reassign: bool = False
+) -> tuple[Hostname, bool]:
     """Route ``hostname`` to the worker; (the route, whether it is new).
 
-    Raises NamespaceNotFound, HostnameTaken.
+    ``reassign`` moves it from the namespace that holds it. Raises NamespaceNotFound,
+    HostnameTaken.
     """
     with store.session() as session:
         namespace_id = _namespace_id(session, namespace)
@@ -66,7 +70,9 @@ def put(store: Store, namespace: str, hostname: str, worker: str) -> tuple[Hostn
             row = HostnameRow(hostname=hostname, namespace_id=namespace_id, worker=worker)
             session.add(row)
         elif row.namespace_id != namespace_id:
-            raise HostnameTaken(hostname)
+            if not reassign:
+                raise HostnameTaken(hostname)
+            row.namespace_id = namespace_id
         row.worker = worker
         session.flush()
         return _from_row(row, namespace), created

@@ -5,10 +5,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["ApiKeyRow", "Base", "HostnameRow", "NamespaceRow", "WorkerRow", "WorkerVersionRow"]
+__all__ = [
+    "ApiKeyRow",
+    "Base",
+    "BlobRow",
+    "HostnameRow",
+    "NamespaceRow",
+    "WorkerRow",
+    "WorkerVersionRow",
+]
 
 
 class Base(DeclarativeBase):
@@ -34,6 +52,12 @@ class NamespaceRow(Base):
     # Whether the namespace's keys and workers may open the operator's private networks
     # (SANDLOT_EGRESS_PRIVATE_NETWORKS) by IP literal. Only the admin key sets it.
     private_egress: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # Set by the admin: its keys may claim custom hostnames under these suffixes only.
+    custom_hostname_suffixes: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    # Set by the admin; NULL: the server's default (SANDLOT_NAMESPACE_STORAGE_MB,
+    # SANDLOT_VERSION_RETENTION).
+    storage_mb: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    version_retention: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=_now
     )
@@ -71,7 +95,8 @@ class WorkerRow(Base):
     limits: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     allowed_hosts: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
     vars: Mapped[dict[str, str]] = mapped_column(JSON, nullable=False, default=dict)
-    # Write-only: never returned by any endpoint or written to a log.
+    # Write-only: never returned by any endpoint or written to a log. Name → Fernet
+    # token (app/store/secretbox.py): encrypted at rest.
     secrets: Mapped[dict[str, str]] = mapped_column(JSON, nullable=False, default=dict)
     current_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(
@@ -86,7 +111,11 @@ class WorkerVersionRow(Base):
     """An immutable build of a worker: its artifact is content-addressed by ``sha256``."""
 
     __tablename__ = "worker_versions"
-    __table_args__ = (UniqueConstraint("worker_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("worker_id", "number"),
+        # Releasing a blob asks whether any version still refers to it.
+        Index("ix_worker_versions_sha256", "sha256"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     worker_id: Mapped[int] = mapped_column(
@@ -99,6 +128,23 @@ class WorkerVersionRow(Base):
     size: Mapped[int] = mapped_column(Integer, nullable=False)
     build_ms: Mapped[float] = mapped_column(Float, nullable=False)
     warnings: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=_now
+    )
+
+
+class BlobRow(Base):
+    """An artifact file on disk (``ArtifactStore``), shared by every version with its sha256.
+
+    The row is the file's lock: an upload holds it while writing the file and adding
+    its version, and the last release holds it while checking that no version still
+    refers to the file and deleting both (app/store/blobs.py).
+    """
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=_now
     )

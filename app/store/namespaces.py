@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,8 +10,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.store import blobs
+from app.store.artifacts import ArtifactStore
 from app.store.db import Store
-from app.store.models import NamespaceRow, WorkerRow
+from app.store.models import NamespaceRow, WorkerRow, WorkerVersionRow
 
 __all__ = [
     "Namespace",
@@ -52,9 +54,15 @@ class Namespace:
     created_at: datetime
     workers: int = 0
     private_egress: bool = False
+    custom_hostname_suffixes: list[str] = field(default_factory=list)
+    # None: the server's default.
+    storage_mb: int | None = None
+    version_retention: int | None = None
+    # Bytes of the distinct artifacts its workers' versions refer to.
+    storage_bytes: int = 0
 
 
-def _from_row(row: NamespaceRow, workers: int = 0) -> Namespace:
+def _from_row(row: NamespaceRow, workers: int = 0, storage_bytes: int = 0) -> Namespace:
     return Namespace(
         name=row.name,
         mode=row.mode,
@@ -65,6 +73,10 @@ def _from_row(row: NamespaceRow, workers: int = 0) -> Namespace:
         created_at=row.created_at.replace(tzinfo=row.created_at.tzinfo or UTC),
         workers=workers,
         private_egress=row.private_egress,
+        custom_hostname_suffixes=list(row.custom_hostname_suffixes),
+        storage_mb=row.storage_mb,
+        version_retention=row.version_retention,
+        storage_bytes=storage_bytes,
     )
 
 
@@ -84,6 +96,9 @@ def create(
     allowed_hosts: list[str],
     dispatch_public: bool,
     private_egress: bool = False,
+    custom_hostname_suffixes: list[str] | None = None,
+    storage_mb: int | None = None,
+    version_retention: int | None = None,
 ) -> Namespace:
     """Raises NamespaceExists."""
     row = NamespaceRow(
@@ -93,6 +108,9 @@ def create(
         allowed_hosts=allowed_hosts,
         dispatch_public=dispatch_public,
         private_egress=private_egress,
+        custom_hostname_suffixes=custom_hostname_suffixes or [],
+        storage_mb=storage_mb,
+        version_retention=version_retention,
     )
     try:
         with store.session() as session:
@@ -109,7 +127,7 @@ def get(store: Store, name: str) -> Namespace:
         row = session.scalar(select(NamespaceRow).where(NamespaceRow.name == name))
         if row is None:
             raise NamespaceNotFound(name)
-        return _from_row(row, _worker_count(session, row.id))
+        return _from_row(row, _worker_count(session, row.id), blobs.usage(session, row.id))
 
 
 def page(store: Store, *, limit: int, after: str | None) -> tuple[list[Namespace], str | None]:
@@ -119,7 +137,10 @@ def page(store: Store, *, limit: int, after: str | None) -> tuple[list[Namespace
         query = query.where(NamespaceRow.name > after)
     with store.session() as session:
         rows = list(session.scalars(query))
-        items = [_from_row(row, _worker_count(session, row.id)) for row in rows[:limit]]
+        items = [
+            _from_row(row, _worker_count(session, row.id), blobs.usage(session, row.id))
+            for row in rows[:limit]
+        ]
     return items, (items[-1].name if len(rows) > limit else None)
 
 
@@ -144,11 +165,12 @@ def update(store: Store, name: str, changes: dict[str, Any]) -> Namespace:
         for column, value in changes.items():
             setattr(row, column, value)
         session.flush()
-        return _from_row(row, _worker_count(session, row.id))
+        return _from_row(row, _worker_count(session, row.id), blobs.usage(session, row.id))
 
 
-def remove(store: Store, name: str, *, force: bool = False) -> None:
-    """Delete the namespace with its keys (and, with ``force``, its workers).
+def remove(store: Store, name: str, *, artifacts: ArtifactStore, force: bool = False) -> None:
+    """Delete the namespace with its keys and hostnames (and, with ``force``, its workers),
+    and the artifact files no other namespace's version refers to.
 
     Raises NamespaceNotFound, and NamespaceHasWorkers when it has workers and ``force`` is
     false (then nothing is deleted).
@@ -163,4 +185,13 @@ def remove(store: Store, name: str, *, force: bool = False) -> None:
         workers = _worker_count(session, row.id)
         if workers and not force:
             raise NamespaceHasWorkers(name, workers)
+        shas = set(
+            session.scalars(
+                select(WorkerVersionRow.sha256)
+                .join(WorkerRow, WorkerRow.id == WorkerVersionRow.worker_id)
+                .where(WorkerRow.namespace_id == row.id)
+                .distinct()
+            )
+        )
         session.execute(delete(NamespaceRow).where(NamespaceRow.id == row.id))
+    blobs.release(store, artifacts, shas)

@@ -1,4 +1,11 @@
-"""User workers in the store: immutable versions, the deployed one, tags."""
+"""User workers in the store: immutable versions, the deployed one, tags.
+
+Storage is bounded per namespace: each upload keeps a worker's newest versions (the
+namespace's ``version_retention``, else the server's) and refuses to go over the
+namespace's storage quota (QuotaExceeded). Files no version refers to any more are
+deleted (app/store/blobs.py). Every writer of a namespace's workers locks the
+namespace's row first, so concurrent uploads see each other's usage.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from app.store import blobs
+from app.store.artifacts import ArtifactStore
 from app.store.db import Store
 from app.store.models import NamespaceRow, WorkerRow, WorkerVersionRow
 from app.store.namespaces import NamespaceNotFound
 
 __all__ = [
+    "QuotaExceeded",
+    "Saved",
+    "StorageDefaults",
     "Target",
     "Version",
     "VersionNotFound",
@@ -40,6 +52,25 @@ class WorkerNotFound(Exception):
 
 class VersionNotFound(Exception):
     """No version of that id for the worker."""
+
+
+class QuotaExceeded(Exception):
+    """The upload would take the namespace's artifacts over its storage quota."""
+
+    def __init__(self, namespace: str, quota_bytes: int, used_bytes: int, adding_bytes: int):
+        super().__init__(namespace)
+        self.namespace = namespace
+        self.quota_bytes = quota_bytes
+        self.used_bytes = used_bytes
+        self.adding_bytes = adding_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StorageDefaults:
+    """The server's defaults; a namespace's own values (set by the admin) win."""
+
+    version_retention: int
+    quota_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +156,36 @@ def _worker_from(namespace: str, row: WorkerRow, version: WorkerVersionRow | Non
     )
 
 
+def _lock_namespace(session: Session, namespace: str) -> NamespaceRow:
+    """The namespace's row, locked until the transaction ends. Raises NamespaceNotFound.
+
+    A write first: a row lock on PostgreSQL, the write lock on SQLite.
+    """
+    session.execute(
+        update(NamespaceRow)
+        .where(NamespaceRow.name == namespace)
+        .values(mode=NamespaceRow.mode)
+        .execution_options(synchronize_session=False)
+    )
+    row = session.scalar(select(NamespaceRow).where(NamespaceRow.name == namespace))
+    if row is None:
+        raise NamespaceNotFound(namespace)
+    return row
+
+
+def _shas_of(
+    session: Session, *, namespace_id: int, worker_ids: list[int] | None = None
+) -> set[str]:
+    query = (
+        select(WorkerVersionRow.sha256)
+        .join(WorkerRow, WorkerRow.id == WorkerVersionRow.worker_id)
+        .where(WorkerRow.namespace_id == namespace_id)
+    )
+    if worker_ids is not None:
+        query = query.where(WorkerRow.id.in_(worker_ids))
+    return set(session.scalars(query.distinct()))
+
+
 def _namespace_id(session: Session, namespace: str) -> int:
     found = session.scalar(select(NamespaceRow.id).where(NamespaceRow.name == namespace))
     if found is None:
@@ -142,59 +203,112 @@ def _row(session: Session, namespace: str, name: str) -> WorkerRow:
     return row
 
 
+@dataclass(frozen=True, slots=True)
+class Saved:
+    worker: Worker
+    created: bool  # the worker did not exist before
+    reused: bool  # the namespace already stored these exact bytes
+    pruned: int  # older versions removed by retention
+
+
 def save_version(
     store: Store,
     namespace: str,
     name: str,
     spec: WorkerSpec,
     *,
-    sha256: str,
+    artifacts: ArtifactStore,
+    bundle: bytes,
     main_module: str,
     requirements: list[str],
-    size: int,
     build_ms: float,
     warnings: list[str],
-) -> tuple[Worker, bool]:
-    """Create or replace the worker, add a version and deploy it; (worker, whether new)."""
+    defaults: StorageDefaults,
+) -> Saved:
+    """Create or replace the worker, add a version with ``bundle`` as its artifact and
+    deploy it; drop the worker's versions beyond retention and their unused files.
+
+    Raises NamespaceNotFound, QuotaExceeded (nothing changed then).
+    """
     now = datetime.now(UTC)
-    with store.session() as session:
-        namespace_id = _namespace_id(session, namespace)
-        row = session.scalar(
-            select(WorkerRow).where(WorkerRow.namespace_id == namespace_id, WorkerRow.name == name)
-        )
-        created = row is None
-        if row is None:
-            row = WorkerRow(namespace_id=namespace_id, name=name, created_at=now)
-            session.add(row)
-        row.runtime, row.tags, row.limits = spec.runtime, spec.tags, spec.limits
-        row.allowed_hosts, row.vars, row.secrets = spec.allowed_hosts, spec.vars, spec.secrets
-        row.updated_at = now
-        session.flush()
-        number = (
-            session.scalar(
-                select(func.max(WorkerVersionRow.number)).where(
-                    WorkerVersionRow.worker_id == row.id
-                )
+    sha256 = ArtifactStore.sha256_of(bundle)
+    held = False
+    try:
+        with store.session() as session:
+            space = _lock_namespace(session, namespace)
+            row = session.scalar(
+                select(WorkerRow).where(WorkerRow.namespace_id == space.id, WorkerRow.name == name)
             )
-            or 0
-        ) + 1
-        version = WorkerVersionRow(
-            id="ver_" + _secrets.token_hex(8),
-            worker_id=row.id,
-            number=number,
-            sha256=sha256,
-            main_module=main_module,
-            requirements=requirements,
-            size=size,
-            build_ms=build_ms,
-            warnings=warnings,
-            created_at=now,
-        )
-        session.add(version)
-        session.flush()
-        row.current_version = version.id
-        session.flush()
-        return _worker(session, namespace, row), created
+            created = row is None
+            reused = blobs.refers(session, space.id, sha256)
+            used = blobs.usage(session, space.id)
+            pruned: set[str] = set()
+            dropped = 0
+            if row is not None:
+                # The new version is the deployed one: keep it and the newest others.
+                keep = (space.version_retention or defaults.version_retention) - 1
+                doomed = list(
+                    session.scalars(
+                        select(WorkerVersionRow)
+                        .where(WorkerVersionRow.worker_id == row.id)
+                        .order_by(WorkerVersionRow.number.desc())
+                        .offset(keep)
+                    )
+                )
+                pruned = {version.sha256 for version in doomed}
+                dropped = len(doomed)
+                if doomed:
+                    session.execute(
+                        delete(WorkerVersionRow).where(
+                            WorkerVersionRow.id.in_([version.id for version in doomed])
+                        )
+                    )
+            quota = space.storage_mb * 1024 * 1024 if space.storage_mb else defaults.quota_bytes
+            adding = 0 if blobs.refers(session, space.id, sha256) else len(bundle)
+            if blobs.usage(session, space.id) + adding > quota:
+                raise QuotaExceeded(namespace, quota, used, len(bundle) if not reused else 0)
+            held = True
+            blobs.hold(session, artifacts, bundle)
+            if row is None:
+                row = WorkerRow(namespace_id=space.id, name=name, created_at=now)
+                session.add(row)
+            row.runtime, row.tags, row.limits = spec.runtime, spec.tags, spec.limits
+            row.allowed_hosts, row.vars = spec.allowed_hosts, spec.vars
+            row.secrets = store.secret_box().seal(spec.secrets) if spec.secrets else {}
+            row.updated_at = now
+            session.flush()
+            number = (
+                session.scalar(
+                    select(func.max(WorkerVersionRow.number)).where(
+                        WorkerVersionRow.worker_id == row.id
+                    )
+                )
+                or 0
+            ) + 1
+            version = WorkerVersionRow(
+                id="ver_" + _secrets.token_hex(8),
+                worker_id=row.id,
+                number=number,
+                sha256=sha256,
+                main_module=main_module,
+                requirements=requirements,
+                size=len(bundle),
+                build_ms=build_ms,
+                warnings=warnings,
+                created_at=now,
+            )
+            session.add(version)
+            session.flush()
+            row.current_version = version.id
+            session.flush()
+            worker = _worker(session, namespace, row)
+    except BaseException:
+        if held:
+            # Written, but no version refers to it: don't leave the file behind.
+            blobs.release(store, artifacts, [sha256])
+        raise
+    blobs.release(store, artifacts, pruned - {sha256})
+    return Saved(worker=worker, created=created, reused=reused, pruned=dropped)
 
 
 def get(store: Store, namespace: str, name: str) -> Worker:
@@ -241,25 +355,37 @@ def count(store: Store, namespace: str) -> int:
         )
 
 
-def remove(store: Store, namespace: str, name: str) -> None:
+def remove(store: Store, namespace: str, name: str, *, artifacts: ArtifactStore) -> None:
+    """Delete the worker, its versions, and the files no other version refers to."""
     with store.session() as session:
-        session.delete(_row(session, namespace, name))
+        space = _lock_namespace(session, namespace)
+        row = session.scalar(
+            select(WorkerRow).where(WorkerRow.namespace_id == space.id, WorkerRow.name == name)
+        )
+        if row is None:
+            raise WorkerNotFound(name)
+        shas = _shas_of(session, namespace_id=space.id, worker_ids=[row.id])
+        session.delete(row)
+    blobs.release(store, artifacts, shas)
 
 
-def delete_by_tags(store: Store, namespace: str, tags: dict[str, bool]) -> list[str]:
-    """Delete every worker matching the filter; return their names."""
+def delete_by_tags(
+    store: Store, namespace: str, tags: dict[str, bool], *, artifacts: ArtifactStore
+) -> list[str]:
+    """Delete every worker matching the filter (and its unused files); return their names."""
     with store.session() as session:
-        namespace_id = _namespace_id(session, namespace)
+        space = _lock_namespace(session, namespace)
         rows = [
             row
-            for row in session.scalars(
-                select(WorkerRow).where(WorkerRow.namespace_id == namespace_id)
-            )
+            for row in session.scalars(select(WorkerRow).where(WorkerRow.namespace_id == space.id))
             if _matches(row.tags, tags)
         ]
+        shas = _shas_of(session, namespace_id=space.id, worker_ids=[row.id for row in rows])
         for row in rows:
             session.delete(row)
-        return sorted(row.name for row in rows)
+        names = sorted(row.name for row in rows)
+    blobs.release(store, artifacts, shas)
+    return names
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,9 +488,13 @@ def target(store: Store, namespace: str, name: str) -> Target:
         namespace_allowed_hosts=list(found["n_allowed_hosts"]),
         dispatch_public=bool(found["n_dispatch_public"]),
         worker=worker,
-        bindings={**found["w_vars"], **found["w_secrets"]},
+        bindings={**found["w_vars"], **_opened(store, found["w_secrets"])},
         namespace_private_egress=bool(found["n_private_egress"]),
     )
+
+
+def _opened(store: Store, sealed: dict[str, str]) -> dict[str, str]:
+    return store.secret_box().open(sealed) if sealed else {}
 
 
 def versions(store: Store, namespace: str, name: str) -> list[Version]:

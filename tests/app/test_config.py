@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from app.config import Settings
@@ -40,10 +41,34 @@ def test_production_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError, match="at least 32"):
         Settings()
     monkeypatch.setenv("SANDLOT_ADMIN_KEY", "k" * 40)
+    # Worker secrets are encrypted at rest: production brings its key (no key file).
+    monkeypatch.delenv("SANDLOT_SECRETS_KEY", raising=False)
+    with pytest.raises(ValidationError, match="SANDLOT_SECRETS_KEY must be set"):
+        Settings()
+    monkeypatch.setenv("SANDLOT_SECRETS_KEY", Fernet.generate_key().decode())
     with pytest.raises(ValidationError, match="SANDLOT_BUILD_ON_START"):
         Settings()
     monkeypatch.setenv("SANDLOT_BUILD_ON_START", "false")
     assert Settings().environment == "production"
+
+
+def test_secrets_keys_are_fernet_keys_and_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv("SANDLOT_SECRETS_KEY", f"{first}, {second}")
+    key = Settings().secrets_key
+    assert key is not None and key.get_secret_value() == f"{first}, {second}"
+    monkeypatch.setenv("SANDLOT_SECRETS_KEY", f"{first},not-a-key-but-a-secret")
+    with pytest.raises(ValidationError, match="key 2 is not a Fernet key") as refused:
+        Settings()
+    assert "not-a-key-but-a-secret" not in str(refused.value)
+
+
+def test_api_hostnames_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANDLOT_API_HOSTNAMES", "API.example.com., sandlot.example.org")
+    assert Settings().api_hostnames == ["api.example.com", "sandlot.example.org"]
+    monkeypatch.setenv("SANDLOT_API_HOSTNAMES", "localhost")
+    with pytest.raises(ValidationError, match="SANDLOT_API_HOSTNAMES"):
+        Settings()
 
 
 def test_sqlite_under_the_data_dir_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,6 +84,8 @@ def test_sqlite_under_the_data_dir_by_default(monkeypatch: pytest.MonkeyPatch) -
         ("SANDLOT_POOL_SIZE", "0"),
         ("SANDLOT_DEFAULT_MEMORY_MB", "16"),
         ("SANDLOT_LOG_LEVEL", "chatty"),
+        ("SANDLOT_VERSION_RETENTION", "0"),
+        ("SANDLOT_NAMESPACE_STORAGE_MB", "0"),
     ],
 )
 def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:

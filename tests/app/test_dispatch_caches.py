@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from cryptography.fernet import Fernet
+from sqlalchemy import make_url, update
 
 from app.dispatch import BundleCache, WorkerBundle
-from app.store import ArtifactStore, ReadCache, Store, hostnames, migrate, namespaces, workers
+from app.store import (
+    ArtifactStore,
+    ReadCache,
+    SecretBox,
+    Store,
+    hostnames,
+    migrate,
+    namespaces,
+    workers,
+)
 from app.store.models import WorkerRow
+
+BOX = SecretBox([Fernet.generate_key().decode()])
 
 
 def _bundle(text: str, bytecode: bool = True) -> bytes:
@@ -39,7 +52,7 @@ def test_the_cache_reads_each_artifact_once_and_keeps_to_its_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     artifacts = ArtifactStore(tmp_path)
-    shas = [artifacts.put(_bundle(f"x = {'1' * 100}{n}"))[0] for n in range(3)]
+    shas = [artifacts.write(_bundle(f"x = {'1' * 100}{n}")) for n in range(3)]
     reads: list[str] = []
     real_get = artifacts.get
 
@@ -65,7 +78,7 @@ def test_the_cache_reads_each_artifact_once_and_keeps_to_its_budget(
 
 
 def _target_store(tmp_path: Path) -> Store:
-    store = Store(f"sqlite:///{tmp_path / 'targets.db'}")
+    store = Store(f"sqlite:///{tmp_path / 'targets.db'}", secrets=BOX)
     migrate(store)
     namespaces.create(
         store, "ns", mode="untrusted", limits={}, allowed_hosts=[], dispatch_public=True
@@ -74,20 +87,29 @@ def _target_store(tmp_path: Path) -> Store:
     return store
 
 
-def _deploy(store: Store, sha256: str) -> None:
-    spec = workers.WorkerSpec("wasmtime", [], {}, [], {}, {"TOKEN": sha256[:4]})
+def _artifacts(store: Store) -> ArtifactStore:
+    return ArtifactStore(Path(str(make_url(store.url).database)).parent / "artifacts")
+
+
+def _deploy(store: Store, content: str) -> None:
+    spec = workers.WorkerSpec("wasmtime", [], {}, [], {}, {"TOKEN": content[:4]})
     workers.save_version(
         store,
         "ns",
         "w",
         spec,
-        sha256=sha256,
+        artifacts=_artifacts(store),
+        bundle=content.encode(),
         main_module="main.py",
         requirements=[],
-        size=1,
         build_ms=1,
         warnings=[],
+        defaults=workers.StorageDefaults(version_retention=20, quota_bytes=1024 * 1024),
     )
+
+
+def _hash(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()
 
 
 Targets = ReadCache[tuple[str, str], workers.Target]
@@ -115,13 +137,13 @@ def test_reads_are_reused_until_this_process_writes(
 
     monkeypatch.setattr(workers, "target", counting)
     cache: Targets = ReadCache(store, ttl_ms=60_000)
-    assert _sha(_lookup(cache, store)) == "a" * 64
-    assert _sha(_lookup(cache, store)) == "a" * 64
+    assert _sha(_lookup(cache, store)) == _hash("a" * 64)
+    assert _sha(_lookup(cache, store)) == _hash("a" * 64)
     assert lookups == ["w"]
     _deploy(store, "b" * 64)  # a write: the next lookup must see it
     found = _lookup(cache, store)
-    assert _sha(found) == "b" * 64 and found.bindings == {"TOKEN": "bbbb"}
-    workers.remove(store, "ns", "w")
+    assert _sha(found) == _hash("b" * 64) and found.bindings == {"TOKEN": "bbbb"}
+    workers.remove(store, "ns", "w", artifacts=_artifacts(store))
     for _ in range(2):  # a read that raises keeps nothing
         with pytest.raises(workers.WorkerNotFound):
             _lookup(cache, store)
@@ -133,18 +155,18 @@ def test_entries_expire_for_other_processes_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = _target_store(tmp_path)
-    other = Store(store.url)  # another service process on the same database
+    other = Store(store.url, secrets=BOX)  # another service process on the same database
     clock = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     cache: Targets = ReadCache(store, ttl_ms=1_000)
-    assert _sha(_lookup(cache, store)) == "a" * 64
+    assert _sha(_lookup(cache, store)) == _hash("a" * 64)
     _deploy(other, "c" * 64)  # unseen by this process's store
     clock[0] += 0.5
-    assert _sha(_lookup(cache, store)) == "a" * 64
+    assert _sha(_lookup(cache, store)) == _hash("a" * 64)
     clock[0] += 0.6
-    assert _sha(_lookup(cache, store)) == "c" * 64
+    assert _sha(_lookup(cache, store)) == _hash("c" * 64)
     _deploy(other, "d" * 64)
-    assert _sha(_lookup(ReadCache(store, ttl_ms=0), store)) == "d" * 64
+    assert _sha(_lookup(ReadCache(store, ttl_ms=0), store)) == _hash("d" * 64)
     other.close()
     store.close()
 

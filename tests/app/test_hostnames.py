@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from app.hostnames import hostname_problem, normalize_host
-from tests.conftest import DISPATCH_DOMAIN, Service
+from tests.conftest import API_HOSTNAME, DISPATCH_DOMAIN, Service
 
 ECHO = """
 from workers import Response
@@ -48,6 +48,13 @@ def _deploy(admin: httpx.Client, namespace: str, worker: str, runtime: str = "wa
         json={"modules": {"main.py": ECHO}, "runtime": runtime, "vars": {"NAME": worker}},
     )
     assert response.status_code == 200, response.text
+
+
+def _key_client(admin: httpx.Client, service: Service, namespace: str) -> httpx.Client:
+    key = admin.post(f"/v1/namespaces/{namespace}/keys", json={}).json()["key"]
+    return httpx.Client(
+        base_url=service.url, headers={"authorization": f"Bearer {key}"}, timeout=30
+    )
 
 
 def _get(service: Service, host: str, path: str = "/", **headers: str) -> httpx.Response:
@@ -285,3 +292,98 @@ def test_trusted_namespaces_get_request_metadata(admin: httpx.Client, service: S
     custom = f"t-{namespace}.example.test"
     admin.put(f"/v1/namespaces/{namespace}/hostnames/{custom}", json={"worker": "site"})
     assert _get(service, custom).json()["metadata"]["routed_by"] == "custom_hostname"
+
+
+def test_a_namespace_key_claims_only_hostnames_under_its_granted_suffixes(
+    admin: httpx.Client, service: Service
+) -> None:
+    """Issue 11, #4: a namespace's key claimed any hostname, e.g. another customer's domain."""
+    own = f"{secrets.token_hex(4)}.example.test"
+    namespace = _namespace(admin, custom_hostname_suffixes=[own])
+    assert admin.get(f"/v1/namespaces/{namespace}").json()["custom_hostname_suffixes"] == [own]
+    bare = _namespace(admin)
+    with (
+        _key_client(admin, service, namespace) as scoped,
+        _key_client(admin, service, bare) as unscoped,
+    ):
+        for hostname in (own, f"shop.{own}"):
+            made = scoped.put(
+                f"/v1/namespaces/{namespace}/hostnames/{hostname}", json={"worker": "w"}
+            )
+            assert made.status_code == 201, made.text
+        # Another customer's domain, and a name that merely ends like the suffix.
+        for hostname in (f"shop-{secrets.token_hex(3)}.customer.test", f"evil{own}"):
+            refused = scoped.put(
+                f"/v1/namespaces/{namespace}/hostnames/{hostname}", json={"worker": "w"}
+            )
+            assert refused.status_code == 403, refused.text
+            error = refused.json()["error"]
+            assert own in error["message"] and error["details"][0]["field"] == "hostname"
+            assert _get(service, hostname, "/readyz").status_code == 200  # still the API's
+        # A namespace granted nothing can claim nothing, and is told who grants.
+        refused = unscoped.put(
+            f"/v1/namespaces/{bare}/hostnames/shop.{secrets.token_hex(3)}.test",
+            json={"worker": "w"},
+        )
+        assert refused.status_code == 403
+        assert "custom_hostname_suffixes" in refused.json()["error"]["message"]
+        # Nor move one another namespace holds.
+        moved = unscoped.put(
+            f"/v1/namespaces/{bare}/hostnames/{own}?reassign=true", json={"worker": "w"}
+        )
+        assert moved.status_code == 403
+
+
+@pytest.mark.parametrize("hostname", [API_HOSTNAME, f"x.{API_HOSTNAME}"])
+def test_no_one_claims_the_api_hostnames(
+    admin: httpx.Client, service: Service, hostname: str
+) -> None:
+    """Issue 11, #4: a namespace claimed the API's own hostname, taking over its origin."""
+    parent = API_HOSTNAME.split(".", 1)[1]
+    namespace = _namespace(admin, custom_hostname_suffixes=[parent])
+    with _key_client(admin, service, namespace) as scoped:
+        for client in (scoped, admin):
+            refused = client.put(
+                f"/v1/namespaces/{namespace}/hostnames/{hostname}", json={"worker": "w"}
+            )
+            assert refused.status_code == 422, refused.text
+            assert "SANDLOT_API_HOSTNAMES" in refused.json()["error"]["message"]
+    assert _get(service, hostname, "/readyz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "suffix", [API_HOSTNAME, f"a.{API_HOSTNAME}", DISPATCH_DOMAIN, "localhost", "Upper.test"]
+)
+def test_suffixes_that_cover_the_api_are_refused(admin: httpx.Client, suffix: str) -> None:
+    response = admin.post(
+        "/v1/namespaces",
+        json={"name": "h-" + secrets.token_hex(4), "custom_hostname_suffixes": [suffix]},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["field"] == "custom_hostname_suffixes[0]"
+
+
+def test_the_admin_claims_any_hostname_and_reassigns_it(
+    admin: httpx.Client, service: Service
+) -> None:
+    first, second = _namespace(admin), _namespace(admin)
+    _deploy(admin, first, "site")
+    _deploy(admin, second, "site")
+    hostname = f"moving-{first}.example.test"
+    assert (
+        admin.put(
+            f"/v1/namespaces/{first}/hostnames/{hostname}", json={"worker": "site"}
+        ).status_code
+        == 201
+    )
+    assert _get(service, hostname).json()["worker"] == "site"
+    clash = admin.put(f"/v1/namespaces/{second}/hostnames/{hostname}", json={"worker": "site"})
+    assert clash.status_code == 409 and "reassign=true" in clash.json()["error"]["message"]
+    moved = admin.put(
+        f"/v1/namespaces/{second}/hostnames/{hostname}?reassign=true", json={"worker": "site"}
+    )
+    assert moved.status_code == 200 and moved.json()["namespace"] == second
+    assert admin.get(f"/v1/namespaces/{first}/hostnames").json()["hostnames"] == []
+    assert [
+        h["hostname"] for h in admin.get(f"/v1/namespaces/{second}/hostnames").json()["hostnames"]
+    ] == [hostname]

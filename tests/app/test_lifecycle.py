@@ -99,7 +99,12 @@ def test_the_whole_lifecycle_survives_a_restart(
         admin = clients(service, ADMIN_KEY)
         public = clients(service)
 
-        assert admin.post("/v1/namespaces", json={"name": "shop"}).status_code == 201
+        # The admin grants the customer's domain: its key may then route it (issue 11, #4).
+        made = admin.post(
+            "/v1/namespaces",
+            json={"name": "shop", "custom_hostname_suffixes": ["shop.example.test"]},
+        )
+        assert made.status_code == 201
         key = admin.post("/v1/namespaces/shop/keys", json={"label": "deploys"}).json()["key"]
         owner = clients(service, key)
 

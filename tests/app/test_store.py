@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from alembic import command
+from alembic.config import Config
+from cryptography.fernet import Fernet
+from sqlalchemy import inspect, select, text
 
-from app.store import Store, hostnames, keys, migrate, namespaces, workers
+from app.store import (
+    ArtifactStore,
+    SecretBox,
+    SecretsUnreadable,
+    Store,
+    hostnames,
+    keys,
+    migrate,
+    namespaces,
+    workers,
+)
+from app.store.db import MIGRATIONS
+from app.store.models import WorkerRow
+
+BOX_KEYS = [Fernet.generate_key().decode()]
+BOX = SecretBox(BOX_KEYS)
+DEFAULTS = workers.StorageDefaults(version_retention=20, quota_bytes=1024 * 1024)
 
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[Store]:
-    store = Store(database_url)
+    store = Store(database_url, secrets=BOX)
     migrate(store)
     yield store
     store.close()
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> ArtifactStore:
+    return ArtifactStore(tmp_path / "artifacts")
 
 
 def test_migrations_create_the_schema_and_are_idempotent(store: Store) -> None:
@@ -58,13 +84,13 @@ def test_pages_follow_the_cursor(store: Store) -> None:
     assert end is None
 
 
-def test_delete_and_missing(store: Store) -> None:
+def test_delete_and_missing(store: Store, artifacts: ArtifactStore) -> None:
     _make(store, "gone")
-    namespaces.remove(store, "gone")
+    namespaces.remove(store, "gone", artifacts=artifacts)
     with pytest.raises(namespaces.NamespaceNotFound):
         namespaces.get(store, "gone")
     with pytest.raises(namespaces.NamespaceNotFound):
-        namespaces.remove(store, "gone")
+        namespaces.remove(store, "gone", artifacts=artifacts)
 
 
 def test_data_survives_a_new_engine(database_url: str) -> None:
@@ -78,14 +104,16 @@ def test_data_survives_a_new_engine(database_url: str) -> None:
     second.close()
 
 
-def test_keys_authenticate_to_their_namespace_and_cascade(store: Store) -> None:
+def test_keys_authenticate_to_their_namespace_and_cascade(
+    store: Store, artifacts: ArtifactStore
+) -> None:
     _make(store, "keyed")
     record, key = keys.issue(store, "keyed", "ci")
     assert keys.authenticate(store, key) == "keyed"
     assert keys.authenticate(store, key + "x") is None
     assert keys.authenticate(store, "not-a-key") is None
     assert [k.id for k in keys.list_keys(store, "keyed")] == [record.id]
-    namespaces.remove(store, "keyed")
+    namespaces.remove(store, "keyed", artifacts=artifacts)
     assert keys.authenticate(store, key) is None
 
 
@@ -104,55 +132,82 @@ def _spec(tags: list[str]) -> workers.WorkerSpec:
     )
 
 
-def _save(store: Store, name: str, sha: str, tags: list[str] | None = None) -> workers.Worker:
-    worker, _ = workers.save_version(
+def _sha(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def _save_in(
+    store: Store,
+    namespace: str,
+    name: str,
+    content: str,
+    tags: list[str] | None = None,
+    *,
+    artifacts: ArtifactStore,
+    defaults: workers.StorageDefaults = DEFAULTS,
+) -> workers.Saved:
+    return workers.save_version(
         store,
-        "ns",
+        namespace,
         name,
         _spec(tags or []),
-        sha256=sha * 64,
+        artifacts=artifacts,
+        bundle=content.encode(),
         main_module="main.py",
         requirements=[],
-        size=10,
         build_ms=1.0,
         warnings=[],
+        defaults=defaults,
     )
-    return worker
 
 
-def test_worker_versions_deploy_and_cascade(store: Store) -> None:
+def _save(
+    store: Store,
+    name: str,
+    content: str,
+    tags: list[str] | None = None,
+    *,
+    artifacts: ArtifactStore,
+) -> workers.Worker:
+    return _save_in(store, "ns", name, content, tags, artifacts=artifacts).worker
+
+
+def test_worker_versions_deploy_and_cascade(store: Store, artifacts: ArtifactStore) -> None:
     _make(store, "ns")
-    first = _save(store, "w", "a")
-    second = _save(store, "w", "b")
+    first = _save(store, "w", "a", artifacts=artifacts)
+    second = _save(store, "w", "b", artifacts=artifacts)
     assert second.current is not None and first.current is not None
     assert (first.current.number, second.current.number) == (1, 2)
     assert second.secret_names == ["K"]
     rolled = workers.deploy(store, "ns", "w", first.current.id)
-    assert rolled.current is not None and rolled.current.sha256 == "a" * 64
+    assert rolled.current is not None and rolled.current.sha256 == _sha("a")
     with pytest.raises(workers.VersionNotFound):
         workers.deploy(store, "ns", "w", "ver_nope")
     assert namespaces.get(store, "ns").workers == 1
     with pytest.raises(namespaces.NamespaceHasWorkers):
-        namespaces.remove(store, "ns")
+        namespaces.remove(store, "ns", artifacts=artifacts)
     assert workers.get(store, "ns", "w").name == "w"  # a refused delete deletes nothing
-    namespaces.remove(store, "ns", force=True)
+    namespaces.remove(store, "ns", force=True, artifacts=artifacts)
     _make(store, "ns")
     with pytest.raises(workers.WorkerNotFound):
         workers.get(store, "ns", "w")
 
 
-def test_worker_tag_filters(store: Store) -> None:
+def test_worker_tag_filters(store: Store, artifacts: ArtifactStore) -> None:
     _make(store, "ns")
-    _save(store, "a", "a", ["paid"])
-    _save(store, "b", "b", ["free"])
-    _save(store, "c", "c", ["free", "eu"])
+    _save(store, "a", "a", ["paid"], artifacts=artifacts)
+    _save(store, "b", "b", ["free"], artifacts=artifacts)
+    _save(store, "c", "c", ["free", "eu"], artifacts=artifacts)
     found, _ = workers.page(store, "ns", tags={"free": True, "eu": False}, limit=10, after=None)
     assert [w.name for w in found] == ["b"]
-    assert workers.delete_by_tags(store, "ns", {"free": True}) == ["b", "c"]
+    assert workers.delete_by_tags(store, "ns", {"free": True}, artifacts=artifacts) == ["b", "c"]
+    assert [artifacts.exists(_sha(content)) for content in "abc"] == [True, False, False]
     assert [w.name for w in workers.page(store, "ns", tags={}, limit=10, after=None)[0]] == ["a"]
 
 
-def test_hostnames_route_belong_to_one_namespace_and_cascade(store: Store) -> None:
+def test_hostnames_route_belong_to_one_namespace_and_cascade(
+    store: Store, artifacts: ArtifactStore
+) -> None:
     _make(store, "ns")
     _make(store, "other")
     made, created = hostnames.put(store, "ns", "shop.example.com", "site")
@@ -168,28 +223,30 @@ def test_hostnames_route_belong_to_one_namespace_and_cascade(store: Store) -> No
     assert hostnames.route(store, "nope.example.com") is None
     with pytest.raises(namespaces.NamespaceNotFound):
         hostnames.put(store, "ghost", "a.example.com", "w")
-    namespaces.remove(store, "ns")
+    namespaces.remove(store, "ns", artifacts=artifacts)
     assert hostnames.route(store, "shop.example.com") is None
     hostnames.put(store, "other", "shop.example.com", "site")
     hostnames.remove(store, "other", "shop.example.com")
     assert hostnames.list_for(store, "other") == []
 
 
-def test_dispatch_target_is_one_read_of_namespace_worker_and_version(store: Store) -> None:
+def test_dispatch_target_is_one_read_of_namespace_worker_and_version(
+    store: Store, artifacts: ArtifactStore
+) -> None:
     _make(store, "ns")
-    first = _save(store, "w", "a")
-    _save(store, "w", "b")
+    first = _save(store, "w", "a", artifacts=artifacts)
+    _save(store, "w", "b", artifacts=artifacts)
     found = workers.target(store, "ns", "w")
     assert (found.namespace_mode, found.namespace_limits) == ("untrusted", {"cpu_ms": 100})
     assert found.namespace_allowed_hosts == ["api.example.com"] and found.dispatch_public
-    assert found.worker.current is not None and found.worker.current.sha256 == "b" * 64
+    assert found.worker.current is not None and found.worker.current.sha256 == _sha("b")
     assert found.worker.current.number == 2
     assert found.worker == workers.get(store, "ns", "w")
     assert found.bindings == {"K": "v"} and found.worker.secret_names == ["K"]
     assert first.current is not None
     workers.deploy(store, "ns", "w", first.current.id)
     rolled = workers.target(store, "ns", "w").worker.current
-    assert rolled is not None and rolled.sha256 == "a" * 64
+    assert rolled is not None and rolled.sha256 == _sha("a")
     with pytest.raises(workers.WorkerNotFound):
         workers.target(store, "ns", "nope")
     with pytest.raises(namespaces.NamespaceNotFound):
@@ -215,23 +272,65 @@ def test_update_changes_only_what_it_is_given(store: Store) -> None:
         namespaces.update(store, "ghost", {"private_egress": True})
 
 
-def test_dispatch_target_carries_private_egress(store: Store) -> None:
+def test_dispatch_target_carries_private_egress(store: Store, artifacts: ArtifactStore) -> None:
     _make(store, "grant")
-    spec = workers.WorkerSpec(
-        runtime="wasmtime", tags=[], limits={}, allowed_hosts=[], vars={}, secrets={}
-    )
-    workers.save_version(
-        store,
-        "grant",
-        "w",
-        spec,
-        sha256="0" * 64,
-        main_module="main.py",
-        requirements=[],
-        size=1,
-        build_ms=1.0,
-        warnings=[],
-    )
+    _save_in(store, "grant", "w", "a", artifacts=artifacts)
     assert workers.target(store, "grant", "w").namespace_private_egress is False
     namespaces.update(store, "grant", {"private_egress": True})
     assert workers.target(store, "grant", "w").namespace_private_egress is True
+
+
+def _raw_secrets(store: Store) -> list[dict[str, str]]:
+    with store.engine.connect() as connection:
+        # The column as stored (JSON), without the store's unsealing.
+        return list(connection.scalars(select(WorkerRow.secrets)))
+
+
+def test_worker_secrets_are_sealed_at_rest(store: Store, artifacts: ArtifactStore) -> None:
+    _make(store, "ns")
+    _save(store, "w", "a", artifacts=artifacts)
+    (sealed,) = _raw_secrets(store)
+    assert list(sealed) == ["K"] and sealed["K"] != "v"
+    assert workers.target(store, "ns", "w").bindings == {"K": "v"}
+    # Another key (a lost or wrong SANDLOT_SECRETS_KEY) reads nothing.
+    stranger = Store(store.url, secrets=SecretBox([Fernet.generate_key().decode()]))
+    with pytest.raises(SecretsUnreadable):
+        workers.target(stranger, "ns", "w")
+    stranger.close()
+    # Rotation: a new key first, the old one after it.
+    rotated = Store(store.url, secrets=SecretBox([Fernet.generate_key().decode(), *BOX_KEYS]))
+    assert workers.target(rotated, "ns", "w").bindings == {"K": "v"}
+    rotated.close()
+
+
+def test_the_migration_seals_secrets_stored_in_clear(database_url: str) -> None:
+    old = Store(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with old.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+        connection.execute(
+            text(
+                "INSERT INTO namespaces (name, mode, limits, allowed_hosts, dispatch_public,"
+                " created_at) VALUES ('ns', 'untrusted', '{}', '[]', true, CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO workers (namespace_id, name, runtime, tags, limits, allowed_hosts,"
+                " vars, secrets, created_at, updated_at) SELECT id, 'w', 'wasmtime', '[]', '{}',"
+                " '[]', '{}', '{\"K\": \"in-clear\"}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP"
+                " FROM namespaces"
+            )
+        )
+    # Without a key the upgrade refuses rather than leave secrets in clear.
+    with pytest.raises(RuntimeError, match="SANDLOT_SECRETS_KEY"):
+        migrate(old)
+    old.close()
+    store = Store(database_url, secrets=BOX)
+    migrate(store)
+    (sealed,) = _raw_secrets(store)
+    assert sealed["K"] != "in-clear"
+    assert workers.target(store, "ns", "w").bindings == {"K": "in-clear"}
+    store.close()

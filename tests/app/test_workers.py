@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import stat
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -280,3 +282,115 @@ def test_modules_that_the_runtime_already_imported_are_refused(
     detail = response.json()["error"]["details"][0]
     assert detail["field"] == f"modules.{path}"
     assert "rename it" in detail["message"]
+
+
+# Issue 11, #10 and #13: storage is bounded, and says nothing of other namespaces.
+
+
+def _stored(service: Service) -> set[str]:
+    return {path.name for path in (service.data_dir / "artifacts").glob("*/*")}
+
+
+def test_old_versions_and_their_files_are_dropped(
+    admin: httpx.Client, service: Service, namespace: str
+) -> None:
+    """Every version was kept forever: 25 uploads keep the newest 20 (the deployed one among
+    them) and delete the artifacts of the other 5."""
+    uploads = [
+        upload(admin, namespace, "w", modules={"main.py": HELLO + f"# {n}\n"}).json()
+        for n in range(25)
+    ]
+    kept = admin.get(f"/v1/namespaces/{namespace}/workers/w/versions").json()
+    assert [v["number"] for v in kept] == list(range(6, 26))
+    assert admin.get(f"/v1/namespaces/{namespace}/workers/w").json()["version"]["number"] == 25
+    shas = [u["version"]["sha256"] for u in uploads]
+    stored = _stored(service)
+    assert not set(shas[:5]) & stored
+    assert set(shas[5:]) <= stored
+    used = admin.get(f"/v1/namespaces/{namespace}").json()["storage_bytes"]
+    assert used == sum(u["version"]["artifact_bytes"] for u in uploads[5:])
+
+
+def test_deleting_workers_and_namespaces_deletes_their_files(
+    admin: httpx.Client, service: Service, namespace: str
+) -> None:
+    one = upload(admin, namespace, "one", modules={"main.py": HELLO + "# one\n"}).json()
+    two = upload(admin, namespace, "two", modules={"main.py": HELLO + "# two\n"}, tags=["t"]).json()
+    three = upload(admin, namespace, "three", modules={"main.py": HELLO + "# three\n"}).json()
+    sha = {u["worker"]["name"]: u["version"]["sha256"] for u in (one, two, three)}
+    assert set(sha.values()) <= _stored(service)
+    assert admin.delete(f"/v1/namespaces/{namespace}/workers/one").status_code == 204
+    assert sha["one"] not in _stored(service)
+    assert admin.delete(f"/v1/namespaces/{namespace}/workers?tags=t:yes").status_code == 200
+    assert sha["two"] not in _stored(service)
+    assert admin.delete(f"/v1/namespaces/{namespace}").status_code == 204
+    assert sha["three"] not in _stored(service)
+
+
+def test_an_upload_over_the_storage_quota_is_a_413(admin: httpx.Client) -> None:
+    namespace = "q-" + secrets.token_hex(4)
+    made = admin.post("/v1/namespaces", json={"name": namespace, "storage_mb": 2})
+    assert made.status_code == 201 and made.json()["storage_mb"] == 2
+    # About 1.3 MiB of artifact each (the source and its bytecode).
+    big = HELLO + f"DATA = {'x' * 600_000!r}\n"
+    first = upload(admin, namespace, "a", modules={"main.py": big})
+    assert first.status_code == 200, first.text
+    second = upload(admin, namespace, "b", modules={"main.py": big + "# other\n"})
+    assert second.status_code == 413, second.text
+    error = second.json()["error"]
+    assert error["code"] == "storage_quota_exceeded"
+    used = first.json()["version"]["artifact_bytes"]
+    assert "2.0 MiB storage quota" in error["message"] and f"({used} bytes)" in error["message"]
+    assert "storage_mb" in error["message"]
+    # Nothing was stored: the namespace still uses what the first upload took.
+    assert admin.get(f"/v1/namespaces/{namespace}").json()["storage_bytes"] == used
+    assert admin.get(f"/v1/namespaces/{namespace}/workers/b").status_code == 404
+
+
+def test_rebuilt_says_nothing_of_other_namespaces(admin: httpx.Client, namespace: str) -> None:
+    """'rebuilt: false' told a tenant that another tenant had uploaded identical code."""
+    code = HELLO + f"# only two namespaces have this: {secrets.token_hex(8)}\n"
+    assert upload(admin, namespace, "w", modules={"main.py": code}).json()["rebuilt"] is True
+    other = "w-" + secrets.token_hex(4)
+    assert admin.post("/v1/namespaces", json={"name": other}).status_code == 201
+    theirs = upload(admin, other, "w", modules={"main.py": code}).json()
+    assert theirs["rebuilt"] is True
+    # Within one namespace, identical code is still recognised.
+    assert upload(admin, other, "w2", modules={"main.py": code}).json()["rebuilt"] is False
+
+
+SECRET_ECHO = """
+from workers import Response
+
+def on_fetch(request, env):
+    return Response(env.TOKEN)
+"""
+
+
+def test_data_at_rest_is_private_and_secrets_are_sealed(tmp_path: Path) -> None:
+    """sandlot.db was mode 0644 with worker secrets in clear; an older install's looser
+    data dir and database are tightened at start-up."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    (data / "sandlot.db").touch(mode=0o644)
+    (data / "sandlot.db").chmod(0o644)
+    service = Service(data, pool_size="1", pyodide_enabled="false", build_on_start="false")
+    token = "tok-" + secrets.token_hex(16)
+    try:
+        with service.client() as admin:
+            assert admin.post("/v1/namespaces", json={"name": "vault"}).status_code == 201
+            made = upload(
+                admin, "vault", "w", modules={"main.py": SECRET_ECHO}, secrets={"TOKEN": token}
+            )
+            assert made.status_code == 200, made.text
+            # The worker still gets the value.
+            assert admin.get(f"{service.url}/dispatch/vault/w/").text == token
+    finally:
+        service.close()
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for name in ("sandlot.db", "secrets-key"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+    stored = b"".join(path.read_bytes() for path in data.glob("sandlot.db*"))
+    assert b"TOKEN" in stored  # the name is there: the check reads the right file
+    assert token.encode() not in stored
