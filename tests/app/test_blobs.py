@@ -130,9 +130,9 @@ def test_dedup_is_per_namespace_and_files_die_with_the_last_namespace(
     size = len(b"shared code")
     assert namespaces.get(store, "a").storage_bytes == namespaces.get(store, "b").storage_bytes
     assert namespaces.get(store, "a").storage_bytes == size
-    namespaces.remove(store, "a", artifacts=artifacts)
+    namespaces.remove(store, "a", artifacts=artifacts, force=True)
     assert artifacts.exists(_sha("shared code"))
-    namespaces.remove(store, "b", artifacts=artifacts)
+    namespaces.remove(store, "b", artifacts=artifacts, force=True)
     assert not artifacts.exists(_sha("shared code"))
 
 

@@ -323,7 +323,8 @@ def test_deleting_workers_and_namespaces_deletes_their_files(
     assert sha["one"] not in _stored(service)
     assert admin.delete(f"/v1/namespaces/{namespace}/workers?tags=t:yes").status_code == 200
     assert sha["two"] not in _stored(service)
-    assert admin.delete(f"/v1/namespaces/{namespace}").status_code == 204
+    assert admin.delete(f"/v1/namespaces/{namespace}").status_code == 409  # it has "three"
+    assert admin.delete(f"/v1/namespaces/{namespace}?force=true").status_code == 204
     assert sha["three"] not in _stored(service)
 
 

@@ -5,8 +5,8 @@ storage quota and version retention (NULL: the server's defaults); ``blobs`` hol
 one row per artifact file, its lock (app/store/blobs.py); worker secrets, stored in
 clear until now, are sealed with the service's secrets key.
 
-Revision ID: 0006_storage
-Revises: 0005_private_egress
+Revision ID: 0005_storage
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context, op
 
-revision = "0006_storage"
-down_revision = "0005_private_egress"
+revision = "0005_storage"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Namespaces: private_egress, the admin's grant to open the operator's private networks.
 
-Revision ID: 0005_private_egress
-Revises: 0004
+Revision ID: 0006_private_egress
+Revises: 0005_storage
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_private_egress"
-down_revision = "0004"
+revision = "0006_private_egress"
+down_revision = "0005_storage"
 branch_labels = None
 depends_on = None
 
