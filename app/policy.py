@@ -248,7 +248,7 @@ def allowlist_refusal(ceiling: Ceiling, entry: AllowEntry) -> str | None:
             f"/v1/namespaces/{ceiling.namespace})"
         )
     return (
-        f"allowed_hosts entry {str(entry)!r} is outside {ceiling.who()}'s allowed_hosts "
+        f"allowed_hosts entry {str(entry)!r} is outside the allowed_hosts of {ceiling.who()} "
         f"({', '.join(map(str, ceiling.hosts))}); list only hosts those cover (same port; "
         "'*.x' covers subdomains of x)"
     )

@@ -134,7 +134,7 @@ def test_namespace_allowlist_is_the_ceiling(settings: Settings) -> None:
     ]
     error = refused(lambda: checked_hosts(ceiling, ["a.acme.test", "evil.test"]))
     assert error.details[0].field == "allowed_hosts"
-    assert "'evil.test' is outside namespace 'acme''s allowed_hosts" in error.message
+    assert "'evil.test' is outside the allowed_hosts of namespace 'acme'" in error.message
 
 
 def test_empty_namespace_allowlist_means_no_egress(settings: Settings) -> None:

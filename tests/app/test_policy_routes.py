@@ -201,7 +201,7 @@ def test_namespace_allowlist_bounds_its_keys_allowlists(
     ok = tenant.client.post("/v1/execute", json={"code": "1", "allowed_hosts": ["api.acme.test"]})
     assert ok.status_code == 200, ok.text
     wider = tenant.client.post("/v1/execute", json={"code": "1", "allowed_hosts": ["evil.test"]})
-    assert "outside namespace" in refusal(wider)
+    assert "outside the allowed_hosts of namespace" in refusal(wider)
     closed = tenant_of()  # empty allowlist: no egress
     response = closed.client.post(
         "/v1/execute", json={"code": "1", "allowed_hosts": ["api.acme.test"]}
