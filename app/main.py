@@ -35,6 +35,7 @@ from app.routes import (
 from app.store import ArtifactStore, ReadCache, SecretBox, Store, blobs, migrate
 from sandbox import Runner
 from sandbox.engines import pyodide as pyodide_engine
+from sandbox.engines import stack as stack_engine
 from sandbox.engines import wasmtime as wasmtime_engine
 
 log = logging.getLogger("sandlot")
@@ -50,12 +51,31 @@ def worker_environment() -> dict[str, str]:
 
 
 async def _wasmtime_runner(settings: Settings) -> Runner:
+    if settings.wasmtime_guest == "stack":
+        return await _stack_runner(settings)
     artifacts = wasmtime_engine.locate(settings.artifact_dir)
     if settings.build_on_start:
         # Quick when already built (a hash of the guest sources).
         artifacts = await asyncio.to_thread(wasmtime_engine.build, settings.artifact_dir)
     return wasmtime_engine.create_runner(
         artifacts,
+        size=settings.pool_size,
+        scratch_dir=settings.scratch_dir,
+        fuel_per_ms=settings.fuel_per_ms,
+        queue_timeout_ms=settings.queue_timeout_ms,
+        kill_grace_ms=settings.kill_grace_ms,
+        env=worker_environment(),
+    )
+
+
+async def _stack_runner(settings: Settings) -> Runner:
+    if settings.build_on_start:
+        # Quick when already built; about two minutes the first time.
+        stack = await asyncio.to_thread(stack_engine.build, settings.artifact_dir)
+    else:
+        stack = stack_engine.locate(settings.artifact_dir)
+    return stack_engine.create_runner(
+        stack,
         size=settings.pool_size,
         scratch_dir=settings.scratch_dir,
         fuel_per_ms=settings.fuel_per_ms,

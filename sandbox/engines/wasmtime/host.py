@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import wasmtime
 from wasmtime import component as wc
 
-from sandbox.egress import EgressPolicy, EgressRequest, Gate, SubrequestRecord
+from sandbox.egress import EgressPolicy, EgressRequest, EgressResponse, Gate, SubrequestRecord
 from sandbox.errors import EngineUnavailable
 from sandbox.events import GuestError, RunReport, Status, Usage
 from sandbox.jobs import Job, check_relative_path
@@ -219,11 +219,7 @@ class GuestRuntime:
     ) -> None:
         if fuel_per_ms < 1:
             raise ValueError(f"fuel_per_ms must be at least 1, got {fuel_per_ms}")
-        self._engine = make_engine()
-        try:
-            self._component = wc.Component.deserialize_file(self._engine, str(precompiled))
-        except wasmtime.WasmtimeError as exc:
-            raise EngineUnavailable(f"can't load {precompiled}: {exc}") from exc
+        self._engine = self._make_engine()
         self._stdlib = str(stdlib)
         self._workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -231,15 +227,48 @@ class GuestRuntime:
         self._stdlib_writable = stdlib_writable
         self._fuel_per_ms = fuel_per_ms
         self._resolver = resolver
+        self._load(precompiled)
+        self._monitor = _Monitor(self._engine)
+        self._run: _RunState | None = None
+        self._next: tuple[wasmtime.Store, Callable[[wasmtime.Store, str], str]] | None = None
+        self._ssl_context: ssl.SSLContext | None = None
+
+    # -- what differs between guests (sandbox/engines/stack/host.py has the other) --
+
+    def _make_engine(self) -> wasmtime.Engine:
+        return make_engine()
+
+    def _load(self, precompiled: Path) -> None:
+        """Load the precompiled guest and link its imports."""
+        try:
+            self._component = wc.Component.deserialize_file(self._engine, str(precompiled))
+        except wasmtime.WasmtimeError as exc:
+            raise EngineUnavailable(f"can't load {precompiled}: {exc}") from exc
         self._linker = wc.Linker(self._engine)
         self._linker.add_wasip2()
         with self._linker.root() as root, root.add_instance(HOST_INTERFACE) as iface:
             iface.add_func("fetch", self._host_fetch)
             iface.add_func("sleep", self._host_sleep)
-        self._monitor = _Monitor(self._engine)
-        self._run: _RunState | None = None
-        self._next: tuple[wasmtime.Store, Any] | None = None
-        self._ssl_context: ssl.SSLContext | None = None
+
+    def _instantiate(self, store: wasmtime.Store) -> Callable[[wasmtime.Store, str], str]:
+        """A fresh instance in ``store``, as the call that runs one job (JSON in, JSON out)."""
+        instance = self._linker.instantiate(store, self._component)
+        func = instance.get_func(store, "run")
+        if func is None:
+            raise EngineUnavailable("the guest component has no 'run' export")
+
+        def call(store: wasmtime.Store, payload: str) -> str:
+            raw: str = func(store, payload)
+            func.post_return(store)
+            return raw
+
+        return call
+
+    def _memory_limit_bytes(self, limits: Limits) -> int:
+        return limits.memory_mb * MIB
+
+    def _mounts(self, wasi: wasmtime.WasiConfig) -> None:
+        wasi.preopen_dir(self._stdlib, "/python", self._stdlib_writable)
 
     def close(self) -> None:
         """Stop the monitor thread and drop the prepared instance. Idempotent."""
@@ -294,16 +323,14 @@ class GuestRuntime:
         cpu_started = time.thread_time()
         try:
             store.set_fuel(limits.cpu_ms * self._fuel_per_ms)
-            store.set_limits(memory_size=limits.memory_mb * MIB)
+            store.set_limits(memory_size=self._memory_limit_bytes(limits))
             store.set_epoch_deadline(1)
             self._monitor.arm(run.deadline, sink)
             try:
-                raw = func(store, payload)
-                func.post_return(store)
-                outcome = parse_outcome(raw)
+                outcome = parse_outcome(func(store, payload))
             except _Abort as exc:
                 status = exc.status
-            except wasmtime.WasmtimeError as exc:
+            except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
                 status, crash = self._classify_trap(run, exc)
         finally:
             self._monitor.disarm()
@@ -334,7 +361,7 @@ class GuestRuntime:
         if self._next is None:
             self._next = self._prepare()
 
-    def _take_instance(self) -> tuple[wasmtime.Store, Any]:
+    def _take_instance(self) -> tuple[wasmtime.Store, Callable[[wasmtime.Store, str], str]]:
         if self._next is None:
             self.prepare()
         prepared, self._next = self._next, None
@@ -342,17 +369,13 @@ class GuestRuntime:
             raise EngineUnavailable("the guest instance could not be prepared")
         return prepared
 
-    def _prepare(self) -> tuple[wasmtime.Store, Any]:
+    def _prepare(self) -> tuple[wasmtime.Store, Callable[[wasmtime.Store, str], str]]:
         store = wasmtime.Store(self._engine)
         # Generous until the run sets its own: instantiation itself needs some.
         store.set_fuel(_PREPARE_FUEL)
         store.set_epoch_deadline(2**62)
         store.set_wasi(self._wasi())
-        instance = self._linker.instantiate(store, self._component)
-        func = instance.get_func(store, "run")
-        if func is None:
-            raise EngineUnavailable("the guest component has no 'run' export")
-        return store, func
+        return store, self._instantiate(store)
 
     def run_simple(self, code: str, *, cpu_ms: int, wall_ms: int) -> SimpleOutcome:
         """Run code with no egress and collect stdout (used by the builder)."""
@@ -370,7 +393,7 @@ class GuestRuntime:
         wasi.stdout_custom = self._on_stdout
         wasi.stderr_custom = self._on_stderr
         wasi.preopen_dir(str(self._workdir), GUEST_WORKDIR, True)
-        wasi.preopen_dir(self._stdlib, "/python", self._stdlib_writable)
+        self._mounts(wasi)
         return wasi
 
     def _on_stdout(self, data: bytes) -> int:
@@ -397,6 +420,31 @@ class GuestRuntime:
             raise _Abort(Status.WALL_LIMIT)
 
     def _host_fetch(self, _store: Any, request: Any) -> Any:
+        try:
+            egress_request = EgressRequest(
+                method=request.method,
+                url=request.url,
+                headers=tuple((str(k), str(v)) for k, v in request.headers),
+                body=request.body.encode("latin-1"),
+                timeout_ms=getattr(request, "timeout-ms") or None,
+            )
+        except ValueError as exc:
+            return f"invalid request: {exc}"
+        response = self._fetch(egress_request)
+        if isinstance(response, str):
+            return response
+        return _HttpResponse(
+            status=response.status,
+            url=response.url,
+            headers=list(response.headers),
+            body=response.body.decode("latin-1"),
+        )
+
+    def _fetch(self, egress_request: EgressRequest) -> EgressResponse | str:
+        """One request through the run's gate: the response, or why it failed.
+
+        Raises _Abort when the run must end (a limit, an abort).
+        """
         run = self._current()
         run.sink.flush()
         exceeded = False
@@ -409,16 +457,6 @@ class GuestRuntime:
             run.subrequests += 1
             return True
 
-        try:
-            egress_request = EgressRequest(
-                method=request.method,
-                url=request.url,
-                headers=tuple((str(k), str(v)) for k, v in request.headers),
-                body=request.body.encode("latin-1"),
-                timeout_ms=getattr(request, "timeout-ms") or None,
-            )
-        except ValueError as exc:
-            return f"invalid request: {exc}"
         if run.gate is None:
             run.gate = self._gate(run.egress)
         outcome = run.gate.fetch(egress_request, budget=budget, deadline=run.deadline)
@@ -432,12 +470,7 @@ class GuestRuntime:
             if time.monotonic() >= run.deadline:
                 raise _Abort(Status.WALL_LIMIT)
             return outcome.error or "request failed"
-        return _HttpResponse(
-            status=outcome.response.status,
-            url=outcome.response.url,
-            headers=list(outcome.response.headers),
-            body=outcome.response.body.decode("latin-1"),
-        )
+        return outcome.response
 
     def _gate(self, policy: EgressPolicy) -> Gate:
         # Loading the CA bundle costs tens of ms: once per worker, not per run.
@@ -455,7 +488,9 @@ class GuestRuntime:
         return run
 
     @staticmethod
-    def _classify_trap(run: _RunState, exc: wasmtime.WasmtimeError) -> tuple[Status, str]:
+    def _classify_trap(
+        run: _RunState, exc: wasmtime.WasmtimeError | wasmtime.Trap
+    ) -> tuple[Status, str]:
         message = str(exc)
         if run.abort_status is not None:
             return run.abort_status, message

@@ -22,6 +22,7 @@ import sys
 
 import _sandlot_exec
 import _sandlot_urllib
+import _sandlot_wasi
 import _sandlot_wasmtime
 import componentize_py_types
 import sandlot
@@ -56,9 +57,7 @@ gc.freeze()
 class WitWorld(wit_world.WitWorld):
     def run(self, job: str) -> str:
         try:
-            outcome = _sandlot_exec.run_job(
-                _sandlot_exec.DECODE(job), _sandlot_wasmtime.run_coroutine
-            )
+            outcome = _sandlot_exec.run_job(_sandlot_exec.DECODE(job), _sandlot_wasi.run_coroutine)
         except BaseException as exc:  # a trap here would lose the outcome
             outcome = _sandlot_exec.internal_error(exc)
         _sandlot_exec.flush_output()

