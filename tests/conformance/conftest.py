@@ -3,19 +3,24 @@
 Tests take the ``run`` fixture (code → response body, on the current engine)
 and ``engine`` (its name). Where an engine can't do something, the test says
 so with ``engine_gap(engine, "pyodide", reason)``, which skips with the reason.
+
+"stack" is runtime "wasmtime" with the data-stack guest (a service of its own,
+``SANDLOT_WASMTIME_GUEST=stack``); tests that call the API themselves take
+``engine_client`` and ``runtime`` rather than ``client`` and ``engine``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import execute
+from sandbox.engines.wasmtime import Artifacts
+from tests.conftest import Service, execute
 
-ENGINES = ["wasmtime", "pyodide"]
+ENGINES = ["wasmtime", "pyodide", "stack"]
 
 Run = Callable[..., dict[str, Any]]
 
@@ -25,10 +30,47 @@ def engine(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="session")
+def stack_service(
+    tmp_path_factory: pytest.TempPathFactory, artifacts: Artifacts
+) -> Iterator[Service]:
+    svc = Service(
+        tmp_path_factory.mktemp("stack-service"),
+        wasmtime_guest="stack",
+        pyodide_enabled="false",
+        pool_size="2",
+        queue_timeout_ms="30000",
+        build_on_start="false",
+    )
+    yield svc
+    svc.close()
+
+
 @pytest.fixture
-def run(client: httpx.Client, engine: str) -> Run:
+def engine_client(engine: str, request: pytest.FixtureRequest) -> httpx.Client:
+    """The client of the service that runs ``engine``."""
+    client: httpx.Client = request.getfixturevalue(
+        "_stack_client" if engine == "stack" else "client"
+    )
+    return client
+
+
+@pytest.fixture(scope="session")
+def _stack_client(stack_service: Service) -> Iterator[httpx.Client]:
+    with stack_service.client() as c:
+        yield c
+
+
+@pytest.fixture
+def runtime(engine: str) -> str:
+    """The request's ``runtime`` for ``engine``."""
+    return "wasmtime" if engine == "stack" else engine
+
+
+@pytest.fixture
+def run(engine_client: httpx.Client, runtime: str) -> Run:
     def run(code: str, **fields: object) -> dict[str, Any]:
-        return execute(client, code, runtime=engine, **fields)
+        return execute(engine_client, code, runtime=runtime, **fields)
 
     return run
 

@@ -31,6 +31,13 @@ TEXT = b"sandlot " * 20_000  # 160 kB
 MIB = 1024 * 1024
 
 
+# The gate decodes on the host, the same for both wasmtime guests: this module's capped
+# service runs the two runtimes.
+@pytest.fixture(params=["wasmtime", "pyodide"])
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 def _gzip_zeros(size: int) -> bytes:
     compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     zeros = bytes(MIB)
@@ -171,8 +178,10 @@ def test_gzip_bomb_is_refused_at_the_cap(
     assert CAP < sub["bytes"] <= CAP + 64 * 1024
     for pid in deno:
         grown = _status_bytes(pid, "VmHWM") - before[pid]
-        # Decoding the bomb in Deno would add at least its 256 MiB.
-        assert grown < 64 * MIB, f"deno {pid} grew by {grown // MIB} MiB"
+        # Decoding the bomb in Deno would add at least its 256 MiB. What may legitimately
+        # grow meanwhile is one spare interpreter, restored once the run ended (about
+        # 110-130 MiB measured), which the answer can arrive before or after.
+        assert grown < 192 * MIB, f"deno {pid} grew by {grown // MIB} MiB"
 
 
 def test_gzip_body_reaches_the_guest_decoded(run: Run, upstream: EncodingServer) -> None:

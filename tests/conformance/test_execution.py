@@ -14,7 +14,7 @@ import pytest
 from tests.conformance.conftest import Run
 
 
-def test_prints_and_returns_trailing_expression(run: Run, engine: str) -> None:
+def test_prints_and_returns_trailing_expression(run: Run, runtime: str) -> None:
     body = run("print('hi')\n{'a': [1, 2]}")
     assert body["status"] == "ok"
     assert body["stdout"] == "hi\n"
@@ -25,7 +25,7 @@ def test_prints_and_returns_trailing_expression(run: Run, engine: str) -> None:
         "truncated": False,
     }
     assert body["id"].startswith("run_")
-    assert body["engine"] == engine
+    assert body["engine"] == runtime
 
 
 def test_result_without_json_keeps_repr(run: Run) -> None:
@@ -159,15 +159,15 @@ def _sse_events(response: httpx.Response) -> list[tuple[str, dict[str, object]]]
 
 
 @pytest.mark.parametrize("how", ["stream-flag", "accept-header"])
-def test_sse_event_order(client: httpx.Client, engine: str, how: str) -> None:
+def test_sse_event_order(engine_client: httpx.Client, runtime: str, how: str) -> None:
     code = "import sys, time\nprint('one')\ntime.sleep(0.05)\nprint('two', file=sys.stderr)\n6 * 7"
-    payload: dict[str, object] = {"code": code, "runtime": engine}
+    payload: dict[str, object] = {"code": code, "runtime": runtime}
     headers = {}
     if how == "stream-flag":
         payload["stream"] = True
     else:
         headers["accept"] = "text/event-stream"
-    with client.stream("POST", "/v1/execute", json=payload, headers=headers) as response:
+    with engine_client.stream("POST", "/v1/execute", json=payload, headers=headers) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         events = _sse_events(response)
@@ -181,10 +181,10 @@ def test_sse_event_order(client: httpx.Client, engine: str, how: str) -> None:
     assert end["id"] == events[0][1]["id"]
 
 
-def test_sse_streams_output_before_the_run_ends(client: httpx.Client, engine: str) -> None:
+def test_sse_streams_output_before_the_run_ends(engine_client: httpx.Client, runtime: str) -> None:
     code = "import time\nprint('early', flush=True)\ntime.sleep(1.5)\nprint('late')"
-    payload = {"code": code, "stream": True, "runtime": engine}
-    with client.stream("POST", "/v1/execute", json=payload) as response:
+    payload = {"code": code, "stream": True, "runtime": runtime}
+    with engine_client.stream("POST", "/v1/execute", json=payload) as response:
         lines = response.iter_lines()
         started = None
         for line in lines:
@@ -198,9 +198,9 @@ def test_sse_streams_output_before_the_run_ends(client: httpx.Client, engine: st
     assert any("late" in line for line in rest)
 
 
-def test_sse_ends_with_end_on_error(client: httpx.Client, engine: str) -> None:
-    payload = {"code": "1/0", "stream": True, "runtime": engine}
-    with client.stream("POST", "/v1/execute", json=payload) as response:
+def test_sse_ends_with_end_on_error(engine_client: httpx.Client, runtime: str) -> None:
+    payload = {"code": "1/0", "stream": True, "runtime": runtime}
+    with engine_client.stream("POST", "/v1/execute", json=payload) as response:
         events = _sse_events(response)
     assert [n for n, _ in events][-1] == "end"
     assert events[-1][1]["status"] == "error"

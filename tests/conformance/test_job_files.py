@@ -14,6 +14,12 @@ from tests.conformance.conftest import Run
 from tests.conftest import Service
 
 
+# Paths are checked before any engine sees the job; the two runtimes suffice.
+@pytest.fixture(params=["wasmtime", "pyodide"])
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.mark.parametrize(
     ("files", "field", "message_names"),
     [

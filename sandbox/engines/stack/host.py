@@ -14,7 +14,7 @@ the door            ``host.call(ptr, len, out_ptr_ptr, out_len_ptr) -> 0 | -2``:
                     a JSON frame in guest memory; the answer goes into memory
                     the guest's ``host_alloc`` export gives us
 memory_mb           on top of the snapshot's own heap (what is already imported)
-mounts              ``/`` read-only: the zip the snapshot was made with;
+mounts              ``/usr/local/lib`` read-only: the zip the snapshot was made with;
                     matplotlib's data read-only inside it; ``/work`` writable
 ==================  ===========================================================
 
@@ -141,7 +141,12 @@ class StackRuntime(GuestRuntime):
 
     def _mounts(self, wasi: wasmtime.WasiConfig) -> None:
         wasi.argv = ["python"]
-        wasi.preopen_dir(str(self._artifacts.root), "/", False)
+        # The zip's folder only (not a root): like the component guest, the guest sees
+        # no directory tree beyond its mounts.
+        zip_dir = self._artifacts.zip.parent
+        wasi.preopen_dir(
+            str(zip_dir), "/" + zip_dir.relative_to(self._artifacts.root).as_posix(), False
+        )
         wasi.preopen_dir(str(self._artifacts.mpl_data), MPL_DATA_GUEST_PATH, False)
 
     # -- the door -----------------------------------------------------------

@@ -28,15 +28,71 @@ def _sandlot_preload() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    import io
+
+    _sys.path.insert(0, _archive + "/_sandlot")
     import _sandlot_stack
     import matplotlib.pyplot
     import numpy
     import pandas
 
+    # The first figure of a process loads fonts and sets up the renderer (about 150 ms):
+    # done once here, every run finds them ready.
+    figure, axes = matplotlib.pyplot.subplots()
+    axes.plot([0, 1], [1, 0], label="warm")
+    axes.set_title("warm")
+    axes.legend()
+    figure.savefig(io.BytesIO(), format="png")
+    figure.savefig(io.BytesIO(), format="svg")
+    matplotlib.pyplot.close("all")
+    # What data code reaches for next, each a second or more to import per run.
+    for name in _LATER:
+        try:
+            __import__(name)
+        except Exception:  # a module that can't load here loads (or fails) in the run
+            _sys.modules.pop(name, None)
+
     _sandlot_stack.install()
-    del numpy, pandas, matplotlib
+    # No file may stay open in the snapshot: its descriptor number means something else
+    # in every run, and closing it there would close whatever the run has under that
+    # number (measured: matplotlib's cached fonts closed the run's font directory).
+    import matplotlib.font_manager
+
+    matplotlib.font_manager._get_font.cache_clear()
+    del numpy, pandas, matplotlib, figure, axes
     gc.collect()
+    _close_open_files()
     gc.freeze()
+
+
+def _close_open_files() -> None:
+    import gc
+    import io
+
+    for obj in gc.get_objects():
+        if isinstance(obj, io.IOBase) and not obj.closed:
+            try:
+                if obj.fileno() > 2:
+                    obj.close()
+            except (OSError, ValueError):
+                pass
+
+
+_LATER = (
+    "scipy.optimize",
+    "scipy.stats",
+    "scipy.interpolate",
+    "scipy.signal",
+    "sklearn.linear_model",
+    "sklearn.ensemble",
+    "sklearn.model_selection",
+    "sklearn.preprocessing",
+    "sklearn.cluster",
+    "sklearn.metrics",
+    "sklearn.tree",
+    "statsmodels.api",
+    "seaborn",
+)
 
 
 if "_sandlot_stack" not in _sys.modules:
