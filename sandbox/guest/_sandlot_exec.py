@@ -45,6 +45,8 @@ STACK_MODULES = frozenset(
     "xlrd yaml jinja2 sympy networkx regex dateutil tzdata bs4 html5lib tabulate patsy "
     "joblib tqdm attrs toolz cloudpickle pypdf reportlab xmltodict defusedxml".split()
 )
+# sys.excepthook as the engine left it (Pyodide has its own), before the code ran.
+_engine_excepthook = sys.__excepthook__
 # Set by the engine's glue (install_module_help): what this guest has and how to add more.
 _module_help: Callable[[str], str] | None = None
 
@@ -159,6 +161,8 @@ def _prepare(job: dict[str, Any]) -> dict[str, Any]:
     if cwd:
         os.chdir(cwd)
     sys.argv = [USER_FILENAME]
+    global _engine_excepthook
+    _engine_excepthook = sys.excepthook
     # Callbacks the sandbox's own modules registered are not the code's to run.
     atexit._clear()
     sys.stdin = io.StringIO(job.get("stdin") or "")
@@ -270,7 +274,7 @@ def _uncaught(exc: BaseException, *, user_frames: bool = True) -> dict[str, Any]
     if help_text:
         error["message"] += f". {help_text}"
     try:
-        if sys.excepthook is sys.__excepthook__:
+        if sys.excepthook is _engine_excepthook:
             sys.stderr.write(error["traceback"])
         else:  # the code installed its own hook: python would call it
             sys.excepthook(type(exc), exc, exc.__traceback__)
