@@ -29,7 +29,38 @@ def install() -> None:
     os.system = _no_processes
     sandlot._set_transport(_fetch)
     _sandlot_urllib.install()
+    _sandlot_exec.install_module_help(_module_help)
+    _sandlot_exec.install_hard_exit(_hard_exit)
     _sandlot_exec.hide_frames_from(sys.modules[__name__], _sandlot_urllib, sandlot, workers)
+
+
+_installed: list[str] = []  # the operator's packages (names in the lock file), per run
+
+
+def _module_help(name: str) -> str:
+    installed = ", ".join(sorted(_installed)) or "none"
+    text = (
+        f"Installed here beyond the standard library: {installed}. More pure-Python packages: "
+        'the operator adds them with `make packages`, then a run names them in "requirements".'
+    )
+    if name in _sandlot_exec.STACK_MODULES:
+        text += (
+            f" {name} is not available on Pyodide; it is in the data-stack guest of runtime "
+            '"wasmtime" (an operator setting: SANDLOT_WASMTIME_GUEST=stack).'
+        )
+    return text
+
+
+_emscripten_exit = os._exit
+
+
+def _hard_exit(code: int) -> None:
+    # The worker reports the run's end first: Emscripten's exit then takes the
+    # interpreter down (no finally, no atexit), and the host terminates the worker.
+    import js  # type: ignore[import-not-found]
+
+    js.sandlotHardExit(_sandlot_exec.encode_outcome(_sandlot_exec.exit_outcome(code)))
+    _emscripten_exit(code)
 
 
 def _no_processes(command: str) -> int:
@@ -39,6 +70,7 @@ def _no_processes(command: str) -> int:
 async def run(job_json: str) -> str:
     try:
         job: dict[str, Any] = _sandlot_exec.DECODE(job_json)
+        _installed[:] = job.pop("installed", None) or []
         files = job.pop("files", None) or {}
         os.makedirs(WORKDIR, exist_ok=True)
         job["cwd"] = WORKDIR

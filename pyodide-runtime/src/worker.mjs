@@ -124,13 +124,23 @@ async function run({ job, token, memoryBytes }) {
     });
   }
   await loadPackages(job);
-  pyodide.globals.set("_sandlot_job", JSON.stringify(job));
-  const outcome = await pyodide.runPythonAsync(RUN_JOB);
+  // The operator's packages, named in a missing module's error.
+  const installed = Object.keys(lock.packages);
+  pyodide.globals.set("_sandlot_job", JSON.stringify({ ...job, installed }));
+  end(await pyodide.runPythonAsync(RUN_JOB));
+}
+
+function end(outcome) {
   flush();
   // Wasm memory only grows: what it grew by is the most the run added.
   const heapBytes = pyodide._module.HEAPU8.length - baseHeapBytes;
   self.postMessage({ t: "end", outcome, heapBytes });
 }
+
+// os._exit(n) (_sandlot_pyodide.py): the run ends here, with the guest's exit
+// outcome; the host terminates this worker on "end", whatever the interpreter
+// does next.
+globalThis.sandlotHardExit = (outcome) => end(String(outcome));
 
 // Every fetch goes to the host's egress gate, which decides and forwards.
 // This wrapper routes; it enforces nothing: the worker's net permission

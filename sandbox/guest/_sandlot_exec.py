@@ -15,16 +15,18 @@ Guest failures are data here; only a bug in this file raises.
 from __future__ import annotations
 
 import ast
+import atexit
 import contextlib
 import io
 import json
 import linecache
+import operator
 import os
 import random
 import sys
 import traceback
 import types
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 USER_FILENAME = "main.py"
@@ -35,6 +37,18 @@ _CO_COROUTINE = 0x80
 ENCODE = json.JSONEncoder(ensure_ascii=True).encode
 DECODE = json.JSONDecoder().decode
 _CHECK_JSON = json.JSONEncoder(allow_nan=False).encode
+
+# What the data-stack guest (runtime wasmtime, SANDLOT_WASMTIME_GUEST=stack) can import
+# beyond the stdlib, by import name: the common ones, for the missing-module hint.
+STACK_MODULES = frozenset(
+    "numpy pandas scipy sklearn statsmodels matplotlib seaborn PIL lxml openpyxl xlsxwriter "
+    "xlrd yaml jinja2 sympy networkx regex dateutil tzdata bs4 html5lib tabulate patsy "
+    "joblib tqdm attrs toolz cloudpickle pypdf reportlab xmltodict defusedxml".split()
+)
+# sys.excepthook as the engine left it (Pyodide has its own), before the code ran.
+_engine_excepthook = sys.__excepthook__
+# Set by the engine's glue (install_module_help): what this guest has and how to add more.
+_module_help: Callable[[str], str] | None = None
 
 # Frames from these directories are the sandbox's, not the user's; engines add
 # their own glue's directory with hide_frames_from().
@@ -53,32 +67,40 @@ def run_job(
     """Run a job; top-level ``await`` code is driven by ``run_coroutine``."""
     namespace = _prepare(job)
     try:
+        codes = _compile_cell(job["code"])
+    except BaseException as exc:
+        return _at_exit(_uncaught(exc, user_frames=False))
+    try:
         value = None
-        for code in _cell(job["code"]):
+        for code in codes:
             value = eval(code, namespace)
             if code.co_flags & _CO_COROUTINE:
                 value = run_coroutine(value)
     except SystemExit as exc:
-        return _exit_outcome(exc)
+        return _at_exit(_exit_outcome(exc))
     except BaseException as exc:
-        return {"status": "error", "error": describe(exc)}
-    return _ok(value, job)
+        return _at_exit(_uncaught(exc))
+    return _at_exit(_ok(value, job))
 
 
 async def run_job_async(job: dict[str, Any]) -> dict[str, Any]:
     """Run a job inside the running event loop (top-level ``await`` is awaited)."""
     namespace = _prepare(job)
     try:
+        codes = _compile_cell(job["code"])
+    except BaseException as exc:
+        return _at_exit(_uncaught(exc, user_frames=False))
+    try:
         value = None
-        for code in _cell(job["code"]):
+        for code in codes:
             value = eval(code, namespace)
             if code.co_flags & _CO_COROUTINE:
                 value = await value
     except SystemExit as exc:
-        return _exit_outcome(exc)
+        return _at_exit(_exit_outcome(exc))
     except BaseException as exc:
-        return {"status": "error", "error": describe(exc)}
-    return _ok(value, job)
+        return _at_exit(_uncaught(exc))
+    return _at_exit(_ok(value, job))
 
 
 def internal_error(exc: BaseException) -> dict[str, Any]:
@@ -139,24 +161,42 @@ def _prepare(job: dict[str, Any]) -> dict[str, Any]:
     if cwd:
         os.chdir(cwd)
     sys.argv = [USER_FILENAME]
+    global _engine_excepthook
+    _engine_excepthook = sys.excepthook
+    # Callbacks the sandbox's own modules registered are not the code's to run.
+    atexit._clear()
     sys.stdin = io.StringIO(job.get("stdin") or "")
     # Every instance starts from the same snapshot: reseed from the host's
     # entropy so that runs don't share a random sequence.
     random.seed()
     code = job["code"]
     linecache.cache[USER_FILENAME] = (len(code), None, code.splitlines(True), USER_FILENAME)
-    return {"__name__": "__main__", "__builtins__": __builtins__}
+    return _main_module().__dict__
 
 
-def _cell(code: str) -> Iterator[types.CodeType]:
+def _main_module() -> types.ModuleType:
+    """A fresh ``__main__``, registered like ``python main.py`` does.
+
+    Pickle, unittest.main(), dataclasses and typing look the code's classes and
+    functions up in ``sys.modules["__main__"]``: it has to be the code's own module.
+    """
+    main = types.ModuleType("__main__")
+    main.__file__ = os.path.join(os.getcwd(), USER_FILENAME)
+    main.__builtins__ = __builtins__  # type: ignore[attr-defined]
+    sys.modules["__main__"] = main
+    return main
+
+
+def _compile_cell(code: str) -> list[types.CodeType]:
     """Like a notebook cell: the body, then the trailing expression (if any) to evaluate."""
     tree = ast.parse(code, USER_FILENAME, "exec")
     tail: ast.Expression | None = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         tail = ast.Expression(tree.body.pop().value)
-    yield compile(tree, USER_FILENAME, "exec", flags=_TOP_LEVEL_AWAIT)
+    codes = [compile(tree, USER_FILENAME, "exec", flags=_TOP_LEVEL_AWAIT)]
     if tail is not None:
-        yield compile(tail, USER_FILENAME, "eval", flags=_TOP_LEVEL_AWAIT)
+        codes.append(compile(tail, USER_FILENAME, "eval", flags=_TOP_LEVEL_AWAIT))
+    return codes
 
 
 def _ok(value: Any, job: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +208,8 @@ def _exit_outcome(exc: SystemExit) -> dict[str, Any]:
     code = exc.code
     if code is None or code == 0:
         return {"status": "ok", "result": None, "exit_code": 0}
-    exit_code = code if isinstance(code, int) else 1
+    # int(): unittest.main() exits with True, which must be 1, not JSON's true.
+    exit_code = int(code) if isinstance(code, int) else 1
     if not isinstance(code, int):
         print(code, file=sys.stderr)
     return {
@@ -178,10 +219,101 @@ def _exit_outcome(exc: SystemExit) -> dict[str, Any]:
     }
 
 
-def describe(exc: BaseException) -> dict[str, str]:
+def exit_outcome(code: int) -> dict[str, Any]:
+    """The outcome of ``os._exit(code)``: ``ok`` for 0, else ``error`` with the code."""
+    if code == 0:
+        return {"status": "ok", "result": None, "exit_code": 0}
+    return {
+        "status": "error",
+        "exit_code": code,
+        "error": {"type": "SystemExit", "message": f"exit code {code}", "traceback": ""},
+    }
+
+
+def install_hard_exit(hard_exit: Callable[[int], Any]) -> None:
+    """Make ``os._exit(n)`` flush stdout/stderr and end the run at once through ``hard_exit``.
+
+    ``hard_exit`` must not return: it ends the instance (no ``finally``, no atexit), and
+    the host reports exit code ``n`` (see :func:`exit_outcome`).
+    """
+
+    def _exit(status: int, /) -> None:
+        code = operator.index(status)
+        flush_output()
+        hard_exit(code)
+        raise SystemExit(code)  # only if hard_exit failed to end the instance
+
+    os._exit = _exit
+
+
+def install_module_help(module_help: Callable[[str], str]) -> None:
+    """``module_help(name)`` explains a missing top-level module; added to its error."""
+    global _module_help
+    _module_help = module_help
+
+
+def _add_module_help(exc: BaseException) -> str | None:
+    name = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if not name or "." in name or _module_help is None:
+        return None  # a submodule of a package that is there: not a missing package
+    try:
+        help_text = _module_help(name)
+        exc.add_note(help_text)
+    except Exception:  # the code broke what the help needs: the error stays as python's
+        return None
+    return help_text
+
+
+def _uncaught(exc: BaseException, *, user_frames: bool = True) -> dict[str, Any]:
+    """The outcome of an uncaught exception, its traceback also written to stderr like python.
+
+    ``user_frames=False`` is for the code failing to compile: python shows no frame then.
+    """
+    help_text = _add_module_help(exc)
+    error = describe(exc, user_frames=user_frames)
+    if help_text:
+        error["message"] += f". {help_text}"
+    try:
+        if sys.excepthook is _engine_excepthook:
+            sys.stderr.write(error["traceback"])
+        else:  # the code installed its own hook: python would call it
+            sys.excepthook(type(exc), exc, exc.__traceback__)
+    except BaseException:  # a closed or broken stderr: the outcome still has it
+        pass
+    return {"status": "error", "error": error}
+
+
+def _at_exit(outcome: dict[str, Any]) -> dict[str, Any]:
+    """Run the code's atexit callbacks, as python does when main.py ends."""
+    # python prints what a callback raises (sys.exit too) and keeps the exit status.
+    hook = sys.unraisablehook
+    sys.unraisablehook = _print_unraisable
+    try:
+        with contextlib.suppress(BaseException):
+            atexit._run_exitfuncs()
+    finally:
+        sys.unraisablehook = hook
+    return outcome
+
+
+def _print_unraisable(unraisable: Any) -> None:
+    """sys.unraisablehook's default output, with the sandbox's frames cut."""
+    message = unraisable.err_msg or "Exception ignored in"
+    if unraisable.object is not None:
+        message += f": {unraisable.object!r}\n"
+    else:
+        message += ":\n"
+    text = describe(unraisable.exc_value)["traceback"] if unraisable.exc_value else ""
+    with contextlib.suppress(BaseException):
+        sys.stderr.write(message + text)
+
+
+def describe(exc: BaseException, *, user_frames: bool = True) -> dict[str, str]:
     """The exception as data, its traceback cut to the user's code and the stdlib."""
     summary = traceback.TracebackException.from_exception(exc)
     _hide_sandbox_frames(summary, set())
+    if not user_frames:
+        summary.stack = traceback.StackSummary.from_list([])
     return {
         "type": type(exc).__name__,
         "message": str(exc),

@@ -5,12 +5,15 @@
 * :func:`sleeper`: ``time.sleep`` as a sleep on the host, which bounds it by the run's
   wall-clock deadline (a sleep inside WASI itself can't be interrupted).
 * :class:`GuestEventLoop`: asyncio's selector loop without the self-pipe (there are no
-  socket pairs); its idle wait is the same host sleep.
+  socket pairs); its idle wait is the same host sleep. There are no threads either: the
+  default executor runs a function in the caller (``asyncio.to_thread`` blocks, then
+  returns), and shutting it down at the end of ``asyncio.run`` needs no thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 import math
 import selectors
@@ -88,11 +91,32 @@ class _HostSelector(selectors.BaseSelector):
         return self._keys
 
 
+class _InlineExecutor(concurrent.futures.Executor):
+    """An executor without threads: ``submit`` runs the function there and then."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
 class GuestEventLoop(selector_events.BaseSelectorEventLoop):
     """asyncio's selector loop minus the self-pipe that needs a socket pair."""
 
     def __init__(self) -> None:
         super().__init__(_HostSelector())
+        # set_default_executor() accepts only a ThreadPoolExecutor.
+        self._default_executor = _InlineExecutor()
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        # asyncio's own joins the executor from a new thread; ours has none to join.
+        self._executor_shutdown_called = True
+        executor, self._default_executor = self._default_executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
 
     def _make_self_pipe(self) -> None:
         pass

@@ -5,7 +5,8 @@ Steps, each cached by a key over its inputs:
 1. The standard library the component was built against is extracted from
    componentize-py's native library (it ships there as a zstd-compressed tar)
    into ``stdlib/<componentize-py version>-<format>/python``. The guest mounts
-   it read-only at ``/python`` for modules that are not in the snapshot.
+   it read-only at ``/python`` for modules that are not in the snapshot, with
+   the pinned ``tzdata`` package beside it for ``zoneinfo`` (``tzdata.py``).
 2. The guest app (``guest/``) plus a generated list of stdlib modules to
    pre-import is turned into a component by ``componentize-py``. The key
    covers the guest sources, the componentize-py version and this builder's
@@ -41,13 +42,14 @@ from pathlib import Path
 
 from sandbox.engines.filelock import locked
 from sandbox.engines.wasmtime import host
+from sandbox.engines.wasmtime.tzdata import install_tzdata
 from sandbox.errors import BuildError, EngineUnavailable
 
 __all__ = ["Artifacts", "build", "locate"]
 
 log = logging.getLogger(__name__)
 
-BUILD_FORMAT = "5"
+BUILD_FORMAT = "6"
 GUEST_DIR = Path(__file__).parent / "guest"
 # Guest-side Python every engine shares: the sandlot module and job execution.
 SHARED_GUEST_DIR = Path(__file__).parent.parent.parent / "guest"
@@ -142,7 +144,7 @@ def build(artifact_dir: Path, *, force: bool = False) -> Artifacts:
     root.mkdir(parents=True, exist_ok=True)
     with locked(root / ".lock"):
         if force or not (artifacts.stdlib / ".complete").exists():
-            _extract_stdlib(artifacts.stdlib)
+            _extract_stdlib(artifacts.stdlib, root / "wheels")
         if force or not artifacts.component.exists():
             _componentize(artifacts)
         if force or not artifacts.precompiled.exists():
@@ -188,7 +190,7 @@ def _stdlib_tar() -> bytes:
     )
 
 
-def _extract_stdlib(target: Path) -> None:
+def _extract_stdlib(target: Path, wheel_cache: Path) -> None:
     log.info("extracting the guest standard library to %s", target)
     started = time.monotonic()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -197,6 +199,8 @@ def _extract_stdlib(target: Path) -> None:
         with tarfile.open(fileobj=io.BytesIO(_stdlib_tar())) as archive:
             archive.extractall(staging / STDLIB_SUBDIR, filter="data")
             names = archive.getnames()
+        # zoneinfo's fallback when there is no /usr/share/zoneinfo (never pre-imported).
+        install_tzdata(wheel_cache, staging / STDLIB_SUBDIR)
         (staging / "modules.json").write_text(json.dumps(_preload_modules(names)))
         (staging / ".complete").write_text("")
         if target.exists():

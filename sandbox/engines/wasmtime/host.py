@@ -126,6 +126,14 @@ class _Abort(Exception):
         self.status = status
 
 
+class _HardExit(Exception):
+    """Raised inside the ``hard-exit`` host function: the guest called ``os._exit(code)``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 @dataclass(slots=True)
 class _RunState:
     limits: Limits
@@ -249,6 +257,7 @@ class GuestRuntime:
         with self._linker.root() as root, root.add_instance(HOST_INTERFACE) as iface:
             iface.add_func("fetch", self._host_fetch)
             iface.add_func("sleep", self._host_sleep)
+            iface.add_func("hard-exit", self._host_hard_exit)
 
     def _instantiate(self, store: wasmtime.Store) -> Callable[[wasmtime.Store, str], str]:
         """A fresh instance in ``store``, as the call that runs one job (JSON in, JSON out)."""
@@ -330,6 +339,9 @@ class GuestRuntime:
                 outcome = parse_outcome(func(store, payload))
             except _Abort as exc:
                 status = exc.status
+            except (_HardExit, wasmtime.ExitTrap) as exc:
+                # os._exit(n) (the guest flushed its output first): exit code n.
+                outcome = _exit_outcome(exc.code)
             except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
                 status, crash = self._classify_trap(run, exc)
         finally:
@@ -419,6 +431,10 @@ class GuestRuntime:
         if wanted > run.deadline:
             raise _Abort(Status.WALL_LIMIT)
 
+    def _host_hard_exit(self, _store: Any, code: int) -> None:
+        self._current()
+        raise _HardExit(code)
+
     def _host_fetch(self, _store: Any, request: Any) -> Any:
         try:
             egress_request = EgressRequest(
@@ -501,6 +517,17 @@ class GuestRuntime:
         if "call stack exhausted" in message:
             return Status.ERROR, message
         return Status.INTERNAL_ERROR, message
+
+
+def _exit_outcome(code: int) -> dict[str, Any]:
+    """A run ended by ``os._exit(code)``: like ``sys.exit(code)``, ``ok`` only for 0."""
+    if code == 0:
+        return {"status": "ok", "result": None, "exit_code": 0}
+    return {
+        "status": "error",
+        "exit_code": code,
+        "error": {"type": "SystemExit", "message": f"exit code {code}", "traceback": ""},
+    }
 
 
 def _report(

@@ -18,6 +18,7 @@ _sandlot_stack.run()``.
 from __future__ import annotations
 
 import base64
+import os
 import sys
 import time
 
@@ -39,7 +40,20 @@ def install() -> None:
     time.sleep = _sandlot_wasi.install_loop(_host_sleep)
     sandlot._set_transport(_host_fetch)
     _sandlot_urllib.install()
+    # WASI's proc_exit carries the code to the host (wasmtime's ExitTrap).
+    _sandlot_exec.install_hard_exit(os._exit)
+    _sandlot_exec.install_module_help(_module_help)
     _sandlot_exec.hide_frames_from(sys.modules[__name__], _sandlot_urllib, sandlot)
+
+
+def _module_help(name: str) -> str:
+    return (
+        'This guest (runtime "wasmtime", data-stack guest) has the standard library and the '
+        "packages built into it (numpy, pandas, scipy, scikit-learn, statsmodels, matplotlib, "
+        "seaborn and more: docs/engines.md) and installs no others. Pure-Python packages run on "
+        'runtime "pyodide": name them in "requirements" (the operator installs them with '
+        "`make packages`)."
+    )
 
 
 def run() -> None:

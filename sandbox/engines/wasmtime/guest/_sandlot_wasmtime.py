@@ -6,6 +6,8 @@ Installed once, before the snapshot is taken:
   has them (``_sandlot_wasi``), with sleeps on the ``sleep`` host import.
 * ``sandlot.fetch`` (and with it ``urllib.request.urlopen``) goes through the
   ``fetch`` host import, the egress gate.
+* ``os._exit(n)`` ends the run through the ``hard-exit`` host import, with exit code n.
+* A missing module's error says what this guest has and where the module is.
 * Writing ``.pyc`` files is off: the standard library is mounted read-only.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import sys
 import time
 
+import _sandlot_exec
 import _sandlot_urllib
 import _sandlot_wasi
 import sandlot
@@ -30,6 +33,24 @@ def install() -> None:
     time.sleep = _sandlot_wasi.install_loop(host.sleep)
     sandlot._set_transport(_host_fetch)
     _sandlot_urllib.install()
+    # WASI preview 2's exit carries only success or failure: the host takes the code.
+    _sandlot_exec.install_hard_exit(host.hard_exit)
+    _sandlot_exec.install_module_help(_module_help)
+
+
+def _module_help(name: str) -> str:
+    # This guest and the data-stack one are alternatives behind runtime "wasmtime": if
+    # this one runs, the stack is not what this service runs there.
+    text = 'This guest (runtime "wasmtime") has the standard library only and installs no packages.'
+    if name in _sandlot_exec.STACK_MODULES:
+        return (
+            f'{text} {name} is in the data-stack guest of runtime "wasmtime", which this '
+            "service does not run (an operator setting: SANDLOT_WASMTIME_GUEST=stack)."
+        )
+    return (
+        f'{text} Pure-Python packages run on runtime "pyodide": name them in "requirements" '
+        "(the operator installs them with `make packages`)."
+    )
 
 
 def _host_fetch(
