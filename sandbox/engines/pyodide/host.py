@@ -43,7 +43,7 @@ import secrets
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -55,7 +55,8 @@ from sandbox.errors import EngineUnavailable
 from sandbox.events import GuestError, RunReport, Status, Usage
 from sandbox.jobs import Job
 from sandbox.limits import MIB
-from sandbox.outcome import OutputMeter, parse_outcome, report
+from sandbox.outcome import OutputMeter, deliver_outputs, parse_outcome, report
+from sandbox.outputs import guest_files
 from sandbox.protocol import FrameSink
 
 __all__ = ["PyodideRuntime"]
@@ -252,6 +253,11 @@ class PyodideRuntime:
                             },
                             "result_max_bytes": job.result_bytes,
                             "requirements": list(job.requirements),
+                            "figure_format": job.figure_format,
+                            "return_files": list(job.return_files),
+                            "return_files_max_bytes": job.file_caps.max_bytes,
+                            "return_file_max_bytes": job.file_caps.max_file_bytes,
+                            "return_files_max_count": job.file_caps.max_count,
                         },
                     }
                 )
@@ -260,6 +266,14 @@ class PyodideRuntime:
             self._run = None
             run.meter.close()
             sink.flush()
+        outcome = parse_outcome(end["outcome"]) if isinstance(end.get("outcome"), str) else None
+        aborted = run.abort_status
+        files = None
+        if outcome is not None and aborted is None and not end.get("violation"):
+            # The guest's file system is in memory: it gathered the files, we check them.
+            if job.return_files:
+                files = guest_files(outcome.pop("files", None), job.return_files, job.file_caps)
+            outcome, aborted = deliver_outputs(outcome, run.meter, sink.display)
         usage = Usage(
             cpu_ms=round(run.cpu_ms, 3),
             wall_ms=round((time.monotonic() - started) * 1000, 3),
@@ -267,8 +281,6 @@ class PyodideRuntime:
             subrequests=run.subrequests,
             output_bytes=run.meter.used_bytes,
         )
-        outcome = parse_outcome(end["outcome"]) if isinstance(end.get("outcome"), str) else None
-        aborted = run.abort_status
         error = None
         if end.get("violation"):
             # The guest broke a rule of the sandbox: that is the run's error, whatever else.
@@ -281,13 +293,16 @@ class PyodideRuntime:
             else:
                 detail = str(end.get("failed") or "the Pyodide worker died")
                 error = GuestError("WorkerCrashed", detail)
-        return report(
+        ended = report(
             outcome,
             usage,
             aborted=aborted,
             error=error,
             output_truncated=run.meter.truncated,
         )
+        if job.return_files:
+            return replace(ended, files=files or ())
+        return ended
 
     def _follow(self, run: _RunState) -> HostMessage:
         """Relay the run's messages until it ends; enforce the limits on every tick."""

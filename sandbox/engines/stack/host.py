@@ -18,8 +18,11 @@ mounts              ``/`` read-only: the zip the snapshot was made with;
                     matplotlib's data read-only inside it; ``/work`` writable
 ==================  ===========================================================
 
-The door answers only these ops; a frame that is not JSON or not one of them gets -2
-(the guest's ``_host.call`` raises), never a host fault.
+Ops: ``job``, ``outcome``, ``sleep``, ``fetch`` and ``display`` (one rich output, checked
+by :func:`~sandbox.outputs.check_display` and counted against ``output_bytes`` as it
+arrives: a refused one is an ``error`` answer the guest raises as ``ValueError``, one over
+the cap ends the run ``output_limit``). A frame that is not JSON or not one of these
+gets -2 (the guest's ``_host.call`` raises), never a host fault.
 """
 
 from __future__ import annotations
@@ -36,9 +39,16 @@ import wasmtime
 
 from sandbox.egress import EgressRequest
 from sandbox.engines.stack.builder import MPL_DATA_GUEST_PATH, StackArtifacts
-from sandbox.engines.wasmtime.host import DEFAULT_FUEL_PER_MS, GuestRuntime, wasmtime_version
+from sandbox.engines.wasmtime.host import (
+    DEFAULT_FUEL_PER_MS,
+    GuestRuntime,
+    _Abort,
+    wasmtime_version,
+)
 from sandbox.errors import EngineUnavailable
+from sandbox.events import Status
 from sandbox.limits import MIB, Limits
+from sandbox.outputs import check_display
 
 __all__ = ["StackRuntime", "engine_fingerprint", "make_engine", "precompile"]
 
@@ -181,9 +191,22 @@ class StackRuntime(GuestRuntime):
         if op == "sleep":
             self._host_sleep(None, int(frame["ms"]))
             return b"{}"
+        if op == "display":
+            return json.dumps(self._door_display(frame)).encode()
         if op == "fetch":
             return json.dumps(self._door_fetch(frame)).encode()
         raise ValueError(f"unknown op {op!r}")
+
+    def _door_display(self, frame: dict[str, Any]) -> dict[str, Any]:
+        run = self._current()
+        try:
+            output, size = check_display(frame.get("mime_type"), frame.get("data"))
+        except ValueError as exc:
+            return {"error": str(exc)}
+        if not run.meter.count(size):
+            raise _Abort(Status.OUTPUT_LIMIT)
+        run.sink.display(output)
+        return {}
 
     def _door_fetch(self, frame: dict[str, Any]) -> dict[str, Any]:
         try:
