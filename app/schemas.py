@@ -19,7 +19,9 @@ class LimitsIn(_Strict):
     cpu_ms: int | None = Field(default=None, ge=1, description="Guest CPU time, ms")
     wall_ms: int | None = Field(default=None, ge=1, description="Wall-clock time, ms")
     memory_mb: int | None = Field(default=None, ge=64, description="Guest memory, MiB")
-    output_bytes: int | None = Field(default=None, ge=1, description="stdout + stderr, bytes")
+    output_bytes: int | None = Field(
+        default=None, ge=1, description="stdout + stderr + outputs, bytes"
+    )
     subrequests: int | None = Field(default=None, ge=0, description="Outbound HTTP requests")
 
 

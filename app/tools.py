@@ -43,7 +43,7 @@ _STATUS_HINTS = {
     "cpu_limit": "the code used all its CPU time (limits.cpu_ms)",
     "wall_limit": "the run took longer than limits.wall_ms",
     "memory_limit": "the code ran out of memory (limits.memory_mb)",
-    "output_limit": "stdout + stderr reached limits.output_bytes; the output is cut there",
+    "output_limit": "stdout, stderr and outputs reached limits.output_bytes; they are cut there",
     "subrequest_limit": "the code made more HTTP requests than limits.subrequests",
     "canceled": "the run was canceled",
     "internal_error": "the sandbox failed; retrying may help",

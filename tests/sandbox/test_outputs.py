@@ -7,6 +7,7 @@ must never be followed (a link to /etc/passwd, a link to a directory outside).
 from __future__ import annotations
 
 import base64
+import importlib.util
 import os
 from pathlib import Path
 
@@ -14,7 +15,16 @@ import pytest
 
 from sandbox import Display, FileCaps, InvalidJob, Job, Status
 from sandbox.outcome import OutputMeter, deliver_outputs
-from sandbox.outputs import check_display, collect_files, guest_files, matches
+from sandbox.outputs import (
+    BINARY_DISPLAY_TYPES,
+    DISPLAY_TYPES,
+    check_display,
+    collect_files,
+    guest_files,
+    matches,
+)
+
+GUEST_OUTPUTS = Path(__file__).resolve().parents[2] / "sandbox/guest/sandlot/_outputs.py"
 
 
 @pytest.fixture
@@ -181,3 +191,14 @@ def test_files_a_guest_gathered_are_checked_again() -> None:
         ("big.csv", 10, True),
     ]
     assert found[1].data is None
+
+
+def test_the_guest_and_the_host_agree_on_the_mime_types() -> None:
+    # A type only the guest knew would be refused by the host after the run; one only the
+    # host knew, unreachable through sandlot.display.
+    spec = importlib.util.spec_from_file_location("_guest_outputs_under_test", GUEST_OUTPUTS)
+    assert spec is not None and spec.loader is not None
+    guest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(guest)
+    assert set(guest.BINARY_TYPES) == BINARY_DISPLAY_TYPES
+    assert set(guest.BINARY_TYPES + guest.TEXT_TYPES) == DISPLAY_TYPES
