@@ -30,6 +30,7 @@ def install() -> None:
     # refusal kills the interpreter. Fail like a platform without processes.
     os.system = _no_processes
     sandlot._set_transport(_fetch)
+    sandlot._outputs.set_transport(_display)
     _sandlot_urllib.install()
     _sandlot_exec.hide_frames_from(sys.modules[__name__], _sandlot_urllib, sandlot, workers)
 
@@ -54,6 +55,13 @@ async def run(job_json: str) -> str:
         outcome = _sandlot_exec.internal_error(exc)
     _sandlot_exec.flush_output()
     return _sandlot_exec.encode_outcome(outcome)
+
+
+def _display(mime_type: str, data: str) -> None:
+    # The worker's sandlotDisplay: streamed to the host, which checks and counts it.
+    import js  # type: ignore[import-not-found]  # the Web Worker's globals
+
+    js.sandlotDisplay(mime_type, data)
 
 
 def _gather_files(root: str, job: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """Rich outputs and return_files on both engines (issue 12, items 4 and 5).
 
 The component guest and Pyodide have no matplotlib: ``sandlot.display`` and trailing values
-with IPython's display methods come back at the run's end. Files come back from the host's
+with IPython's display methods come back (on Pyodide streamed as they are made, through a
+worker message the host checks; on the component at the run's end). Files come back from the host's
 work dir (wasmtime) or from the guest's in-memory file system, checked again (Pyodide).
 Charts on the data-stack guest are in tests/app/test_stack_outputs.py.
 """
@@ -9,11 +10,13 @@ Charts on the data-stack guest are in tests/app/test_stack_outputs.py.
 from __future__ import annotations
 
 import base64
+import json
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.conformance.conftest import Run
+from tests.conformance.conftest import Run, engine_gap
 
 RICH = (
     "import sandlot\n"
@@ -123,3 +126,46 @@ def test_figure_format_outside_png_and_svg_is_a_422(client: httpx.Client, engine
     )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"][0]["field"] == "figure_format"
+
+
+def _stream(client: httpx.Client, code: str, engine: str) -> list[tuple[str, dict[str, Any]]]:
+    events: list[tuple[str, dict[str, Any]]] = []
+    body = {"code": code, "runtime": engine, "stream": True}
+    with client.stream("POST", "/v1/execute", json=body) as response:
+        name = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line.removeprefix("data: "))))
+    return events
+
+
+def test_displays_stream_in_order_with_stdout(client: httpx.Client, engine: str) -> None:
+    engine_gap(engine, "wasmtime", "the component guest sends outputs at the run's end")
+    code = (
+        "import sandlot\n"
+        "print('before')\n"
+        "sandlot.display('<i>1</i>', mime_type='text/html')\n"
+        "print('after')\n"
+    )
+    events = _stream(client, code, engine)
+    shown = [(n, d.get("text", d.get("data"))) for n, d in events if n in ("stdout", "display")]
+    assert shown == [("stdout", "before\n"), ("display", "<i>1</i>"), ("stdout", "after\n")]
+    assert events[-1][0] == "end" and events[-1][1]["status"] == "ok"
+
+
+def test_a_forged_display_message_is_the_runs_error(run: Run, engine: str) -> None:
+    engine_gap(engine, "wasmtime", "no worker messages: see the forged outcome test")
+    code = (
+        "import js\n"
+        "from pyodide.ffi import to_js\n"
+        "js.postMessage(to_js({'t': 'display', 'm': 'application/x-evil', 'd': 'x'},"
+        " dict_converter=js.Object.fromEntries))\n"
+        "print('still ran')\n"
+    )
+    body = run(code)
+    assert body["status"] == "error"
+    assert body["error"]["type"] == "SandboxOutputError"
+    assert "can't be displayed" in body["error"]["message"]
+    assert body["outputs"] == []
