@@ -39,16 +39,9 @@ import wasmtime
 
 from sandbox.egress import EgressRequest
 from sandbox.engines.stack.builder import MPL_DATA_GUEST_PATH, StackArtifacts
-from sandbox.engines.wasmtime.host import (
-    DEFAULT_FUEL_PER_MS,
-    GuestRuntime,
-    _Abort,
-    wasmtime_version,
-)
+from sandbox.engines.wasmtime.host import DEFAULT_FUEL_PER_MS, GuestRuntime, wasmtime_version
 from sandbox.errors import EngineUnavailable
-from sandbox.events import Status
 from sandbox.limits import MIB, Limits
-from sandbox.outputs import check_display
 
 __all__ = ["StackRuntime", "engine_fingerprint", "make_engine", "precompile"]
 
@@ -198,15 +191,11 @@ class StackRuntime(GuestRuntime):
         raise ValueError(f"unknown op {op!r}")
 
     def _door_display(self, frame: dict[str, Any]) -> dict[str, Any]:
-        run = self._current()
-        try:
-            output, size = check_display(frame.get("mime_type"), frame.get("data"))
-        except ValueError as exc:
-            return {"error": str(exc)}
-        if not run.meter.count(size):
-            raise _Abort(Status.OUTPUT_LIMIT)
-        run.sink.display(output)
-        return {}
+        mime_type, data = frame.get("mime_type"), frame.get("data")
+        if not isinstance(mime_type, str) or not isinstance(data, str):
+            return {"error": "a display frame needs mime_type and data as strings"}
+        refused = self._host_display(None, mime_type, data)
+        return {} if refused is None else {"error": refused}
 
     def _door_fetch(self, frame: dict[str, Any]) -> dict[str, Any]:
         try:

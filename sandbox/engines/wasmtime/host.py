@@ -15,8 +15,8 @@ wall_ms         epoch interruption: a monitor thread bumps the engine's epoch
 memory_mb       ``Store.set_limits(memory_size=...)``: growth fails, the guest
                 gets ``MemoryError``
 output_bytes    counted in the stdout/stderr callbacks and for each rich
-                output (decoded bytes); over the cap the run is interrupted
-                (via the epoch) and the output kept up to it
+                output (decoded bytes, the ``display`` host import); over the
+                cap the run is interrupted and the output kept up to it
 subrequests     counted per redirect hop by the egress gate's budget callback;
                 over the cap the run ends at once (a host-function trap)
 ==============  ===============================================================
@@ -45,7 +45,7 @@ from sandbox.events import Display, GuestError, RunReport, Status, Usage
 from sandbox.jobs import Job, check_relative_path
 from sandbox.limits import MIB, Limits
 from sandbox.outcome import OutputMeter, deliver_outputs, parse_outcome, report
-from sandbox.outputs import collect_files
+from sandbox.outputs import check_display, collect_files
 
 __all__ = [
     "DEFAULT_FUEL_PER_MS",
@@ -253,6 +253,7 @@ class GuestRuntime:
         with self._linker.root() as root, root.add_instance(HOST_INTERFACE) as iface:
             iface.add_func("fetch", self._host_fetch)
             iface.add_func("sleep", self._host_sleep)
+            iface.add_func("display", self._host_display)
 
     def _instantiate(self, store: wasmtime.Store) -> Callable[[wasmtime.Store, str], str]:
         """A fresh instance in ``store``, as the call that runs one job (JSON in, JSON out)."""
@@ -430,6 +431,21 @@ class GuestRuntime:
             raise _Abort(run.abort_status or Status.CANCELED)
         if wanted > run.deadline:
             raise _Abort(Status.WALL_LIMIT)
+
+    def _host_display(self, _store: Any, mime_type: str, data: str) -> str | None:
+        """One rich output: None when sent, or why it was refused (the guest's error).
+
+        Raises _Abort when it would take the run over ``output_bytes``.
+        """
+        run = self._current()
+        try:
+            output, size = check_display(mime_type, data)
+        except ValueError as exc:
+            return str(exc)
+        if not run.meter.count(size):
+            raise _Abort(Status.OUTPUT_LIMIT)
+        run.sink.display(output)
+        return None
 
     def _host_fetch(self, _store: Any, request: Any) -> Any:
         try:

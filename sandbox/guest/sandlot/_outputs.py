@@ -5,9 +5,10 @@ Each output is one ``{"mime_type", "data"}``: binary types (``image/png``,
 one (mime type from its allowlist, base64 decodable, size counted against the run's
 ``output_bytes``) whichever way it arrives:
 
-* the engine's glue may set a transport (:func:`set_transport`; the data-stack guest
-  sends each output through its host door as it is produced);
-* otherwise outputs are kept here and leave with the run's outcome
+* the engine's glue sets a transport (:func:`set_transport`) that sends each output
+  to the host as it is produced (the component's ``display`` import, the data-stack
+  guest's door, a Pyodide worker message);
+* without one, outputs are kept here and leave with the run's outcome
   (``outcome["outputs"]``, :func:`finish`).
 
 The glue calls :func:`begin` before a job and :func:`finish` after it; ``_sandlot_exec``

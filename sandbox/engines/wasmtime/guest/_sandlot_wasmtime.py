@@ -6,6 +6,7 @@ Installed once, before the snapshot is taken:
   has them (``_sandlot_wasi``), with sleeps on the ``sleep`` host import.
 * ``sandlot.fetch`` (and with it ``urllib.request.urlopen``) goes through the
   ``fetch`` host import, the egress gate.
+* ``sandlot.display`` sends each output through the ``display`` host import.
 * Writing ``.pyc`` files is off: the standard library is mounted read-only.
 """
 
@@ -17,6 +18,7 @@ import time
 import _sandlot_urllib
 import _sandlot_wasi
 import sandlot
+import sandlot._outputs
 from componentize_py_types import Err
 from wit_world.imports import host
 
@@ -29,7 +31,15 @@ def install() -> None:
     sys.__stderr__ = sys.stderr
     time.sleep = _sandlot_wasi.install_loop(host.sleep)
     sandlot._set_transport(_host_fetch)
+    sandlot._outputs.set_transport(_host_display)
     _sandlot_urllib.install()
+
+
+def _host_display(mime_type: str, data: str) -> None:
+    try:
+        host.display(mime_type, data)
+    except Err as refused:
+        raise ValueError(str(refused.value)) from None
 
 
 def _host_fetch(
