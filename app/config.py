@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # An event stream's client must take each event (or ping) within this; else it is dropped.
     stream_send_timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
+    # return_files: what may come back of a run's work dir (all files, one file). At most 24 MiB:
+    # in base64, with the outputs, that still fits one line of the Pyodide host's protocol (64 MiB).
+    return_files_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=24 * 1024 * 1024)
+    return_file_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=24 * 1024 * 1024)
     # A dispatched request's body (anonymous callers may send it to public workers).
     dispatch_max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
 

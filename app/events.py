@@ -1,7 +1,8 @@
 """The SSE vocabulary of /v1/execute, and the JSON view of a finished run.
 
-Events, in order: ``start`` once; ``stdout``, ``stderr`` and ``subrequest`` as
-they happen; ``result`` at most once; ``end`` always, last. Every ``data`` is a
+Events, in order: ``start`` once; ``stdout``, ``stderr``, ``display`` and
+``subrequest`` as they happen; ``result`` at most once; ``files`` once when the
+request had ``return_files``; ``end`` always, last. Every ``data`` is a
 JSON object; ``id`` counts from 0 within the stream.
 
 :class:`EventStream` sends them, and drops a client that stops taking them.
@@ -19,8 +20,26 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
-from app.schemas import ErrorOut, ExecuteResponse, ResultOut, SubrequestOut, UsageOut
-from sandbox import End, Event, Output, ResultValue, RunResult, Started, Subrequest
+from app.schemas import (
+    ErrorOut,
+    ExecuteResponse,
+    FileOut,
+    OutputOut,
+    ResultOut,
+    SubrequestOut,
+    UsageOut,
+)
+from sandbox import (
+    Display,
+    End,
+    Event,
+    Files,
+    Output,
+    ResultValue,
+    RunResult,
+    Started,
+    Subrequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +80,10 @@ def event_payload(event: Event, run_id: str) -> tuple[str, dict[str, Any]]:
             return event.stream, {"text": event.text}
         case Subrequest():
             return "subrequest", asdict(event)
+        case Display():
+            return "display", {"mime_type": event.mime_type, "data": event.data}
+        case Files():
+            return "files", {"files": [asdict(item) for item in event.files]}
         case ResultValue():
             return "result", asdict(event)
         case End():
@@ -93,4 +116,6 @@ def to_response(result: RunResult) -> ExecuteResponse:
         output_truncated=result.output_truncated,
         usage=UsageOut.model_validate(asdict(result.usage)),
         subrequests=[SubrequestOut.model_validate(asdict(s)) for s in result.subrequests],
+        outputs=[OutputOut.model_validate(asdict(o)) for o in result.outputs],
+        files=[FileOut.model_validate(asdict(f)) for f in result.files],
     )

@@ -5,7 +5,8 @@ POST stands alone, so nothing is kept between calls and any number of clients
 can come and go). Every HTTP request needs the same Bearer key as /v1: the
 endpoint authenticates it first (401 with the API's JSON error shape) and a tool
 call then runs as that key, through :func:`app.tools.call_tool`. A refused call
-is a tool result with ``isError``; an unknown tool is a protocol error.
+is a tool result with ``isError``; an unknown tool is a protocol error. Charts a run
+made come back as image content beside the text.
 
 The session manager is made and run in the app's lifespan (:func:`serve_mcp`).
 """
@@ -68,8 +69,12 @@ def create_server(app: FastAPI) -> Server[Any]:
         output = await call_tool(
             services_of(app), _caller(ctx), params.name, params.arguments or {}
         )
+        content: list[types.ContentBlock] = [types.TextContent(text=output.text)]
+        content.extend(
+            types.ImageContent(data=data, mime_type=mime_type) for mime_type, data in output.images
+        )
         return types.CallToolResult(
-            content=[types.TextContent(text=output.text)],
+            content=content,
             structured_content=output.result,
             is_error=output.is_error,
         )

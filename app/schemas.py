@@ -19,7 +19,9 @@ class LimitsIn(_Strict):
     cpu_ms: int | None = Field(default=None, ge=1, description="Guest CPU time, ms")
     wall_ms: int | None = Field(default=None, ge=1, description="Wall-clock time, ms")
     memory_mb: int | None = Field(default=None, ge=64, description="Guest memory, MiB")
-    output_bytes: int | None = Field(default=None, ge=1, description="stdout + stderr, bytes")
+    output_bytes: int | None = Field(
+        default=None, ge=1, description="stdout + stderr + outputs, bytes"
+    )
     subrequests: int | None = Field(default=None, ge=0, description="Outbound HTTP requests")
 
 
@@ -69,6 +71,16 @@ class RunIn(_Strict):
         description="Installed pure-Python packages to load first (pyodide runtime only); "
         "imports of installed packages also load them",
     )
+    figure_format: Literal["png", "svg"] = Field(
+        default="png",
+        description="How matplotlib figures come back in outputs: image/png or image/svg+xml",
+    )
+    return_files: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Globs over the run's working directory ('*.csv', 'charts/**/*.png'); "
+        "the matching files come back in files, within the server's size caps",
+    )
 
 
 class ExecuteRequest(RunIn):
@@ -84,6 +96,25 @@ class ResultOut(BaseModel):
     truncated: bool = False
 
     model_config = ConfigDict(populate_by_name=True)
+
+
+class OutputOut(BaseModel):
+    """One rich output: a chart, a table, anything sandlot.display() sent."""
+
+    mime_type: str = Field(description="image/png, image/svg+xml, text/html, ...")
+    data: str = Field(description="base64 for image/png, image/jpeg, image/gif; text otherwise")
+
+
+class FileOut(BaseModel):
+    """A file of the run's working directory that matched return_files."""
+
+    path: str = Field(description="Relative to the working directory")
+    size: int = Field(description="Bytes")
+    mime_type: str
+    data: str | None = Field(description="The content in base64; null when truncated")
+    truncated: bool = Field(
+        default=False, description="Over the size caps: listed without its data"
+    )
 
 
 class ErrorOut(BaseModel):
@@ -132,6 +163,12 @@ class ExecuteResponse(BaseModel):
     output_truncated: bool = False
     usage: UsageOut
     subrequests: list[SubrequestOut] = Field(default_factory=list)
+    outputs: list[OutputOut] = Field(
+        default_factory=list, description="Charts, tables and sandlot.display() outputs, in order"
+    )
+    files: list[FileOut] = Field(
+        default_factory=list, description="The files return_files matched, sorted by path"
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -43,7 +43,7 @@ _STATUS_HINTS = {
     "cpu_limit": "the code used all its CPU time (limits.cpu_ms)",
     "wall_limit": "the run took longer than limits.wall_ms",
     "memory_limit": "the code ran out of memory (limits.memory_mb)",
-    "output_limit": "stdout + stderr reached limits.output_bytes; the output is cut there",
+    "output_limit": "stdout, stderr and outputs reached limits.output_bytes; they are cut there",
     "subrequest_limit": "the code made more HTTP requests than limits.subrequests",
     "canceled": "the run was canceled",
     "internal_error": "the sandbox failed; retrying may help",
@@ -57,6 +57,7 @@ class ToolOutput:
     result: dict[str, Any]
     text: str
     is_error: bool
+    images: tuple[tuple[str, str], ...] = ()  # (mime type, base64): charts, for MCP clients
 
 
 Runner = Callable[[Services, Principal, Any], Awaitable[ToolOutput]]
@@ -151,6 +152,14 @@ def render_run(run: ExecuteResponse) -> str:
         if run.error.traceback:
             error += "\n" + _clip(run.error.traceback.rstrip())
         parts.append(error)
+    for output in run.outputs:
+        if output.mime_type.startswith("image/") and output.mime_type != "image/svg+xml":
+            parts.append(f"output: {output.mime_type} ({len(output.data) * 3 // 4} bytes)")
+        else:
+            parts.append(_section(f"output ({output.mime_type})", output.data))
+    for item in run.files:
+        note = ", truncated: over the size cap" if item.truncated else ""
+        parts.append(f"file: {item.path} ({item.size} bytes, {item.mime_type}{note})")
     return "\n".join(part for part in parts if part)
 
 
@@ -158,7 +167,12 @@ async def _execute_code(services: Services, caller: Principal, args: RunIn) -> T
     ceiling = await caller_ceiling(services.settings, services.store, caller)
     runner, job = prepare_run(services, args, ceiling)
     run = to_response(await collect(runner.run(job)))
-    return ToolOutput(run.model_dump(mode="json", by_alias=True), render_run(run), False)
+    images = tuple(
+        (output.mime_type, output.data)
+        for output in run.outputs
+        if output.mime_type in ("image/png", "image/jpeg", "image/gif")
+    )
+    return ToolOutput(run.model_dump(mode="json", by_alias=True), render_run(run), False, images)
 
 
 async def _deploy_worker(services: Services, caller: Principal, args: DeployWorkerIn) -> ToolOutput:
@@ -229,7 +243,9 @@ TOOLS: tuple[Tool, ...] = (
         "No network unless hosts are listed in allowed_hosts (then use urllib.request or "
         "`from sandlot import fetch`). The run stops at its CPU, wall-clock, memory and output "
         "limits and `status` says which (ok, error, cpu_limit, wall_limit, memory_limit, "
-        "output_limit, subrequest_limit).",
+        "output_limit, subrequest_limit). Charts (matplotlib figures, on the data-stack "
+        "guest) and sandlot.display() objects come back in outputs; return_files globs bring "
+        "files the code wrote back in files.",
         RunIn,
         _execute_code,
     ),

@@ -10,11 +10,14 @@ from sandbox.egress import AllowEntry, EgressPolicy
 from sandbox.engines.wasmtime.host import DEFAULT_FUEL_PER_MS
 from sandbox.errors import BuildError, EngineUnavailable, PoolBusy, RunnerClosed, SandboxError
 from sandbox.events import (
+    Display,
     End,
     Event,
+    Files,
     GuestError,
     Output,
     ResultValue,
+    ReturnedFile,
     Started,
     Status,
     Subrequest,
@@ -22,16 +25,20 @@ from sandbox.events import (
 )
 from sandbox.jobs import InvalidJob, Job
 from sandbox.limits import LimitExceeded, Limits
+from sandbox.outputs import FileCaps
 from sandbox.runner import Runner, RunResult, collect
 
 __all__ = [
     "DEFAULT_FUEL_PER_MS",
     "AllowEntry",
     "BuildError",
+    "Display",
     "EgressPolicy",
     "End",
     "EngineUnavailable",
     "Event",
+    "FileCaps",
+    "Files",
     "GuestError",
     "InvalidJob",
     "Job",
@@ -40,6 +47,7 @@ __all__ = [
     "Output",
     "PoolBusy",
     "ResultValue",
+    "ReturnedFile",
     "RunResult",
     "Runner",
     "RunnerClosed",

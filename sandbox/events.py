@@ -1,9 +1,10 @@
 """The closed vocabulary of a run: what a runner yields, in order.
 
-A run yields ``Started``, then any number of ``Output`` and ``Subrequest``
-events as they happen, at most one ``ResultValue``, and always exactly one
-``End`` last, also on limits, crashes and cancellation. ``End.status`` is one
-of :class:`Status`; guest failures are data here, never exceptions.
+A run yields ``Started``, then any number of ``Output``, ``Display`` and
+``Subrequest`` events as they happen, at most one ``ResultValue``, at most one
+``Files`` (when the job asked for files back), and always exactly one ``End``
+last, also on limits, crashes and cancellation. ``End.status`` is one of
+:class:`Status`; guest failures are data here, never exceptions.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from enum import StrEnum
 from typing import Any, Literal
 
 __all__ = [
+    "Display",
     "End",
     "Event",
+    "Files",
     "GuestError",
     "Output",
     "ResultValue",
+    "ReturnedFile",
     "RunReport",
     "Started",
     "Status",
@@ -50,6 +54,36 @@ class Started:
 class Output:
     stream: Literal["stdout", "stderr"]
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Display:
+    """One rich output (a chart, a table): ``data`` is base64 for image/png, jpeg and
+    gif, text for the text types (image/svg+xml, text/html, ...)."""
+
+    mime_type: str
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnedFile:
+    """A file of the run's work dir that matched ``return_files``.
+
+    ``data`` is base64, or None with ``truncated`` when the file was over the caps.
+    """
+
+    path: str
+    size: int
+    mime_type: str
+    data: str | None
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Files:
+    """The files a job asked for (``return_files``), once, just before ``End``."""
+
+    files: tuple[ReturnedFile, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +136,7 @@ class End:
     output_truncated: bool = False
 
 
-Event = Started | Output | Subrequest | ResultValue | End
+Event = Started | Output | Display | Subrequest | ResultValue | Files | End
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +149,4 @@ class RunReport:
     result: ResultValue | None = None
     exit_code: int | None = None
     output_truncated: bool = False
+    files: tuple[ReturnedFile, ...] | None = None  # None: the job asked for none

@@ -9,6 +9,7 @@ from types import MappingProxyType
 
 from sandbox.egress import EgressPolicy
 from sandbox.limits import Limits
+from sandbox.outputs import MAX_PATTERNS, FileCaps, check_pattern
 
 __all__ = ["InvalidJob", "Job", "check_relative_path"]
 
@@ -43,9 +44,14 @@ class Job:
         requirements: names of installed pure-Python packages to load first
             (engines that support packages only).
         result_bytes: the most the trailing value's repr and JSON may take.
+        figure_format: ``png`` or ``svg``: how matplotlib figures come back.
+        return_files: globs over the work dir (``*.csv``, ``charts/**/*.png``); the
+            matching files come back after the run, within ``file_caps``.
+        file_caps: bytes in all, bytes per file and files listed for ``return_files``.
 
     Raises:
-        InvalidJob: naming the field (``code``, ``files.<path>``, ``env.<name>``).
+        InvalidJob: naming the field (``code``, ``files.<path>``, ``env.<name>``,
+            ``return_files[<i>]``).
     """
 
     code: str
@@ -56,6 +62,9 @@ class Job:
     env: Mapping[str, str] = field(default_factory=dict)
     requirements: tuple[str, ...] = ()
     result_bytes: int = 64 * 1024
+    figure_format: str = "png"
+    return_files: tuple[str, ...] = ()
+    file_caps: FileCaps = field(default_factory=FileCaps)
 
     def __post_init__(self) -> None:
         size = len(self.code.encode("utf-8", errors="surrogatepass"))
@@ -87,6 +96,16 @@ class Job:
         for name in self.requirements:
             if not _PACKAGE_NAME.match(name):
                 raise InvalidJob("requirements", f"{name!r} is not a package name")
+        if self.figure_format not in ("png", "svg"):
+            raise InvalidJob("figure_format", "must be 'png' or 'svg'")
+        if len(self.return_files) > MAX_PATTERNS:
+            raise InvalidJob("return_files", f"at most {MAX_PATTERNS} patterns")
+        for index, pattern in enumerate(self.return_files):
+            try:
+                check_pattern(pattern)
+            except ValueError as exc:
+                raise InvalidJob(f"return_files[{index}]", str(exc)) from None
+        object.__setattr__(self, "return_files", tuple(self.return_files))
         object.__setattr__(self, "requirements", tuple(self.requirements))
         object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
         object.__setattr__(self, "env", MappingProxyType(dict(self.env)))

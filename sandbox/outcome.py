@@ -6,6 +6,8 @@
 * :func:`parse_outcome` reads the guest's JSON outcome (written by
   ``sandbox/guest/_sandlot_exec.py``); garbage is a guest error, since user
   code can patch the interpreter it runs in.
+* :func:`deliver_outputs` checks, counts and forwards the rich outputs a guest
+  handed back with its outcome.
 * :func:`report` combines the outcome with what the host saw (an abort, a
   trap) into the run's :class:`~sandbox.events.RunReport`.
 """
@@ -17,9 +19,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.events import GuestError, ResultValue, RunReport, Status, Usage
+from sandbox.events import Display, GuestError, ResultValue, RunReport, Status, Usage
+from sandbox.outputs import check_display
 
-__all__ = ["OutputMeter", "parse_outcome", "report"]
+__all__ = ["OutputMeter", "deliver_outputs", "parse_outcome", "report"]
 
 
 class OutputMeter:
@@ -48,6 +51,14 @@ class OutputMeter:
         if len(kept) < len(data):
             self.truncated = True
         return not self.truncated
+
+    def count(self, size: int) -> bool:
+        """Count ``size`` bytes of a rich output; False (nothing counted) if over the cap."""
+        if self.truncated or self.used_bytes + size > self.limit_bytes:
+            self.truncated = True
+            return False
+        self.used_bytes += size
+        return True
 
     def close(self) -> None:
         """Emit whatever partial characters the decoders still hold."""
@@ -79,6 +90,40 @@ def parse_outcome(raw: str) -> dict[str, Any]:
             },
         }
     return dict(outcome)
+
+
+def deliver_outputs(
+    outcome: dict[str, Any], meter: OutputMeter, emit: Callable[[Display], None]
+) -> tuple[dict[str, Any], Status | None]:
+    """Send the outcome's ``outputs`` on, each checked and counted; the outcome, and
+    ``OUTPUT_LIMIT`` when they went over ``output_bytes``.
+
+    A malformed output is the guest's error (its code can forge them): the outcome
+    becomes an error naming it; the outputs before it were sent.
+    """
+    items = outcome.pop("outputs", None)
+    if items is None:
+        return outcome, None
+    if not isinstance(items, list):
+        items = [items]
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise ValueError("is not an object")
+            output, size = check_display(item.get("mime_type"), item.get("data"))
+        except ValueError as exc:
+            return {
+                "status": "error",
+                "error": {
+                    "type": "SandboxOutputError",
+                    "message": f"output {index} was refused: {exc}",
+                    "traceback": "",
+                },
+            }, None
+        if not meter.count(size):
+            return outcome, Status.OUTPUT_LIMIT
+        emit(output)
+    return outcome, None
 
 
 def report(

@@ -3,7 +3,8 @@
 Frames are a 4-byte big-endian length + a JSON object; a frame larger than
 ``MAX_FRAME_BYTES`` means a broken peer. Pool → worker: ``run`` (a job),
 ``cancel``, ``exit``. Worker → pool: ``ready`` once, then per run any number
-of ``out`` and ``sub`` and one ``end``. Every engine's worker speaks this, so
+of ``out``, ``display`` and ``sub`` and one ``end`` (which carries the returned
+files, if the job asked for any). Every engine's worker speaks this, so
 one pool serves them all.
 """
 
@@ -19,11 +20,14 @@ from typing import Any, BinaryIO
 
 from sandbox.egress import EgressPolicy, SubrequestRecord
 from sandbox.events import (
+    Display,
     End,
     Event,
+    Files,
     GuestError,
     Output,
     ResultValue,
+    ReturnedFile,
     RunReport,
     Status,
     Subrequest,
@@ -31,6 +35,7 @@ from sandbox.events import (
 )
 from sandbox.jobs import Job
 from sandbox.limits import Limits
+from sandbox.outputs import FileCaps
 
 __all__ = [
     "MAX_FRAME_BYTES",
@@ -129,6 +134,9 @@ def job_message(job: Job) -> dict[str, Any]:
         "files": {name: base64.b64encode(data).decode() for name, data in job.files.items()},
         "requirements": list(job.requirements),
         "result_bytes": job.result_bytes,
+        "figure_format": job.figure_format,
+        "return_files": list(job.return_files),
+        "file_caps": asdict(job.file_caps),
     }
 
 
@@ -146,11 +154,14 @@ def job_from_message(message: dict[str, Any]) -> Job:
         files={name: base64.b64decode(data) for name, data in (message.get("files") or {}).items()},
         requirements=tuple(message.get("requirements") or ()),
         result_bytes=int(message.get("result_bytes") or 64 * 1024),
+        figure_format=message.get("figure_format") or "png",
+        return_files=tuple(message.get("return_files") or ()),
+        file_caps=FileCaps(**(message.get("file_caps") or {})),
     )
 
 
 def end_message(report: RunReport) -> dict[str, Any]:
-    return {
+    message: dict[str, Any] = {
         "t": "end",
         "status": report.status.value,
         "usage": asdict(report.usage),
@@ -159,6 +170,9 @@ def end_message(report: RunReport) -> dict[str, Any]:
         "exit_code": report.exit_code,
         "output_truncated": report.output_truncated,
     }
+    if report.files is not None:
+        message["files"] = [asdict(item) for item in report.files]
+    return message
 
 
 def events_from_message(message: dict[str, Any]) -> list[Event]:
@@ -169,6 +183,8 @@ def events_from_message(message: dict[str, Any]) -> list[Event]:
             if message["s"] == "stderr":
                 return [Output(stream="stderr", text=message["d"])]
             return [Output(stream="stdout", text=message["d"])]
+        if kind == "display":
+            return [Display(mime_type=str(message["mime_type"]), data=str(message["data"]))]
         if kind == "sub":
             return [
                 Subrequest(
@@ -185,6 +201,8 @@ def events_from_message(message: dict[str, Any]) -> list[Event]:
             events: list[Event] = []
             if message.get("result"):
                 events.append(ResultValue(**message["result"]))
+            if message.get("files") is not None:
+                events.append(Files(tuple(ReturnedFile(**item) for item in message["files"])))
             error = message.get("error")
             events.append(
                 End(
@@ -228,6 +246,9 @@ class FrameSink:
 
     def subrequest(self, record: SubrequestRecord) -> None:
         self.send({"t": "sub", **asdict(record)})
+
+    def display(self, output: Display) -> None:
+        self.send({"t": "display", "mime_type": output.mime_type, "data": output.data})
 
     def flush(self) -> None:
         with self._lock:

@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sandbox.events import (
+    Display,
     End,
     Event,
+    Files,
     GuestError,
     Output,
     ResultValue,
+    ReturnedFile,
     Started,
     Status,
     Subrequest,
@@ -67,6 +70,8 @@ class RunResult:
     output_truncated: bool = False
     usage: Usage = field(default_factory=Usage)
     subrequests: list[Subrequest] = field(default_factory=list)
+    outputs: list[Display] = field(default_factory=list)
+    files: list[ReturnedFile] = field(default_factory=list)
 
     @property
     def stdout(self) -> str:
@@ -86,6 +91,10 @@ class RunResult:
                 self.stderr_parts.append(text)
             case Subrequest():
                 self.subrequests.append(event)
+            case Display():
+                self.outputs.append(event)
+            case Files(files=files):
+                self.files.extend(files)
             case ResultValue():
                 self.result = event
             case End():

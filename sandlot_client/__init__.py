@@ -16,6 +16,8 @@ from sandlot_client._client import Sandlot
 from sandlot_client._errors import ErrorDetail, SandlotConnectionError, SandlotError
 from sandlot_client._results import (
     Event,
+    File,
+    Output,
     ResultValue,
     RunError,
     RunResult,
@@ -33,7 +35,9 @@ __all__ = [
     "Deployment",
     "ErrorDetail",
     "Event",
+    "File",
     "Namespace",
+    "Output",
     "ResultValue",
     "RunError",
     "RunResult",

@@ -79,6 +79,8 @@ class AsyncSandlot:
         files: Mapping[str, _wire.FileContent] | None = None,
         env: Mapping[str, str] | None = None,
         requirements: Sequence[str] | None = None,
+        figure_format: Literal["png", "svg"] | None = None,
+        return_files: Sequence[str] | None = None,
         on_stdout: Callable[[str], Awaitable[object] | object] | None = None,
         on_stderr: Callable[[str], Awaitable[object] | object] | None = None,
         on_event: Callable[[Event], Awaitable[object] | object] | None = None,
@@ -86,7 +88,10 @@ class AsyncSandlot:
         """Run ``code`` once in a fresh sandbox, streaming its output to the callbacks.
 
         ``limits``: any of cpu_ms, wall_ms, memory_mb, output_bytes, subrequests.
-        ``files``: path → text, bytes, or ``{"content", "encoding"}``. Callbacks get
+        ``files``: path → text, bytes, or ``{"content", "encoding"}``. Charts and tables
+        come back in the result's ``outputs`` (``figure_format`` "svg" for SVG figures);
+        ``return_files`` globs ("*.csv") bring files of the working directory back in
+        its ``files``. Callbacks get
         each chunk as it is printed, in order; an exception in one ends the stream
         (and so cancels the run) and propagates. The code failing or hitting a limit
         is not raised: see the result's ``status``.
@@ -100,6 +105,8 @@ class AsyncSandlot:
             files=files,
             env=env,
             requirements=requirements,
+            figure_format=figure_format,
+            return_files=return_files,
         )
         builder, decoder = RunBuilder(), SSEDecoder()
         headers = {"accept": "text/event-stream"}

@@ -78,6 +78,8 @@ class Sandlot:
         files: Mapping[str, _wire.FileContent] | None = None,
         env: Mapping[str, str] | None = None,
         requirements: Sequence[str] | None = None,
+        figure_format: Literal["png", "svg"] | None = None,
+        return_files: Sequence[str] | None = None,
         on_stdout: Callable[[str], object] | None = None,
         on_stderr: Callable[[str], object] | None = None,
         on_event: Callable[[Event], object] | None = None,
@@ -85,7 +87,10 @@ class Sandlot:
         """Run ``code`` once in a fresh sandbox, streaming its output to the callbacks.
 
         ``limits``: any of cpu_ms, wall_ms, memory_mb, output_bytes, subrequests.
-        ``files``: path → text, bytes, or ``{"content", "encoding"}``. Callbacks get
+        ``files``: path → text, bytes, or ``{"content", "encoding"}``. Charts and tables
+        come back in the result's ``outputs`` (``figure_format`` "svg" for SVG figures);
+        ``return_files`` globs ("*.csv") bring files of the working directory back in
+        its ``files``. Callbacks get
         each chunk as it is printed, in order; an exception in one ends the stream
         (and so cancels the run) and propagates. The code failing or hitting a limit
         is not raised: see the result's ``status``.
@@ -99,6 +104,8 @@ class Sandlot:
             files=files,
             env=env,
             requirements=requirements,
+            figure_format=figure_format,
+            return_files=return_files,
         )
         builder, decoder = RunBuilder(), SSEDecoder()
         headers = {"accept": "text/event-stream"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json as jsonlib
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -11,6 +12,8 @@ from sandlot_client._sse import ServerSentEvent
 
 __all__ = [
     "Event",
+    "File",
+    "Output",
     "ResultValue",
     "RunBuilder",
     "RunError",
@@ -36,8 +39,9 @@ Status = Literal[
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One event of a run's stream: ``name`` is start, stdout, stderr, subrequest, result
-    or end (always last); ``data`` is its JSON object (docs/api.md lists the fields)."""
+    """One event of a run's stream: ``name`` is start, stdout, stderr, display, subrequest,
+    result, files or end (always last); ``data`` is its JSON object (docs/api.md lists
+    the fields)."""
 
     name: str
     data: dict[str, Any]
@@ -85,6 +89,39 @@ class Subrequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Output:
+    """One rich output (a chart, a table): ``data`` is base64 for image/png, image/jpeg and
+    image/gif, text for the text types (image/svg+xml, text/html, ...)."""
+
+    mime_type: str
+    data: str
+
+    @property
+    def content(self) -> bytes:
+        """The output's bytes: decoded from base64 for images, UTF-8 for text."""
+        if self.mime_type in ("image/png", "image/jpeg", "image/gif"):
+            return base64.b64decode(self.data)
+        return self.data.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class File:
+    """A file of the run's working directory that matched ``return_files``; ``data`` is
+    base64, or None when ``truncated`` (over the server's size caps)."""
+
+    path: str
+    size: int
+    mime_type: str
+    data: str | None
+    truncated: bool = False
+
+    @property
+    def content(self) -> bytes | None:
+        """The file's bytes, or None when it was truncated."""
+        return None if self.data is None else base64.b64decode(self.data)
+
+
+@dataclass(frozen=True, slots=True)
 class RunResult:
     """What a run did. ``status`` is ok, or says how it ended (error, cpu_limit, ...)."""
 
@@ -99,6 +136,8 @@ class RunResult:
     output_truncated: bool
     usage: Usage
     subrequests: list[Subrequest] = field(default_factory=list)
+    outputs: list[Output] = field(default_factory=list)
+    files: list[File] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -134,6 +173,8 @@ class RunBuilder:
         self._stderr: list[str] = []
         self._result: ResultValue | None = None
         self._subrequests: list[Subrequest] = []
+        self._outputs: list[Output] = []
+        self._files: list[File] = []
         self._end: dict[str, Any] | None = None
 
     @property
@@ -159,6 +200,10 @@ class RunBuilder:
                 self._stderr.append(str(data["text"]))
             case "subrequest":
                 self._subrequests.append(Subrequest(**data))
+            case "display":
+                self._outputs.append(Output(str(data["mime_type"]), str(data["data"])))
+            case "files":
+                self._files.extend(File(**item) for item in data["files"])
             case "result":
                 self._result = ResultValue(**data)
             case "end":
@@ -185,4 +230,6 @@ class RunBuilder:
             output_truncated=bool(end.get("output_truncated")),
             usage=Usage(**end.get("usage", {})),
             subrequests=self._subrequests,
+            outputs=self._outputs,
+            files=self._files,
         )

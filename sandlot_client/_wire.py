@@ -59,6 +59,8 @@ def execute_body(
     files: Mapping[str, FileContent] | None,
     env: Mapping[str, str] | None,
     requirements: Sequence[str] | None,
+    figure_format: str | None = None,
+    return_files: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The /v1/execute body, streaming; fields left as None take the server's defaults."""
     body: dict[str, Any] = {"code": code, "stream": True}
@@ -76,6 +78,10 @@ def execute_body(
         body["env"] = dict(env)
     if requirements:
         body["requirements"] = list(requirements)
+    if figure_format is not None:
+        body["figure_format"] = figure_format
+    if return_files:
+        body["return_files"] = list(return_files)
     return body
 
 

@@ -19,6 +19,7 @@ const ui = {
   summary: $("summary"),
   message: $("message"),
   output: $("output"),
+  outputs: $("outputs"),
   result: $("result"),
   resultValue: $("result-value"),
   error: $("error"),
@@ -102,6 +103,8 @@ function note(text) {
 }
 
 function clearRun() {
+  ui.outputs.replaceChildren();
+  ui.outputs.hidden = true;
   ui.result.hidden = true;
   ui.error.hidden = true;
   ui.resultValue.textContent = "";
@@ -123,6 +126,34 @@ function setBusy(busy) {
 
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
+// One rich output (a chart, a table). Images go in <img> (an SVG in an image runs no
+// script); HTML from the run goes in a sandboxed frame without allow-same-origin or
+// allow-scripts, so it can't run script, nor reach this page, its key or its origin.
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif"];
+
+function showOutput({ mime_type: type, data }) {
+  let node;
+  if (IMAGE_TYPES.includes(type) || type === "image/svg+xml") {
+    node = document.createElement("img");
+    const encoded = IMAGE_TYPES.includes(type) ? data : btoa(unescape(encodeURIComponent(data)));
+    node.src = `data:${type};base64,${encoded}`;
+    node.alt = `${type} output`;
+  } else if (type === "text/html") {
+    node = document.createElement("iframe");
+    node.setAttribute("sandbox", "");
+    node.setAttribute("referrerpolicy", "no-referrer");
+    node.title = "HTML output";
+    node.srcdoc = data;
+  } else {
+    node = document.createElement("pre");
+    node.className = "output";
+    node.textContent = data;
+  }
+  node.classList.add("rich-item");
+  ui.outputs.append(node);
+  ui.outputs.hidden = false;
+}
+
 // The events of one run, the same in /v1/execute's stream and inside /v1/generate's
 // `run` events. Returns the run's status on `end`, else null.
 function onRunEvent(name, data) {
@@ -137,6 +168,14 @@ function onRunEvent(name, data) {
       return null;
     case "subrequest":
       note(`${data.method} ${data.url} → ${data.status ?? data.reason ?? "failed"}`);
+      return null;
+    case "display":
+      showOutput(data);
+      return null;
+    case "files":
+      for (const file of data.files) {
+        note(`file ${file.path}: ${plural(file.size, "byte")}${file.truncated ? " (over the cap)" : ""}`);
+      }
       return null;
     case "result":
       ui.resultValue.textContent = data.repr + (data.truncated ? " …(truncated)" : "");

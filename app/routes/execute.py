@@ -20,6 +20,7 @@ from app.policy import Ceiling, caller_ceiling, checked_hosts, egress_policy, ru
 from app.schemas import ErrorResponse, ExecuteRequest, ExecuteResponse, RunIn
 from sandbox import Event, InvalidJob, Job, Runner, RunResult, Started
 from sandbox.engines.pyodide import packages
+from sandbox.outputs import FileCaps
 
 router = APIRouter(tags=["execute"])
 
@@ -118,6 +119,12 @@ def build_job(body: RunIn, settings: Settings, ceiling: Ceiling) -> Job:
             files=files,
             env=body.env,
             requirements=tuple(body.requirements),
+            figure_format=body.figure_format,
+            return_files=tuple(body.return_files),
+            file_caps=FileCaps(
+                max_bytes=settings.return_files_max_bytes,
+                max_file_bytes=settings.return_file_max_bytes,
+            ),
         )
     except InvalidJob as exc:
         raise invalid_field(exc.field, exc.message) from None

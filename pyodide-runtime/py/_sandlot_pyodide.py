@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import fnmatch
 import os
 import sys
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import _sandlot_exec
 import _sandlot_urllib
 import sandlot
+import sandlot._outputs
 import workers
 from pyodide.ffi import run_sync
 from pyodide.http import pyfetch
@@ -28,6 +30,7 @@ def install() -> None:
     # refusal kills the interpreter. Fail like a platform without processes.
     os.system = _no_processes
     sandlot._set_transport(_fetch)
+    sandlot._outputs.set_transport(_display)
     _sandlot_urllib.install()
     _sandlot_exec.install_module_help(_module_help)
     _sandlot_exec.install_hard_exit(_hard_exit)
@@ -74,13 +77,84 @@ async def run(job_json: str) -> str:
         files = job.pop("files", None) or {}
         os.makedirs(WORKDIR, exist_ok=True)
         job["cwd"] = WORKDIR
+        sandlot._outputs.begin(job)
         outcome = _sandlot_exec.write_files(
             WORKDIR, {name: base64.b64decode(data) for name, data in files.items()}
-        ) or await _sandlot_exec.run_job_async(job)
+        ) or sandlot._outputs.finish(await _sandlot_exec.run_job_async(job))
+        if job.get("return_files"):
+            outcome = {**outcome, "files": _gather_files(WORKDIR, job)}
     except BaseException as exc:  # the host needs an outcome, whatever happened
         outcome = _sandlot_exec.internal_error(exc)
     _sandlot_exec.flush_output()
     return _sandlot_exec.encode_outcome(outcome)
+
+
+def _display(mime_type: str, data: str) -> None:
+    # The worker's sandlotDisplay: streamed to the host, which checks and counts it.
+    import js  # type: ignore[import-not-found]  # the Web Worker's globals
+
+    js.sandlotDisplay(mime_type, data)
+
+
+def _gather_files(root: str, job: dict[str, Any]) -> list[dict[str, Any]]:
+    """The files under ``root`` that match ``job["return_files"]``, for the host to check.
+
+    This file system is the interpreter's own (in memory): nothing here reaches the
+    host's. Symlinks are neither followed nor returned; the host re-applies every cap.
+    """
+    patterns = [str(p).split("/") for p in job["return_files"]]
+    room = int(job.get("return_files_max_bytes") or 0)
+    per_file = int(job.get("return_file_max_bytes") or 0)
+    limit = int(job.get("return_files_max_count") or 0)
+    found: list[dict[str, Any]] = []
+    for path, size in _walk(root, ""):
+        if len(found) >= limit:
+            break
+        parts = path.split("/")
+        if not any(_matches(parts, pattern) for pattern in patterns):
+            continue
+        entry: dict[str, Any] = {"path": path, "size": size, "data": None}
+        if size <= per_file and size <= room:
+            try:
+                with open(os.path.join(root, path), "rb") as handle:
+                    data = handle.read(size + 1)
+            except OSError:
+                continue
+            if len(data) <= size:
+                entry["data"] = base64.b64encode(data).decode()
+                room -= len(data)
+        found.append(entry)
+    return found
+
+
+def _walk(root: str, prefix: str, budget: list[int] | None = None) -> Any:
+    budget = budget if budget is not None else [10_000]
+    try:
+        entries = sorted(os.scandir(os.path.join(root, prefix)), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        budget[0] -= 1
+        if budget[0] < 0:
+            return
+        path = f"{prefix}/{entry.name}" if prefix else entry.name
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk(root, path, budget)
+        elif entry.is_file(follow_symlinks=False):
+            yield path, entry.stat(follow_symlinks=False).st_size
+
+
+def _matches(parts: list[str], pattern: list[str]) -> bool:
+    """Glob matching by path part; ``**`` is any number of directories."""
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(_matches(parts[i:], pattern[1:]) for i in range(len(parts) + 1))
+    return (
+        bool(parts)
+        and fnmatch.fnmatchcase(parts[0], pattern[0])
+        and _matches(parts[1:], pattern[1:])
+    )
 
 
 def _fetch(

@@ -82,6 +82,10 @@ function refill() {
 // every one is checked; anything else ends the run as a violation.
 function fromWorker(data) {
   if (data?.t === "out" && STREAMS.has(data.s) && typeof data.d === "string") return data;
+  // A rich output (sandlot.display, a table): the Python host checks its type and data.
+  if (data?.t === "display" && typeof data.m === "string" && typeof data.d === "string") {
+    return { t: "display", m: data.m.slice(0, 100), d: data.d };
+  }
   if (data?.t === "end" && typeof data.outcome === "string") {
     const heapBytes = Number.isSafeInteger(data.heapBytes) && data.heapBytes >= 0 ? data.heapBytes : 0;
     return { t: "end", outcome: data.outcome, heapBytes };
@@ -109,6 +113,7 @@ async function run({ id, job, token, memoryBytes }) {
     entry.listener = (data) => {
       const message = fromWorker(data);
       if (message.t === "out") channel.send({ t: "out", id, s: message.s, d: message.d });
+      else if (message.t === "display") channel.send({ t: "display", id, m: message.m, d: message.d });
       else resolve(message);
     };
     current.finish = resolve;

@@ -43,6 +43,13 @@ function write(stream, text) {
   else timer ??= setTimeout(flush, FLUSH_MS);
 }
 
+// sandlot.display's transport (pyodide-runtime/py/_sandlot_pyodide.py): what was printed
+// before the output goes first, so the stream keeps the run's order.
+self.sandlotDisplay = (mimeType, data) => {
+  flush();
+  self.postMessage({ t: "display", m: String(mimeType), d: String(data) });
+};
+
 self.onmessage = async ({ data }) => {
   try {
     if (data.op === "init") await init(data);

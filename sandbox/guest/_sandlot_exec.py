@@ -200,6 +200,12 @@ def _compile_cell(code: str) -> list[types.CodeType]:
 
 
 def _ok(value: Any, job: dict[str, Any]) -> dict[str, Any]:
+    try:
+        import sandlot._outputs  # the guest's; imported here so this file loads anywhere
+
+        sandlot._outputs.show_result(value)  # a DataFrame's table, an image
+    except BaseException as exc:  # a broken _repr_html_ is the user's problem
+        return {"status": "error", "error": describe(exc)}
     result = None if value is None else _describe_value(value, job.get("result_max_bytes", 65536))
     return {"status": "ok", "result": result}
 

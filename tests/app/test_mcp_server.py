@@ -190,3 +190,23 @@ def test_the_sdk_client_without_a_key_is_turned_away(service: Service) -> None:
         asyncio.run(main())
     assert caught.group_contains(MCPError)
     assert statuses == [401]
+
+
+def test_execute_code_returns_images_as_image_content(service: Service) -> None:
+    # A 1x1 PNG from the code, through sandlot.display: the MCP answer carries it as an image.
+    png = (
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4"
+        "nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
+    )
+    code = (
+        f"import base64, sandlot\nsandlot.display(base64.b64decode('{png}'), mime_type='image/png')"
+    )
+
+    async def scenario(client: ClientSession) -> None:
+        result = await client.call_tool("execute_code", {"code": code})
+        assert result.is_error is False
+        text, image = result.content
+        assert text.type == "text" and "output: image/png" in text.text
+        assert image.type == "image" and image.mime_type == "image/png" and image.data == png
+
+    run(service, scenario)

@@ -88,6 +88,35 @@ def test_inputs_reach_the_code(client: Sandlot) -> None:
     assert run.result is not None and run.result.json == ["text", "00ff", "typed", "v"]
 
 
+def test_outputs_and_files_come_back(client: Sandlot) -> None:
+    # The default (component) guest: displays leave with the outcome, files are read on
+    # the host after the run.
+    code = (
+        "import sandlot\n"
+        "class Card:\n"
+        "    def _repr_html_(self):\n"
+        "        return '<b>card</b>'\n"
+        "sandlot.display(Card())\n"
+        "sandlot.display(b'GIF89a', mime_type='image/gif')\n"
+        "open('out.csv', 'w').write('a,b\\n1,2\\n')\n"
+    )
+    events: list[Event] = []
+    run = client.run_code(code, return_files=["*.csv"], on_event=events.append)
+    assert run.ok, run.error
+    assert [(o.mime_type, o.content) for o in run.outputs] == [
+        ("text/html", b"<b>card</b>"),
+        ("image/gif", b"GIF89a"),
+    ]
+    (returned,) = run.files
+    assert (returned.path, returned.mime_type, returned.content) == (
+        "out.csv",
+        "text/csv",
+        b"a,b\n1,2\n",
+    )
+    names = [e.name for e in events]
+    assert names.index("display") < names.index("files") < names.index("end")
+
+
 @pytest.mark.parametrize(
     ("code", "limits", "status"),
     [

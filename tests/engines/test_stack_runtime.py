@@ -17,7 +17,7 @@ import pytest
 from sandbox.egress import EgressPolicy, SubrequestRecord
 from sandbox.engines.stack import StackArtifacts, build
 from sandbox.engines.stack.host import StackRuntime
-from sandbox.events import RunReport, Status
+from sandbox.events import Display, RunReport, Status
 from sandbox.jobs import Job
 from sandbox.limits import Limits
 from tests.conftest import ARTIFACT_DIR
@@ -31,12 +31,16 @@ class Sink:
         self.stdout: list[str] = []
         self.stderr: list[str] = []
         self.records: list[SubrequestRecord] = []
+        self.displays: list[Display] = []
 
     def output(self, stream: str, text: str) -> None:
         (self.stdout if stream == "stdout" else self.stderr).append(text)
 
     def subrequest(self, record: SubrequestRecord) -> None:
         self.records.append(record)
+
+    def display(self, output: Display) -> None:
+        self.displays.append(output)
 
     def flush(self) -> None:
         pass

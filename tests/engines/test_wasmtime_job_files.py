@@ -17,11 +17,13 @@ from sandbox import Job, Status
 from sandbox.egress import SubrequestRecord
 from sandbox.engines.wasmtime import Artifacts
 from sandbox.engines.wasmtime.host import GuestRuntime
+from sandbox.events import Display
 
 
 class _Sink:
     def __init__(self) -> None:
         self.stdout = ""
+        self.displays: list[Display] = []
 
     def output(self, stream: str, text: str) -> None:
         if stream == "stdout":
@@ -29,6 +31,9 @@ class _Sink:
 
     def subrequest(self, record: SubrequestRecord) -> None:
         pass
+
+    def display(self, output: Display) -> None:
+        self.displays.append(output)
 
     def flush(self) -> None:
         pass

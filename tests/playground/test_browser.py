@@ -95,6 +95,47 @@ def test_the_keyboard_indents_and_runs(page: Page) -> None:
     expect(page.get_by_role("button", name="Run")).to_be_focused()
 
 
+def test_charts_show_as_images_and_html_runs_no_script(page: Page, seen: Seen) -> None:
+    # HTML from a run renders in a sandboxed frame: its script must not run, on the
+    # playground's origin or anywhere (it would set window.top.pwned or the frame's text).
+    png = (
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4"
+        "nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
+    )
+    html = (
+        "<table><tr><td>cell-ok</td></tr></table>"
+        "<script>document.body.append('script-ran'); window.top.pwned = 1;</script>"
+        "<img src=x onerror=window.top.pwned=2>"
+    )
+    code = (
+        "import base64, sandlot\n"
+        f"sandlot.display(base64.b64decode('{png}'), mime_type='image/png')\n"
+        f"sandlot.display({html!r}, mime_type='text/html')\n"
+    )
+    enter_key(page)
+    page.get_by_label("Code", exact=True).fill(code)
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#status")).to_have_text("ok")
+    image = page.get_by_role("img", name="image/png output")
+    expect(image).to_be_visible()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#outputs img'); "
+        "return i && i.complete && i.naturalWidth === 1; }",
+        polling=20,
+    )
+    frame_element = page.locator("#outputs iframe")
+    expect(frame_element).to_have_attribute("sandbox", "")
+    frame = page.frame_locator("#outputs iframe")
+    expect(frame.locator("td")).to_have_text("cell-ok")
+    expect(frame.locator("body")).not_to_contain_text("script-ran")
+    assert page.evaluate("() => window.pwned") is None
+    # The browser says why: the frame's sandbox refused both scripts. Those are the only
+    # faults expected; any other still fails the test.
+    blocked = [f for f in seen.faults if "Blocked script execution in 'about:srcdoc'" in f]
+    assert blocked, seen.faults
+    seen.faults[:] = [f for f in seen.faults if f not in blocked]
+
+
 def test_refusals_are_shown_in_plain_words(page: Page, playground_service: Service) -> None:
     message = page.get_by_role("alert")
     page.get_by_role("button", name="Run").click()

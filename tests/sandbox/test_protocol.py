@@ -9,7 +9,8 @@ import struct
 
 import pytest
 
-from sandbox import EgressPolicy, Job, protocol
+from sandbox import EgressPolicy, FileCaps, Job, protocol
+from sandbox.events import Display, Files, ReturnedFile, RunReport, Status, Usage
 from sandbox.protocol import job_from_message, job_message
 
 
@@ -68,3 +69,36 @@ def test_job_message_keeps_the_egress_policy_whole() -> None:
     assert job_from_message(json.loads(json.dumps(job_message(job)))).egress == egress
     closed = Job(code="1", egress=EgressPolicy.from_strings(["10.1.2.3:8080"]))
     assert job_from_message(job_message(closed)).egress.private_networks == ()
+
+
+def test_display_frames_and_returned_files_cross_the_pipe() -> None:
+    buffer = io.BytesIO()
+    sink = protocol.FrameSink(buffer)
+    sink.output("stdout", "before\n")
+    sink.display(Display("image/png", "iVBORw0K"))
+    report = RunReport(
+        Status.OK, Usage(), files=(ReturnedFile("a.csv", 3, "text/csv", "YWJj", False),)
+    )
+    sink.send(protocol.end_message(report))
+    buffer.seek(0)
+    events = []
+    while (frame := protocol.read_frame(buffer)) is not None:
+        events.extend(protocol.events_from_message(frame))
+    assert [type(e).__name__ for e in events] == ["Output", "Display", "Files", "End"]
+    assert events[1] == Display("image/png", "iVBORw0K")
+    assert events[2] == Files((ReturnedFile("a.csv", 3, "text/csv", "YWJj", False),))
+
+
+def test_a_job_keeps_its_outputs_options() -> None:
+    job = Job(
+        code="1",
+        figure_format="svg",
+        return_files=("*.csv",),
+        file_caps=FileCaps(max_bytes=5, max_file_bytes=4, max_count=3),
+    )
+    again = protocol.job_from_message(protocol.job_message(job))
+    assert (again.figure_format, again.return_files, again.file_caps) == (
+        "svg",
+        ("*.csv",),
+        FileCaps(5, 4, 3),
+    )

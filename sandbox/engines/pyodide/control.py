@@ -40,6 +40,7 @@ _SHAPES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "ready": {},
     "started": {"id": int, "worker": int, "created": int},
     "out": {"id": int, "s": str, "d": str},
+    "display": {"id": int, "m": str, "d": str},
     "end": {"id": int},
 }
 

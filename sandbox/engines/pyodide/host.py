@@ -43,7 +43,7 @@ import secrets
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -55,7 +55,8 @@ from sandbox.errors import EngineUnavailable
 from sandbox.events import GuestError, RunReport, Status, Usage
 from sandbox.jobs import Job
 from sandbox.limits import MIB
-from sandbox.outcome import OutputMeter, parse_outcome, report
+from sandbox.outcome import OutputMeter, deliver_outputs, parse_outcome, report
+from sandbox.outputs import check_display, guest_files
 from sandbox.protocol import FrameSink
 
 __all__ = ["PyodideRuntime"]
@@ -86,6 +87,7 @@ class _RunState:
     cpu_start_ms: float = 0.0
     cpu_ms: float = 0.0
     rss_peak: int = 0
+    display_error: str | None = None  # an output the guest sent was malformed
 
 
 class PyodideRuntime:
@@ -252,6 +254,11 @@ class PyodideRuntime:
                             },
                             "result_max_bytes": job.result_bytes,
                             "requirements": list(job.requirements),
+                            "figure_format": job.figure_format,
+                            "return_files": list(job.return_files),
+                            "return_files_max_bytes": job.file_caps.max_bytes,
+                            "return_file_max_bytes": job.file_caps.max_file_bytes,
+                            "return_files_max_count": job.file_caps.max_count,
                         },
                     }
                 )
@@ -260,6 +267,23 @@ class PyodideRuntime:
             self._run = None
             run.meter.close()
             sink.flush()
+        outcome = parse_outcome(end["outcome"]) if isinstance(end.get("outcome"), str) else None
+        aborted = run.abort_status
+        files = None
+        if outcome is not None and aborted is None and run.display_error is not None:
+            outcome = {
+                "status": "error",
+                "error": {
+                    "type": "SandboxOutputError",
+                    "message": f"an output was refused: {run.display_error}",
+                    "traceback": "",
+                },
+            }
+        if outcome is not None and aborted is None and not end.get("violation"):
+            # The guest's file system is in memory: it gathered the files, we check them.
+            if job.return_files:
+                files = guest_files(outcome.pop("files", None), job.return_files, job.file_caps)
+            outcome, aborted = deliver_outputs(outcome, run.meter, sink.display)
         usage = Usage(
             cpu_ms=round(run.cpu_ms, 3),
             wall_ms=round((time.monotonic() - started) * 1000, 3),
@@ -267,8 +291,6 @@ class PyodideRuntime:
             subrequests=run.subrequests,
             output_bytes=run.meter.used_bytes,
         )
-        outcome = parse_outcome(end["outcome"]) if isinstance(end.get("outcome"), str) else None
-        aborted = run.abort_status
         error = None
         if end.get("violation"):
             # The guest broke a rule of the sandbox: that is the run's error, whatever else.
@@ -281,13 +303,16 @@ class PyodideRuntime:
             else:
                 detail = str(end.get("failed") or "the Pyodide worker died")
                 error = GuestError("WorkerCrashed", detail)
-        return report(
+        ended = report(
             outcome,
             usage,
             aborted=aborted,
             error=error,
             output_truncated=run.meter.truncated,
         )
+        if job.return_files:
+            return replace(ended, files=files or ())
+        return ended
 
     def _follow(self, run: _RunState) -> HostMessage:
         """Relay the run's messages until it ends; enforce the limits on every tick."""
@@ -320,6 +345,8 @@ class PyodideRuntime:
                 stream = "stderr" if message["s"] == "stderr" else "stdout"
                 if not run.meter.write(stream, message["d"].encode()):
                     self.abort(Status.OUTPUT_LIMIT)
+            elif kind == "display":
+                self._display(run, message["m"], message["d"])
             if self._foreign_workers(run):
                 self._restart_deno("guest code started a Worker")
                 return {"t": "end", "violation": _WORKER_VIOLATION}
@@ -328,6 +355,22 @@ class PyodideRuntime:
                 # Deno itself did not answer the abort: take the whole process down.
                 self._restart_deno("it did not answer an abort")
                 return {"t": "end"}
+
+    def _display(self, run: _RunState, mime_type: str, data: str) -> None:
+        """One rich output, as the guest made it: checked, counted, sent on."""
+        if run.display_error is not None or run.abort_status is not None:
+            return
+        try:
+            output, size = check_display(mime_type, data)
+        except ValueError as exc:
+            # Guest code can post anything: a malformed output ends the run as its error.
+            run.display_error = str(exc)
+            return
+        if not run.meter.count(size):
+            self.abort(Status.OUTPUT_LIMIT)
+            return
+        run.sink.flush()
+        run.sink.display(output)
 
     def _begin(self, run: _RunState, worker: int, created: int) -> bool:
         """Note the run's worker; False (and a fresh Deno) if the host is not as we left it.

@@ -18,8 +18,11 @@ mounts              ``/usr/local/lib`` read-only: the zip the snapshot was made 
                     matplotlib's data read-only inside it; ``/work`` writable
 ==================  ===========================================================
 
-The door answers only these ops; a frame that is not JSON or not one of them gets -2
-(the guest's ``_host.call`` raises), never a host fault.
+Ops: ``job``, ``outcome``, ``sleep``, ``fetch`` and ``display`` (one rich output, checked
+by :func:`~sandbox.outputs.check_display` and counted against ``output_bytes`` as it
+arrives: a refused one is an ``error`` answer the guest raises as ``ValueError``, one over
+the cap ends the run ``output_limit``). A frame that is not JSON or not one of these
+gets -2 (the guest's ``_host.call`` raises), never a host fault.
 """
 
 from __future__ import annotations
@@ -186,9 +189,18 @@ class StackRuntime(GuestRuntime):
         if op == "sleep":
             self._host_sleep(None, int(frame["ms"]))
             return b"{}"
+        if op == "display":
+            return json.dumps(self._door_display(frame)).encode()
         if op == "fetch":
             return json.dumps(self._door_fetch(frame)).encode()
         raise ValueError(f"unknown op {op!r}")
+
+    def _door_display(self, frame: dict[str, Any]) -> dict[str, Any]:
+        mime_type, data = frame.get("mime_type"), frame.get("data")
+        if not isinstance(mime_type, str) or not isinstance(data, str):
+            return {"error": "a display frame needs mime_type and data as strings"}
+        refused = self._host_display(None, mime_type, data)
+        return {} if refused is None else {"error": refused}
 
     def _door_fetch(self, frame: dict[str, Any]) -> dict[str, Any]:
         try:

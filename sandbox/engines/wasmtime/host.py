@@ -14,8 +14,9 @@ wall_ms         epoch interruption: a monitor thread bumps the engine's epoch
                 too. A call blocked inside WASI is the worker pool's to kill.
 memory_mb       ``Store.set_limits(memory_size=...)``: growth fails, the guest
                 gets ``MemoryError``
-output_bytes    counted in the stdout/stderr callbacks; over the cap the run
-                is interrupted (via the epoch) and the output kept up to it
+output_bytes    counted in the stdout/stderr callbacks and for each rich
+                output (decoded bytes, the ``display`` host import); over the
+                cap the run is interrupted and the output kept up to it
 subrequests     counted per redirect hop by the egress gate's budget callback;
                 over the cap the run ends at once (a host-function trap)
 ==============  ===============================================================
@@ -31,7 +32,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,10 +41,11 @@ from wasmtime import component as wc
 
 from sandbox.egress import EgressPolicy, EgressRequest, EgressResponse, Gate, SubrequestRecord
 from sandbox.errors import EngineUnavailable
-from sandbox.events import GuestError, RunReport, Status, Usage
+from sandbox.events import Display, GuestError, RunReport, Status, Usage
 from sandbox.jobs import Job, check_relative_path
 from sandbox.limits import MIB, Limits
-from sandbox.outcome import OutputMeter, parse_outcome, report
+from sandbox.outcome import OutputMeter, deliver_outputs, parse_outcome, report
+from sandbox.outputs import check_display, collect_files
 
 __all__ = [
     "DEFAULT_FUEL_PER_MS",
@@ -104,6 +106,8 @@ class Sink(Protocol):
     def output(self, stream: str, text: str) -> None: ...
 
     def subrequest(self, record: SubrequestRecord) -> None: ...
+
+    def display(self, output: Display) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -258,6 +262,7 @@ class GuestRuntime:
             iface.add_func("fetch", self._host_fetch)
             iface.add_func("sleep", self._host_sleep)
             iface.add_func("hard-exit", self._host_hard_exit)
+            iface.add_func("display", self._host_display)
 
     def _instantiate(self, store: wasmtime.Store) -> Callable[[wasmtime.Store, str], str]:
         """A fresh instance in ``store``, as the call that runs one job (JSON in, JSON out)."""
@@ -315,6 +320,7 @@ class GuestRuntime:
                 "env": dict(job.env),
                 "cwd": GUEST_WORKDIR,
                 "result_max_bytes": job.result_bytes,
+                "figure_format": job.figure_format,
             }
         )
         store, func = self._take_instance()
@@ -353,6 +359,9 @@ class GuestRuntime:
             self._run = None
             run.meter.close()
             sink.flush()
+        if outcome is not None and status is None and run.abort_status is None:
+            # Guests without a door for them (the component) hand outputs back at the end.
+            outcome, run.abort_status = deliver_outputs(outcome, run.meter, sink.display)
         peak = max(0, _peak_rss() - memory_base)
         usage = Usage(
             cpu_ms=round(cpu_ms, 3),
@@ -361,7 +370,11 @@ class GuestRuntime:
             subrequests=run.subrequests,
             output_bytes=run.meter.used_bytes,
         )
-        return _report(run, outcome, status, crash, usage)
+        ended = _report(run, outcome, status, crash, usage)
+        if not job.return_files:
+            return ended
+        # The instance is gone: nothing in the guest can change the workdir while we read.
+        return replace(ended, files=collect_files(self._workdir, job.return_files, job.file_caps))
 
     def prepare(self) -> None:
         """Get ready for the next run, off the request path: empty the workdir, instantiate.
@@ -434,6 +447,21 @@ class GuestRuntime:
     def _host_hard_exit(self, _store: Any, code: int) -> None:
         self._current()
         raise _HardExit(code)
+
+    def _host_display(self, _store: Any, mime_type: str, data: str) -> str | None:
+        """One rich output: None when sent, or why it was refused (the guest's error).
+
+        Raises _Abort when it would take the run over ``output_bytes``.
+        """
+        run = self._current()
+        try:
+            output, size = check_display(mime_type, data)
+        except ValueError as exc:
+            return str(exc)
+        if not run.meter.count(size):
+            raise _Abort(Status.OUTPUT_LIMIT)
+        run.sink.display(output)
+        return None
 
     def _host_fetch(self, _store: Any, request: Any) -> Any:
         try:
@@ -558,6 +586,9 @@ class _CollectingSink:
         (self.stdout if stream == "stdout" else self.stderr).append(text)
 
     def subrequest(self, record: SubrequestRecord) -> None:
+        pass
+
+    def display(self, output: Display) -> None:
         pass
 
     def flush(self) -> None:

@@ -11,6 +11,13 @@ Every request leaves through the host's egress gate: only hosts in the run's
 gate, and each request counts against the run's ``subrequests`` limit. A
 refused or failed request raises :class:`FetchError`. ``urllib.request.urlopen``
 goes through the same gate; raw sockets do not exist.
+
+    from sandlot import display
+
+    display(df)  # a table (text/html), an image, a matplotlib figure: one output
+
+:func:`display` sends one rich output back (``outputs`` in the answer, a ``display``
+event in the stream); figures open at the end of a run and ``plt.show()`` do it too.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ from collections.abc import Callable
 from email.message import Message
 from typing import Any
 
-__all__ = ["FetchError", "HTTPStatusError", "Response", "fetch"]
+from sandlot._outputs import display
+
+__all__ = ["FetchError", "HTTPStatusError", "Response", "display", "fetch"]
 
 # (method, url, headers, body, timeout_ms or 0) -> (status, final url, headers, body).
 # Set by the engine's glue at build time; raises FetchError when the gate refuses.

@@ -7,6 +7,8 @@ in, bytes out, reached from Python as ``_host.call``. Our frames are JSON object
 * ``job``: the run's job (code, stdin, env, cwd, result_max_bytes);
 * ``outcome``: the run's outcome, once, at its end;
 * ``sleep``: ``ms`` on the host, bounded by the run's deadline;
+* ``display``: one rich output (``mime_type``, ``data``: base64 for images), checked
+  and counted by the host as it arrives; ``error`` in the answer when refused;
 * ``fetch``: one request through the egress gate (bodies in base64); the answer has
   ``status``, ``url``, ``headers``, ``body``, or ``error`` when the gate refused it.
 
@@ -27,6 +29,7 @@ import _sandlot_exec
 import _sandlot_urllib
 import _sandlot_wasi
 import sandlot
+import sandlot._outputs
 
 TURN_SOURCE = "import _sandlot_stack\n_sandlot_stack.run()\n"
 
@@ -39,6 +42,7 @@ def install() -> None:
     sys.__stderr__ = sys.stderr
     time.sleep = _sandlot_wasi.install_loop(_host_sleep)
     sandlot._set_transport(_host_fetch)
+    sandlot._outputs.set_transport(_host_display)
     _sandlot_urllib.install()
     # WASI's proc_exit carries the code to the host (wasmtime's ExitTrap).
     _sandlot_exec.install_hard_exit(os._exit)
@@ -60,7 +64,9 @@ def run() -> None:
     """Run the host's job and hand back its outcome (the whole of one turn)."""
     try:
         job = _sandlot_exec.DECODE(_call({"op": "job"}).decode())
+        sandlot._outputs.begin(job)
         outcome = _sandlot_exec.run_job(job, _sandlot_wasi.run_coroutine)
+        outcome = sandlot._outputs.finish(outcome)
     except BaseException as exc:  # a trap here would lose the outcome
         outcome = _sandlot_exec.internal_error(exc)
     _sandlot_exec.flush_output()
@@ -74,6 +80,14 @@ def _call(frame: dict[str, object]) -> bytes:
 
 def _host_sleep(ms: int) -> None:
     _call({"op": "sleep", "ms": ms})
+
+
+def _host_display(mime_type: str, data: str) -> None:
+    answer = _sandlot_exec.DECODE(
+        _call({"op": "display", "mime_type": mime_type, "data": data}).decode()
+    )
+    if "error" in answer:
+        raise ValueError(str(answer["error"]))
 
 
 def _host_fetch(

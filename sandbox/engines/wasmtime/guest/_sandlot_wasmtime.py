@@ -8,6 +8,7 @@ Installed once, before the snapshot is taken:
   ``fetch`` host import, the egress gate.
 * ``os._exit(n)`` ends the run through the ``hard-exit`` host import, with exit code n.
 * A missing module's error says what this guest has and where the module is.
+* ``sandlot.display`` sends each output through the ``display`` host import.
 * Writing ``.pyc`` files is off: the standard library is mounted read-only.
 """
 
@@ -20,6 +21,7 @@ import _sandlot_exec
 import _sandlot_urllib
 import _sandlot_wasi
 import sandlot
+import sandlot._outputs
 from componentize_py_types import Err
 from wit_world.imports import host
 
@@ -32,6 +34,7 @@ def install() -> None:
     sys.__stderr__ = sys.stderr
     time.sleep = _sandlot_wasi.install_loop(host.sleep)
     sandlot._set_transport(_host_fetch)
+    sandlot._outputs.set_transport(_host_display)
     _sandlot_urllib.install()
     # WASI preview 2's exit carries only success or failure: the host takes the code.
     _sandlot_exec.install_hard_exit(host.hard_exit)
@@ -51,6 +54,13 @@ def _module_help(name: str) -> str:
         f'{text} Pure-Python packages run on runtime "pyodide": name them in "requirements" '
         "(the operator installs them with `make packages`)."
     )
+
+
+def _host_display(mime_type: str, data: str) -> None:
+    try:
+        host.display(mime_type, data)
+    except Err as refused:
+        raise ValueError(str(refused.value)) from None
 
 
 def _host_fetch(

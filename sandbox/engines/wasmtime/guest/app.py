@@ -26,6 +26,7 @@ import _sandlot_wasi
 import _sandlot_wasmtime
 import componentize_py_types
 import sandlot
+import sandlot._outputs
 import wit_world
 import workers
 from _sandlot_preload import MODULES
@@ -57,7 +58,10 @@ gc.freeze()
 class WitWorld(wit_world.WitWorld):
     def run(self, job: str) -> str:
         try:
-            outcome = _sandlot_exec.run_job(_sandlot_exec.DECODE(job), _sandlot_wasi.run_coroutine)
+            job_dict = _sandlot_exec.DECODE(job)
+            sandlot._outputs.begin(job_dict)
+            outcome = _sandlot_exec.run_job(job_dict, _sandlot_wasi.run_coroutine)
+            outcome = sandlot._outputs.finish(outcome)
         except BaseException as exc:  # a trap here would lose the outcome
             outcome = _sandlot_exec.internal_error(exc)
         _sandlot_exec.flush_output()

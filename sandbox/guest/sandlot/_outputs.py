@@ -1,0 +1,185 @@
+"""Rich outputs, guest side: ``sandlot.display``, charts and a trailing value's HTML.
+
+Each output is one ``{"mime_type", "data"}``: binary types (``image/png``,
+``image/jpeg``, ``image/gif``) as base64, text types as text. The host checks every
+one (mime type from its allowlist, base64 decodable, size counted against the run's
+``output_bytes``) whichever way it arrives:
+
+* the engine's glue sets a transport (:func:`set_transport`) that sends each output
+  to the host as it is produced (the component's ``display`` import, the data-stack
+  guest's door, a Pyodide worker message);
+* without one, outputs are kept here and leave with the run's outcome
+  (``outcome["outputs"]``, :func:`finish`).
+
+The glue calls :func:`begin` before a job and :func:`finish` after it; ``_sandlot_exec``
+calls :func:`show_result` with a trailing expression's value.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import sys
+from collections.abc import Callable
+from typing import Any
+
+BINARY_TYPES = ("image/png", "image/jpeg", "image/gif")
+TEXT_TYPES = (
+    "image/svg+xml",
+    "text/html",
+    "text/markdown",
+    "text/latex",
+    "text/plain",
+    "application/json",
+)
+# The IPython display protocol's methods, richest first.
+_REPR_METHODS = (
+    ("_repr_png_", "image/png"),
+    ("_repr_jpeg_", "image/jpeg"),
+    ("_repr_svg_", "image/svg+xml"),
+    ("_repr_html_", "text/html"),
+    ("_repr_markdown_", "text/markdown"),
+    ("_repr_latex_", "text/latex"),
+)
+_FIGURE_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
+
+# (mime_type, data) -> None; raises when the host refuses the output.
+Transport = Callable[[str, str], None]
+_transport: Transport | None = None
+_pending: list[dict[str, str]] = []
+_figure_format = "png"
+
+
+def set_transport(transport: Transport | None) -> None:
+    global _transport
+    _transport = transport
+
+
+def begin(job: dict[str, Any]) -> None:
+    """Reset for a job; make ``plt.show()`` send its figures back."""
+    global _figure_format
+    _pending.clear()
+    _figure_format = job.get("figure_format") or "png"
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.show = _show
+
+
+def finish(outcome: dict[str, Any]) -> dict[str, Any]:
+    """Send the figures still open, and attach what no transport took to ``outcome``."""
+    try:
+        _show()
+    except BaseException as exc:  # a figure the code broke: say so, keep the outcome
+        with contextlib.suppress(Exception):
+            print(f"sandlot: open figures could not be sent back: {exc!r}", file=sys.stderr)
+    if _pending:
+        outcome = {**outcome, "outputs": list(_pending)}
+        _pending.clear()
+    return outcome
+
+
+def display(obj: Any, *, mime_type: str | None = None) -> None:
+    """Send ``obj`` back to the caller as one output, as a notebook would show it.
+
+    With ``mime_type``, ``obj`` is the data itself: ``bytes`` for an image type, ``str``
+    for a text type. Otherwise a matplotlib figure is rendered (PNG, or SVG when the
+    request said ``figure_format: "svg"``), an object with IPython's display methods
+    (``_repr_png_``, ``_repr_svg_``, ``_repr_html_``, ...) gives its richest one, and
+    anything else its ``repr`` as ``text/plain``.
+
+    Raises:
+        ValueError: the mime type isn't one the host accepts, or the data doesn't fit it.
+        TypeError: ``obj`` is not bytes/str for the ``mime_type`` given.
+    """
+    if mime_type is not None:
+        _emit(mime_type, obj)
+        return
+    if _is_figure(obj):
+        _emit(*_render_figure(obj))
+        return
+    rich = _rich_repr(obj)
+    if rich is not None:
+        _emit(*rich)
+        return
+    _emit("text/plain", repr(obj))
+
+
+def show_result(value: Any) -> None:
+    """A trailing expression's value: sent too when it has a rich (HTML, image) form."""
+    if _is_figure(value):
+        return  # still open: finish() sends it once
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(value, pandas.Series):
+        value = value.to_frame()  # a Series has no HTML form of its own
+    rich = _rich_repr(value)
+    if rich is not None:
+        _emit(*rich)
+
+
+def _show(*_args: Any, **_kwargs: Any) -> None:
+    """``plt.show()``: send every open figure back and close it."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is None:
+        return
+    for number in pyplot.get_fignums():
+        figure = pyplot.figure(number)
+        try:
+            _emit(*_render_figure(figure))
+        finally:
+            pyplot.close(figure)
+
+
+def _is_figure(obj: Any) -> bool:
+    figure = sys.modules.get("matplotlib.figure")
+    return figure is not None and isinstance(obj, figure.Figure)
+
+
+def _render_figure(figure: Any) -> tuple[str, bytes | str]:
+    kind = _figure_format if _figure_format in _FIGURE_TYPES else "png"
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=kind)
+    data = buffer.getvalue()
+    if kind == "svg":
+        return "image/svg+xml", data.decode("utf-8")
+    return "image/png", data
+
+
+def _rich_repr(obj: Any) -> tuple[str, bytes | str] | None:
+    if isinstance(obj, type):
+        return None  # DataFrame's class has the methods too, unbound
+    for method, mime_type in _REPR_METHODS:
+        render = getattr(obj, method, None)
+        if not callable(render):
+            continue
+        data = render()
+        if isinstance(data, tuple):  # (data, metadata)
+            data = data[0]
+        if data is None:
+            continue
+        if mime_type in BINARY_TYPES and isinstance(data, str):
+            data = base64.b64decode(data)
+        return mime_type, data
+    return None
+
+
+def _emit(mime_type: str, data: Any) -> None:
+    if mime_type in BINARY_TYPES:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"display data for {mime_type} must be bytes")
+        text = base64.b64encode(data).decode("ascii")
+    elif mime_type in TEXT_TYPES:
+        if not isinstance(data, str):
+            raise TypeError(f"display data for {mime_type} must be str")
+        text = data
+    else:
+        allowed = ", ".join(BINARY_TYPES + TEXT_TYPES)
+        raise ValueError(f"mime_type {mime_type!r} can't be displayed; use one of {allowed}")
+    if _transport is None:
+        _pending.append({"mime_type": mime_type, "data": text})
+        return
+    # What was printed before the output comes before it in the stream.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    _transport(mime_type, text)
