@@ -144,7 +144,11 @@ def render_run(run: ExecuteResponse) -> str:
         head += f" ({_STATUS_HINTS[run.status]})"
     if run.exit_code is not None:
         head += f"\nexit code: {run.exit_code}"
-    parts = [head, _section("stdout", run.stdout), _section("stderr", run.stderr)]
+    stderr = run.stderr
+    if run.error is not None and run.error.traceback and stderr.endswith(run.error.traceback):
+        # The guest printed the traceback as python does; the error section below has it.
+        stderr = stderr.removesuffix(run.error.traceback)
+    parts = [head, _section("stdout", run.stdout), _section("stderr", stderr)]
     if run.result is not None:
         parts.append(f"result: {_clip(run.result.repr)}")
     if run.error is not None:

@@ -13,6 +13,7 @@ const snapshot = await Deno.readFile(config.snapshot);
 // Text, parsed by each worker: cheaper to hand over than the object.
 const linkPlan = await Deno.readTextFile(config.linkPlan);
 const STREAMS = new Set(["stdout", "stderr"]);
+const FATAL_GRACE_MS = 50;
 const spares = [];
 let created = 0;
 let current = null;
@@ -114,6 +115,9 @@ async function run({ id, job, token, memoryBytes }) {
       const message = fromWorker(data);
       if (message.t === "out") channel.send({ t: "out", id, s: message.s, d: message.d });
       else if (message.t === "display") channel.send({ t: "display", id, m: message.m, d: message.d });
+      // A worker's error event and its last message travel apart: os._exit posts "end"
+      // and then brings the interpreter down, and the error may be seen first.
+      else if (message.t === "fatal") setTimeout(() => resolve(message), FATAL_GRACE_MS);
       else resolve(message);
     };
     current.finish = resolve;

@@ -110,10 +110,10 @@ def test_a_symlink_out_is_not_returned(run: Run) -> None:
     ],
 )
 def test_bad_globs_are_a_422_naming_the_index(
-    client: httpx.Client, engine: str, patterns: list[str], field: str
+    engine_client: httpx.Client, runtime: str, patterns: list[str], field: str
 ) -> None:
-    response = client.post(
-        "/v1/execute", json={"code": "1", "runtime": engine, "return_files": patterns}
+    response = engine_client.post(
+        "/v1/execute", json={"code": "1", "runtime": runtime, "return_files": patterns}
     )
     assert response.status_code == 422, response.text
     [detail] = response.json()["error"]["details"]
@@ -121,9 +121,11 @@ def test_bad_globs_are_a_422_naming_the_index(
     assert "relative glob" in detail["message"]
 
 
-def test_figure_format_outside_png_and_svg_is_a_422(client: httpx.Client, engine: str) -> None:
-    response = client.post(
-        "/v1/execute", json={"code": "1", "runtime": engine, "figure_format": "gif"}
+def test_figure_format_outside_png_and_svg_is_a_422(
+    engine_client: httpx.Client, runtime: str
+) -> None:
+    response = engine_client.post(
+        "/v1/execute", json={"code": "1", "runtime": runtime, "figure_format": "gif"}
     )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"][0]["field"] == "figure_format"
@@ -142,14 +144,14 @@ def _stream(client: httpx.Client, code: str, engine: str) -> list[tuple[str, dic
     return events
 
 
-def test_displays_stream_in_order_with_stdout(client: httpx.Client, engine: str) -> None:
+def test_displays_stream_in_order_with_stdout(engine_client: httpx.Client, runtime: str) -> None:
     code = (
         "import sandlot\n"
         "print('before')\n"
         "sandlot.display('<i>1</i>', mime_type='text/html')\n"
         "print('after')\n"
     )
-    events = _stream(client, code, engine)
+    events = _stream(engine_client, code, runtime)
     shown = [(n, d.get("text", d.get("data"))) for n, d in events if n in ("stdout", "display")]
     assert shown == [("stdout", "before\n"), ("display", "<i>1</i>"), ("stdout", "after\n")]
     assert events[-1][0] == "end" and events[-1][1]["status"] == "ok"
@@ -157,6 +159,16 @@ def test_displays_stream_in_order_with_stdout(client: httpx.Client, engine: str)
 
 def test_a_forged_display_is_the_runs_error(run: Run, engine: str) -> None:
     # Past sandlot.display's own checks, straight to the host's channel.
+    if engine == "stack":
+        code = (
+            "import _host, json\n"
+            "frame = {'op': 'display', 'mime_type': 'application/x-evil', 'data': 'x'}\n"
+            "json.loads(_host.call(json.dumps(frame).encode()))\n"
+        )
+        body = run(code)
+        assert body["outputs"] == []
+        assert "can't be displayed" in body["result"]["json"]["error"]
+        return
     if engine == "wasmtime":
         code = (
             "from wit_world.imports import host\n"

@@ -196,7 +196,9 @@ def test_zoneinfo_finds_time_zones(run: Run, engine: str) -> None:
 
 
 def _stack_guest(engine: str) -> bool:
-    return engine == "wasmtime" and os.environ.get("SANDLOT_WASMTIME_GUEST") == "stack"
+    return engine == "stack" or (
+        engine == "wasmtime" and os.environ.get("SANDLOT_WASMTIME_GUEST") == "stack"
+    )
 
 
 def test_missing_module_says_what_is_installed_and_how_to_add_one(run: Run) -> None:

@@ -84,7 +84,10 @@ def test_the_keyboard_indents_and_runs(page: Page) -> None:
     expect(editor).to_have_value("for i in range(2):\n    print('row', i)\n1/0")
     editor.press("Control+Enter")
     expect(page.locator("#status")).to_have_text("error")
-    expect(page.locator("#output")).to_have_text("row 0\nrow 1\n")
+    # stdout, then the uncaught exception's traceback on stderr, as python prints them.
+    output = page.locator("#output")
+    expect(output).to_contain_text("row 0\nrow 1\nTraceback (most recent call last)")
+    expect(output).to_contain_text("ZeroDivisionError: division by zero")
     traceback = page.locator("#traceback")
     expect(traceback).to_be_visible()
     expect(traceback).to_contain_text('File "main.py", line 3')
