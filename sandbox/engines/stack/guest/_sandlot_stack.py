@@ -47,7 +47,11 @@ def install() -> None:
     # WASI's proc_exit carries the code to the host (wasmtime's ExitTrap).
     _sandlot_exec.install_hard_exit(os._exit)
     _sandlot_exec.install_module_help(_module_help)
-    _sandlot_exec.hide_frames_from(sys.modules[__name__], _sandlot_urllib, sandlot)
+    # User workers' entry (dispatch): loaded now, as the component guest does, so that a
+    # worker's own module can't take its name.
+    import workers
+
+    _sandlot_exec.hide_frames_from(sys.modules[__name__], _sandlot_urllib, sandlot, workers)
 
 
 def _module_help(name: str) -> str:
