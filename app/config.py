@@ -67,9 +67,9 @@ class Settings(BaseSettings):
     queue_timeout_ms: int = Field(default=2_000, ge=0, le=60_000)
     kill_grace_ms: int = Field(default=500, ge=50, le=60_000)
     fuel_per_ms: int = Field(default=DEFAULT_FUEL_PER_MS, ge=1)
-    # The guest behind runtime "wasmtime": the CPython 3.14 component, or (preview) the
-    # data stack (CPython 3.15 with numpy, pandas, matplotlib, scikit-learn, ...).
-    wasmtime_guest: Literal["component", "stack"] = "component"
+    # The guest behind runtime "wasmtime": the data stack (CPython 3.15 with numpy, pandas,
+    # matplotlib, scikit-learn, ...), or the CPython 3.14 component (stdlib only).
+    wasmtime_guest: Literal["stack", "component"] = "stack"
 
     # Which engine a request gets when it names none, and the Pyodide engine's pool.
     default_runtime: Literal["wasmtime", "pyodide"] = "wasmtime"

@@ -240,7 +240,7 @@ async def _invoke_worker(services: Services, caller: Principal, args: InvokeWork
 TOOLS: tuple[Tool, ...] = (
     Tool(
         "execute_code",
-        "Run Python 3.14 code once in a fresh, isolated WebAssembly sandbox and get back its "
+        "Run Python code once in a fresh, isolated WebAssembly sandbox and get back its "
         "stdout, stderr, the value of a trailing expression (like a notebook cell: end with an "
         "expression to return it) and any exception with its traceback. Nothing survives "
         "between calls. The standard library works; threads, subprocesses and sockets don't. "

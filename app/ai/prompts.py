@@ -16,7 +16,17 @@ from pathlib import Path
 __all__ = ["REQUIRED", "PromptError", "Prompts", "Template"]
 
 # The templates the generate loop renders; a prompts directory without one of them is broken.
-REQUIRED = frozenset({"system", "worker", "engine_wasmtime", "engine_pyodide", "repair", "no_code"})
+REQUIRED = frozenset(
+    {
+        "system",
+        "worker",
+        "engine_wasmtime",
+        "engine_wasmtime_component",
+        "engine_pyodide",
+        "repair",
+        "no_code",
+    }
+)
 
 
 class PromptError(ValueError):

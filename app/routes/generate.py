@@ -113,8 +113,9 @@ async def generate_code(
     log = PromptLog(request.app.state.prompts)
     lock_file = request.app.state.pyodide_lock_file
     installed = sorted(packages.installed(lock_file)) if runtime == "pyodide" and lock_file else []
+    component = runtime == "wasmtime" and settings.wasmtime_guest == "component"
     engine_notes = log.render(
-        f"engine_{runtime}",
+        "engine_wasmtime_component" if component else f"engine_{runtime}",
         **({"packages": ", ".join(installed) or "none"} if runtime == "pyodide" else {}),
     )
     target: RunTarget | WorkerTarget

@@ -23,6 +23,8 @@ def on_fetch(request, env):
     return Response.json({"hello": "from generate", "path": request.path})
 """
 
+ENGINE_PROMPT_VERSION = {"wasmtime": 2, "pyodide": 1}
+
 
 def stream(client: httpx.Client, **body: Any) -> Events:
     """POST /v1/generate as SSE; every event (name, data), checking the stream's framing."""
@@ -89,7 +91,7 @@ def test_first_answer_works(ai: httpx.Client, fake_model: FakeModel, runtime: st
         "attempts": 1,
         "run_status": "ok",
         "error": None,
-        "prompt_version": f"engine_{runtime}@1+system@1",
+        "prompt_version": f"engine_{runtime}@{ENGINE_PROMPT_VERSION[runtime]}+system@2",
     }
     # What the model was asked: the system prompt with this engine's rules, then the task.
     (seen,) = fake_model.requests
@@ -122,7 +124,7 @@ def test_a_failing_run_is_repaired(ai: httpx.Client, fake_model: FakeModel) -> N
     assert end["status"] == "ok"
     assert end["attempts"] == 2
     assert end["code"] == fixed + "\n"
-    assert end["prompt_version"] == "engine_wasmtime@1+system@1+repair@1"
+    assert end["prompt_version"] == "engine_wasmtime@2+system@2+repair@1"
     first, second = fake_model.requests
     assert "only these hosts: api.example.com" in first.messages[0]["content"]
     # The repair request carries the whole conversation and the first run's failure.
@@ -166,7 +168,7 @@ def test_answers_without_code(ai: httpx.Client, fake_model: FakeModel) -> None:
     assert end["code"] is None
     assert end["attempts"] == 2
     assert end["error"]["type"] == "no_code"
-    assert end["prompt_version"] == "engine_wasmtime@1+system@1+no_code@1"
+    assert end["prompt_version"] == "engine_wasmtime@2+system@2+no_code@1"
     assert "Your answer had no code" in fake_model.requests[1].last_user
 
 
@@ -305,7 +307,7 @@ def test_worker_mode_deploys_a_working_worker(
     assert deploy["status"] == 200
     end = events[-1][1]
     assert (end["status"], end["run_status"], end["attempts"]) == ("ok", "ok", 1)
-    assert end["prompt_version"] == f"engine_{runtime}@1+worker@1"
+    assert end["prompt_version"] == f"engine_{runtime}@{ENGINE_PROMPT_VERSION[runtime]}+worker@2"
     system = fake_model.requests[0].messages[0]["content"]
     assert "def on_fetch(request, env)" in system
     assert "from workers import Response" in system

@@ -50,7 +50,7 @@ def test_every_required_template_is_there() -> None:
         (
             "system",
             [
-                "CPython 3.14",
+                "fresh CPython",
                 "/work",
                 "from sandlot import fetch",
                 "urllib.request.urlopen",
@@ -71,7 +71,8 @@ def test_every_required_template_is_there() -> None:
                 "from sandlot import fetch",
             ],
         ),
-        ("engine_wasmtime", ["ctypes, ssl", "no pip, no requests", "zoneinfo"]),
+        ("engine_wasmtime", ["numpy, pandas, matplotlib", "scikit-learn", "no requests", "ctypes"]),
+        ("engine_wasmtime_component", ["ctypes, ssl", "no pip, no requests", "numpy"]),
         ("engine_pyodide", ["requests", "numpy, pandas", "pyodide.http.pyfetch"]),
         ("repair", ["Traceback", "stdout", "stderr", "```python"]),
         ("no_code", ["```python"]),

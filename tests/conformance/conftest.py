@@ -4,8 +4,9 @@ Tests take the ``run`` fixture (code → response body, on the current engine)
 and ``engine`` (its name). Where an engine can't do something, the test says
 so with ``engine_gap(engine, "pyodide", reason)``, which skips with the reason.
 
-"stack" is runtime "wasmtime" with the data-stack guest (a service of its own,
-``SANDLOT_WASMTIME_GUEST=stack``); tests that call the API themselves take
+"wasmtime" is that runtime with its default guest, the data stack; "component" is
+runtime "wasmtime" with the CPython 3.14 component guest (a service of its own,
+``SANDLOT_WASMTIME_GUEST=component``). Tests that call the API themselves take
 ``engine_client`` and ``runtime`` rather than ``client`` and ``engine``.
 """
 
@@ -20,7 +21,7 @@ import pytest
 from sandbox.engines.wasmtime import Artifacts
 from tests.conftest import Service, execute
 
-ENGINES = ["wasmtime", "pyodide", "stack"]
+ENGINES = ["wasmtime", "pyodide", "component"]
 
 Run = Callable[..., dict[str, Any]]
 
@@ -31,12 +32,12 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def stack_service(
+def component_service(
     tmp_path_factory: pytest.TempPathFactory, artifacts: Artifacts
 ) -> Iterator[Service]:
     svc = Service(
-        tmp_path_factory.mktemp("stack-service"),
-        wasmtime_guest="stack",
+        tmp_path_factory.mktemp("component-service"),
+        wasmtime_guest="component",
         pyodide_enabled="false",
         pool_size="2",
         queue_timeout_ms="30000",
@@ -50,21 +51,21 @@ def stack_service(
 def engine_client(engine: str, request: pytest.FixtureRequest) -> httpx.Client:
     """The client of the service that runs ``engine``."""
     client: httpx.Client = request.getfixturevalue(
-        "_stack_client" if engine == "stack" else "client"
+        "_component_client" if engine == "component" else "client"
     )
     return client
 
 
 @pytest.fixture(scope="session")
-def _stack_client(stack_service: Service) -> Iterator[httpx.Client]:
-    with stack_service.client() as c:
+def _component_client(component_service: Service) -> Iterator[httpx.Client]:
+    with component_service.client() as c:
         yield c
 
 
 @pytest.fixture
 def runtime(engine: str) -> str:
     """The request's ``runtime`` for ``engine``."""
-    return "wasmtime" if engine == "stack" else engine
+    return "wasmtime" if engine == "component" else engine
 
 
 @pytest.fixture

@@ -43,8 +43,8 @@ ESCAPES: list[tuple[str, str, dict[str, str]]] = [
         "ctypes",
         "import ctypes\nctypes.CDLL(None)",
         {
-            "wasmtime": "ModuleNotFoundError",
-            "stack": "OSError",  # 'ctypes is unavailable on wasm32-wasi'
+            "component": "ModuleNotFoundError",
+            "wasmtime": "OSError",  # 'ctypes is unavailable on wasm32-wasi'
             "pyodide": "gap: Pyodide's ctypes reaches only the instance's own wasm memory",
         },
     ),
@@ -52,8 +52,8 @@ ESCAPES: list[tuple[str, str, dict[str, str]]] = [
         "raw-socket",
         "import socket\nsocket.socket()",
         {
-            "wasmtime": "PermissionError",
-            "stack": "OSError",  # WASI preview 1 has no socket creation: 'Not supported'
+            "component": "PermissionError",
+            "wasmtime": "OSError",  # WASI preview 1 has no socket creation: 'Not supported'
             "pyodide": "gap: emscripten emulates sockets; connecting is refused (test_egress)",
         },
     ),
@@ -71,7 +71,7 @@ ESCAPES: list[tuple[str, str, dict[str, str]]] = [
 def test_escape_attempt_fails(run: Run, engine: str, code: str, expected: dict[str, str]) -> None:
     # The data-stack guest sits in the same WASI sandbox: wasmtime's answers are its own.
     answer = expected.get(engine) or expected.get(
-        "wasmtime" if engine == "stack" else engine, expected.get("*", "")
+        "wasmtime" if engine == "component" else engine, expected.get("*", "")
     )
     if answer.startswith("gap: "):
         engine_gap(engine, engine, answer.removeprefix("gap: "))
@@ -97,7 +97,7 @@ def test_none_of_the_hosts_directories_are_visible(run: Run, engine: str) -> Non
     if engine != "pyodide":
         # WASI preopens only: the workdir and the read-only stdlib (the component's /python;
         # the stack's zip lives under /usr/local/lib, not listed here).
-        expected = ["/work", "/python"] if engine == "wasmtime" else ["/work"]
+        expected = ["/work", "/python"] if engine == "component" else ["/work"]
         assert [top for top, seen in visible.items() if seen is True] == expected
 
 
@@ -138,7 +138,7 @@ def test_random_state_differs_between_runs(run: Run) -> None:
 
 
 def test_the_stacks_door_is_the_same_gate(run: Run, engine: str) -> None:
-    if engine != "stack":
+    if engine != "wasmtime":
         pytest.skip("the door (host.call) is the data-stack guest's")
     # The raw door is reachable, but a fetch through it meets the same gate.
     code = (
@@ -157,7 +157,7 @@ def test_the_stacks_door_is_the_same_gate(run: Run, engine: str) -> None:
 def test_guest_cannot_reach_host_functions_beyond_the_gate(run: Run, engine: str) -> None:
     engine_gap(engine, "pyodide", "no WIT host imports; its JS bridge is test_pyodide_escapes'")
     engine_gap(
-        engine, "stack", "no WIT host imports; its door is test_the_stacks_door_is_the_same_gate"
+        engine, "wasmtime", "no WIT host imports; its door is test_the_stacks_door_is_the_same_gate"
     )
     # The raw host import is reachable, but it is the same gate: no allowlist, no request.
     code = (

