@@ -101,6 +101,9 @@ async function init({ module, snapshot, linkPlan, loader, indexURL, lockFile, in
   for (const [name, entry] of Object.entries(lock.packages)) {
     for (const module of entry.imports ?? []) packagesByImport.set(module, normalizeName(name));
   }
+  // The stdlib's zoneinfo finds its time zones in the tzdata package (WebAssembly has no
+  // /usr/share/zoneinfo): code that imports zoneinfo gets tzdata loaded with it.
+  if (lock.packages.tzdata) packagesByImport.set("zoneinfo", "tzdata");
   // Sibling workers must not talk to each other (measured: BroadcastChannel
   // crosses workers of one process), and a guest must not start workers of
   // its own: they would outlive the run. Deleting the global is the polite

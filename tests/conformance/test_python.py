@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.conformance.conftest import Run, engine_gap
+from tests.conformance.conftest import Run
 
 
 def _frames(traceback: str) -> list[str]:
@@ -179,9 +179,6 @@ def test_asyncio_run_sleep_gather_timeout_and_executor(run: Run) -> None:
 
 
 def test_zoneinfo_finds_time_zones(run: Run, engine: str) -> None:
-    engine_gap(
-        engine, "pyodide", "tzdata is not in the lock file yet (pyodide-runtime/packages.txt)"
-    )
     code = (
         "from datetime import datetime\n"
         "from zoneinfo import ZoneInfo\n"
