@@ -62,11 +62,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def service() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+def service(**settings: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """The service on loopback with its defaults, or ``settings`` (SANDLOT_<NAME>) over them."""
     port = _free_port()
     data = tempfile.mkdtemp(prefix="sandlot-bench-")
     env = {
         **os.environ,
+        **{f"SANDLOT_{name.upper()}": value for name, value in settings.items()},
         "SANDLOT_PORT": str(port),
         "SANDLOT_DATA_DIR": data,
         "SANDLOT_LOG_LEVEL": "warning",

@@ -14,18 +14,15 @@ import argparse
 import contextlib
 import http.client
 import json
-import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-KEY = "bench-" + "k" * 40
+from execute import BENCH_KEY as KEY  # the service's key in bench/execute.py's service()
+from execute import service
+
 SNIPPETS = {
     "print(1+1)": "print(1+1)",
     "numpy + pandas group-by": (
@@ -44,51 +41,13 @@ SNIPPETS = {
 }
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
-def service(guest: str) -> Iterator[int]:
-    port = _free_port()
-    data = tempfile.mkdtemp(prefix="sandlot-bench-")
-    env = {
-        **os.environ,
-        "SANDLOT_PORT": str(port),
-        "SANDLOT_DATA_DIR": data,
-        "SANDLOT_LOG_LEVEL": "warning",
-        "SANDLOT_ADMIN_KEY": KEY,
-        "SANDLOT_WASMTIME_GUEST": guest,
-        "SANDLOT_PYODIDE_ENABLED": "false",
-        "SANDLOT_BUILD_ON_START": "false",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                conn.request("GET", "/readyz")
-                if conn.getresponse().status == 200:
-                    break
-            time.sleep(0.2)
-        else:
-            raise SystemExit(f"the service ({guest}) did not become ready")
+def stack_service(guest: str) -> Iterator[int]:
+    with service(wasmtime_guest=guest, pyodide_enabled="false", build_on_start="false") as (
+        port,
+        _,
+    ):
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def over_http(port: int, code: str, runs: int) -> list[float] | str:
@@ -124,7 +83,7 @@ def main() -> None:
     base_p50 = statistics.median(base)
     rows = [("`python3 -c 'print(1+1)'` (the base interpreter behind the venv)", base)]
     for guest in ("component", "stack"):
-        with service(guest) as port:
+        with stack_service(guest) as port:
             for name, code in SNIPPETS.items():
                 rows.append((f"{guest}: {name}", over_http(port, code, args.runs)))
     python = getattr(sys, "_base_executable", sys.executable)
