@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from sandbox import DEFAULT_FUEL_PER_MS, Limits
+from sandbox import Limits
 from sandbox.egress import IPNetwork, parse_networks
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +66,6 @@ class Settings(BaseSettings):
     pool_size: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
     queue_timeout_ms: int = Field(default=2_000, ge=0, le=60_000)
     kill_grace_ms: int = Field(default=500, ge=50, le=60_000)
-    fuel_per_ms: int = Field(default=DEFAULT_FUEL_PER_MS, ge=1)
     # The guest behind runtime "wasmtime": the data stack (CPython 3.15 with numpy, pandas,
     # matplotlib, scikit-learn, ...), or the CPython 3.14 component (stdlib only).
     wasmtime_guest: Literal["stack", "component"] = "stack"

@@ -7,7 +7,6 @@ always ends with one :class:`End`. Nothing here knows about HTTP.
 """
 
 from sandbox.egress import AllowEntry, EgressPolicy
-from sandbox.engines.wasmtime.host import DEFAULT_FUEL_PER_MS
 from sandbox.errors import BuildError, EngineUnavailable, PoolBusy, RunnerClosed, SandboxError
 from sandbox.events import (
     Display,
@@ -29,7 +28,6 @@ from sandbox.outputs import FileCaps
 from sandbox.runner import Runner, RunResult, collect
 
 __all__ = [
-    "DEFAULT_FUEL_PER_MS",
     "AllowEntry",
     "BuildError",
     "Display",

@@ -1,6 +1,6 @@
 """Per-run limits: frozen, typed, units in the names, validated at construction.
 
-Engine-wide settings (pool size, fuel calibration) live elsewhere; a ``Limits``
+Engine-wide settings (pool size, queue timeout) live elsewhere; a ``Limits``
 value describes one run only. Server-side maximums are applied by the caller
 with :meth:`Limits.check_within`, which names the field that is over.
 """
@@ -28,8 +28,8 @@ class Limits:
     """Resource limits for one run.
 
     Attributes:
-        cpu_ms: guest CPU time, in milliseconds (enforced with wasmtime fuel,
-            calibrated per machine; see docs/engines.md).
+        cpu_ms: guest CPU time, in milliseconds: the CPU clock of the thread
+            that runs the guest (see docs/engines.md).
         wall_ms: wall-clock time from start to end, in milliseconds; covers
             sleeps, blocked calls and subrequests.
         memory_mb: the guest's linear memory, in MiB.

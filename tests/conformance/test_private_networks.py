@@ -36,10 +36,7 @@ class EngineRunner:
             )
         elif engine == "wasmtime":  # its default guest, the data stack
             self.runner = stack.create_runner(
-                stack.build(ARTIFACT_DIR),
-                size=1,
-                scratch_dir=scratch,
-                fuel_per_ms=wasmtime.DEFAULT_FUEL_PER_MS,
+                stack.build(ARTIFACT_DIR), size=1, scratch_dir=scratch
             )
         else:
             self.runner = pyodide.create_runner(

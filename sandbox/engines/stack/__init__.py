@@ -24,7 +24,6 @@ def create_runner(
     *,
     size: int,
     scratch_dir: Path,
-    fuel_per_ms: int,
     queue_timeout_ms: int = 2_000,
     kill_grace_ms: int = 500,
     env: Mapping[str, str] | None = None,
@@ -44,8 +43,6 @@ def create_runner(
         str(artifacts.precompiled),
         "--key",
         artifacts.key,
-        "--fuel-per-ms",
-        str(fuel_per_ms),
     )
     config = PoolConfig(
         command=command,

@@ -17,14 +17,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precompiled", type=Path, required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--fuel-per-ms", type=int, required=True)
     args = parser.parse_args(argv)
     artifacts = StackArtifacts(
         key=args.key, root=args.root, mpl_data=args.mpl_data, precompiled=args.precompiled
     )
 
     def make_runtime() -> StackRuntime:
-        runtime = StackRuntime(artifacts, args.workdir, fuel_per_ms=args.fuel_per_ms)
+        runtime = StackRuntime(artifacts, args.workdir)
         # One throwaway run faults in the pages every run touches.
         runtime.run_simple("pass", cpu_ms=10_000, wall_ms=10_000)
         runtime.prepare()

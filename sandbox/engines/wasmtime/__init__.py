@@ -10,10 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sandbox.engines.wasmtime.builder import Artifacts, build, locate
-from sandbox.engines.wasmtime.host import DEFAULT_FUEL_PER_MS
 from sandbox.pool import PoolConfig, WorkerPool, worker_command
 
-__all__ = ["DEFAULT_FUEL_PER_MS", "Artifacts", "build", "create_runner", "locate"]
+__all__ = ["Artifacts", "build", "create_runner", "locate"]
 
 ENGINE_NAME = "wasmtime"
 
@@ -23,7 +22,6 @@ def create_runner(
     *,
     size: int,
     scratch_dir: Path,
-    fuel_per_ms: int = DEFAULT_FUEL_PER_MS,
     queue_timeout_ms: int = 2_000,
     kill_grace_ms: int = 500,
     env: Mapping[str, str] | None = None,
@@ -42,8 +40,6 @@ def create_runner(
         str(artifacts.precompiled),
         "--stdlib",
         str(artifacts.stdlib_mount),
-        "--fuel-per-ms",
-        str(fuel_per_ms),
     )
     config = PoolConfig(
         command=command,

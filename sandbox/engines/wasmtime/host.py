@@ -8,9 +8,13 @@ Nothing survives from one run to the next except the read-only stdlib mount.
 How each limit is enforced:
 
 ==============  ===============================================================
-cpu_ms          fuel: ``cpu_ms * fuel_per_ms`` units; a trap when it runs out
-wall_ms         epoch interruption: a monitor thread bumps the engine's epoch
-                at the deadline; host sleeps and fetches end at the deadline
+cpu_ms          the CPU clock of the thread running the guest, watched by a
+                monitor thread that wakes when the budget could first be spent
+                (CPU time never runs ahead of wall time) and interrupts the
+                guest through the epoch once it is. Not fuel: metering every
+                instruction made CPython code 1.2-2x slower (docs/engines.md)
+wall_ms         epoch interruption: the monitor bumps the engine's epoch at
+                the deadline; host sleeps and fetches end at the deadline
                 too. A call blocked inside WASI is the worker pool's to kill.
 memory_mb       ``Store.set_limits(memory_size=...)``: growth fails, the guest
                 gets ``MemoryError``
@@ -48,7 +52,6 @@ from sandbox.outcome import OutputMeter, deliver_outputs, parse_outcome, report
 from sandbox.outputs import check_display, collect_files
 
 __all__ = [
-    "DEFAULT_FUEL_PER_MS",
     "GuestRuntime",
     "Sink",
     "engine_fingerprint",
@@ -56,28 +59,21 @@ __all__ = [
     "precompile",
 ]
 
-# Fuel units per millisecond of guest CPU time. Measured by
-# bench/fuel_calibration.py on the development machines (docs/engines.md):
-# CPython workloads burn 6-12e6 units per ms, median about 7.8e6.
-DEFAULT_FUEL_PER_MS = 8_000_000
-
 HOST_INTERFACE = "sandlot:sandbox/host@0.1.0"
 GUEST_WORKDIR = "/work"
 _MONITOR_TICK_S = 0.025
-_PREPARE_FUEL = 10**12
 
 
 def _config() -> wasmtime.Config:
     config = wasmtime.Config()
     config.wasm_component_model = True
-    config.consume_fuel = True
     config.epoch_interruption = True
     return config
 
 
 # Everything _config() sets, for cache keys: a .cwasm loads only into an
 # engine with the same configuration and wasmtime version.
-_CONFIG_DESCRIPTION = "component-model;consume-fuel;epoch-interruption"
+_CONFIG_DESCRIPTION = "component-model;epoch-interruption"
 
 
 def wasmtime_version() -> str:
@@ -151,32 +147,55 @@ class _RunState:
     gate: Gate | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CpuBudget:
+    """A thread's CPU clock and the reading at which its budget is spent (seconds)."""
+
+    clock: int
+    ends_at: float
+
+    @classmethod
+    def for_this_thread(cls, cpu_ms: int) -> CpuBudget:
+        clock = time.pthread_getcpuclockid(threading.get_ident())
+        return cls(clock, time.clock_gettime(clock) + cpu_ms / 1000)
+
+    def left(self) -> float:
+        return self.ends_at - time.clock_gettime(self.clock)
+
+
 class _Monitor:
-    """A thread that interrupts the running guest at its deadline or on abort.
+    """A thread that interrupts the running guest at its deadline, its CPU budget or on abort.
 
     It bumps the engine's epoch (the store's deadline is one tick away), and
     flushes the sink's buffered output every tick so streaming stays live
-    while the guest computes.
+    while the guest computes. When the CPU budget is spent it calls
+    ``on_cpu_limit`` first (under its lock: the callback must not call back in).
     """
 
     def __init__(self, engine: wasmtime.Engine) -> None:
         self._engine = engine
         self._cond = threading.Condition()
         self._deadline: float | None = None
+        self._cpu: CpuBudget | None = None
+        self._on_cpu_limit: Callable[[], None] = _nothing
         self._sink: Sink | None = None
         self._fire = False
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="sandlot-monitor", daemon=True)
         self._thread.start()
 
-    def arm(self, deadline: float, sink: Sink) -> None:
+    def arm(
+        self, deadline: float, sink: Sink, cpu: CpuBudget, on_cpu_limit: Callable[[], None]
+    ) -> None:
         with self._cond:
             self._deadline, self._sink, self._fire = deadline, sink, False
+            self._cpu, self._on_cpu_limit = cpu, on_cpu_limit
             self._cond.notify()
 
     def disarm(self) -> None:
         with self._cond:
             self._deadline, self._sink, self._fire = None, None, False
+            self._cpu, self._on_cpu_limit = None, _nothing
 
     def interrupt(self) -> None:
         with self._cond:
@@ -196,13 +215,21 @@ class _Monitor:
                     self._cond.wait()
                     continue
                 remaining = self._deadline - time.monotonic()
-                if self._fire or remaining <= 0:
+                cpu_left = self._cpu.left() if self._cpu is not None else remaining
+                if cpu_left <= 0:
+                    self._on_cpu_limit()
+                if self._fire or remaining <= 0 or cpu_left <= 0:
                     self._engine.increment_epoch()
                     self._deadline = None
                     continue
-                self._cond.wait(min(remaining, _MONITOR_TICK_S))
+                # CPU time never runs ahead of wall time: nothing to check before then.
+                self._cond.wait(min(remaining, cpu_left, _MONITOR_TICK_S))
                 if self._sink is not None:
                     self._sink.flush()
+
+
+def _nothing() -> None:
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,19 +252,15 @@ class GuestRuntime:
         stdlib: Path,
         workdir: Path,
         *,
-        fuel_per_ms: int = DEFAULT_FUEL_PER_MS,
         stdlib_writable: bool = False,
         resolver: Callable[[str, int], Any] | None = None,
     ) -> None:
-        if fuel_per_ms < 1:
-            raise ValueError(f"fuel_per_ms must be at least 1, got {fuel_per_ms}")
         self._engine = self._make_engine()
         self._stdlib = str(stdlib)
         self._workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         _empty_dir(workdir)
         self._stdlib_writable = stdlib_writable
-        self._fuel_per_ms = fuel_per_ms
         self._resolver = resolver
         self._load(precompiled)
         self._monitor = _Monitor(self._engine)
@@ -337,10 +360,14 @@ class GuestRuntime:
         memory_base = _reset_peak_rss()
         cpu_started = time.thread_time()
         try:
-            store.set_fuel(limits.cpu_ms * self._fuel_per_ms)
             store.set_limits(memory_size=self._memory_limit_bytes(limits))
             store.set_epoch_deadline(1)
-            self._monitor.arm(run.deadline, sink)
+            self._monitor.arm(
+                run.deadline,
+                sink,
+                CpuBudget.for_this_thread(limits.cpu_ms),
+                lambda: _spent(run),
+            )
             try:
                 outcome = parse_outcome(func(store, payload))
             except _Abort as exc:
@@ -396,8 +423,6 @@ class GuestRuntime:
 
     def _prepare(self) -> tuple[wasmtime.Store, Callable[[wasmtime.Store, str], str]]:
         store = wasmtime.Store(self._engine)
-        # Generous until the run sets its own: instantiation itself needs some.
-        store.set_fuel(_PREPARE_FUEL)
         store.set_epoch_deadline(2**62)
         store.set_wasi(self._wasi())
         return store, self._instantiate(store)
@@ -538,13 +563,18 @@ class GuestRuntime:
         message = str(exc)
         if run.abort_status is not None:
             return run.abort_status, message
-        if "all fuel consumed" in message:
-            return Status.CPU_LIMIT, message
         if "interrupt" in message:
             return Status.WALL_LIMIT, message
         if "call stack exhausted" in message:
             return Status.ERROR, message
         return Status.INTERNAL_ERROR, message
+
+
+def _spent(run: _RunState) -> None:
+    """The run's CPU budget is spent (called by the monitor, which then interrupts it)."""
+    if run.abort_status is None:
+        run.abort_status = Status.CPU_LIMIT
+        run.abort_event.set()
 
 
 def _exit_outcome(code: int) -> dict[str, Any]:

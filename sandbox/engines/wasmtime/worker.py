@@ -14,13 +14,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precompiled", type=Path, required=True)
     parser.add_argument("--stdlib", type=Path, required=True)
     parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--fuel-per-ms", type=int, required=True)
     args = parser.parse_args(argv)
 
     def make_runtime() -> GuestRuntime:
-        runtime = GuestRuntime(
-            args.precompiled, args.stdlib, args.workdir, fuel_per_ms=args.fuel_per_ms
-        )
+        runtime = GuestRuntime(args.precompiled, args.stdlib, args.workdir)
         # One throwaway run faults in the code pages every run touches, so the
         # first real job is as fast as the rest.
         runtime.run_simple("pass", cpu_ms=10_000, wall_ms=10_000)

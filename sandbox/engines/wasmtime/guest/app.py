@@ -11,7 +11,7 @@ Two phases:
   once with a JSON job (see ``_sandlot_exec``). The outcome goes back as JSON;
   stdout and stderr go to WASI file descriptors that the host captures.
 
-Limits (fuel, epoch, memory) are enforced by the host; the guest cannot see or
+Limits (CPU time, epoch, memory) are enforced by the host; the guest cannot see or
 change them.
 """
 
