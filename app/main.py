@@ -29,6 +29,7 @@ from app.routes import (
     hostnames,
     namespaces,
     playground,
+    secrets,
     tools,
     workers,
 )
@@ -192,6 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(execute.router)
     app.include_router(namespaces.router)
     app.include_router(workers.router)
+    app.include_router(secrets.router)
     app.include_router(hostnames.router)
     app.include_router(dispatch.router)
     app.include_router(generate.router)
