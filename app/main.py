@@ -22,6 +22,7 @@ from app.limits_middleware import BodySizeLimit
 from app.mcp_server import PATH as MCP_PATH
 from app.mcp_server import McpEndpoint, serve_mcp
 from app.routes import (
+    apidocs,
     dispatch,
     execute,
     generate,
@@ -29,6 +30,7 @@ from app.routes import (
     hostnames,
     namespaces,
     playground,
+    secrets,
     tools,
     workers,
 )
@@ -168,6 +170,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Run untrusted, AI-generated Python in WebAssembly sandboxes",
         version="0.1.0",
         lifespan=lifespan,
+        # /docs and /redoc are served from this service's own files (app/routes/apidocs.py).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     # Outermost last. OneHost refuses requests naming two hosts before HostRouting reads
@@ -190,11 +195,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(execute.router)
     app.include_router(namespaces.router)
     app.include_router(workers.router)
+    app.include_router(secrets.router)
     app.include_router(hostnames.router)
     app.include_router(dispatch.router)
     app.include_router(generate.router)
     app.include_router(tools.router)
     app.include_router(playground.router())
+    app.include_router(apidocs.router())
     # A plain ASGI app (the MCP transport answers POST, GET and DELETE itself).
     app.router.routes.append(Route(MCP_PATH, McpEndpoint(), include_in_schema=False))
     return app

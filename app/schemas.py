@@ -333,9 +333,16 @@ class WorkerIn(_Strict):
         description="Egress allowlist ('host', 'host:port', '*.example.com'); the "
         "namespace's when empty",
     )
-    vars: dict[str, str] = Field(default_factory=dict, description="Plain bindings in env")
-    secrets: dict[str, str] = Field(
-        default_factory=dict, description="Write-only bindings in env: never returned"
+    vars: dict[str, str] | None = Field(
+        default=None,
+        description="Plain bindings in env. Omitted: the worker keeps the ones it has; "
+        "sent: they replace them all ({} clears them)",
+    )
+    secrets: dict[str, str] | None = Field(
+        default=None,
+        description="Write-only bindings in env, never returned. Omitted: the worker keeps "
+        "the ones it has; sent: they replace them all ({} clears them). One at a time: "
+        "PUT .../secrets/{name}",
     )
 
 
@@ -546,3 +553,25 @@ class ToolCallOut(BaseModel):
     result: dict[str, Any] = Field(
         description="The outcome as JSON: the endpoint's answer, or {error, status}"
     )
+
+
+class SecretIn(_Strict):
+    value: str = Field(description="The secret's value: write-only, sealed at rest")
+
+
+class SecretOut(BaseModel):
+    name: str
+    created: bool = Field(description="The worker had no secret of this name before")
+
+
+class SecretList(BaseModel):
+    secrets: list[str] = Field(description="Names only: values are never returned")
+
+
+class VersionItem(VersionOut):
+    deployed: bool = Field(description="This version serves the worker's requests")
+
+
+class VersionList(BaseModel):
+    versions: list[VersionItem] = Field(description="Oldest first")
+    deployed: str | None = Field(description="The id of the version that serves")

@@ -8,15 +8,18 @@
         run = sandlot.run_code("print('hi')\\n6 * 7", on_stdout=print)
         run.status, run.result.json  # ("ok", 42)
 
-``AsyncSandlot`` has the same calls, awaited. docs/client.md has the guide.
+``AsyncSandlot`` has the same calls, awaited. Results are frozen dataclasses; 429 and
+503 answers are retried as ``Retry`` says. docs/client.md has the guide.
 """
 
 from sandlot_client._async_client import AsyncSandlot
 from sandlot_client._client import Sandlot
 from sandlot_client._errors import ErrorDetail, SandlotConnectionError, SandlotError
 from sandlot_client._results import (
+    DeployCheck,
     Event,
     File,
+    Generation,
     Output,
     ResultValue,
     RunError,
@@ -26,19 +29,24 @@ from sandlot_client._results import (
     Usage,
     WorkerResponse,
 )
+from sandlot_client._retry import Retry
 from sandlot_client._sse import ServerSentEvent, SSEDecoder
-from sandlot_client._types import ApiKey, Deployment, Namespace, Tool, Version, Worker
+from sandlot_client._types import ApiKey, Deployment, Hostname, Namespace, Tool, Version, Worker
 
 __all__ = [
     "ApiKey",
     "AsyncSandlot",
+    "DeployCheck",
     "Deployment",
     "ErrorDetail",
     "Event",
     "File",
+    "Generation",
+    "Hostname",
     "Namespace",
     "Output",
     "ResultValue",
+    "Retry",
     "RunError",
     "RunResult",
     "SSEDecoder",

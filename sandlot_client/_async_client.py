@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal, Self, cast
+from typing import Any, Literal, Self
 
 import httpx
 
 from sandlot_client import _wire
 from sandlot_client._errors import SandlotError, from_httpx, from_response
-from sandlot_client._results import Event, RunBuilder, RunResult, WorkerResponse
-from sandlot_client._sse import SSEDecoder
-from sandlot_client._types import ApiKey, Deployment, Namespace, Tool, Worker
+from sandlot_client._results import (
+    Event,
+    Generation,
+    GenerationBuilder,
+    RunBuilder,
+    RunResult,
+    WorkerResponse,
+)
+from sandlot_client._retry import Retry
+from sandlot_client._sse import ServerSentEvent, SSEDecoder
+from sandlot_client._types import ApiKey, Deployment, Hostname, Namespace, Tool, Version, Worker
+from sandlot_client._wire import Call, segment
 
 __all__ = ["AsyncSandlot"]
 
@@ -22,13 +32,15 @@ Runtime = Literal["wasmtime", "pyodide"]
 
 
 class AsyncSandlot:
-    """An asyncio client of one Sandlot service (see ``Sandlot``).
+    """An asyncio client of one Sandlot service (the same calls as ``Sandlot``).
 
     ``base_url`` and ``api_key`` default to ``SANDLOT_URL`` (else
     http://127.0.0.1:8000) and ``SANDLOT_API_KEY``. ``timeout`` is seconds per
-    network wait (a streamed run sends a keep-alive every 15 s). API errors raise
-    SandlotError; an unreachable service, SandlotConnectionError. Close it, or use
-    it in an ``async with`` block.
+    network wait (a streamed run sends a keep-alive every 15 s). ``retry``: how
+    429 and 503 answers are retried (a ``Retry``, a number of retries, 0 for none;
+    by default twice, idempotent calls only). API errors raise SandlotError; an
+    unreachable service, SandlotConnectionError. Close it, or use it in a ``with``
+    block.
     """
 
     def __init__(
@@ -37,10 +49,12 @@ class AsyncSandlot:
         api_key: str | None = None,
         *,
         timeout: float = 300.0,
+        retry: Retry | int | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         url, headers = _wire.settings(base_url, api_key)
         self.base_url = url
+        self.retry = Retry.of(retry)
         self._http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0))
         self._http.base_url = httpx.URL(url)
         self._http.headers.update(headers)
@@ -61,10 +75,46 @@ class AsyncSandlot:
         except httpx.RequestError as exc:
             raise from_httpx(exc) from exc
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        async with self._translated():
-            response = await self._http.request(method, path, **kwargs)
-        return _wire.read_json(response)
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request, sent again while the retry policy says so."""
+        retry = 0
+        while True:
+            async with self._translated():
+                response = await self._http.request(method, url, **kwargs)
+            retry += 1
+            wait = _wire.retry_wait(self.retry, method, response, retry)
+            if wait is None:
+                return response
+            await response.aclose()
+            await asyncio.sleep(wait)
+
+    async def _do[T](self, call: Call[T]) -> T:
+        response = await self._send(call.method, call.path, json=call.json, params=call.params)
+        return call.parse(_wire.read_json(response))
+
+    async def _events(self, path: str, body: dict[str, Any]) -> AsyncGenerator[ServerSentEvent]:
+        """The events of a streamed POST; refusals before the stream starts are retried
+        as the policy says."""
+        headers = {"accept": "text/event-stream"}
+        retry = 0
+        while True:
+            async with (
+                self._translated(),
+                self._http.stream("POST", path, json=body, headers=headers) as response,
+            ):
+                if response.status_code == 200:
+                    decoder = SSEDecoder()
+                    async for line in response.aiter_lines():
+                        sse = decoder.decode(line)
+                        if sse is not None:
+                            yield sse
+                    return
+                await response.aread()
+                retry += 1
+                wait = _wire.retry_wait(self.retry, "POST", response, retry)
+                if wait is None:
+                    raise from_response(response)
+            await asyncio.sleep(wait)
 
     # --- Running code ---------------------------------------------------------------------
 
@@ -91,10 +141,9 @@ class AsyncSandlot:
         ``files``: path → text, bytes, or ``{"content", "encoding"}``. Charts and tables
         come back in the result's ``outputs`` (``figure_format`` "svg" for SVG figures);
         ``return_files`` globs ("*.csv") bring files of the working directory back in
-        its ``files``. Callbacks get
-        each chunk as it is printed, in order; an exception in one ends the stream
-        (and so cancels the run) and propagates. The code failing or hitting a limit
-        is not raised: see the result's ``status``.
+        its ``files``. Callbacks get each chunk as it is printed, in order; an exception
+        in one ends the stream (and so cancels the run) and propagates. The code failing
+        or hitting a limit is not raised: see the result's ``status``.
         """
         body = _wire.execute_body(
             code,
@@ -108,28 +157,71 @@ class AsyncSandlot:
             figure_format=figure_format,
             return_files=return_files,
         )
-        builder, decoder = RunBuilder(), SSEDecoder()
-        headers = {"accept": "text/event-stream"}
-        async with (
-            self._translated(),
-            self._http.stream("POST", "/v1/execute", json=body, headers=headers) as response,
-        ):
-            if response.status_code != 200:
-                await response.aread()
-                raise from_response(response)
-            async for line in response.aiter_lines():
-                sse = decoder.decode(line)
-                if sse is None:
-                    continue
+        builder = RunBuilder()
+        events = self._events("/v1/execute", body)
+        try:
+            async for sse in events:
                 event = builder.add(sse)
-                if event.name == "stdout" and on_stdout is not None:
-                    await _maybe_await(on_stdout(event.data["text"]))
-                elif event.name == "stderr" and on_stderr is not None:
-                    await _maybe_await(on_stderr(event.data["text"]))
+                await _output(event, on_stdout, on_stderr)
                 if on_event is not None:
                     await _maybe_await(on_event(event))
                 if builder.ended:
                     break
+        finally:
+            await events.aclose()
+        return builder.result()
+
+    async def generate(
+        self,
+        task: str,
+        *,
+        runtime: Runtime | None = None,
+        limits: Mapping[str, int] | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        max_attempts: int | None = None,
+        namespace: str | None = None,
+        worker: str | None = None,
+        on_token: Callable[[str], Awaitable[object] | object] | None = None,
+        on_code: Callable[[str], Awaitable[object] | object] | None = None,
+        on_stdout: Callable[[str], Awaitable[object] | object] | None = None,
+        on_stderr: Callable[[str], Awaitable[object] | object] | None = None,
+        on_event: Callable[[Event], Awaitable[object] | object] | None = None,
+    ) -> Generation:
+        """Turn ``task`` into code that has run (generate → run → repair), streaming.
+
+        With ``namespace`` and ``worker`` the code becomes that worker (deployed, checked
+        with a ``GET /``). ``on_token`` gets the model's answer as it arrives, ``on_code``
+        each attempt's extracted code, ``on_stdout``/``on_stderr`` its run's output, and
+        ``on_event`` every event of the stream (docs/ai.md). Failing code is not raised:
+        see the result's ``status``. A server without a model raises SandlotError 503
+        ``model_not_configured``.
+        """
+        body = _wire.generate_body(
+            task,
+            runtime=runtime,
+            limits=limits,
+            allowed_hosts=allowed_hosts,
+            max_attempts=max_attempts,
+            namespace=namespace,
+            worker=worker,
+        )
+        builder = GenerationBuilder()
+        events = self._events("/v1/generate", body)
+        try:
+            async for sse in events:
+                event, run_event = builder.add(sse)
+                if event.name == "token" and on_token is not None:
+                    await _maybe_await(on_token(event.data["text"]))
+                elif event.name == "code" and on_code is not None and event.data.get("code"):
+                    await _maybe_await(on_code(event.data["code"]))
+                elif run_event is not None:
+                    await _output(run_event, on_stdout, on_stderr)
+                if on_event is not None:
+                    await _maybe_await(on_event(event))
+                if builder.ended:
+                    break
+        finally:
+            await events.aclose()
         return builder.result()
 
     # --- Workers --------------------------------------------------------------------------
@@ -150,7 +242,9 @@ class AsyncSandlot:
         secrets: Mapping[str, str] | None = None,
     ) -> Deployment:
         """Upload (build, store, deploy) a worker; ``modules`` may be the main module's
-        source alone. A syntax error raises SandlotError ``build_failed`` naming the line."""
+        source alone. ``vars``/``secrets`` left as None keep the worker's; a mapping
+        replaces them all (``{}`` clears). A syntax error raises SandlotError
+        ``build_failed`` naming the line."""
         body = _wire.worker_body(
             modules,
             main_module=main_module,
@@ -162,9 +256,8 @@ class AsyncSandlot:
             vars=vars,
             secrets=secrets,
         )
-        return cast(
-            Deployment,
-            await self._call("PUT", f"/v1/namespaces/{namespace}/workers/{name}", json=body),
+        return await self._do(
+            Call("PUT", _wire.worker_path(namespace, name), Deployment.from_json, json=body)
         )
 
     async def invoke_worker(
@@ -187,15 +280,12 @@ class AsyncSandlot:
         """
         url, sent = _wire.invoke_request(namespace, name, path, headers=headers, limits=limits)
         content = body.encode() if isinstance(body, str) else body
-        async with self._translated():
-            response = await self._http.request(
-                method, url, headers=sent, content=content, json=json
-            )
+        response = await self._send(method, url, headers=sent, content=content, json=json)
         return _wire.worker_response(response)
 
     async def get_worker(self, namespace: str, name: str) -> Worker:
         """The worker with its deployed modules (secret names only)."""
-        return cast(Worker, await self._call("GET", f"/v1/namespaces/{namespace}/workers/{name}"))
+        return await self._do(Call("GET", _wire.worker_path(namespace, name), Worker.from_json))
 
     async def list_workers(self, namespace: str, *, tags: str | None = None) -> list[Worker]:
         """Every worker of the namespace, by name; ``tags`` filters like ``a:yes,b:no``."""
@@ -203,16 +293,64 @@ class AsyncSandlot:
         cursor: str | None = None
         while True:
             params = {k: v for k, v in (("tags", tags), ("cursor", cursor)) if v is not None}
-            page = await self._call("GET", f"/v1/namespaces/{namespace}/workers", params=params)
-            found.extend(page["workers"])
+            page = await self._do(
+                Call("GET", _wire.workers_path(namespace), _wire.read_page, params=params)
+            )
+            found.extend(Worker.from_json(item) for item in page["workers"])
             cursor = page["next_cursor"]
             if cursor is None:
                 return found
 
     async def delete_worker(self, namespace: str, name: str) -> None:
-        await self._call("DELETE", f"/v1/namespaces/{namespace}/workers/{name}")
+        await self._do(Call("DELETE", _wire.worker_path(namespace, name), _wire.read_nothing))
 
-    # --- Namespaces -----------------------------------------------------------------------
+    async def delete_workers(self, namespace: str, *, tags: str) -> list[str]:
+        """Delete every worker matching the tag filter (``a:yes,b:no``); their names."""
+        call = Call(
+            "DELETE", _wire.workers_path(namespace), _wire.read_deleted, params={"tags": tags}
+        )
+        return await self._do(call)
+
+    async def set_tags(self, namespace: str, name: str, tags: Sequence[str]) -> Worker:
+        """Replace the worker's tags (at most 8)."""
+        call = Call(
+            "PUT",
+            _wire.worker_path(namespace, name) + "/tags",
+            Worker.from_json,
+            json={"tags": list(tags)},
+        )
+        return await self._do(call)
+
+    async def list_versions(self, namespace: str, name: str) -> list[Version]:
+        """The worker's versions kept, oldest first; ``deployed`` marks the one serving."""
+        return await self._do(
+            Call("GET", _wire.worker_path(namespace, name) + "/versions", _wire.read_versions)
+        )
+
+    async def deploy_version(self, namespace: str, name: str, version: int | str) -> Worker:
+        """Serve an earlier version again (rollback), by number (3) or id ("ver_...").
+        The worker's vars and secrets stay."""
+        path = f"{_wire.worker_path(namespace, name)}/versions/{segment(version)}/deploy"
+        return await self._do(Call("POST", path, Worker.from_json))
+
+    async def list_secrets(self, namespace: str, name: str) -> list[str]:
+        """The names of the worker's secrets (values are never returned)."""
+        return await self._do(
+            Call("GET", _wire.worker_path(namespace, name) + "/secrets", _wire.read_secret_names)
+        )
+
+    async def set_secret(self, namespace: str, name: str, secret: str, value: str) -> bool:
+        """Set one secret of the worker (no new version; the next request sees it);
+        True when it is new. The other secrets, the vars and the code stay."""
+        path = f"{_wire.worker_path(namespace, name)}/secrets/{segment(secret)}"
+        return await self._do(Call("PUT", path, _wire.read_created, json={"value": value}))
+
+    async def delete_secret(self, namespace: str, name: str, secret: str) -> None:
+        """Remove one secret; 404 SandlotError if the worker has none of that name."""
+        path = f"{_wire.worker_path(namespace, name)}/secrets/{segment(secret)}"
+        await self._do(Call("DELETE", path, _wire.read_nothing))
+
+    # --- Namespaces and keys --------------------------------------------------------------
 
     async def create_namespace(
         self,
@@ -222,6 +360,10 @@ class AsyncSandlot:
         limits: Mapping[str, int] | None = None,
         allowed_hosts: Sequence[str] | None = None,
         dispatch_public: bool = True,
+        private_egress: bool = False,
+        custom_hostname_suffixes: Sequence[str] | None = None,
+        storage_mb: int | None = None,
+        version_retention: int | None = None,
     ) -> Namespace:
         """Create a namespace (admin key); 409 SandlotError when the name is taken."""
         body = _wire.namespace_body(
@@ -230,30 +372,87 @@ class AsyncSandlot:
             limits=limits,
             allowed_hosts=allowed_hosts,
             dispatch_public=dispatch_public,
+            private_egress=private_egress,
+            custom_hostname_suffixes=custom_hostname_suffixes,
+            storage_mb=storage_mb,
+            version_retention=version_retention,
         )
-        return cast(Namespace, await self._call("POST", "/v1/namespaces", json=body))
+        return await self._do(Call("POST", "/v1/namespaces", Namespace.from_json, json=body))
 
     async def get_namespace(self, name: str) -> Namespace:
-        return cast(Namespace, await self._call("GET", f"/v1/namespaces/{name}"))
+        return await self._do(Call("GET", _wire.namespace_path(name), Namespace.from_json))
+
+    async def list_namespaces(self) -> list[Namespace]:
+        """Every namespace the key sees, by name (the admin key: all)."""
+        found: list[Namespace] = []
+        cursor: str | None = None
+        while True:
+            params = {"cursor": cursor} if cursor is not None else None
+            page = await self._do(Call("GET", "/v1/namespaces", _wire.read_page, params=params))
+            found.extend(Namespace.from_json(item) for item in page["namespaces"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return found
+
+    async def update_namespace(self, name: str, **changes: Any) -> Namespace:
+        """Change some of a namespace's fields (admin key): mode, limits (replaced whole),
+        allowed_hosts, dispatch_public, private_egress, custom_hostname_suffixes,
+        storage_mb, version_retention. TypeError for any other name."""
+        body = _wire.namespace_changes(changes)
+        return await self._do(
+            Call("PATCH", _wire.namespace_path(name), Namespace.from_json, json=body)
+        )
 
     async def delete_namespace(self, name: str, *, force: bool = False) -> None:
         """Delete the namespace with its keys; 409 SandlotError while it has workers, unless
         ``force`` (then its workers go too)."""
         params = {"force": "true"} if force else None
-        await self._call("DELETE", f"/v1/namespaces/{name}", params=params)
+        await self._do(
+            Call("DELETE", _wire.namespace_path(name), _wire.read_nothing, params=params)
+        )
 
     async def create_key(self, namespace: str, label: str = "") -> ApiKey:
         """A new key of the namespace (admin key); ``key`` is in this answer only."""
-        return cast(
-            ApiKey,
-            await self._call("POST", f"/v1/namespaces/{namespace}/keys", json={"label": label}),
+        path = _wire.namespace_path(namespace) + "/keys"
+        return await self._do(Call("POST", path, ApiKey.from_json, json={"label": label}))
+
+    async def list_keys(self, namespace: str) -> list[ApiKey]:
+        """The namespace's keys (ids and labels; never the keys themselves)."""
+        return await self._do(
+            Call("GET", _wire.namespace_path(namespace) + "/keys", _wire.read_keys)
         )
+
+    async def revoke_key(self, namespace: str, key_id: str) -> None:
+        """The key stops working at once."""
+        path = f"{_wire.namespace_path(namespace)}/keys/{segment(key_id)}"
+        await self._do(Call("DELETE", path, _wire.read_nothing))
+
+    # --- Custom hostnames -----------------------------------------------------------------
+
+    async def set_hostname(
+        self, namespace: str, hostname: str, worker: str, *, reassign: bool = False
+    ) -> Hostname:
+        """Route ``hostname`` to the namespace's worker; ``reassign`` (admin key) moves a
+        hostname another namespace holds."""
+        path = f"{_wire.namespace_path(namespace)}/hostnames/{segment(hostname)}"
+        params = {"reassign": "true"} if reassign else None
+        call = Call("PUT", path, Hostname.from_json, json={"worker": worker}, params=params)
+        return await self._do(call)
+
+    async def list_hostnames(self, namespace: str) -> list[Hostname]:
+        return await self._do(
+            Call("GET", _wire.namespace_path(namespace) + "/hostnames", _wire.read_hostnames)
+        )
+
+    async def delete_hostname(self, namespace: str, hostname: str) -> None:
+        path = f"{_wire.namespace_path(namespace)}/hostnames/{segment(hostname)}"
+        await self._do(Call("DELETE", path, _wire.read_nothing))
 
     # --- Tools for models -----------------------------------------------------------------
 
     async def tools(self) -> list[Tool]:
         """execute_code, deploy_worker and invoke_worker in OpenAI's function-calling format."""
-        return cast(list[Tool], await self._call("GET", "/v1/tools"))
+        return await self._do(Call("GET", "/v1/tools", _wire.read_tools))
 
     async def call_tool(self, name: str, arguments: Mapping[str, Any] | str) -> str:
         """Run a model's tool call (arguments as an object or a JSON string) and return the
@@ -262,12 +461,24 @@ class AsyncSandlot:
         if isinstance(parsed, str):
             return parsed
         try:
-            called = await self._call("POST", f"/v1/tools/{name}", json=parsed)
-            return str(called["text"])
+            return await self._do(
+                Call("POST", f"/v1/tools/{segment(name)}", _wire.read_text, json=parsed)
+            )
         except SandlotError as exc:
             if exc.status_code != 404:
                 raise
             return f"error ({exc.code}): {exc.message}"  # a tool the model made up
+
+
+async def _output(
+    event: Event,
+    on_stdout: Callable[[str], Awaitable[object] | object] | None,
+    on_stderr: Callable[[str], Awaitable[object] | object] | None,
+) -> None:
+    if event.name == "stdout" and on_stdout is not None:
+        await _maybe_await(on_stdout(event.data["text"]))
+    elif event.name == "stderr" and on_stderr is not None:
+        await _maybe_await(on_stderr(event.data["text"]))
 
 
 async def _maybe_await(value: object) -> None:

@@ -1,4 +1,5 @@
-"""What calls return: a run's result (gathered from its stream) and a worker's response."""
+"""What calls return: a run's result and a generation's (each gathered from its stream), and a
+worker's response."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from sandlot_client._errors import SandlotConnectionError, SandlotError
 from sandlot_client._sse import ServerSentEvent
 
 __all__ = [
+    "DeployCheck",
     "Event",
     "File",
+    "Generation",
+    "GenerationBuilder",
     "Output",
     "ResultValue",
     "RunBuilder",
@@ -183,12 +187,7 @@ class RunBuilder:
 
     def add(self, sse: ServerSentEvent) -> Event:
         """Take one SSE event; SandlotError if it isn't one of the API's."""
-        try:
-            data = jsonlib.loads(sse.data)
-        except ValueError:
-            raise SandlotError(None, "bad_stream", f"event {sse.event!r} is not JSON") from None
-        if not isinstance(data, dict):
-            raise SandlotError(None, "bad_stream", f"event {sse.event!r} is not an object")
+        data = _object(sse)
         event = Event(sse.event, data, self._seq)
         self._seq += 1
         match sse.event:
@@ -233,3 +232,128 @@ class RunBuilder:
             outputs=self._outputs,
             files=self._files,
         )
+
+
+GenerationStatus = Literal["ok", "failed", "no_code", "model_error", "canceled"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeployCheck:
+    """Worker mode: an attempt's upload and its check request. ``version`` and ``status``
+    (the HTTP status ``GET /`` answered) are None when the build failed; ``error`` says why."""
+
+    attempt: int
+    namespace: str
+    worker: str
+    version: str | None
+    status: int | None
+    error: RunError | None
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """What ``generate`` did. ``status`` is ok, failed, no_code, model_error or canceled;
+    ``code`` the last code extracted; ``runs`` the run of each attempt that ran (in worker
+    mode, of its check request); ``deploys`` worker mode's uploads."""
+
+    status: GenerationStatus
+    code: str | None
+    attempts: int
+    run_status: str | None
+    error: RunError | None
+    prompt_version: str
+    runs: list[RunResult] = field(default_factory=list)
+    deploys: list[DeployCheck] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def run(self) -> RunResult | None:
+        """The last attempt's run, if it ran."""
+        return self.runs[-1] if self.runs else None
+
+
+def _error(data: Any) -> RunError | None:
+    if not isinstance(data, dict):
+        return None
+    return RunError(str(data.get("type", "")), str(data.get("message", "")))
+
+
+class GenerationBuilder:
+    """Gathers a /v1/generate stream into a Generation; each attempt's ``run`` events
+    into a RunResult (through RunBuilder)."""
+
+    def __init__(self) -> None:
+        self._seq = 0
+        self._run: RunBuilder | None = None
+        self._runs: list[RunResult] = []
+        self._deploys: list[DeployCheck] = []
+        self._end: dict[str, Any] | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self._end is not None
+
+    def add(self, sse: ServerSentEvent) -> tuple[Event, Event | None]:
+        """Take one SSE event: the event, and for ``run`` events the run's own event."""
+        data = _object(sse)
+        event = Event(sse.event, data, self._seq)
+        self._seq += 1
+        inner: Event | None = None
+        match sse.event:
+            case "attempt":
+                self._run = None
+            case "run":
+                if self._run is None:
+                    self._run = RunBuilder()
+                inner = self._run.add(
+                    ServerSentEvent(event=str(data["event"]), data=jsonlib.dumps(data["data"]))
+                )
+                if self._run.ended:
+                    self._runs.append(self._run.result())
+                    self._run = None
+            case "deploy":
+                self._deploys.append(
+                    DeployCheck(
+                        attempt=int(data["attempt"]),
+                        namespace=str(data["namespace"]),
+                        worker=str(data["worker"]),
+                        version=data.get("version"),
+                        status=data.get("status"),
+                        error=_error(data.get("error")),
+                    )
+                )
+            case "end":
+                self._end = data
+        return event, inner
+
+    def result(self) -> Generation:
+        """The generation; SandlotConnectionError if the stream ended before its end."""
+        end = self._end
+        if end is None:
+            raise SandlotConnectionError(
+                "incomplete_stream", "the generation's stream ended before its end event"
+            )
+        return Generation(
+            status=cast(GenerationStatus, end["status"]),
+            code=end.get("code"),
+            attempts=int(end.get("attempts", 0)),
+            run_status=end.get("run_status"),
+            error=_error(end.get("error")),
+            prompt_version=str(end.get("prompt_version", "")),
+            runs=self._runs,
+            deploys=self._deploys,
+        )
+
+
+def _object(sse: ServerSentEvent) -> dict[str, Any]:
+    """An event's JSON object; SandlotError if it isn't one."""
+    try:
+        data = jsonlib.loads(sse.data)
+    except ValueError:
+        raise SandlotError(None, "bad_stream", f"event {sse.event!r} is not JSON") from None
+    if not isinstance(data, dict):
+        raise SandlotError(None, "bad_stream", f"event {sse.event!r} is not an object")
+    return data

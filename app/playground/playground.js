@@ -7,8 +7,14 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   key: $("key"),
   runtime: $("runtime"),
+  keySource: $("key-source"),
   cpuMs: $("cpu-ms"),
   wallMs: $("wall-ms"),
+  memoryMb: $("memory-mb"),
+  stdin: $("stdin"),
+  files: $("files"),
+  allowedHosts: $("allowed-hosts"),
+  modelNotice: $("model-notice"),
   task: $("task"),
   generate: $("generate"),
   code: $("code"),
@@ -26,13 +32,17 @@ const ui = {
   traceback: $("traceback"),
 };
 
-const STORAGE = { runtime: "sandlot.playground.runtime" };
+// The code is kept across reloads; the key never is (see "Remembered settings").
+const STORAGE = { runtime: "sandlot.playground.runtime", code: "sandlot.playground.code" };
 // Where earlier versions kept the key; removed on load (see "Remembered settings").
 const OLD_KEY_STORAGE = "sandlot.playground.key";
 
 // The request in flight (one at a time); Stop aborts it, and the service cancels the
 // run when the connection closes.
 let inFlight = null;
+
+// Where this server wrote the development admin key, when it did (GET /playground/setup.json).
+let keyFile = null;
 
 // ---- Server-Sent Events over a fetch body ------------------------------------------
 
@@ -222,10 +232,29 @@ async function describeRefusal(response) {
 
 function limits() {
   const chosen = {};
-  for (const [name, input] of [["cpu_ms", ui.cpuMs], ["wall_ms", ui.wallMs]]) {
+  const inputs = [["cpu_ms", ui.cpuMs], ["wall_ms", ui.wallMs], ["memory_mb", ui.memoryMb]];
+  for (const [name, input] of inputs) {
     if (input.value.trim() !== "") chosen[name] = Number(input.value);
   }
   return chosen;
+}
+
+function allowedHosts() {
+  return ui.allowedHosts.value.split(/[\s,]+/).filter(Boolean);
+}
+
+// The chosen files as /v1/execute's `files`: name → {content: base64, encoding}.
+async function chosenFiles() {
+  const files = {};
+  for (const file of ui.files.files) {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    let binary = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    }
+    files[file.name] = { content: btoa(binary), encoding: "base64" };
+  }
+  return files;
 }
 
 // POSTs `body` as a stream and hands each event to `onEvent`, which returns true for
@@ -235,7 +264,11 @@ async function stream(path, body, onEvent) {
   clearAll();
   if (!key) {
     setStatus("bad", "no key");
-    showMessage("Enter an API key first (make serve writes one to var/admin-key).");
+    showMessage(
+      keyFile
+        ? `Enter an API key first: this server wrote its development admin key to ${keyFile}.`
+        : "Enter an API key first: the admin key or a namespace's key.",
+    );
     ui.key.focus();
     return;
   }
@@ -250,7 +283,13 @@ async function stream(path, body, onEvent) {
         "content-type": "application/json",
         accept: "text/event-stream",
       },
-      body: JSON.stringify({ ...body, runtime: ui.runtime.value, limits: limits(), stream: true }),
+      body: JSON.stringify({
+        ...body,
+        runtime: ui.runtime.value,
+        limits: limits(),
+        allowed_hosts: allowedHosts(),
+        stream: true,
+      }),
       signal: inFlight.signal,
     });
     if (!response.ok) {
@@ -301,6 +340,7 @@ function generate() {
         return false;
       case "code":
         ui.code.value = data.code;
+        saveCode();
         return false;
       case "run": {
         const status = onRunEvent(data.event, data.data);
@@ -316,6 +356,7 @@ function generate() {
         return false;
       case "end":
         if (data.code !== null) ui.code.value = data.code;
+        saveCode();
         setStatus(data.status === "ok" ? "ok" : "bad", data.status);
         ui.summary.textContent =
           `${data.status}: run ${data.run_status ?? "none"}, ${plural(data.attempts, "attempt")}`;
@@ -329,9 +370,11 @@ function generate() {
   });
 }
 
-function run() {
+async function run() {
   if (inFlight) return;
-  stream("/v1/execute", { code: ui.code.value }, (event, data) => {
+  const body = { code: ui.code.value, files: await chosenFiles() };
+  if (ui.stdin.value !== "") body.stdin = ui.stdin.value;
+  await stream("/v1/execute", body, (event, data) => {
     const status = onRunEvent(event, data);
     if (status === null) return false;
     setStatus(status === "ok" ? "ok" : "bad", status);
@@ -399,3 +442,47 @@ try {
   // Storage off: nothing was stored.
 }
 remember(ui.runtime, STORAGE.runtime);
+
+function saveCode() {
+  try {
+    localStorage.setItem(STORAGE.code, ui.code.value);
+  } catch {
+    // Storage off or full: the code stays in the editor, it just isn't kept.
+  }
+}
+
+try {
+  const saved = localStorage.getItem(STORAGE.code);
+  if (saved !== null) ui.code.value = saved;
+} catch {
+  // Storage off: an empty editor.
+}
+ui.code.addEventListener("input", saveCode);
+
+// ---- What this server has -------------------------------------------------------
+
+// Before any key is typed: is there a model (else Run is the main action), and where
+// did this server write its development admin key (if it made one)?
+async function loadSetup() {
+  let setup;
+  try {
+    const response = await fetch("/playground/setup.json");
+    if (!response.ok) return;
+    setup = await response.json();
+  } catch {
+    return; // The page still works; it just can't say.
+  }
+  if (!setup.model) {
+    document.body.dataset.model = "none";
+    ui.modelNotice.hidden = false;
+  }
+  if (setup.admin_key_file) {
+    keyFile = setup.admin_key_file;
+    const path = document.createElement("code");
+    path.id = "key-file";
+    path.textContent = keyFile;
+    ui.keySource.replaceChildren("This server wrote its development admin key to ", path, ".");
+  }
+}
+
+loadSetup();

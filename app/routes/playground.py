@@ -4,6 +4,9 @@ Plain static files from ``app/playground/`` (HTML, CSS, one JavaScript module), 
 once when the app is made and served as they are: no build step, nothing fetched
 from anywhere but this service. The page calls the public API (``/v1/generate``,
 ``/v1/execute``) with the key its user types; these routes need no key.
+``/playground/setup.json`` tells the page what this server has before any key is
+typed: whether a model is configured (else Run is the page's main action) and, in
+development when the server generated the admin key, the file it wrote it to.
 
 Every answer carries a Content-Security-Policy that allows this origin only, and an
 ETag with ``Cache-Control: no-cache``, so browsers revalidate (a 304) and never run
@@ -17,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
+from app.config import Settings
 from app.errors import ApiError
 
-__all__ = ["ASSET_DIR", "CSP", "Asset", "load_assets", "router"]
+__all__ = ["ASSET_DIR", "CSP", "Asset", "load_assets", "router", "setup_of"]
 
 ASSET_DIR = Path(__file__).resolve().parent.parent / "playground"
 
@@ -89,6 +93,17 @@ def _etags(header: str) -> set[str]:
     return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
 
 
+def setup_of(settings: Settings, *, model: bool) -> dict[str, object]:
+    """What the page shows before a key is typed: whether a model is configured, and the
+    file of the development admin key when this server generated one (None otherwise:
+    the operator chose the key, so the page doesn't point at a file)."""
+    generated = settings.admin_key is None and settings.environment == "development"
+    return {
+        "model": model,
+        "admin_key_file": str(settings.data_dir / "admin-key") if generated else None,
+    }
+
+
 def router(directory: Path = ASSET_DIR) -> APIRouter:
     """The routes of the page (``/``) and its files (``/playground/{name}``)."""
     assets = load_assets(directory)
@@ -97,6 +112,11 @@ def router(directory: Path = ASSET_DIR) -> APIRouter:
     @routes.api_route("/", methods=["GET", "HEAD"])
     async def page(request: Request) -> Response:
         return _answer(assets["index.html"], request)
+
+    @routes.get("/playground/setup.json")
+    async def setup(request: Request) -> Response:
+        body = setup_of(request.app.state.settings, model=request.app.state.model is not None)
+        return JSONResponse(body, headers={**_SECURITY_HEADERS, "cache-control": "no-store"})
 
     @routes.api_route("/playground/{name}", methods=["GET", "HEAD"])
     async def asset(name: str, request: Request) -> Response:

@@ -28,6 +28,8 @@ from app.schemas import (
     ErrorResponse,
     TagsIn,
     Upload,
+    VersionItem,
+    VersionList,
     VersionOut,
     WorkerDetail,
     WorkerIn,
@@ -267,7 +269,7 @@ async def upload_worker(
     ceiling = ceiling_of(settings, space)
     limits = checked_limits(ceiling, body.limits.model_dump())
     checked_hosts(ceiling, body.allowed_hosts)
-    for field, names in (("vars", body.vars), ("secrets", body.secrets)):
+    for field, names in (("vars", body.vars or {}), ("secrets", body.secrets or {})):
         for key in names:
             if not _ENV_NAME.match(key):
                 raise invalid_field(f"{field}.{key}", "names must match [A-Za-z_][A-Za-z0-9_]*")
@@ -435,22 +437,32 @@ def replace_tags(
         raise _missing(exc, namespace, name) from None
 
 
-@router.get("/{name}/versions", response_model=list[VersionOut], responses=_ERRORS)
-def list_versions(
-    namespace: str, name: str, store: StoreDep, caller: CallerDep
-) -> list[VersionOut]:
+@router.get("/{name}/versions", response_model=VersionList, responses=_ERRORS)
+def list_versions(namespace: str, name: str, store: StoreDep, caller: CallerDep) -> VersionList:
+    """Every version kept, oldest first; ``deployed`` names the one that serves."""
     require_namespace(caller, namespace)
     try:
-        return [_version_out(v) for v in workers.versions(store, namespace, name)]
+        found = workers.history(store, namespace, name)
     except (namespaces.NamespaceNotFound, workers.WorkerNotFound) as exc:
         raise _missing(exc, namespace, name) from None
+    return VersionList(
+        versions=[
+            VersionItem(**_version_out(v).model_dump(), deployed=v.id == found.deployed)
+            for v in found.versions
+        ],
+        deployed=found.deployed,
+    )
 
 
 @router.post("/{name}/versions/{version_id}/deploy", response_model=WorkerOut, responses=_ERRORS)
 def deploy_version(
-    namespace: str, name: str, version_id: str, store: StoreDep, caller: CallerDep
+    namespace: str,
+    name: str,
+    version_id: Annotated[str, Path(description="The version's id (ver_...) or its number (3)")],
+    store: StoreDep,
+    caller: CallerDep,
 ) -> WorkerOut:
-    """Serve an earlier version again (rollback)."""
+    """Serve an earlier version again (rollback); the worker's vars and secrets stay."""
     require_namespace(caller, namespace)
     try:
         return _out(workers.deploy(store, namespace, name, version_id))

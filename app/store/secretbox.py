@@ -2,7 +2,8 @@
 
 The keys come from ``SANDLOT_SECRETS_KEY`` (or the development key file): the first
 encrypts, every one decrypts, so a key is rotated by putting a new one first and
-keeping the old one until every worker has been uploaded again. Secret names stay
+keeping the old one until every worker has been uploaded again (or had a secret set):
+both reseal the worker's secrets with the first key. Secret names stay
 in clear (the API lists them); only values are sealed.
 """
 
@@ -36,6 +37,16 @@ class SecretBox:
         return {
             name: self._fernet.encrypt(value.encode()).decode() for name, value in values.items()
         }
+
+    def reseal(self, sealed: dict[str, str]) -> dict[str, str]:
+        """The same values sealed with the first key (rotation). Raises SecretsUnreadable."""
+        try:
+            return {name: self._fernet.rotate(token).decode() for name, token in sealed.items()}
+        except InvalidToken:
+            raise SecretsUnreadable(
+                "worker secrets don't decrypt with SANDLOT_SECRETS_KEY: restore the key they "
+                "were sealed with (list it after a new key to rotate)"
+            ) from None
 
     def open(self, sealed: dict[str, str]) -> dict[str, str]:
         """Raises SecretsUnreadable (naming no value) when a key is missing or wrong."""

@@ -26,20 +26,25 @@ from app.store.namespaces import NamespaceNotFound
 __all__ = [
     "QuotaExceeded",
     "Saved",
+    "SecretNotFound",
     "StorageDefaults",
     "Target",
     "Version",
+    "VersionHistory",
     "VersionNotFound",
     "Worker",
     "WorkerNotFound",
     "WorkerSpec",
     "count",
     "delete_by_tags",
+    "delete_secret",
     "deploy",
     "get",
+    "history",
     "page",
     "remove",
     "save_version",
+    "set_secret",
     "set_tags",
     "target",
     "versions",
@@ -51,7 +56,11 @@ class WorkerNotFound(Exception):
 
 
 class VersionNotFound(Exception):
-    """No version of that id for the worker."""
+    """No version of that id (or number) for the worker."""
+
+
+class SecretNotFound(Exception):
+    """The worker has no secret of that name."""
 
 
 class QuotaExceeded(Exception):
@@ -75,14 +84,19 @@ class StorageDefaults:
 
 @dataclass(frozen=True, slots=True)
 class WorkerSpec:
-    """What an upload sets besides the code (the code is the version's artifact)."""
+    """What an upload sets besides the code (the code is the version's artifact).
+
+    ``vars`` and ``secrets`` are the worker's bindings, not a version's: None keeps
+    what the worker has (nothing for a new worker); a dict replaces that set whole,
+    so ``{}`` clears it.
+    """
 
     runtime: str
     tags: list[str]
     limits: dict[str, Any]
     allowed_hosts: list[str]
-    vars: dict[str, str]
-    secrets: dict[str, str]
+    vars: dict[str, str] | None = None
+    secrets: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,8 +287,14 @@ def save_version(
                 row = WorkerRow(namespace_id=space.id, name=name, created_at=now)
                 session.add(row)
             row.runtime, row.tags, row.limits = spec.runtime, spec.tags, spec.limits
-            row.allowed_hosts, row.vars = spec.allowed_hosts, spec.vars
-            row.secrets = store.secret_box().seal(spec.secrets) if spec.secrets else {}
+            row.allowed_hosts = spec.allowed_hosts
+            if spec.vars is not None or created:
+                row.vars = spec.vars or {}
+            if spec.secrets is not None or created:
+                row.secrets = store.secret_box().seal(spec.secrets) if spec.secrets else {}
+            elif row.secrets:
+                # Kept secrets move to the newest key, as if they had been sent again.
+                row.secrets = store.secret_box().reseal(row.secrets)
             row.updated_at = now
             session.flush()
             number = (
@@ -498,6 +518,33 @@ def _opened(store: Store, sealed: dict[str, str]) -> dict[str, str]:
 
 
 def versions(store: Store, namespace: str, name: str) -> list[Version]:
+    """The worker's versions, oldest first."""
+    return history(store, namespace, name).versions
+
+
+def _version_row(session: Session, worker: WorkerRow, version: str) -> WorkerVersionRow:
+    """The worker's version by id (``ver_…``) or by number (``3``). Raises VersionNotFound."""
+    if version.isdigit():
+        found = session.scalar(
+            select(WorkerVersionRow).where(
+                WorkerVersionRow.worker_id == worker.id, WorkerVersionRow.number == int(version)
+            )
+        )
+    else:
+        found = session.get(WorkerVersionRow, version)
+    if found is None or found.worker_id != worker.id:
+        raise VersionNotFound(version)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class VersionHistory:
+    versions: list[Version]  # oldest first
+    deployed: str | None  # the id of the version that serves
+
+
+def history(store: Store, namespace: str, name: str) -> VersionHistory:
+    """The worker's versions and which one is deployed, read together."""
     with store.session() as session:
         row = _row(session, namespace, name)
         query = (
@@ -505,20 +552,58 @@ def versions(store: Store, namespace: str, name: str) -> list[Version]:
             .where(WorkerVersionRow.worker_id == row.id)
             .order_by(WorkerVersionRow.number)
         )
-        return [_version(version) for version in session.scalars(query)]
+        found = [_version(version) for version in session.scalars(query)]
+        return VersionHistory(versions=found, deployed=row.current_version)
 
 
-def deploy(store: Store, namespace: str, name: str, version_id: str) -> Worker:
-    """Make an earlier version the one that serves (rollback). Raises VersionNotFound."""
+def deploy(store: Store, namespace: str, name: str, version: str) -> Worker:
+    """Make an earlier version the one that serves (rollback), by id or by number.
+
+    Bindings (vars, secrets) belong to the worker and stay as they are.
+    Raises VersionNotFound.
+    """
     with store.session() as session:
         row = _row(session, namespace, name)
-        version = session.get(WorkerVersionRow, version_id)
-        if version is None or version.worker_id != row.id:
-            raise VersionNotFound(version_id)
-        row.current_version = version.id
+        row.current_version = _version_row(session, row, version).id
         row.updated_at = datetime.now(UTC)
         session.flush()
         return _worker(session, namespace, row)
+
+
+def _locked_row(session: Session, namespace: str, name: str) -> WorkerRow:
+    """The worker's row, its namespace locked (as uploads lock it) until the transaction ends."""
+    space = _lock_namespace(session, namespace)
+    row = session.scalar(
+        select(WorkerRow).where(WorkerRow.namespace_id == space.id, WorkerRow.name == name)
+    )
+    if row is None:
+        raise WorkerNotFound(name)
+    return row
+
+
+def set_secret(store: Store, namespace: str, name: str, secret: str, value: str) -> bool:
+    """Set one secret of the worker (sealed at rest), leaving the others; True if it is new.
+
+    No new version: the next request sees it. Raises NamespaceNotFound, WorkerNotFound.
+    """
+    with store.session() as session:
+        row = _locked_row(session, namespace, name)
+        created = secret not in row.secrets
+        # A new dict: the JSON column notices assignment, not changes in place.
+        box = store.secret_box()
+        row.secrets = {**box.reseal(row.secrets), **box.seal({secret: value})}
+        row.updated_at = datetime.now(UTC)
+    return created
+
+
+def delete_secret(store: Store, namespace: str, name: str, secret: str) -> None:
+    """Remove one secret of the worker. Raises *NotFound, SecretNotFound."""
+    with store.session() as session:
+        row = _locked_row(session, namespace, name)
+        if secret not in row.secrets:
+            raise SecretNotFound(secret)
+        row.secrets = {key: value for key, value in row.secrets.items() if key != secret}
+        row.updated_at = datetime.now(UTC)
 
 
 def set_tags(store: Store, namespace: str, name: str, tags: list[str]) -> Worker:

@@ -161,7 +161,7 @@ def test_the_whole_lifecycle_survives_a_restart(
 
         assert names("free:yes") == ["site"]
         assert names("customer-2:yes,free:no") == ["snoop"]
-        versions = owner.get("/v1/namespaces/shop/workers/site/versions").json()
+        versions = owner.get("/v1/namespaces/shop/workers/site/versions").json()["versions"]
         assert [version["number"] for version in versions] == [1, 2]
     finally:
         service.close()

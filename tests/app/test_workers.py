@@ -72,7 +72,7 @@ def test_syntax_error_names_file_and_line_and_keeps_the_old_version(
     assert error["code"] == "build_failed"
     assert error["details"][0]["field"] == "modules.bad.py"
     assert error["details"][0]["message"].startswith("line 2")
-    versions = admin.get(f"/v1/namespaces/{namespace}/workers/w/versions").json()
+    versions = admin.get(f"/v1/namespaces/{namespace}/workers/w/versions").json()["versions"]
     assert [v["number"] for v in versions] == [1]
 
 
@@ -300,7 +300,7 @@ def test_old_versions_and_their_files_are_dropped(
         upload(admin, namespace, "w", modules={"main.py": HELLO + f"# {n}\n"}).json()
         for n in range(25)
     ]
-    kept = admin.get(f"/v1/namespaces/{namespace}/workers/w/versions").json()
+    kept = admin.get(f"/v1/namespaces/{namespace}/workers/w/versions").json()["versions"]
     assert [v["number"] for v in kept] == list(range(6, 26))
     assert admin.get(f"/v1/namespaces/{namespace}/workers/w").json()["version"]["number"] == 25
     shas = [u["version"]["sha256"] for u in uploads]

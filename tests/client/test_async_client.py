@@ -54,7 +54,7 @@ def test_errors_workers_and_tools(service: Service) -> None:
             name = "a-" + secrets.token_hex(4)
             await client.create_namespace(name)
             deployed = await client.deploy_worker(name, "w", WORKER)
-            assert deployed["version"]["number"] == 1
+            assert deployed.version.number == 1
             answer = await client.invoke_worker(name, "w", "/p", method="DELETE")
             assert (answer.status_code, answer.text, answer.outcome) == (202, "DELETE /p", "ok")
             text = await client.call_tool("invoke_worker", {"namespace": name, "worker": "w"})

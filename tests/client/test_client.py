@@ -37,7 +37,7 @@ def client(service: Service) -> Iterator[Sandlot]:
 @pytest.fixture(scope="module")
 def namespace(client: Sandlot) -> str:
     name = "c-" + secrets.token_hex(4)
-    assert client.create_namespace(name)["name"] == name
+    assert client.create_namespace(name).name == name
     return name
 
 
@@ -178,7 +178,7 @@ def test_settings_come_from_the_environment(
 
 def test_deploy_and_invoke_a_worker(client: Sandlot, namespace: str) -> None:
     deployed = client.deploy_worker(namespace, "api", WORKER, vars={"GREETING": "hi"})
-    assert deployed["created"] is True and deployed["version"]["number"] == 1
+    assert deployed.created is True and deployed.version.number == 1
     answer = client.invoke_worker(
         namespace, "api", "/items?x=1", method="POST", json={"n": 1}, headers={"x-test": "t"}
     )
@@ -196,8 +196,8 @@ def test_deploy_and_invoke_a_worker(client: Sandlot, namespace: str) -> None:
     assert boom.json()["error"]["message"] == "ValueError: kaput"
     slow = client.invoke_worker(namespace, "api", "/slow", limits={"wall_ms": 200})
     assert (slow.status_code, slow.outcome) == (503, "wall_limit")
-    assert [w["name"] for w in client.list_workers(namespace)] == ["api"]
-    assert client.get_worker(namespace, "api")["vars"] == {"GREETING": "hi"}
+    assert [w.name for w in client.list_workers(namespace)] == ["api"]
+    assert client.get_worker(namespace, "api").vars == {"GREETING": "hi"}
     client.delete_worker(namespace, "api")
     with pytest.raises(SandlotError) as caught:
         client.invoke_worker(namespace, "api")
@@ -220,8 +220,8 @@ def test_namespace_helpers_and_scoped_keys(client: Sandlot, service: Service) ->
         client.create_namespace(name)
     assert taken.value.status_code == 409
     issued = client.create_key(name, "agent")
-    with Sandlot(service.url, issued["key"]) as scoped:
-        assert scoped.get_namespace(name)["limits"] == {"cpu_ms": 500}
+    with Sandlot(service.url, issued.key) as scoped:
+        assert scoped.get_namespace(name).limits == {"cpu_ms": 500}
         scoped.deploy_worker(name, "w", WORKER, vars={"GREETING": "x"})
         assert scoped.invoke_worker(name, "w").outcome == "ok"
         with pytest.raises(SandlotError) as forbidden:
