@@ -72,6 +72,29 @@ def test_an_open_figure_comes_back_as_a_png_of_its_size(client: httpx.Client) ->
     assert png_size(output["data"]) == (400, 300)
 
 
+def test_a_saved_figure_comes_back_as_the_bytes_it_was_saved_as(client: httpx.Client) -> None:
+    # Drawing twice would cost as much again: the PNG a plain savefig wrote is reused.
+    code = CHART + "fig.savefig('chart.png')\nplt.savefig('again.PNG')\n"
+    body = execute(client, code, return_files=["*.png", "*.PNG"])
+    assert body["status"] == "ok", body["error"]
+    (output,) = body["outputs"]  # type: ignore[misc]
+    files = {f["path"]: f["data"] for f in body["files"]}  # type: ignore[attr-defined]
+    assert base64.b64decode(output["data"]) == base64.b64decode(files["chart.png"])
+    assert png_size(files["again.PNG"]) == (400, 300)
+
+
+def test_a_figure_changed_after_saving_comes_back_as_it_ends(client: httpx.Client) -> None:
+    changed = CHART + "fig.savefig('chart.png')\nax.set_title('after')\n"
+    other_dpi = CHART + "fig.savefig('chart.png', dpi=50)\n"
+    for code in (changed, other_dpi):
+        body = execute(client, code, return_files=["chart.png"])
+        assert body["status"] == "ok", body["error"]
+        (output,) = body["outputs"]  # type: ignore[misc]
+        (saved,) = body["files"]  # type: ignore[misc]
+        assert output["data"] != saved["data"]
+        assert png_size(output["data"]) == (400, 300)
+
+
 def test_each_plt_show_sends_its_figures_once(client: httpx.Client) -> None:
     code = CHART + "plt.show()\nplt.figure(figsize=(2, 2), dpi=50)\nplt.plot([1])\nplt.show()\n"
     body = execute(client, code)
