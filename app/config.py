@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from sandbox import DEFAULT_FUEL_PER_MS, Limits
+from sandbox import Limits, Runtime
 from sandbox.egress import IPNetwork, parse_networks
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -66,13 +66,15 @@ class Settings(BaseSettings):
     pool_size: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
     queue_timeout_ms: int = Field(default=2_000, ge=0, le=60_000)
     kill_grace_ms: int = Field(default=500, ge=50, le=60_000)
-    fuel_per_ms: int = Field(default=DEFAULT_FUEL_PER_MS, ge=1)
+    # Wasm fuel per ms of cpu_ms for the wasmtime engine's guests, calibrated by
+    # bench/fuel_calibration.py; the engine's own default (DEFAULT_FUEL_PER_MS) is the same.
+    fuel_per_ms: int = Field(default=8_000_000, ge=1)
     # The guest behind runtime "wasmtime": the data stack (CPython 3.15 with numpy, pandas,
     # matplotlib, scikit-learn, ...), or the CPython 3.14 component (stdlib only).
     wasmtime_guest: Literal["stack", "component"] = "stack"
 
     # Which engine a request gets when it names none, and the Pyodide engine's pool.
-    default_runtime: Literal["wasmtime", "pyodide"] = "wasmtime"
+    default_runtime: Runtime = "wasmtime"
     pyodide_enabled: bool = True
     pyodide_runtime_dir: Path = PROJECT_ROOT / "pyodide-runtime"
     pyodide_pool_size: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)

@@ -7,6 +7,7 @@ from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
 from app.config import Settings
+from sandbox.engines import wasmtime as wasmtime_engine
 
 
 def test_defaults_are_the_embedded_development_setup(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -16,6 +17,8 @@ def test_defaults_are_the_embedded_development_setup(monkeypatch: pytest.MonkeyP
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert settings.default_limits.cpu_ms <= settings.max_limits.cpu_ms
     assert settings.pool_size >= 1
+    # The config can't import the engine (app.config loads no wasmtime): the two agree.
+    assert settings.fuel_per_ms == wasmtime_engine.DEFAULT_FUEL_PER_MS
 
 
 def test_environment_variables_override(monkeypatch: pytest.MonkeyPatch) -> None:
