@@ -15,6 +15,7 @@ import json
 import time
 from dataclasses import dataclass
 
+from app.bundles import write_bundle
 from sandbox import Job, Limits, Runner, Status, collect
 
 __all__ = ["Build", "BuildFailed", "build", "describe"]
@@ -102,18 +103,13 @@ async def build(
     report = result.result.json
     if report["errors"]:
         raise BuildFailed(report["errors"])
-    bundle = json.dumps(
-        {
-            "format": 2,
-            "runtime": runtime,
-            "main_module": main_module,
-            "modules": modules,
-            "requirements": requirements,
-            "bytecode": report["bytecode"],
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    ).encode()
+    bundle = write_bundle(
+        runtime=runtime,
+        main_module=main_module,
+        modules=modules,
+        requirements=requirements,
+        bytecode=report["bytecode"],
+    )
     return Build(
         bundle=bundle,
         build_ms=round((time.monotonic() - started) * 1000, 3),

@@ -2,8 +2,9 @@
 
 ``{"error": {"code": "...", "message": "...", "details": [{"field": ..., "message": ...}]}}``
 
-The message says what to fix; ``details`` names the fields. Sandbox faults map
-to status codes here, and nowhere else.
+The message says what to fix; ``details`` names the fields. Store errors
+(app/store/errors.py) and sandbox faults map to status codes here, and nowhere else:
+``install`` registers the handlers, and tools map with the same functions.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.schemas import ErrorBody, ErrorDetail, ErrorResponse
+from app.store.errors import Conflict, NotFound, QuotaExceeded, StoreError
 from sandbox import EngineUnavailable, PoolBusy, RunnerClosed, SandboxError
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,30 @@ def from_sandbox_error(exc: SandboxError) -> ApiError:
     return ApiError(500, "internal_error", "the sandbox failed; see the service log")
 
 
+# Each branch of the store's tree (app/store/errors.py) and its status; the code and the
+# message are the exception's own.
+STORE_STATUS: dict[type[StoreError], int] = {NotFound: 404, Conflict: 409, QuotaExceeded: 413}
+
+
+def from_store_error(exc: StoreError) -> ApiError:
+    for kind, status in STORE_STATUS.items():
+        if isinstance(exc, kind):
+            details = [ErrorDetail(field=exc.field, message=exc.message)] if exc.field else []
+            return ApiError(status, exc.code, exc.message, details)
+    raise TypeError(f"no HTTP status for {type(exc).__name__}") from exc
+
+
+def as_api_error(exc: Exception) -> ApiError | None:
+    """The API's error for a domain exception (ApiError, store or sandbox); None otherwise."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, StoreError):
+        return from_store_error(exc)
+    if isinstance(exc, SandboxError):
+        return from_sandbox_error(exc)
+    return None
+
+
 def _field_path(location: tuple[int | str, ...]) -> str:
     parts = [str(p) for p in location if p != "body"]
     path = ""
@@ -99,6 +125,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc)
+
+    @app.exception_handler(StoreError)
+    async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
+        return error_response(from_store_error(exc))
 
     @app.exception_handler(SandboxError)
     async def _sandbox_error(_: Request, exc: SandboxError) -> JSONResponse:

@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.ai.generation import GenerationStatus
+from sandbox import Runtime, Status
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -47,7 +50,7 @@ class RunIn(_Strict):
         description="Python source, run as main.py in a fresh interpreter; if it ends in an "
         "expression, that value comes back as the result. Top-level await works"
     )
-    runtime: Literal["wasmtime", "pyodide"] | None = Field(
+    runtime: Runtime | None = Field(
         default=None, description="Engine to run on; the server's default when omitted"
     )
     limits: LimitsIn = Field(default_factory=LimitsIn)
@@ -144,17 +147,7 @@ class SubrequestOut(BaseModel):
 class ExecuteResponse(BaseModel):
     id: str
     engine: str
-    status: Literal[
-        "ok",
-        "error",
-        "cpu_limit",
-        "wall_limit",
-        "memory_limit",
-        "output_limit",
-        "subrequest_limit",
-        "canceled",
-        "internal_error",
-    ]
+    status: Status
     stdout: str
     stderr: str
     result: ResultOut | None = None
@@ -310,7 +303,7 @@ class WorkerIn(_Strict):
         description="Module path (like 'main.py' or 'lib/util.py') → Python source",
     )
     main_module: str = Field(default="main.py", description="The module defining on_fetch")
-    runtime: Literal["wasmtime", "pyodide"] | None = Field(
+    runtime: Runtime | None = Field(
         default=None, description="The server's default runtime when omitted"
     )
     requirements: list[str] = Field(
@@ -415,7 +408,7 @@ class GenerateRequest(_Strict):
         max_length=TASK_CHARS,
         description="What the code should do, in natural language",
     )
-    runtime: Literal["wasmtime", "pyodide"] | None = Field(
+    runtime: Runtime | None = Field(
         default=None, description="Engine to run on; the server's default when omitted"
     )
     limits: LimitsIn = Field(default_factory=LimitsIn, description="Limits of every run")
@@ -471,10 +464,10 @@ class GenerateAttemptOut(BaseModel):
 
 
 class GenerateResponse(BaseModel):
-    status: Literal["ok", "failed", "no_code", "model_error", "canceled"]
+    status: GenerationStatus
     code: str | None = Field(description="The last code extracted; null when there was none")
     attempts: int
-    run_status: str | None
+    run_status: Status | None
     error: GenerateErrorOut | None
     prompt_version: str = Field(description="name@version of every prompt template used")
     history: list[GenerateAttemptOut]

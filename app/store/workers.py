@@ -20,8 +20,13 @@ from sqlalchemy.orm import Session
 from app.store import blobs
 from app.store.artifacts import ArtifactStore
 from app.store.db import Store
+from app.store.errors import (
+    NamespaceNotFound,
+    QuotaExceeded,
+    VersionNotFound,
+    WorkerNotFound,
+)
 from app.store.models import NamespaceRow, WorkerRow, WorkerVersionRow
-from app.store.namespaces import NamespaceNotFound
 
 __all__ = [
     "QuotaExceeded",
@@ -44,25 +49,6 @@ __all__ = [
     "target",
     "versions",
 ]
-
-
-class WorkerNotFound(Exception):
-    """No worker of that name in the namespace."""
-
-
-class VersionNotFound(Exception):
-    """No version of that id for the worker."""
-
-
-class QuotaExceeded(Exception):
-    """The upload would take the namespace's artifacts over its storage quota."""
-
-    def __init__(self, namespace: str, quota_bytes: int, used_bytes: int, adding_bytes: int):
-        super().__init__(namespace)
-        self.namespace = namespace
-        self.quota_bytes = quota_bytes
-        self.used_bytes = used_bytes
-        self.adding_bytes = adding_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +185,7 @@ def _row(session: Session, namespace: str, name: str) -> WorkerRow:
         select(WorkerRow).where(WorkerRow.namespace_id == namespace_id, WorkerRow.name == name)
     )
     if row is None:
-        raise WorkerNotFound(name)
+        raise WorkerNotFound(namespace, name)
     return row
 
 
@@ -363,7 +349,7 @@ def remove(store: Store, namespace: str, name: str, *, artifacts: ArtifactStore)
             select(WorkerRow).where(WorkerRow.namespace_id == space.id, WorkerRow.name == name)
         )
         if row is None:
-            raise WorkerNotFound(name)
+            raise WorkerNotFound(namespace, name)
         shas = _shas_of(session, namespace_id=space.id, worker_ids=[row.id])
         session.delete(row)
     blobs.release(store, artifacts, shas)
@@ -455,7 +441,7 @@ def target(store: Store, namespace: str, name: str) -> Target:
     if found is None:
         raise NamespaceNotFound(namespace)
     if found["w_id"] is None:
-        raise WorkerNotFound(name)
+        raise WorkerNotFound(namespace, name)
     current = None
     if found["v_id"] is not None:
         current = Version(
@@ -514,7 +500,7 @@ def deploy(store: Store, namespace: str, name: str, version_id: str) -> Worker:
         row = _row(session, namespace, name)
         version = session.get(WorkerVersionRow, version_id)
         if version is None or version.worker_id != row.id:
-            raise VersionNotFound(version_id)
+            raise VersionNotFound(namespace, name, version_id)
         row.current_version = version.id
         row.updated_at = datetime.now(UTC)
         session.flush()
