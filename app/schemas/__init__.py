@@ -1,0 +1,103 @@
+"""Wire models of the HTTP API (requests and responses), one module per feature.
+
+Everything is re-exported here: import from ``app.schemas``.
+"""
+
+from app.schemas.common import ErrorBody, ErrorDetail, ErrorResponse, LimitsIn
+from app.schemas.generate import (
+    TASK_CHARS,
+    DeployOut,
+    GenerateAttemptOut,
+    GenerateErrorOut,
+    GenerateRequest,
+    GenerateResponse,
+)
+from app.schemas.hostnames import HostnameIn, HostnameList, HostnameOut
+from app.schemas.namespaces import (
+    NAMESPACE_NAME,
+    IssuedKey,
+    KeyIn,
+    KeyList,
+    KeyOut,
+    NamespaceIn,
+    NamespaceList,
+    NamespaceOut,
+    NamespacePatch,
+)
+from app.schemas.runs import (
+    ErrorOut,
+    ExecuteRequest,
+    ExecuteResponse,
+    FileIn,
+    FileOut,
+    OutputOut,
+    ResultOut,
+    RunIn,
+    SubrequestOut,
+    UsageOut,
+)
+from app.schemas.tools import DeployWorkerIn, InvokeWorkerIn, ToolCallOut, ToolFunction, ToolOut
+from app.schemas.workers import (
+    MODULE_PATH,
+    TAG,
+    WORKER_NAME,
+    Deleted,
+    TagsIn,
+    Upload,
+    VersionOut,
+    WorkerDetail,
+    WorkerIn,
+    WorkerList,
+    WorkerOut,
+)
+
+__all__ = [
+    "MODULE_PATH",
+    "NAMESPACE_NAME",
+    "TAG",
+    "TASK_CHARS",
+    "WORKER_NAME",
+    "Deleted",
+    "DeployOut",
+    "DeployWorkerIn",
+    "ErrorBody",
+    "ErrorDetail",
+    "ErrorOut",
+    "ErrorResponse",
+    "ExecuteRequest",
+    "ExecuteResponse",
+    "FileIn",
+    "FileOut",
+    "GenerateAttemptOut",
+    "GenerateErrorOut",
+    "GenerateRequest",
+    "GenerateResponse",
+    "HostnameIn",
+    "HostnameList",
+    "HostnameOut",
+    "InvokeWorkerIn",
+    "IssuedKey",
+    "KeyIn",
+    "KeyList",
+    "KeyOut",
+    "LimitsIn",
+    "NamespaceIn",
+    "NamespaceList",
+    "NamespaceOut",
+    "NamespacePatch",
+    "OutputOut",
+    "ResultOut",
+    "RunIn",
+    "SubrequestOut",
+    "TagsIn",
+    "ToolCallOut",
+    "ToolFunction",
+    "ToolOut",
+    "Upload",
+    "UsageOut",
+    "VersionOut",
+    "WorkerDetail",
+    "WorkerIn",
+    "WorkerList",
+    "WorkerOut",
+]

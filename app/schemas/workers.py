@@ -1,0 +1,99 @@
+"""Workers, their versions and tags: /v1/namespaces/{ns}/workers."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from app.schemas.common import LimitsIn, _Strict
+from app.schemas.namespaces import NAMESPACE_NAME
+from sandbox import Runtime
+
+WORKER_NAME = NAMESPACE_NAME
+TAG = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+MODULE_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*\.py$"
+
+
+class WorkerIn(_Strict):
+    modules: dict[str, str] = Field(
+        min_length=1,
+        max_length=100,
+        description="Module path (like 'main.py' or 'lib/util.py') → Python source",
+    )
+    main_module: str = Field(default="main.py", description="The module defining on_fetch")
+    runtime: Runtime | None = Field(
+        default=None, description="The server's default runtime when omitted"
+    )
+    requirements: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Installed pure-Python packages to load first (pyodide runtime only)",
+    )
+    tags: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="At most 8 labels to find workers by: letters, digits, '.', '_', '-'",
+    )
+    limits: LimitsIn = Field(
+        default_factory=LimitsIn,
+        description="Limits of each request's run, within the server's maximums",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Egress allowlist ('host', 'host:port', '*.example.com'); the "
+        "namespace's when empty",
+    )
+    vars: dict[str, str] = Field(default_factory=dict, description="Plain bindings in env")
+    secrets: dict[str, str] = Field(
+        default_factory=dict, description="Write-only bindings in env: never returned"
+    )
+
+
+class VersionOut(BaseModel):
+    id: str
+    number: int
+    sha256: str
+    main_module: str
+    requirements: list[str]
+    artifact_bytes: int
+    build_ms: float
+    warnings: list[str]
+    created_at: str
+
+
+class WorkerOut(BaseModel):
+    namespace: str
+    name: str
+    runtime: str
+    tags: list[str]
+    limits: dict[str, int]
+    allowed_hosts: list[str]
+    vars: dict[str, str]
+    secrets: list[str] = Field(description="Names only: values are never returned")
+    version: VersionOut | None
+    created_at: str
+    updated_at: str
+
+
+class WorkerDetail(WorkerOut):
+    modules: dict[str, str] = Field(description="The deployed version's modules")
+
+
+class Upload(BaseModel):
+    worker: WorkerOut
+    version: VersionOut
+    created: bool = Field(description="The worker did not exist before this upload")
+    rebuilt: bool = Field(description="False when identical code was already built")
+
+
+class WorkerList(BaseModel):
+    workers: list[WorkerOut]
+    next_cursor: str | None
+
+
+class TagsIn(_Strict):
+    tags: list[str] = Field(max_length=8)
+
+
+class Deleted(BaseModel):
+    deleted: list[str]
