@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.schemas import ErrorBody, ErrorDetail, ErrorResponse
 from app.store.errors import Conflict, NotFound, QuotaExceeded, StoreError
@@ -104,7 +105,8 @@ def as_api_error(exc: Exception) -> ApiError | None:
 
 
 def _field_path(location: tuple[int | str, ...]) -> str:
-    parts = [str(p) for p in location if p != "body"]
+    # A dict key's own error ends in "[key]": the key names the field well enough.
+    parts = [str(p) for p in location if p not in ("body", "[key]")]
     path = ""
     for part in parts:
         path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
@@ -119,6 +121,22 @@ def from_validation_errors(errors: Sequence[Any]) -> ApiError:
     ]
     summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
     return ApiError(422, "invalid_request", summary or "invalid request", details)
+
+
+_HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the request's path answers (Starlette's 405 names only
+    the first route's): each method is tried against the routes as the router would."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 def install(app: FastAPI) -> None:
@@ -139,13 +157,14 @@ def install(app: FastAPI) -> None:
         return error_response(from_validation_errors(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "http_error"
         )
-        return error_response(
-            ApiError(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
-        )
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return error_response(ApiError(exc.status_code, code, str(exc.detail), headers=headers))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.routing import Route
 
-from app import errors
+from app import errors, openapi
 from app.ai import ModelClient, ModelConfig, Prompts
 from app.auth import KeyBeforeBody, admin_key_for, secrets_key_for
 from app.bundles import BundleCache
@@ -186,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(OneHost)
     errors.install(app)
+    openapi.install(app)
     app.include_router(health.router)
     app.include_router(execute.router)
     app.include_router(namespaces.router)

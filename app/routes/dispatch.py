@@ -35,7 +35,6 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 SANDBOX_CSP = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
 
 
-@router.api_route("/dispatch/{namespace}/{worker}/{path:path}", methods=_METHODS)
 async def dispatch(
     namespace: str, worker: str, path: str, request: Request, services: ServicesDep
 ) -> Response:
@@ -104,6 +103,23 @@ def worker_response(
     if path_routed:
         response.headers.append("content-security-policy", SANDBOX_CSP)
     return response
+
+
+# One route per method, so each has its own operation id in the OpenAPI document.
+for _method in _METHODS:
+    router.add_api_route(
+        "/dispatch/{namespace}/{worker}/{path:path}",
+        dispatch,
+        methods=[_method],
+        operation_id=f"dispatch_{_method.lower()}",
+        responses={
+            200: {"description": "The worker's response"},
+            404: {"description": "worker_not_found: no such worker (or namespace)"},
+            500: {"description": "The worker raised (outcome error)"},
+            502: {"description": "The worker's response can't be sent (invalid_response)"},
+            503: {"description": "The worker hit a limit, or nothing is deployed"},
+        },
+    )
 
 
 def _metadata(request: Request, route: Route | None) -> dict[str, str]:

@@ -15,6 +15,7 @@ from app.deps import ArtifactsDep, ServicesDep, StoreDep
 from app.errors import CONTROL_PLANE_ERRORS, invalid_field
 from app.routes.worker_bodies import UploadBody, upload_body_openapi
 from app.schemas import (
+    TAG_FILTER,
     WORKER_NAME,
     Deleted,
     ErrorResponse,
@@ -83,7 +84,7 @@ def list_workers(
     namespace: str,
     store: StoreDep,
     caller: CallerDep,
-    tags: Annotated[str | None, Query(description="Filter: a:yes,b:no")] = None,
+    tags: Annotated[str | None, Query(pattern=TAG_FILTER, description="Filter: a:yes,b:no")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(pattern=WORKER_NAME)] = None,
 ) -> WorkerList:
@@ -101,7 +102,9 @@ def delete_workers(
     store: StoreDep,
     artifacts: ArtifactsDep,
     caller: CallerDep,
-    tags: Annotated[str, Query(description="Required filter: a:yes,b:no")],
+    tags: Annotated[
+        str, Query(pattern=TAG_FILTER, min_length=1, description="Required filter: a:yes,b:no")
+    ],
 ) -> Deleted:
     """Delete every worker that matches the tag filter."""
     require_namespace(caller, namespace)

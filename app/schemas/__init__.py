@@ -40,6 +40,7 @@ from app.schemas.tools import DeployWorkerIn, InvokeWorkerIn, ToolCallOut, ToolF
 from app.schemas.workers import (
     MODULE_PATH,
     TAG,
+    TAG_FILTER,
     WORKER_NAME,
     Deleted,
     TagsIn,
@@ -55,6 +56,7 @@ __all__ = [
     "MODULE_PATH",
     "NAMESPACE_NAME",
     "TAG",
+    "TAG_FILTER",
     "TASK_CHARS",
     "WORKER_NAME",
     "Deleted",

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# Request fields the server checks further; in the schema, what it refuses outright.
+NonEmpty = Annotated[str, Field(min_length=1)]
+# true or false only: "yes", 0 or 1 is a 422 naming the field, not a guess.
+Flag = StrictBool
 
 
 class LimitsIn(_Strict):

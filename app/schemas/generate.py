@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from app.ai.generation import GenerationStatus
-from app.schemas.common import LimitsIn, _Strict
+from app.schemas.common import Flag, LimitsIn, NonEmpty, _Strict
 from app.schemas.namespaces import NAMESPACE_NAME
 from app.schemas.runs import ExecuteResponse
 from app.schemas.workers import WORKER_NAME
@@ -26,7 +26,7 @@ class GenerateRequest(_Strict):
         default=None, description="Engine to run on; the server's default when omitted"
     )
     limits: LimitsIn = Field(default_factory=LimitsIn, description="Limits of every run")
-    allowed_hosts: list[str] = Field(
+    allowed_hosts: list[NonEmpty] = Field(
         default_factory=list,
         max_length=100,
         description="Egress allowlist of every run, as in /v1/execute",
@@ -43,7 +43,7 @@ class GenerateRequest(_Strict):
     worker: str | None = Field(
         default=None, pattern=WORKER_NAME, description="The worker's name (with namespace)"
     )
-    stream: bool = Field(
+    stream: Flag = Field(
         default=False, description="Stream events over SSE (or send Accept: text/event-stream)"
     )
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.schemas.common import LimitsIn, _Strict
+from app.schemas.common import Flag, LimitsIn, NonEmpty, _Strict
 
 NAMESPACE_NAME = r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 
@@ -27,16 +27,16 @@ class NamespaceIn(_Strict):
         description="Defaults and ceilings of this namespace's runs (the server default for "
         "each one left out): its keys and workers may only ask for less",
     )
-    allowed_hosts: list[str] = Field(
+    allowed_hosts: list[NonEmpty] = Field(
         default_factory=list,
         max_length=100,
         description="Egress ceiling: every allowlist of its keys and workers must fall under "
         "these entries (also its workers' default); empty: no egress",
     )
-    dispatch_public: bool = Field(
+    dispatch_public: Flag = Field(
         default=True, description="Dispatch to its workers without an API key"
     )
-    custom_hostname_suffixes: list[str] = Field(
+    custom_hostname_suffixes: list[NonEmpty] = Field(
         default_factory=list,
         max_length=100,
         description="Its keys may claim custom hostnames equal to or under these DNS names "
@@ -57,7 +57,7 @@ class NamespaceIn(_Strict):
         description="Versions kept per worker: the newest ones and the deployed one "
         "(default: SANDLOT_VERSION_RETENTION)",
     )
-    private_egress: bool = Field(
+    private_egress: Flag = Field(
         default=False,
         description="Its keys and workers may list IP literals in the operator's private "
         "networks (SANDLOT_EGRESS_PRIVATE_NETWORKS)",
@@ -71,10 +71,10 @@ class NamespacePatch(_Strict):
     limits: LimitsIn | None = Field(
         default=None, description="Replaces the namespace's limits as a whole"
     )
-    allowed_hosts: list[str] | None = Field(default=None, max_length=100)
-    dispatch_public: bool | None = Field(default=None)
-    private_egress: bool | None = Field(default=None)
-    custom_hostname_suffixes: list[str] | None = Field(default=None, max_length=100)
+    allowed_hosts: list[NonEmpty] | None = Field(default=None, max_length=100)
+    dispatch_public: Flag | None = Field(default=None)
+    private_egress: Flag | None = Field(default=None)
+    custom_hostname_suffixes: list[NonEmpty] | None = Field(default=None, max_length=100)
     storage_mb: int | None = Field(default=None, ge=1, le=1_048_576)
     version_retention: int | None = Field(default=None, ge=1, le=10_000)
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.common import LimitsIn, _Strict
+from app.schemas.common import Flag, LimitsIn, NonEmpty, _Strict
 from sandbox import Runtime, Status
 
 
@@ -38,7 +38,7 @@ class RunIn(_Strict):
         default=None, description="Engine to run on; the server's default when omitted"
     )
     limits: LimitsIn = Field(default_factory=LimitsIn)
-    allowed_hosts: list[str] = Field(
+    allowed_hosts: list[NonEmpty] = Field(
         default_factory=list,
         max_length=100,
         description="Egress allowlist: 'host', 'host:port', '*.example.com'",
@@ -52,7 +52,7 @@ class RunIn(_Strict):
     env: dict[str, str] = Field(
         default_factory=dict, description="Environment variables: the whole os.environ"
     )
-    requirements: list[str] = Field(
+    requirements: list[NonEmpty] = Field(
         default_factory=list,
         max_length=50,
         description="Installed pure-Python packages to load first (pyodide runtime only); "
@@ -62,7 +62,7 @@ class RunIn(_Strict):
         default="png",
         description="How matplotlib figures come back in outputs: image/png or image/svg+xml",
     )
-    return_files: list[str] = Field(
+    return_files: list[NonEmpty] = Field(
         default_factory=list,
         max_length=20,
         description="Globs over the run's working directory ('*.csv', 'charts/**/*.png'); "
@@ -71,7 +71,7 @@ class RunIn(_Strict):
 
 
 class ExecuteRequest(RunIn):
-    stream: bool = Field(
+    stream: Flag = Field(
         default=False, description="Stream events over SSE (or send Accept: text/event-stream)"
     )
 

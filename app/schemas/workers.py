@@ -2,33 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
 
-from app.schemas.common import LimitsIn, _Strict
+from app.schemas.common import LimitsIn, NonEmpty, _Strict
 from app.schemas.namespaces import NAMESPACE_NAME
 from sandbox import Runtime
 
 WORKER_NAME = NAMESPACE_NAME
 TAG = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 MODULE_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*\.py$"
+# A tag filter: tag:yes or tag:no, comma-separated (GET and DELETE .../workers?tags=).
+_TAG_TEST = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}:(yes|no)"
+TAG_FILTER = rf"^(,*{_TAG_TEST})*,*$"
+
+Tag = Annotated[str, Field(pattern=TAG)]
+ModulePath = Annotated[str, Field(pattern=MODULE_PATH)]
 
 
 class WorkerIn(_Strict):
-    modules: dict[str, str] = Field(
+    modules: dict[ModulePath, str] = Field(
         min_length=1,
         max_length=100,
         description="Module path (like 'main.py' or 'lib/util.py') → Python source",
     )
-    main_module: str = Field(default="main.py", description="The module defining on_fetch")
+    main_module: str = Field(
+        default="main.py",
+        pattern=MODULE_PATH,
+        description="The module defining on_fetch; one of the modules",
+    )
     runtime: Runtime | None = Field(
         default=None, description="The server's default runtime when omitted"
     )
-    requirements: list[str] = Field(
+    requirements: list[NonEmpty] = Field(
         default_factory=list,
         max_length=50,
         description="Installed pure-Python packages to load first (pyodide runtime only)",
     )
-    tags: list[str] = Field(
+    tags: list[Tag] = Field(
         default_factory=list,
         max_length=8,
         description="At most 8 labels to find workers by: letters, digits, '.', '_', '-'",
@@ -37,7 +49,7 @@ class WorkerIn(_Strict):
         default_factory=LimitsIn,
         description="Limits of each request's run, within the server's maximums",
     )
-    allowed_hosts: list[str] = Field(
+    allowed_hosts: list[NonEmpty] = Field(
         default_factory=list,
         max_length=100,
         description="Egress allowlist ('host', 'host:port', '*.example.com'); the "
@@ -76,7 +88,7 @@ class WorkerOut(BaseModel):
 
 
 class WorkerDetail(WorkerOut):
-    modules: dict[str, str] = Field(description="The deployed version's modules")
+    modules: dict[ModulePath, str] = Field(description="The deployed version's modules")
 
 
 class Upload(BaseModel):
@@ -92,7 +104,7 @@ class WorkerList(BaseModel):
 
 
 class TagsIn(_Strict):
-    tags: list[str] = Field(max_length=8)
+    tags: list[Tag] = Field(max_length=8)
 
 
 class Deleted(BaseModel):
