@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sandbox.engines.wasmtime.builder import Artifacts, build, locate
-from sandbox.engines.wasmtime.host import DEFAULT_FUEL_PER_MS
+from sandbox.engines.wasmtime.engine import DEFAULT_FUEL_PER_MS
 from sandbox.pool import PoolConfig, WorkerPool, worker_command
 
 __all__ = ["DEFAULT_FUEL_PER_MS", "Artifacts", "build", "create_runner", "locate"]
