@@ -14,44 +14,15 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+from app.bundles import write_bundle
 from sandbox import Job, Limits, Runner, Status, collect
 
-__all__ = ["Build", "BuildFailed", "build", "describe"]
+__all__ = ["CHECK_PROGRAM", "Build", "BuildFailed", "build", "describe"]
 
-_CHECK = """
-import ast, base64, importlib.util, json, marshal, sys
-modules = json.loads({modules!r})
-errors, warnings, bytecode = [], [], {{}}
-for path in sorted(modules):
-    top = path.split("/")[0].removesuffix(".py")
-    if top in sys.modules:
-        errors.append({{"file": path, "line": None, "message": (
-            f"{{top!r}} is already imported in this runtime (the standard library or the "
-            "worker API), so the worker would get that module, not this file: rename it"
-        )}})
-for path, source in sorted(modules.items()):
-    where = "/work/" + path
-    try:
-        tree = compile(source, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-        code = compile(tree, where, "exec", dont_inherit=True)
-    except SyntaxError as exc:
-        errors.append({{"file": path, "line": exc.lineno, "message": exc.msg}})
-        continue
-    # An unchecked hash-based .pyc (PEP 552): imported without reading the source.
-    pyc = (
-        importlib.util.MAGIC_NUMBER + (1).to_bytes(4, "little")
-        + importlib.util.source_hash(source.encode()) + marshal.dumps(code)
-    )
-    cached = importlib.util.cache_from_source(where).removeprefix("/work/")
-    bytecode[cached] = base64.b64encode(pyc).decode()
-    if path == {main!r} and not any(
-        isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "on_fetch"
-        for node in tree.body
-    ):
-        warnings.append(f"{{path}} defines no on_fetch(request, env): dispatch will fail")
-{{"errors": errors[:20], "warnings": warnings[:20], "bytecode": {{}} if errors else bytecode}}
-"""
+# The build program: compiles the modules sent on its stdin, never runs them.
+CHECK_PROGRAM = (Path(__file__).parent / "guest" / "check_upload.py").read_text()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,29 +62,29 @@ async def build(
 ) -> Build:
     """Raises BuildFailed (the code's fault) or RuntimeError (the sandbox's)."""
     started = time.monotonic()
-    code = _CHECK.format(modules=json.dumps(modules), main=main_module)
-    size = len(code.encode())
-    limits = Limits(cpu_ms=10_000, wall_ms=20_000, code_bytes=size + 1)
+    upload = json.dumps({"modules": modules, "main": main_module})
+    size = len(upload.encode())
+    limits = Limits(cpu_ms=10_000, wall_ms=20_000, code_bytes=len(CHECK_PROGRAM.encode()))
     # The bytecode comes back base64-encoded in the result: room for a few times the source.
-    job = Job(code=code, limits=limits, result_bytes=min(_MAX_RESULT, 4 * size + _MIB))
+    job = Job(
+        code=CHECK_PROGRAM,
+        stdin=upload,
+        limits=limits,
+        result_bytes=min(_MAX_RESULT, 4 * size + _MIB),
+    )
     result = await collect(runner.run(job))
     if result.status is not Status.OK or result.result is None or not result.result.has_json:
         raise RuntimeError(f"checking the upload failed in the sandbox: {result.status.value}")
     report = result.result.json
     if report["errors"]:
         raise BuildFailed(report["errors"])
-    bundle = json.dumps(
-        {
-            "format": 2,
-            "runtime": runtime,
-            "main_module": main_module,
-            "modules": modules,
-            "requirements": requirements,
-            "bytecode": report["bytecode"],
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    ).encode()
+    bundle = write_bundle(
+        runtime=runtime,
+        main_module=main_module,
+        modules=modules,
+        requirements=requirements,
+        bytecode=report["bytecode"],
+    )
     return Build(
         bundle=bundle,
         build_ms=round((time.monotonic() - started) * 1000, 3),

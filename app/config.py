@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from sandbox import Limits
+from sandbox import Limits, Runtime
 from sandbox.egress import IPNetwork, parse_networks
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     wasmtime_guest: Literal["stack", "component"] = "stack"
 
     # Which engine a request gets when it names none, and the Pyodide engine's pool.
-    default_runtime: Literal["wasmtime", "pyodide"] = "wasmtime"
+    default_runtime: Runtime = "wasmtime"
     pyodide_enabled: bool = True
     pyodide_runtime_dir: Path = PROJECT_ROOT / "pyodide-runtime"
     pyodide_pool_size: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)

@@ -7,13 +7,12 @@ and that hop cost more than the rest of a small request's routing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
+from app.bundles import BundleCache
 from app.config import Settings
-from app.dispatch import BundleCache
 from app.store import ArtifactStore, ReadCache, Store, workers
 from sandbox import Runner
 
@@ -57,8 +56,6 @@ class Services:
     bundles: BundleCache
     # Dispatch's worker lookups: (namespace, worker) → target.
     targets: ReadCache[tuple[str, str], workers.Target]
-    # The Pyodide engine's lock file (None when that engine is off): which packages exist.
-    pyodide_lock_file: Path | None
 
 
 def services_of(app: FastAPI) -> Services:
@@ -71,7 +68,6 @@ def services_of(app: FastAPI) -> Services:
         artifacts=state.artifacts,
         bundles=state.bundles,
         targets=state.targets,
-        pyodide_lock_file=state.pyodide_lock_file,
     )
 
 

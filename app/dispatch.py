@@ -10,21 +10,15 @@ the request itself.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from app.store import ArtifactStore
-
 __all__ = [
     "ENTRY",
-    "BundleCache",
     "InvalidReply",
-    "WorkerBundle",
     "WorkerReply",
     "entry_job_fields",
     "reply_from_result",
@@ -139,55 +133,3 @@ def reply_from_result(value: Any) -> WorkerReply:
     if status in (204, 304):
         body = b""
     return WorkerReply(status=status, headers=headers, body=body)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerBundle:
-    """A built worker, ready to become a run's files: what an artifact holds, parsed."""
-
-    main_module: str
-    requirements: tuple[str, ...]
-    files: dict[str, bytes]
-    size: int
-
-    @classmethod
-    def parse(cls, raw: bytes) -> WorkerBundle:
-        """The sources and the bytecode its build made (format 1 bundles have none)."""
-        bundle = json.loads(raw)
-        files = {name: source.encode() for name, source in bundle["modules"].items()}
-        for name, data in bundle.get("bytecode", {}).items():
-            files[name] = base64.b64decode(data)
-        return cls(
-            main_module=bundle["main_module"],
-            requirements=tuple(bundle.get("requirements", ())),
-            files=files,
-            size=len(raw),
-        )
-
-
-class BundleCache:
-    """Parsed bundles by sha256, least recently used out first, within a byte budget.
-
-    Artifacts are content-addressed, so an entry is never stale; the cache saves
-    each dispatch a file read, a thread hop, JSON parsing and base64 decoding.
-    """
-
-    def __init__(self, artifacts: ArtifactStore, budget_bytes: int = 64 * 1024 * 1024) -> None:
-        self._artifacts = artifacts
-        self._budget = budget_bytes
-        self._used = 0
-        self._entries: OrderedDict[str, WorkerBundle] = OrderedDict()
-
-    async def get(self, sha256: str) -> WorkerBundle:
-        found = self._entries.get(sha256)
-        if found is not None:
-            self._entries.move_to_end(sha256)
-            return found
-        bundle = WorkerBundle.parse(await asyncio.to_thread(self._artifacts.get, sha256))
-        if bundle.size <= self._budget:
-            self._entries[sha256] = bundle
-            self._used += bundle.size
-            while self._used > self._budget:
-                _, dropped = self._entries.popitem(last=False)
-                self._used -= dropped.size
-        return bundle

@@ -2,8 +2,9 @@
 
 ``{"error": {"code": "...", "message": "...", "details": [{"field": ..., "message": ...}]}}``
 
-The message says what to fix; ``details`` names the fields. Sandbox faults map
-to status codes here, and nowhere else.
+The message says what to fix; ``details`` names the fields. Store errors
+(app/store/errors.py) and sandbox faults map to status codes here, and nowhere else:
+``install`` registers the handlers, and tools map with the same functions.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.schemas import ErrorBody, ErrorDetail, ErrorResponse
+from app.store.errors import Conflict, NotFound, QuotaExceeded, StoreError
 from sandbox import EngineUnavailable, PoolBusy, RunnerClosed, SandboxError
 
 log = logging.getLogger(__name__)
@@ -77,8 +80,33 @@ def from_sandbox_error(exc: SandboxError) -> ApiError:
     return ApiError(500, "internal_error", "the sandbox failed; see the service log")
 
 
+# Each branch of the store's tree (app/store/errors.py) and its status; the code and the
+# message are the exception's own.
+STORE_STATUS: dict[type[StoreError], int] = {NotFound: 404, Conflict: 409, QuotaExceeded: 413}
+
+
+def from_store_error(exc: StoreError) -> ApiError:
+    for kind, status in STORE_STATUS.items():
+        if isinstance(exc, kind):
+            details = [ErrorDetail(field=exc.field, message=exc.message)] if exc.field else []
+            return ApiError(status, exc.code, exc.message, details)
+    raise TypeError(f"no HTTP status for {type(exc).__name__}") from exc
+
+
+def as_api_error(exc: Exception) -> ApiError | None:
+    """The API's error for a domain exception (ApiError, store or sandbox); None otherwise."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, StoreError):
+        return from_store_error(exc)
+    if isinstance(exc, SandboxError):
+        return from_sandbox_error(exc)
+    return None
+
+
 def _field_path(location: tuple[int | str, ...]) -> str:
-    parts = [str(p) for p in location if p != "body"]
+    # A dict key's own error ends in "[key]": the key names the field well enough.
+    parts = [str(p) for p in location if p not in ("body", "[key]")]
     path = ""
     for part in parts:
         path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
@@ -95,10 +123,30 @@ def from_validation_errors(errors: Sequence[Any]) -> ApiError:
     return ApiError(422, "invalid_request", summary or "invalid request", details)
 
 
+_HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the request's path answers (Starlette's 405 names only
+    the first route's): each method is tried against the routes as the router would."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc)
+
+    @app.exception_handler(StoreError)
+    async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
+        return error_response(from_store_error(exc))
 
     @app.exception_handler(SandboxError)
     async def _sandbox_error(_: Request, exc: SandboxError) -> JSONResponse:
@@ -109,13 +157,14 @@ def install(app: FastAPI) -> None:
         return error_response(from_validation_errors(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "http_error"
         )
-        return error_response(
-            ApiError(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
-        )
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return error_response(ApiError(exc.status_code, code, str(exc.detail), headers=headers))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

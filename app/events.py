@@ -107,7 +107,7 @@ def to_response(result: RunResult) -> ExecuteResponse:
     return ExecuteResponse(
         id=result.run_id,
         engine=result.engine,
-        status=result.status.value,
+        status=result.status,
         stdout=result.stdout,
         stderr=result.stderr,
         result=ResultOut.model_validate(asdict(result.result)) if result.result else None,

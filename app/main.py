@@ -11,11 +11,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.routing import Route
 
-from app import errors
+from app import errors, openapi
 from app.ai import ModelClient, ModelConfig, Prompts
 from app.auth import KeyBeforeBody, admin_key_for, secrets_key_for
+from app.bundles import BundleCache
 from app.config import Settings
-from app.dispatch import BundleCache
 from app.host_header import OneHost
 from app.hostnames import HostRouting
 from app.limits_middleware import BodySizeLimit
@@ -85,7 +85,7 @@ async def _stack_runner(settings: Settings) -> Runner:
     )
 
 
-async def _pyodide_runner(settings: Settings, app: FastAPI) -> Runner:
+async def _pyodide_runner(settings: Settings) -> Runner:
     runtime_dir = settings.pyodide_runtime_dir
     if settings.build_on_start:
         artifacts = await asyncio.to_thread(
@@ -93,7 +93,6 @@ async def _pyodide_runner(settings: Settings, app: FastAPI) -> Runner:
         )
     else:
         artifacts = pyodide_engine.locate(settings.artifact_dir, runtime_dir)
-    app.state.pyodide_lock_file = artifacts.layout.lock_file
     return pyodide_engine.create_runner(
         artifacts,
         size=settings.pyodide_pool_size,
@@ -130,7 +129,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runners: dict[str, Runner] = {}
         app.state.runners = runners
-        app.state.pyodide_lock_file = None
         # A broken template stops start-up here, naming the file, not at the first request.
         app.state.prompts = Prompts.load(settings.prompts_dir)
         # The data dir holds the database, keys and tenants' code: this user's only.
@@ -152,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.to_thread(blobs.sweep, store, app.state.artifacts)
             made = [_wasmtime_runner(settings)]
             if settings.pyodide_enabled:
-                made.append(_pyodide_runner(settings, app))
+                made.append(_pyodide_runner(settings))
             for runner in await asyncio.gather(*made):
                 runners[runner.name] = runner
             await asyncio.gather(*(runner.start() for runner in runners.values()))
@@ -191,6 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(OneHost)
     errors.install(app)
+    openapi.install(app)
     app.include_router(health.router)
     app.include_router(execute.router)
     app.include_router(namespaces.router)

@@ -1,8 +1,8 @@
 """Where generated code goes: a one-shot run, or a user worker deployed and called once.
 
-Both take each attempt's code through the service's own paths: the job builder
-of POST /v1/execute, and the upload and dispatch functions of the worker
-routes, so a generated program or worker behaves exactly as one sent by hand.
+Both take each attempt's code through the services the HTTP routes use
+(app/runs.py, app/uploads.py, app/dispatching.py), so a generated program or
+worker behaves exactly as one sent by hand.
 Each attempt yields the run's events and ends with a Verdict for the loop in
 app/ai/generation.py.
 """
@@ -13,34 +13,31 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
 
 from app.ai import Deployed, Feedback, RunEvent, Verdict
+from app.bundles import WorkerBundle
 from app.config import Settings
-from app.dispatch import WorkerBundle
-from app.errors import ApiError, from_sandbox_error
+from app.deps import Services
+from app.dispatching import WorkerAnswer, worker_job
+from app.errors import ApiError, as_api_error, from_sandbox_error
 from app.policy import Ceiling, ceiling_of, checked_hosts, run_limits
-from app.routes.dispatch import worker_job, worker_response
-from app.routes.execute import build_job
-from app.routes.workers import upload_worker
+from app.runs import build_job
 from app.schemas import ExecuteRequest, GenerateRequest, WorkerIn
-from app.store import ArtifactStore, Store, namespaces, workers
-from sandbox import Event, Job, Limits, Runner, RunResult, SandboxError, Status
+from app.store import StoreError, namespaces, workers
+from app.uploads import upload_worker
+from sandbox import Event, Job, Limits, Runner, RunResult, Runtime, SandboxError, Status
 
-__all__ = ["RunTarget", "Runtime", "WorkerTarget"]
+__all__ = ["RunTarget", "WorkerTarget"]
 
-Runtime = Literal["wasmtime", "pyodide"]
-
-# What a limit status means, for the repair message.
+# What a status means, for the repair message.
 _STATUS_MEANING = {
-    "error": "an uncaught exception",
-    "cpu_limit": "the code used all its CPU time",
-    "wall_limit": "the code ran out of wall-clock time (sleeping, waiting or looping)",
-    "memory_limit": "the code ran out of memory",
-    "output_limit": "the code printed more than the output limit",
-    "subrequest_limit": "the code made more HTTP requests than allowed",
-    "internal_error": "the sandbox failed",
+    Status.ERROR: "an uncaught exception",
+    Status.CPU_LIMIT: "the code used all its CPU time",
+    Status.WALL_LIMIT: "the code ran out of wall-clock time (sleeping, waiting or looping)",
+    Status.MEMORY_LIMIT: "the code ran out of memory",
+    Status.OUTPUT_LIMIT: "the code printed more than the output limit",
+    Status.SUBREQUEST_LIMIT: "the code made more HTTP requests than allowed",
+    Status.INTERNAL_ERROR: "the sandbox failed",
 }
 
 
@@ -86,40 +83,26 @@ class WorkerTarget:
     name: str
     runtime: Runtime
     body: GenerateRequest
-    store: Store
-    settings: Settings
-    runners: dict[str, Runner]
-    artifacts: ArtifactStore
+    services: Services
     limits: Limits
     allowed_hosts: list[str]
     tags: list[str]
-    vars: dict[str, str]
-    secrets: dict[str, str]
+    env_names: list[str]  # the worker's vars and secrets, which its code reads from env
     existed: bool
     previous_version: str | None
-    lock_file: Path | None
     deployed: bool = False
 
     @classmethod
     async def prepare(
-        cls,
-        body: GenerateRequest,
-        runtime: Runtime,
-        *,
-        store: Store,
-        settings: Settings,
-        runners: dict[str, Runner],
-        artifacts: ArtifactStore,
-        lock_file: Path | None,
+        cls, body: GenerateRequest, runtime: Runtime, services: Services
     ) -> WorkerTarget:
-        """404 for an unknown namespace; 422 for limits or hosts above the namespace's
-        ceiling. An existing worker keeps its tags, vars and secrets."""
+        """NamespaceNotFound for an unknown namespace; 422 for limits or hosts above the
+        namespace's ceiling. An existing worker keeps its tags, vars and secrets (uploads
+        that send none keep them: a secret set while this runs isn't overwritten)."""
         namespace, name = body.namespace or "", body.worker or ""
-        try:
-            space = await asyncio.to_thread(namespaces.get, store, namespace)
-        except namespaces.NamespaceNotFound:
-            raise ApiError(404, "not_found", f"namespace {namespace!r} was not found") from None
-        ceiling = ceiling_of(settings, space)
+        store = services.store
+        space = await asyncio.to_thread(namespaces.get, store, namespace)
+        ceiling = ceiling_of(services.settings, space)
         limits = run_limits(ceiling, body.limits.model_dump())
         checked_hosts(ceiling, body.allowed_hosts)
         try:
@@ -132,22 +115,13 @@ class WorkerTarget:
             name=name,
             runtime=runtime,
             body=body,
-            store=store,
-            settings=settings,
-            runners=runners,
-            artifacts=artifacts,
+            services=services,
             limits=limits,
             allowed_hosts=body.allowed_hosts or space.allowed_hosts,
             tags=existing.tags if existing else [],
-            vars=existing.vars if existing else {},
-            secrets=(
-                {key: found.bindings[key] for key in existing.secret_names}
-                if found and existing
-                else {}
-            ),
+            env_names=sorted({*existing.vars, *existing.secret_names}) if existing else [],
             existed=existing is not None,
             previous_version=existing.current.id if existing and existing.current else None,
-            lock_file=lock_file,
         )
 
     async def attempt(
@@ -160,32 +134,22 @@ class WorkerTarget:
             tags=self.tags,
             limits=self.body.limits,
             allowed_hosts=self.body.allowed_hosts,
-            vars=self.vars,
-            secrets=self.secrets,
         )
+        services = self.services
         try:
-            uploaded = await upload_worker(
-                self.namespace,
-                self.name,
-                upload,
-                store=self.store,
-                settings=self.settings,
-                runners=self.runners,
-                artifacts=self.artifacts,
-                lock_file=self.lock_file,
-            )
-        except (ApiError, SandboxError, RuntimeError) as exc:
+            uploaded = await upload_worker(services, self.namespace, self.name, upload)
+        except (ApiError, StoreError, SandboxError, RuntimeError) as exc:
             failure = _upload_failure(exc)
             yield Deployed(number, self.namespace, self.name, None, None, failure.error)
             yield failure
             return
         self.deployed = True
-        target = await asyncio.to_thread(workers.target, self.store, self.namespace, self.name)
+        target = await asyncio.to_thread(workers.target, services.store, self.namespace, self.name)
         bundle = WorkerBundle.parse(
-            await asyncio.to_thread(self.artifacts.get, uploaded.version.sha256)
+            await asyncio.to_thread(services.artifacts.get, uploaded.version.sha256)
         )
         job = worker_job(
-            self.settings,
+            services.settings,
             target,
             bundle,
             method="GET",
@@ -195,43 +159,48 @@ class WorkerTarget:
             per_call={},
         )
         result = RunResult()
-        async for item in _run_events(self.runners[self.runtime], job, number, result):
+        async for item in _run_events(services.runners[self.runtime], job, number, result):
             if isinstance(item, ApiError):
                 error = {"type": item.code, "message": item.message}
                 yield Deployed(number, self.namespace, self.name, uploaded.version.id, None, error)
                 yield Verdict(False, None, error, fatal=True)
                 return
             yield item
-        reply = worker_response(result)
-        status = reply.status_code
+        answer = WorkerAnswer.of(result)
+        status = answer.status
         yield Deployed(number, self.namespace, self.name, uploaded.version.id, status)
         if result.status is not Status.OK or status >= 500:
             if result.status is Status.OK:
-                body = bytes(reply.body)[:1000].decode("utf-8", "replace")
+                said = answer.body if answer.outcome == "ok" else answer.message.encode()
+                body = said[:1000].decode("utf-8", "replace")
                 outcome = f"GET / answered HTTP {status}"
                 error = {"type": f"http_{status}", "message": f"{outcome}: {body}"}
                 feedback = Feedback(outcome, error["message"], "", result.stdout, result.stderr)
-                yield Verdict(False, result.status.value, error, feedback)
+                yield Verdict(False, result.status, error, feedback)
             else:
                 yield _run_verdict(result, f"GET / (HTTP {status})")
             return
-        yield Verdict(True, result.status.value)
+        yield Verdict(True, result.status)
 
     async def settle(self, ok: bool) -> None:
         if ok or not self.deployed:
             return
         if self.previous_version is not None:
             await asyncio.to_thread(
-                workers.deploy, self.store, self.namespace, self.name, self.previous_version
+                workers.deploy,
+                self.services.store,
+                self.namespace,
+                self.name,
+                self.previous_version,
             )
         elif not self.existed:
             with contextlib.suppress(workers.WorkerNotFound, namespaces.NamespaceNotFound):
                 await asyncio.to_thread(
                     workers.remove,
-                    self.store,
+                    self.services.store,
                     self.namespace,
                     self.name,
-                    artifacts=self.artifacts,
+                    artifacts=self.services.artifacts,
                 )
 
 
@@ -261,30 +230,28 @@ async def _run_events(
 
 def _upload_failure(exc: Exception) -> Verdict:
     """A failed upload: a build error is the code's to fix; anything else is fatal."""
-    if isinstance(exc, ApiError) and exc.code == "build_failed":
-        lines = [f"{d.field.removeprefix('modules.')}: {d.message}" for d in exc.details]
-        message = "\n".join(lines) or exc.message
-        error = {"type": "build_failed", "message": exc.message}
+    refused = as_api_error(exc)
+    if refused is not None and refused.code == "build_failed":
+        lines = [f"{d.field.removeprefix('modules.')}: {d.message}" for d in refused.details]
+        message = "\n".join(lines) or refused.message
+        error = {"type": "build_failed", "message": refused.message}
         return Verdict(False, None, error, Feedback("the build failed (a syntax error)", message))
-    if isinstance(exc, ApiError):
-        return Verdict(False, None, {"type": exc.code, "message": exc.message}, fatal=True)
-    if isinstance(exc, SandboxError):
-        fault = from_sandbox_error(exc)
-        return Verdict(False, None, {"type": fault.code, "message": fault.message}, fatal=True)
+    if refused is not None:
+        return Verdict(False, None, {"type": refused.code, "message": refused.message}, fatal=True)
     return Verdict(False, None, {"type": "internal_error", "message": str(exc)}, fatal=True)
 
 
 def _run_verdict(result: RunResult, what: str) -> Verdict:
     status = result.status.value
     if result.status is Status.OK:
-        return Verdict(True, status)
+        return Verdict(True, result.status)
     if result.error is not None:
         error = {"type": result.error.type, "message": result.error.message}
         described = f"{result.error.type}: {result.error.message}"
     else:
         error = {"type": status, "message": f"{what} ended with status {status}"}
         described = error["message"]
-    meaning = _STATUS_MEANING.get(status, status)
+    meaning = _STATUS_MEANING.get(result.status, status)
     feedback = Feedback(
         f"{what} ended with status {status} ({meaning})",
         described,
@@ -292,4 +259,6 @@ def _run_verdict(result: RunResult, what: str) -> Verdict:
         result.stdout,
         result.stderr,
     )
-    return Verdict(False, status, error, feedback, fatal=result.status is Status.INTERNAL_ERROR)
+    return Verdict(
+        False, result.status, error, feedback, fatal=result.status is Status.INTERNAL_ERROR
+    )

@@ -24,14 +24,14 @@ from pydantic import BaseModel, ValidationError
 
 from app.auth import Principal, require_namespace
 from app.deps import Services
-from app.errors import ApiError, from_sandbox_error, from_validation_errors
+from app.dispatching import WorkerAnswer, find_target, run_target
+from app.errors import ApiError, as_api_error, from_validation_errors
 from app.events import to_response
 from app.policy import caller_ceiling, checked_limits
-from app.routes.dispatch import WorkerAnswer, find_target, run_target
-from app.routes.execute import prepare_run
-from app.routes.workers import deploy_worker
+from app.runs import prepare_run
 from app.schemas import DeployWorkerIn, ExecuteResponse, InvokeWorkerIn, RunIn, Upload, WorkerIn
-from sandbox import SandboxError, collect
+from app.uploads import deploy_worker
+from sandbox import Status, collect
 
 __all__ = ["TOOLS", "Tool", "ToolOutput", "call_tool", "openai_schema", "tool_named"]
 
@@ -40,13 +40,15 @@ __all__ = ["TOOLS", "Tool", "ToolOutput", "call_tool", "openai_schema", "tool_na
 TEXT_CHARS = 8_000
 
 _STATUS_HINTS = {
-    "cpu_limit": "the code used all its CPU time (limits.cpu_ms)",
-    "wall_limit": "the run took longer than limits.wall_ms",
-    "memory_limit": "the code ran out of memory (limits.memory_mb)",
-    "output_limit": "stdout, stderr and outputs reached limits.output_bytes; they are cut there",
-    "subrequest_limit": "the code made more HTTP requests than limits.subrequests",
-    "canceled": "the run was canceled",
-    "internal_error": "the sandbox failed; retrying may help",
+    Status.CPU_LIMIT: "the code used all its CPU time (limits.cpu_ms)",
+    Status.WALL_LIMIT: "the run took longer than limits.wall_ms",
+    Status.MEMORY_LIMIT: "the code ran out of memory (limits.memory_mb)",
+    Status.OUTPUT_LIMIT: (
+        "stdout, stderr and outputs reached limits.output_bytes; they are cut there"
+    ),
+    Status.SUBREQUEST_LIMIT: "the code made more HTTP requests than limits.subrequests",
+    Status.CANCELED: "the run was canceled",
+    Status.INTERNAL_ERROR: "the sandbox failed; retrying may help",
 }
 
 
@@ -321,7 +323,8 @@ async def call_tool(
         return await tool.run(services, caller, args)
     except ValidationError as exc:
         return refused(from_validation_errors(exc.errors()))
-    except ApiError as exc:
-        return refused(exc)
-    except SandboxError as exc:
-        return refused(from_sandbox_error(exc))
+    except Exception as exc:
+        error = as_api_error(exc)
+        if error is None:
+            raise
+        return refused(error)

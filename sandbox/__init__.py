@@ -1,9 +1,9 @@
 """Sandlot's sandbox: run untrusted Python in WebAssembly under strict limits.
 
 The public surface. Callers build a :class:`Job`, hand it to a :class:`Runner`
-(today the wasmtime engine's worker pool, from
-``sandbox.engines.wasmtime.create_runner``) and consume its events; a run
-always ends with one :class:`End`. Nothing here knows about HTTP.
+(an engine's worker pool, from ``create_runner`` of a package under
+``sandbox.engines``) and consume its events; a run always ends with one
+:class:`End`. Nothing here knows about HTTP, and nothing here imports an engine.
 """
 
 from sandbox.egress import AllowEntry, EgressPolicy
@@ -25,9 +25,10 @@ from sandbox.events import (
 from sandbox.jobs import InvalidJob, Job
 from sandbox.limits import LimitExceeded, Limits
 from sandbox.outputs import FileCaps
-from sandbox.runner import Runner, RunResult, collect
+from sandbox.runner import RUNTIMES, Packages, Runner, RunResult, Runtime, collect
 
 __all__ = [
+    "RUNTIMES",
     "AllowEntry",
     "BuildError",
     "Display",
@@ -43,12 +44,14 @@ __all__ = [
     "LimitExceeded",
     "Limits",
     "Output",
+    "Packages",
     "PoolBusy",
     "ResultValue",
     "ReturnedFile",
     "RunResult",
     "Runner",
     "RunnerClosed",
+    "Runtime",
     "SandboxError",
     "Started",
     "Status",

@@ -50,6 +50,7 @@ from sandbox.events import (
     Usage,
 )
 from sandbox.jobs import Job
+from sandbox.runner import Packages
 
 __all__ = ["PoolConfig", "WorkerPool"]
 
@@ -209,8 +210,9 @@ class _Worker:
 class WorkerPool:
     """A Runner backed by worker processes of one engine."""
 
-    def __init__(self, name: str, config: PoolConfig) -> None:
+    def __init__(self, name: str, config: PoolConfig, packages: Packages | None = None) -> None:
         self.name = name
+        self.packages = packages
         self._config = config
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._workers: set[_Worker] = set()

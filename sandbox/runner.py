@@ -7,9 +7,9 @@ how they isolate and what they can do; callers see only this protocol.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 from sandbox.events import (
     Display,
@@ -27,13 +27,34 @@ from sandbox.events import (
 )
 from sandbox.jobs import Job
 
-__all__ = ["RunResult", "Runner", "collect"]
+__all__ = ["RUNTIMES", "Packages", "RunResult", "Runner", "Runtime", "collect"]
+
+# The engines a job can run on, by the name callers choose them with (``Runner.name``).
+Runtime = Literal["wasmtime", "pyodide"]
+RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
+
+
+class Packages(Protocol):
+    """What an engine can load for a job's ``requirements`` (installed ahead, by an operator)."""
+
+    def installed(self) -> dict[str, str]:
+        """Normalised name → version of every package a job may require."""
+        ...
+
+    def missing(self, requirements: Iterable[str]) -> list[str]:
+        """The requirements that are not installed (empty when the job can run)."""
+        ...
 
 
 class Runner(Protocol):
-    """Runs jobs. ``run`` raises only host faults (``SandboxError``), before the first event."""
+    """Runs jobs. ``run`` raises only host faults (``SandboxError``), before the first event.
+
+    ``packages`` is None for an engine that loads no packages (a job with ``requirements``
+    can't run on it).
+    """
 
     name: str
+    packages: Packages | None
 
     async def start(self) -> None:
         """Start workers; raises EngineUnavailable if the engine can't run."""

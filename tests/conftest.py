@@ -6,6 +6,8 @@ real HTTP servers, all on 127.0.0.1.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import socket
 import subprocess
@@ -29,6 +31,29 @@ ADMIN_KEY = "test-admin-key-" + "0123456789abcdef" * 2
 DISPATCH_DOMAIN = "workers.test"
 # The API's own hostname in tests (SANDLOT_API_HOSTNAMES): nobody may claim it.
 API_HOSTNAME = "api.sandlot.test"
+
+
+@functools.cache
+def _starts_a_service(function: object) -> bool:
+    try:
+        return "Service(" in inspect.getsource(function)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that starts a service, itself or through a fixture.
+
+    A service costs seconds (worker pools, the engines' start-up), so ``-m "not slow"``
+    leaves exactly the tests that don't need one.
+    """
+    for item in items:
+        if not isinstance(item, pytest.Function) or item.get_closest_marker("slow"):
+            continue
+        definitions = item._fixtureinfo.name2fixturedefs.values()
+        functions = [item.function, *(d.func for defs in definitions for d in defs)]
+        if any(_starts_a_service(function) for function in functions):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,21 @@
 """A real HTTP server on 127.0.0.1 that records every request it gets.
 
-Routes: ``/hello`` (text), ``/json``, ``/echo`` (method, headers and body back
-as JSON), ``/redirect?to=URL&code=302``, ``/big?bytes=N``, ``/slow?ms=N``.
+Standard routes: ``/hello`` (text), ``/json``, ``/echo`` (method, headers and body back
+as JSON), ``/redirect?to=URL&code=302``, ``/big?bytes=N``, ``/slow?ms=N``. A test
+may give its own table of routes instead (``path → Route``), a fallback, and TLS.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import json
+import ssl
 import threading
-import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 # The operator's opt-in that lets tests reach their loopback servers by IP literal: sandbox
@@ -20,79 +24,155 @@ LOOPBACK_NETWORKS = (ipaddress.IPv4Network("127.0.0.0/8"),)
 LOOPBACK_CIDR = "127.0.0.0/8"
 
 
+@dataclasses.dataclass(frozen=True)
+class Hit:
+    """One request the server got."""
+
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    @property
+    def loopback(self) -> LoopbackServer:
+        return self.server.owner
+
+    @property
+    def query(self) -> dict[str, str]:
+        return {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        owner = self.loopback
+        with owner.lock:
+            owner.requests.append(Hit(self.command, self.path, tuple(self.headers.items()), body))
+        route = owner.routes.get(urlsplit(self.path).path, owner.fallback)
+        # The client may hang up on purpose (a size cap, a deadline).
+        with contextlib.suppress(ConnectionError):
+            route(self)
+
+    do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = _handle
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+Route = Callable[[Handler], None]
+
+
+def reply(status: int, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()) -> Route:
+    def route(h: Handler) -> None:
+        h.send_response(status)
+        for name, value in headers:
+            h.send_header(name, value)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    return route
+
+
+def _echo_json(h: Handler) -> None:
+    hit = h.loopback.requests[-1]
+    payload = {
+        "method": hit.method,
+        "path": hit.path,
+        "headers": {k.lower(): v for k, v in hit.headers},
+        "body": hit.body.decode("latin-1"),
+    }
+    reply(200, json.dumps(payload).encode(), (("content-type", "application/json"),))(h)
+
+
+def _redirect(h: Handler) -> None:
+    reply(int(h.query.get("code", "302")), b"", (("location", h.query["to"]),))(h)
+
+
+def _big(h: Handler) -> None:
+    reply(200, b"x" * int(h.query.get("bytes", "1000")), (("content-type", "text/plain"),))(h)
+
+
+def _slow(h: Handler) -> None:
+    h.loopback.stop.wait(int(h.query.get("ms", "1000")) / 1000)
+    reply(200, b"slow", (("content-type", "text/plain"),))(h)
+
+
+STANDARD_ROUTES: dict[str, Route] = {
+    "/hello": reply(200, b"hello from loopback", (("content-type", "text/plain"),)),
+    "/json": reply(200, b'{"answer": 42}', (("content-type", "application/json"),)),
+    "/echo": _echo_json,
+    "/redirect": _redirect,
+    "/big": _big,
+    "/slow": _slow,
+}
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, owner: LoopbackServer) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.owner = owner
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that hang up on purpose break pipes; that's expected
+
+
 class LoopbackServer:
-    def __init__(self) -> None:
-        self.hits: list[tuple[str, str]] = []
-        self._lock = threading.Lock()
-        outer = self
+    """Serving from construction until ``close()``; ``requests`` records every request."""
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _handle(self) -> None:
-                # The gate may hang up on purpose (size cap, deadline).
-                with contextlib.suppress(ConnectionError):
-                    self._route()
-
-            def _route(self) -> None:
-                with outer._lock:
-                    outer.hits.append((self.command, self.path))
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                url = urlsplit(self.path)
-                query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-                if url.path == "/hello":
-                    self._send(200, b"hello from loopback", "text/plain")
-                elif url.path == "/json":
-                    self._send(200, json.dumps({"answer": 42}).encode(), "application/json")
-                elif url.path == "/echo":
-                    payload = {
-                        "method": self.command,
-                        "path": self.path,
-                        "headers": {k.lower(): v for k, v in self.headers.items()},
-                        "body": body.decode("latin-1"),
-                    }
-                    self._send(200, json.dumps(payload).encode(), "application/json")
-                elif url.path == "/redirect":
-                    self.send_response(int(query.get("code", "302")))
-                    self.send_header("location", query["to"])
-                    self.send_header("content-length", "0")
-                    self.end_headers()
-                elif url.path == "/big":
-                    self._send(200, b"x" * int(query.get("bytes", "1000")), "text/plain")
-                elif url.path == "/slow":
-                    time.sleep(int(query.get("ms", "1000")) / 1000)
-                    self._send(200, b"slow", "text/plain")
-                else:
-                    self._send(404, b"not found", "text/plain")
-
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("content-type", content_type)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
+    def __init__(
+        self,
+        routes: dict[str, Route] | None = None,
+        *,
+        fallback: Route | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.routes = STANDARD_ROUTES if routes is None else routes
+        self.fallback = fallback or reply(404, b"not found", (("content-type", "text/plain"),))
+        self.requests: list[Hit] = []
+        self.lock = threading.Lock()
+        # Set at close: routes that wait (slow responses) give up.
+        self.stop = threading.Event()
+        self._server = _HTTPServer(self)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self.port = int(self._server.server_address[1])
         self.host = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.host}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
         self._thread.start()
 
+    def at(self, path: str = "/") -> str:
+        """The URL of ``path`` on this server."""
+        return self.url + path
+
+    @property
+    def hits(self) -> list[tuple[str, str]]:
+        """(method, path) of every request so far."""
+        with self.lock:
+            return [(hit.method, hit.path) for hit in self.requests]
+
     @property
     def hit_count(self) -> int:
-        with self._lock:
-            return len(self.hits)
+        with self.lock:
+            return len(self.requests)
 
     def close(self) -> None:
+        self.stop.set()
         self._server.shutdown()
         self._server.server_close()
+        self._thread.join(2)

@@ -21,7 +21,10 @@ from typing import Literal, Protocol
 from app.ai.extract import extract_code
 from app.ai.model import Message, ModelClient, ModelError
 from app.ai.prompts import Prompts
-from sandbox import Event
+from sandbox import Event, Status
+
+# How a generation ended (``Finished.status``).
+GenerationStatus = Literal["ok", "failed", "no_code", "model_error", "canceled"]
 
 __all__ = [
     "Attempt",
@@ -90,10 +93,10 @@ class Deployed:
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    status: Literal["ok", "failed", "no_code", "model_error", "canceled"]
+    status: GenerationStatus
     code: str | None
     attempts: int
-    run_status: str | None
+    run_status: Status | None
     error: dict[str, str] | None
     prompt_version: str
 
@@ -127,7 +130,7 @@ class Verdict:
     fault, a canceled run), so a repair would not help."""
 
     ok: bool
-    run_status: str | None
+    run_status: Status | None
     error: dict[str, str] | None = None
     feedback: Feedback | None = None
     fatal: bool = False
@@ -202,7 +205,7 @@ async def generate(
 class _State:
     attempts: int = 0
     last_code: str | None = None
-    run_status: str | None = None
+    run_status: Status | None = None
 
 
 async def _attempts(
@@ -254,7 +257,7 @@ async def _attempts(
         if verdict.ok:
             yield _end("ok", state, None, log)
             return
-        if verdict.run_status == "canceled":
+        if verdict.run_status is Status.CANCELED:
             yield _end("canceled", state, verdict.error, log)
             return
         if verdict.fatal or number == max_attempts or verdict.feedback is None:
@@ -265,7 +268,7 @@ async def _attempts(
 
 
 def _end(
-    status: Literal["ok", "failed", "no_code", "model_error", "canceled"],
+    status: GenerationStatus,
     state: _State,
     error: dict[str, str] | None,
     log: PromptLog,

@@ -1,26 +1,25 @@
-"""POST /v1/execute: run code once in a fresh sandbox; JSON or SSE."""
+"""POST /v1/execute: run code once in a fresh sandbox; JSON or SSE.
+
+The run is app/runs.py's; this route streams or gathers its events.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sse_starlette import ServerSentEvent
 
 from app.auth import CallerDep
-from app.config import Settings
-from app.deps import Services, ServicesDep
-from app.errors import invalid_field
+from app.deps import ServicesDep
 from app.events import EventStream, to_response, to_sse
-from app.policy import Ceiling, caller_ceiling, checked_hosts, egress_policy, run_limits
-from app.schemas import ErrorResponse, ExecuteRequest, ExecuteResponse, RunIn
-from sandbox import Event, InvalidJob, Job, Runner, RunResult, Started
-from sandbox.engines.pyodide import packages
-from sandbox.outputs import FileCaps
+from app.policy import caller_ceiling
+from app.runs import prepare_run
+from app.schemas import ErrorResponse, ExecuteRequest, ExecuteResponse
+from sandbox import Event, RunResult, Started
 
 router = APIRouter(tags=["execute"])
 
@@ -66,68 +65,6 @@ async def execute(
     if result is None:
         return Response(status_code=499)
     return to_response(result)
-
-
-def prepare_run(services: Services, body: RunIn, ceiling: Ceiling) -> tuple[Runner, Job]:
-    """The runner and the job for a run within the caller's ``ceiling``; 422 naming the
-    field when the request can't run.
-
-    Shared by /v1/execute and the execute_code tool (app/tools.py).
-    """
-    runtime = body.runtime or services.settings.default_runtime
-    runner = services.runners.get(runtime)
-    if runner is None:
-        raise invalid_field("runtime", f"the {runtime} engine is not enabled on this server")
-    job = build_job(body, services.settings, ceiling)
-    check_requirements(job, runtime, services.pyodide_lock_file)
-    return runner, job
-
-
-def check_requirements(job: Job, runtime: str, lock_file: Path | None) -> None:
-    """422 unless every requirement is installed for an engine that loads packages."""
-    if not job.requirements:
-        return
-    if runtime != "pyodide" or lock_file is None:
-        raise invalid_field(
-            "requirements", "packages load only on the pyodide runtime; set runtime to pyodide"
-        )
-    missing = packages.check_requirements(job.requirements, lock_file)
-    if missing:
-        raise invalid_field(
-            "requirements",
-            f"not installed on this server: {', '.join(missing)}; an operator adds pure-Python "
-            "packages with `make packages PACKAGES=...` (compiled packages can't run here)",
-        )
-
-
-def build_job(body: RunIn, settings: Settings, ceiling: Ceiling) -> Job:
-    """Validate a request against the caller's ceiling (app/policy.py) and make it a Job."""
-    limits = run_limits(ceiling, body.limits.model_dump())
-    egress = egress_policy(settings, ceiling, checked_hosts(ceiling, body.allowed_hosts))
-    files: dict[str, bytes] = {}
-    for path, item in body.files.items():
-        try:
-            files[path] = item.encode() if isinstance(item, str) else item.data()
-        except ValueError as exc:
-            raise invalid_field(f"files.{path}", str(exc)) from None
-    try:
-        return Job(
-            code=body.code,
-            limits=limits,
-            egress=egress,
-            stdin=body.stdin,
-            files=files,
-            env=body.env,
-            requirements=tuple(body.requirements),
-            figure_format=body.figure_format,
-            return_files=tuple(body.return_files),
-            file_caps=FileCaps(
-                max_bytes=settings.return_files_max_bytes,
-                max_file_bytes=settings.return_file_max_bytes,
-            ),
-        )
-    except InvalidJob as exc:
-        raise invalid_field(exc.field, exc.message) from None
 
 
 async def _sse(first: Started, events: AsyncIterator[Event]) -> AsyncIterator[ServerSentEvent]:

@@ -1,9 +1,8 @@
 """POST /v1/generate: natural language → code → sandbox run → repair; SSE or JSON.
 
-The loop itself is app/ai/generation.py; this module checks the request, picks
-the target (a one-shot run like /v1/execute, or a user worker deployed and
-called like PUT .../workers/{name} and /dispatch do, through the same
-functions) and speaks HTTP. docs/ai.md describes the event contract.
+The loop itself is app/ai/generation.py and its start (checks, target, system
+prompt) app/generating.py; this module speaks HTTP for it. docs/ai.md describes
+the event contract.
 """
 
 from __future__ import annotations
@@ -28,26 +27,21 @@ from app.ai import (
     PromptLog,
     RunEvent,
     Token,
-    generate,
 )
-from app.auth import CallerDep, require_namespace
-from app.deps import ArtifactsDep, RunnersDep, SettingsDep, StoreDep
-from app.errors import ApiError, invalid_field
+from app.auth import CallerDep
+from app.deps import ServicesDep
+from app.errors import ApiError
 from app.events import EventStream, event_payload, to_response
-from app.policy import caller_ceiling
-from app.routes.execute import build_job
+from app.generating import start
 from app.schemas import (
     DeployOut,
     ErrorResponse,
-    ExecuteRequest,
     GenerateAttemptOut,
     GenerateErrorOut,
     GenerateRequest,
     GenerateResponse,
 )
-from app.targets import RunTarget, Runtime, WorkerTarget
-from sandbox import Limits, RunResult
-from sandbox.engines.pyodide import packages
+from sandbox import RunResult
 
 router = APIRouter(tags=["generate"])
 
@@ -72,19 +66,14 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     },
 )
 async def generate_code(
-    body: GenerateRequest,
-    request: Request,
-    runners: RunnersDep,
-    settings: SettingsDep,
-    store: StoreDep,
-    artifacts: ArtifactsDep,
-    caller: CallerDep,
+    body: GenerateRequest, request: Request, services: ServicesDep, caller: CallerDep
 ) -> Response | GenerateResponse:
     """Ask the model for code that does ``task``, run it, and repair it until it works.
 
     With ``namespace`` and ``worker``, the code is an ``on_fetch`` worker, deployed and
     checked with one GET /. Ends in one status: ok, failed, no_code, model_error, canceled.
     """
+    settings = services.settings
     model: ModelClient | None = request.app.state.model
     if model is None:
         raise ApiError(
@@ -93,86 +82,14 @@ async def generate_code(
             "no model is configured for /v1/generate: set "
             f"{', '.join(settings.missing_model_settings())} (docs/ai.md)",
         )
-    runtime: Runtime = body.runtime or settings.default_runtime
-    runner = runners.get(runtime)
-    if runner is None:
-        raise invalid_field("runtime", f"the {runtime} engine is not enabled on this server")
-    max_attempts = body.max_attempts or settings.generate_attempts
-    if max_attempts > settings.max_generate_attempts:
-        raise invalid_field(
-            "max_attempts",
-            f"{max_attempts}; this server allows at most {settings.max_generate_attempts} "
-            "(SANDLOT_MAX_GENERATE_ATTEMPTS)",
-        )
-    # The same checks as /v1/execute, within the caller's ceiling, before any stream starts.
-    ceiling = await caller_ceiling(settings, store, caller)
-    probe = ExecuteRequest(
-        code="pass", runtime=runtime, limits=body.limits, allowed_hosts=body.allowed_hosts
-    )
-    limits = build_job(probe, settings, ceiling).limits
     log = PromptLog(request.app.state.prompts)
-    lock_file = request.app.state.pyodide_lock_file
-    installed = sorted(packages.installed(lock_file)) if runtime == "pyodide" and lock_file else []
-    component = runtime == "wasmtime" and settings.wasmtime_guest == "component"
-    engine_notes = log.render(
-        "engine_wasmtime_component" if component else f"engine_{runtime}",
-        **({"packages": ", ".join(installed) or "none"} if runtime == "pyodide" else {}),
-    )
-    target: RunTarget | WorkerTarget
-    if body.namespace is None and body.worker is None:
-        target = RunTarget(runner, settings, probe, ceiling)
-        system = log.render(
-            "system",
-            runtime=runtime,
-            engine_notes=engine_notes,
-            allowed_hosts=_hosts(body.allowed_hosts),
-            **_limit_values(limits),
-        )
-    elif body.namespace is None or body.worker is None:
-        missing = "namespace" if body.namespace is None else "worker"
-        raise invalid_field(missing, "give both namespace and worker to deploy a worker")
-    else:
-        require_namespace(caller, body.namespace)
-        target = await WorkerTarget.prepare(
-            body,
-            runtime,
-            store=store,
-            settings=settings,
-            runners=runners,
-            artifacts=artifacts,
-            lock_file=lock_file,
-        )
-        system = log.render(
-            "worker",
-            runtime=runtime,
-            engine_notes=engine_notes,
-            env_names=", ".join(sorted({*target.vars, *target.secrets})) or "none",
-            allowed_hosts=_hosts(target.allowed_hosts),
-            **_limit_values(target.limits),
-        )
-    events = generate(
-        model=model,
-        log=log,
-        system=system,
-        task=body.task,
-        target=target,
-        max_attempts=max_attempts,
-    )
+    events = await start(services, caller, body, model=model, log=log)
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
         return EventStream(_sse(events), send_timeout_ms=settings.stream_send_timeout_ms)
     answer = await _collect_unless_disconnected(events, request)
     if answer is None:
         return Response(status_code=499)
     return answer
-
-
-def _hosts(allowed: list[str]) -> str:
-    return ", ".join(allowed) if allowed else "none (the code has no network access)"
-
-
-def _limit_values(limits: Limits) -> dict[str, str]:
-    names = ("cpu_ms", "wall_ms", "memory_mb", "output_bytes", "subrequests")
-    return {name: str(getattr(limits, name)) for name in names}
 
 
 def event_data(event: GenerationEvent) -> tuple[str, dict[str, Any]]:

@@ -35,10 +35,6 @@ def _out(route: hostnames.Hostname) -> HostnameOut:
     )
 
 
-def _no_namespace(namespace: str) -> ApiError:
-    return ApiError(404, "not_found", f"namespace {namespace!r} was not found")
-
-
 @router.put(
     "/{hostname}",
     response_model=HostnameOut,
@@ -69,28 +65,15 @@ async def put_hostname(
     if not caller.is_admin:
         if reassign:
             raise ApiError(403, "forbidden", "reassign=true needs the admin key")
-        try:
-            space = await asyncio.to_thread(namespaces.get, store, namespace)
-        except namespaces.NamespaceNotFound:
-            raise _no_namespace(namespace) from None
+        space = await asyncio.to_thread(namespaces.get, store, namespace)
         refused = claim_problem(hostname, namespace, space.custom_hostname_suffixes)
         if refused:
             raise ApiError(
                 403, "forbidden", refused, [ErrorDetail(field="hostname", message=refused)]
             )
-    try:
-        route, created = await asyncio.to_thread(
-            hostnames.put, store, namespace, hostname, body.worker, reassign=reassign
-        )
-    except namespaces.NamespaceNotFound:
-        raise _no_namespace(namespace) from None
-    except hostnames.HostnameTaken:
-        raise ApiError(
-            409,
-            "conflict",
-            f"hostname {hostname!r} is routed by another namespace; the admin key can move "
-            "it here with ?reassign=true",
-        ) from None
+    route, created = await asyncio.to_thread(
+        hostnames.put, store, namespace, hostname, body.worker, reassign=reassign
+    )
     response.status_code = 201 if created else 200
     return _out(route)
 
@@ -99,10 +82,7 @@ async def put_hostname(
 async def list_hostnames(namespace: str, store: StoreDep, caller: CallerDep) -> HostnameList:
     """The namespace's custom hostnames."""
     require_namespace(caller, namespace)
-    try:
-        routes = await asyncio.to_thread(hostnames.list_for, store, namespace)
-    except namespaces.NamespaceNotFound:
-        raise _no_namespace(namespace) from None
+    routes = await asyncio.to_thread(hostnames.list_for, store, namespace)
     return HostnameList(hostnames=[_out(route) for route in routes])
 
 
@@ -112,12 +92,5 @@ async def delete_hostname(
 ) -> Response:
     """Stop routing the hostname."""
     require_namespace(caller, namespace)
-    try:
-        await asyncio.to_thread(hostnames.remove, store, namespace, hostname)
-    except namespaces.NamespaceNotFound:
-        raise _no_namespace(namespace) from None
-    except hostnames.HostnameNotFound:
-        raise ApiError(
-            404, "not_found", f"hostname {hostname!r} is not routed by {namespace!r}"
-        ) from None
+    await asyncio.to_thread(hostnames.remove, store, namespace, hostname)
     return Response(status_code=204)

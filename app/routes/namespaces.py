@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Response
 from app.auth import AdminDep, CallerDep, require_namespace
 from app.config import Settings
 from app.deps import ArtifactsDep, SettingsDep, StoreDep
-from app.errors import CONTROL_PLANE_ERRORS, ApiError, invalid_field
+from app.errors import CONTROL_PLANE_ERRORS, invalid_field
 from app.hostnames import hostname_problem
 from app.policy import checked_hosts, checked_limits, server_ceiling
 from app.schemas import (
@@ -54,10 +54,6 @@ def checked_suffixes(settings: Settings, suffixes: list[str]) -> list[str]:
     return sorted(set(suffixes))
 
 
-def _not_found(name: str) -> ApiError:
-    return ApiError(404, "not_found", f"namespace {name!r} was not found")
-
-
 def _checked_limits(settings: Settings, limits: LimitsIn) -> dict[str, int]:
     return checked_limits(server_ceiling(settings), limits.model_dump())
 
@@ -80,21 +76,18 @@ def create_namespace(
 ) -> NamespaceOut:
     """Create a namespace; its limits must be within the server's maximums."""
     limits = _checked_limits(settings, body.limits)
-    try:
-        created = namespaces.create(
-            store,
-            body.name,
-            mode=body.mode,
-            limits=limits,
-            allowed_hosts=_checked_hosts(settings, body.allowed_hosts),
-            dispatch_public=body.dispatch_public,
-            private_egress=body.private_egress,
-            custom_hostname_suffixes=checked_suffixes(settings, body.custom_hostname_suffixes),
-            storage_mb=body.storage_mb,
-            version_retention=body.version_retention,
-        )
-    except namespaces.NamespaceExists:
-        raise ApiError(409, "conflict", f"namespace {body.name!r} already exists") from None
+    created = namespaces.create(
+        store,
+        body.name,
+        mode=body.mode,
+        limits=limits,
+        allowed_hosts=_checked_hosts(settings, body.allowed_hosts),
+        dispatch_public=body.dispatch_public,
+        private_egress=body.private_egress,
+        custom_hostname_suffixes=checked_suffixes(settings, body.custom_hostname_suffixes),
+        storage_mb=body.storage_mb,
+        version_retention=body.version_retention,
+    )
     return _out(created)
 
 
@@ -117,10 +110,7 @@ def update_namespace(
         if value is None:
             raise invalid_field(field, "may not be null; leave the field out to keep it")
         changes[field] = checks[field](value) if field in checks else value
-    try:
-        return _out(namespaces.update(store, name, changes))
-    except namespaces.NamespaceNotFound:
-        raise _not_found(name) from None
+    return _out(namespaces.update(store, name, changes))
 
 
 @router.get("", response_model=NamespaceList, responses={401: _ERRORS[401]})
@@ -139,10 +129,7 @@ def list_namespaces(
 def get_namespace(name: str, store: StoreDep, caller: CallerDep) -> NamespaceOut:
     """The namespace (admin key, or a key of this namespace)."""
     require_namespace(caller, name)
-    try:
-        return _out(namespaces.get(store, name))
-    except namespaces.NamespaceNotFound:
-        raise _not_found(name) from None
+    return _out(namespaces.get(store, name))
 
 
 @router.delete(
@@ -167,17 +154,7 @@ def delete_namespace(
     Artifacts no other namespace's version refers to are deleted with it.
     """
     require_namespace(caller, name)
-    try:
-        namespaces.remove(store, name, force=force, artifacts=artifacts)
-    except namespaces.NamespaceNotFound:
-        raise _not_found(name) from None
-    except namespaces.NamespaceHasWorkers as exc:
-        raise ApiError(
-            409,
-            "conflict",
-            f"namespace {name!r} still has {exc.count} worker(s); delete them first, or send "
-            f"DELETE /v1/namespaces/{name}?force=true to delete it with its workers",
-        ) from None
+    namespaces.remove(store, name, force=force, artifacts=artifacts)
     return Response(status_code=204)
 
 
@@ -189,10 +166,7 @@ def delete_namespace(
 )
 def issue_key(name: str, body: KeyIn, store: StoreDep, _: AdminDep) -> IssuedKey:
     """A new key for this namespace (admin key only). The key is in this answer only."""
-    try:
-        record, key = keys.issue(store, name, body.label)
-    except namespaces.NamespaceNotFound:
-        raise _not_found(name) from None
+    record, key = keys.issue(store, name, body.label)
     return IssuedKey(**_key_out(record).model_dump(), key=key)
 
 
@@ -200,21 +174,13 @@ def issue_key(name: str, body: KeyIn, store: StoreDep, _: AdminDep) -> IssuedKey
 def list_keys(name: str, store: StoreDep, caller: CallerDep) -> KeyList:
     """The namespace's keys, without the keys themselves."""
     require_namespace(caller, name)
-    try:
-        return KeyList(keys=[_key_out(k) for k in keys.list_keys(store, name)])
-    except namespaces.NamespaceNotFound:
-        raise _not_found(name) from None
+    return KeyList(keys=[_key_out(k) for k in keys.list_keys(store, name)])
 
 
 @router.delete("/{name}/keys/{key_id}", status_code=204, responses=_ERRORS)
 def revoke_key(name: str, key_id: str, store: StoreDep, caller: CallerDep) -> Response:
     require_namespace(caller, name)
-    try:
-        keys.revoke(store, name, key_id)
-    except namespaces.NamespaceNotFound:
-        raise _not_found(name) from None
-    except keys.KeyNotFound:
-        raise ApiError(404, "not_found", f"key {key_id!r} was not found in {name!r}") from None
+    keys.revoke(store, name, key_id)
     return Response(status_code=204)
 
 

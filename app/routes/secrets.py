@@ -15,9 +15,9 @@ from fastapi import APIRouter, Path, Response
 
 from app.auth import CallerDep, require_namespace
 from app.deps import StoreDep
-from app.errors import CONTROL_PLANE_ERRORS, ApiError, invalid_field
+from app.errors import CONTROL_PLANE_ERRORS, invalid_field
 from app.schemas import WORKER_NAME, ErrorResponse, SecretIn, SecretList, SecretOut
-from app.store import namespaces, workers
+from app.store import workers
 
 router = APIRouter(prefix="/v1/namespaces/{namespace}/workers/{name}/secrets", tags=["workers"])
 
@@ -41,31 +41,13 @@ def _checked(secret: str) -> str:
     return secret
 
 
-def _missing(exc: Exception, namespace: str, name: str) -> ApiError:
-    if isinstance(exc, namespaces.NamespaceNotFound):
-        return ApiError(404, "not_found", f"namespace {namespace!r} was not found")
-    if isinstance(exc, workers.SecretNotFound):
-        return ApiError(404, "not_found", f"worker {name!r} has no secret {str(exc)!r}")
-    return ApiError(
-        404,
-        "not_found",
-        f"worker {name!r} was not found in {namespace!r}: upload it before setting its secrets",
-    )
-
-
-_NOT_FOUND = (namespaces.NamespaceNotFound, workers.WorkerNotFound, workers.SecretNotFound)
-
-
 @router.get("", response_model=SecretList, responses=_ERRORS)
 async def list_secrets(
     namespace: str, name: WorkerName, store: StoreDep, caller: CallerDep
 ) -> SecretList:
     """The names of the worker's secrets (values are never returned)."""
     require_namespace(caller, namespace)
-    try:
-        worker = await asyncio.to_thread(workers.get, store, namespace, name)
-    except _NOT_FOUND as exc:
-        raise _missing(exc, namespace, name) from None
+    worker = await asyncio.to_thread(workers.get, store, namespace, name)
     return SecretList(secrets=worker.secret_names)
 
 
@@ -86,12 +68,9 @@ async def put_secret(
     """Set one secret (201 new, 200 replaced); the others and the code stay as they are."""
     require_namespace(caller, namespace)
     _checked(secret)
-    try:
-        created = await asyncio.to_thread(
-            workers.set_secret, store, namespace, name, secret, body.value
-        )
-    except _NOT_FOUND as exc:
-        raise _missing(exc, namespace, name) from None
+    created = await asyncio.to_thread(
+        workers.set_secret, store, namespace, name, secret, body.value
+    )
     response.status_code = 201 if created else 200
     return SecretOut(name=secret, created=created)
 
@@ -102,8 +81,5 @@ async def delete_secret(
 ) -> Response:
     """Remove one secret; 404 if the worker has none of that name."""
     require_namespace(caller, namespace)
-    try:
-        await asyncio.to_thread(workers.delete_secret, store, namespace, name, secret)
-    except _NOT_FOUND as exc:
-        raise _missing(exc, namespace, name) from None
+    await asyncio.to_thread(workers.delete_secret, store, namespace, name, secret)
     return Response(status_code=204)

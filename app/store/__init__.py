@@ -5,22 +5,27 @@ to the current schema with Alembic (``migrations/``), so an upgrade keeps data.
 Repository functions live beside it (``namespaces.py``).
 """
 
-from app.store import blobs, hostnames, keys, namespaces, workers
+from app.store import blobs, errors, hostnames, keys, namespaces, workers
 from app.store.artifacts import ArtifactStore
 from app.store.cache import ReadCache
 from app.store.db import Store, migrate
+from app.store.errors import Conflict, NotFound, StoreError
 from app.store.models import ApiKeyRow, NamespaceRow
 from app.store.secretbox import SecretBox, SecretsUnreadable
 
 __all__ = [
     "ApiKeyRow",
     "ArtifactStore",
+    "Conflict",
     "NamespaceRow",
+    "NotFound",
     "ReadCache",
     "SecretBox",
     "SecretsUnreadable",
     "Store",
+    "StoreError",
     "blobs",
+    "errors",
     "hostnames",
     "keys",
     "migrate",

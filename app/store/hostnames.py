@@ -15,18 +15,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.store.db import Store
+from app.store.errors import HostnameNotFound, HostnameTaken, NamespaceNotFound
 from app.store.models import HostnameRow, NamespaceRow
-from app.store.namespaces import NamespaceNotFound
 
 __all__ = ["Hostname", "HostnameNotFound", "HostnameTaken", "list_for", "put", "remove", "route"]
-
-
-class HostnameTaken(Exception):
-    """Another namespace routes that hostname."""
-
-
-class HostnameNotFound(Exception):
-    """The namespace has no such hostname."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +92,7 @@ def remove(store: Store, namespace: str, hostname: str) -> None:
             )
         )
         if deleted.rowcount == 0:  # type: ignore[attr-defined]
-            raise HostnameNotFound(hostname)
+            raise HostnameNotFound(namespace, hostname)
 
 
 def route(store: Store, hostname: str) -> tuple[str, str] | None:

@@ -15,16 +15,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.store.db import Store
+from app.store.errors import KeyNotFound, NamespaceNotFound
 from app.store.models import ApiKeyRow, NamespaceRow
-from app.store.namespaces import NamespaceNotFound
 
 __all__ = ["ApiKey", "KeyNotFound", "authenticate", "digest", "issue", "list_keys", "revoke"]
 
 PREFIX = "sk_"
-
-
-class KeyNotFound(Exception):
-    """No such key in that namespace."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +81,7 @@ def revoke(store: Store, namespace: str, key_id: str) -> None:
             delete(ApiKeyRow).where(ApiKeyRow.id == key_id, ApiKeyRow.namespace_id == namespace_id)
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
-            raise KeyNotFound(key_id)
+            raise KeyNotFound(namespace, key_id)
 
 
 def authenticate(store: Store, key: str) -> str | None:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.store import blobs
 from app.store.artifacts import ArtifactStore
 from app.store.db import Store
+from app.store.errors import NamespaceExists, NamespaceHasWorkers, NamespaceNotFound
 from app.store.models import NamespaceRow, WorkerRow, WorkerVersionRow
 
 __all__ = [
@@ -26,22 +27,6 @@ __all__ = [
     "remove",
     "update",
 ]
-
-
-class NamespaceExists(Exception):
-    """A namespace of that name already exists."""
-
-
-class NamespaceNotFound(Exception):
-    """No namespace of that name."""
-
-
-class NamespaceHasWorkers(Exception):
-    """The namespace still has workers (``count``) and the delete was not forced."""
-
-    def __init__(self, name: str, count: int) -> None:
-        super().__init__(f"namespace {name!r} has {count} workers")
-        self.count = count
 
 
 @dataclass(frozen=True, slots=True)

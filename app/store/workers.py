@@ -20,8 +20,14 @@ from sqlalchemy.orm import Session
 from app.store import blobs
 from app.store.artifacts import ArtifactStore
 from app.store.db import Store
+from app.store.errors import (
+    NamespaceNotFound,
+    QuotaExceeded,
+    SecretNotFound,
+    VersionNotFound,
+    WorkerNotFound,
+)
 from app.store.models import NamespaceRow, WorkerRow, WorkerVersionRow
-from app.store.namespaces import NamespaceNotFound
 
 __all__ = [
     "QuotaExceeded",
@@ -49,29 +55,6 @@ __all__ = [
     "target",
     "versions",
 ]
-
-
-class WorkerNotFound(Exception):
-    """No worker of that name in the namespace."""
-
-
-class VersionNotFound(Exception):
-    """No version of that id (or number) for the worker."""
-
-
-class SecretNotFound(Exception):
-    """The worker has no secret of that name."""
-
-
-class QuotaExceeded(Exception):
-    """The upload would take the namespace's artifacts over its storage quota."""
-
-    def __init__(self, namespace: str, quota_bytes: int, used_bytes: int, adding_bytes: int):
-        super().__init__(namespace)
-        self.namespace = namespace
-        self.quota_bytes = quota_bytes
-        self.used_bytes = used_bytes
-        self.adding_bytes = adding_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +196,7 @@ def _row(session: Session, namespace: str, name: str) -> WorkerRow:
         select(WorkerRow).where(WorkerRow.namespace_id == namespace_id, WorkerRow.name == name)
     )
     if row is None:
-        raise WorkerNotFound(name)
+        raise WorkerNotFound(namespace, name)
     return row
 
 
@@ -383,7 +366,7 @@ def remove(store: Store, namespace: str, name: str, *, artifacts: ArtifactStore)
             select(WorkerRow).where(WorkerRow.namespace_id == space.id, WorkerRow.name == name)
         )
         if row is None:
-            raise WorkerNotFound(name)
+            raise WorkerNotFound(namespace, name)
         shas = _shas_of(session, namespace_id=space.id, worker_ids=[row.id])
         session.delete(row)
     blobs.release(store, artifacts, shas)
@@ -475,7 +458,7 @@ def target(store: Store, namespace: str, name: str) -> Target:
     if found is None:
         raise NamespaceNotFound(namespace)
     if found["w_id"] is None:
-        raise WorkerNotFound(name)
+        raise WorkerNotFound(namespace, name)
     current = None
     if found["v_id"] is not None:
         current = Version(
@@ -522,7 +505,9 @@ def versions(store: Store, namespace: str, name: str) -> list[Version]:
     return history(store, namespace, name).versions
 
 
-def _version_row(session: Session, worker: WorkerRow, version: str) -> WorkerVersionRow:
+def _version_row(
+    session: Session, namespace: str, worker: WorkerRow, version: str
+) -> WorkerVersionRow:
     """The worker's version by id (``ver_…``) or by number (``3``). Raises VersionNotFound."""
     if version.isdigit():
         found = session.scalar(
@@ -533,7 +518,7 @@ def _version_row(session: Session, worker: WorkerRow, version: str) -> WorkerVer
     else:
         found = session.get(WorkerVersionRow, version)
     if found is None or found.worker_id != worker.id:
-        raise VersionNotFound(version)
+        raise VersionNotFound(namespace, worker.name, version)
     return found
 
 
@@ -564,7 +549,7 @@ def deploy(store: Store, namespace: str, name: str, version: str) -> Worker:
     """
     with store.session() as session:
         row = _row(session, namespace, name)
-        row.current_version = _version_row(session, row, version).id
+        row.current_version = _version_row(session, namespace, row, version).id
         row.updated_at = datetime.now(UTC)
         session.flush()
         return _worker(session, namespace, row)
@@ -577,7 +562,7 @@ def _locked_row(session: Session, namespace: str, name: str) -> WorkerRow:
         select(WorkerRow).where(WorkerRow.namespace_id == space.id, WorkerRow.name == name)
     )
     if row is None:
-        raise WorkerNotFound(name)
+        raise WorkerNotFound(namespace, name)
     return row
 
 
@@ -601,7 +586,7 @@ def delete_secret(store: Store, namespace: str, name: str, secret: str) -> None:
     with store.session() as session:
         row = _locked_row(session, namespace, name)
         if secret not in row.secrets:
-            raise SecretNotFound(secret)
+            raise SecretNotFound(namespace, name, secret)
         row.secrets = {key: value for key, value in row.secrets.items() if key != secret}
         row.updated_at = datetime.now(UTC)
 

@@ -21,6 +21,7 @@ from app.ai import (
     generate,
 )
 from app.ai.generation import OUTPUT_CHARS, TRACEBACK_CHARS
+from sandbox import Status
 from tests.ai.fake_model import FakeModel, Reply
 from tests.conftest import ROOT
 
@@ -68,7 +69,7 @@ def _run(fake_model: FakeModel, target: Scripted, max_attempts: int = 3) -> list
 
 def test_success_settles_ok(fake_model: FakeModel) -> None:
     fake_model.reset(Reply.code("print(1)"))
-    target = Scripted(Verdict(True, "ok"))
+    target = Scripted(Verdict(True, Status.OK))
     events = _run(fake_model, target)
     assert events[-1] == Finished("ok", "print(1)\n", 1, "ok", None, "")
     assert target.settled == [True]
@@ -97,7 +98,7 @@ def test_a_fatal_verdict_is_not_repaired(fake_model: FakeModel) -> None:
 
 def test_a_canceled_run_ends_canceled(fake_model: FakeModel) -> None:
     fake_model.reset(Reply.code("print(1)"))
-    target = Scripted(Verdict(False, "canceled", None, Feedback("canceled")))
+    target = Scripted(Verdict(False, Status.CANCELED, None, Feedback("canceled")))
     last = _run(fake_model, target)[-1]
     assert isinstance(last, Finished)
     assert (last.status, last.run_status) == ("canceled", "canceled")

@@ -130,7 +130,7 @@ def test_secrets_have_their_own_endpoints(
     [
         ("workers/w/secrets/1BAD", 422, "secret"),
         ("workers/w/secrets/has-dash", 422, "secret"),
-        ("workers/nope/secrets/TOKEN", 404, "upload it before setting its secrets"),
+        ("workers/nope/secrets/TOKEN", 404, "worker 'nope' was not found"),
     ],
     ids=["starts-with-digit", "dash", "unknown-worker"],
 )
@@ -200,4 +200,4 @@ def test_versions_are_listed_with_the_deployed_one_and_deploy_by_number(
 
     missing = admin.post(f"{url}/versions/9/deploy")
     assert missing.status_code == 404
-    assert "version 9 " in missing.json()["error"]["message"]
+    assert "version '9' of worker 'w'" in missing.json()["error"]["message"]

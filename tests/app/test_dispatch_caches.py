@@ -13,7 +13,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import make_url, update
 
-from app.dispatch import BundleCache, WorkerBundle
+from app.bundles import BundleCache, WorkerBundle
 from app.store import (
     ArtifactStore,
     ReadCache,

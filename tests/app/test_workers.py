@@ -124,7 +124,7 @@ def test_tags_filter_list_and_bulk_delete(admin: httpx.Client, namespace: str) -
         ({"modules": {"../x.py": "1"}}, "modules.../x.py"),
         ({"modules": {"main.py": "1"}, "main_module": "app.py"}, "main_module"),
         ({"modules": {"main.py": "1"}, "tags": [str(i) for i in range(9)]}, "tags"),
-        ({"modules": {"main.py": "1"}, "tags": ["no spaces"]}, "tags"),
+        ({"modules": {"main.py": "1"}, "tags": ["no spaces"]}, "tags[0]"),
         ({"modules": {"main.py": "1"}, "secrets": {"1X": "v"}}, "secrets.1X"),
         (
             {"modules": {"main.py": "1"}, "requirements": ["idna"], "runtime": "wasmtime"},

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 
-from app.builds import _CHECK
+from app.builds import CHECK_PROGRAM
 from app.dispatch import entry_job_fields
 from tests.conformance.conftest import Run
 
@@ -24,7 +24,8 @@ USES_HELPER = (
 
 def _bytecode(run: Run, modules: dict[str, str]) -> dict[str, str]:
     """What the build program compiles for these modules on this engine (base64 .pyc)."""
-    report = run(_CHECK.format(modules=json.dumps(modules), main="main.py"))["result"]["json"]
+    upload = json.dumps({"modules": modules, "main": "main.py"})
+    report = run(CHECK_PROGRAM, stdin=upload)["result"]["json"]
     assert report["errors"] == []
     return dict(report["bytecode"])
 

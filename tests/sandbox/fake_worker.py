@@ -5,6 +5,7 @@
 Modes: ok (echo each job's code as stdout, end ok), exit-at-start, never-ready,
 garbage-at-start, hang (never answers a run, ignores cancel), die-mid-run,
 bad-frame-mid-run, slow-cancel (answers cancel with end canceled after 0.1 s).
+hang and slow-cancel write ``pid <their pid>`` to stderr when a run starts.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def main() -> None:
                 send(_end("canceled"))
             continue
         code = message["job"]["code"]
+        if mode in ("hang", "slow-cancel"):
+            # Which process took the run, so tests can tell a reused worker from a new one.
+            send({"t": "out", "s": "stderr", "d": f"pid {os.getpid()}"})
         if mode == "ok":
             send({"t": "out", "s": "stdout", "d": code})
             send(_end("ok"))

@@ -5,13 +5,25 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sandbox import End, EngineUnavailable, Job, Limits, PoolBusy, RunnerClosed, Status, collect
+from sandbox import (
+    End,
+    EngineUnavailable,
+    Event,
+    Job,
+    Limits,
+    Output,
+    PoolBusy,
+    RunnerClosed,
+    Started,
+    Status,
+    collect,
+)
 from sandbox.pool import PoolConfig, WorkerPool
 
 FAKE = str(Path(__file__).with_name("fake_worker.py"))
@@ -36,6 +48,14 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 def job(code: str = "hello", wall_ms: int = 500) -> Job:
     return Job(code=code, limits=Limits(wall_ms=wall_ms))
+
+
+async def worker_pid(events: AsyncIterator[Event]) -> str:
+    """The pid a hang or slow-cancel worker reports when its run starts."""
+    assert isinstance(await anext(events), Started)
+    said = await anext(events)
+    assert isinstance(said, Output) and said.text.startswith("pid "), said
+    return said.text
 
 
 def test_events_are_relayed_and_end_last(tmp_path: Path) -> None:
@@ -84,12 +104,16 @@ def test_silent_worker_is_killed_at_the_hard_deadline(tmp_path: Path) -> None:
         await pool.start()
         try:
             started = time.monotonic()
-            result = await collect(pool.run(job(wall_ms=300)))
+            first = pool.run(job(wall_ms=300))
+            killed = await worker_pid(first)
+            result = await collect(first)
             elapsed = time.monotonic() - started
             assert result.status is Status.WALL_LIMIT
             assert 0.35 < elapsed < 1.5  # wall 300 ms + grace 100 ms
             # The replacement comes up and takes the next job.
-            assert (await collect(pool.run(job(wall_ms=300)))).status is Status.WALL_LIMIT
+            second = pool.run(job(wall_ms=300))
+            assert await worker_pid(second) != killed
+            assert (await collect(second)).status is Status.WALL_LIMIT
         finally:
             await pool.close()
 
@@ -176,14 +200,13 @@ def test_closing_the_stream_cancels_and_returns_the_worker(tmp_path: Path) -> No
         await pool.start()
         try:
             stream = pool.run(job(wall_ms=10_000))
-            await anext(stream)
+            first = await worker_pid(stream)
             await stream.aclose()
-            # The worker answers the cancel and is reused (not replaced).
+            # The worker answers the cancel and is reused (not replaced): the next run, which
+            # waits for it, is the same process.
             second = pool.run(job(wall_ms=10_000))
-            await anext(second)
+            assert await worker_pid(second) == first
             await second.aclose()
-            await asyncio.sleep(0.3)
-            assert len(pool._workers) == 1
         finally:
             await pool.close()
 
@@ -196,10 +219,12 @@ def test_worker_that_ignores_cancel_is_replaced(tmp_path: Path) -> None:
         await pool.start()
         try:
             stream = pool.run(job(wall_ms=200))
-            await anext(stream)
+            ignored = await worker_pid(stream)
             await stream.aclose()
-            result = await collect(pool.run(job(wall_ms=200)))
-            assert result.status is Status.WALL_LIMIT
+            # It never answers the cancel: it is killed and the next run gets a new process.
+            second = pool.run(job(wall_ms=200))
+            assert await worker_pid(second) != ignored
+            assert (await collect(second)).status is Status.WALL_LIMIT
         finally:
             await pool.close()
 

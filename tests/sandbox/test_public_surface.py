@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import sandbox
@@ -41,3 +43,26 @@ def test_sandbox_never_reads_the_environment() -> None:
             if needle in text:
                 offenders.append(f"{path.relative_to(SANDBOX_DIR)}: {needle}")
     assert offenders == []
+
+
+def test_the_core_imports_no_engine() -> None:
+    # Every module of sandbox/ outside sandbox/engines/, imported in a fresh interpreter:
+    # none may load an engine's modules or their hosts (wasmtime-py, a Deno driver).
+    core = sorted(
+        ".".join(path.relative_to(SANDBOX_DIR.parent).with_suffix("").parts).removesuffix(
+            ".__init__"
+        )
+        for path in SANDBOX_DIR.rglob("*.py")
+        if not {"engines", "guest"} & set(path.relative_to(SANDBOX_DIR).parts)
+    )
+    assert "sandbox.pool" in core and "sandbox" in core
+    script = (
+        "import importlib, sys\n"
+        f"for name in {core!r}: importlib.import_module(name)\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split()
+    engines = [name for name in loaded if name.startswith(("sandbox.engines.", "wasmtime"))]
+    assert engines == []

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from sandbox.engines.pyodide.builder import PyodideArtifacts, build, locate
+from sandbox.engines.pyodide.packages import LockFilePackages
 from sandbox.pool import PoolConfig, WorkerPool, worker_command
 
 __all__ = ["ENGINE_NAME", "PyodideArtifacts", "build", "create_runner", "locate"]
@@ -60,4 +61,4 @@ def create_runner(
         kill_grace_ms=kill_grace_ms,
         env={**(env or {}), "PYTHONUNBUFFERED": "1"},
     )
-    return WorkerPool(ENGINE_NAME, config)
+    return WorkerPool(ENGINE_NAME, config, LockFilePackages(artifacts.layout.lock_file))

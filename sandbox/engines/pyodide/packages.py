@@ -23,11 +23,19 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.errors import BuildError, EngineUnavailable
 
-__all__ = ["PackageError", "check_requirements", "install", "installed", "normalize"]
+__all__ = [
+    "LockFilePackages",
+    "PackageError",
+    "check_requirements",
+    "install",
+    "installed",
+    "normalize",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +75,19 @@ def check_requirements(requirements: Iterable[str], lock_file: Path) -> list[str
     return [
         name for name in requirements if not _NAME.match(name) or normalize(name) not in available
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class LockFilePackages:
+    """The engine's answer to "which packages can a job require" (``sandbox.Packages``)."""
+
+    lock_file: Path
+
+    def installed(self) -> dict[str, str]:
+        return installed(self.lock_file)
+
+    def missing(self, requirements: Iterable[str]) -> list[str]:
+        return check_requirements(requirements, self.lock_file)
 
 
 def install(

@@ -291,32 +291,9 @@ def _precompile(artifacts: Artifacts) -> None:
     log.info("compiled in %.1f s", time.monotonic() - started)
 
 
-_COMPILE_STDLIB = """
-import importlib.util, marshal, os
-from importlib._bootstrap_external import _code_to_hash_pyc
-count = failed = 0
-for root, dirs, files in os.walk("/python"):
-    dirs[:] = [d for d in dirs if d != "__pycache__" and not d.startswith(("test", "idlelib"))]
-    for name in files:
-        if not name.endswith(".py"):
-            continue
-        path = os.path.join(root, name)
-        with open(path, "rb") as handle:
-            source = handle.read()
-        try:
-            code = compile(source, path, "exec", dont_inherit=True)
-        except SyntaxError:
-            failed += 1
-            continue
-        data = _code_to_hash_pyc(code, importlib.util.source_hash(source), checked=False)
-        target = importlib.util.cache_from_source(path)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        # py_compile fails on large files under WASI; writing the bytes works.
-        with open(target, "wb") as handle:
-            handle.write(data)
-        count += 1
-print(count, failed)
-"""
+# Run inside the guest at build time (never imported on the host): writes the mounted
+# stdlib's bytecode with the guest's own magic number.
+_COMPILE_STDLIB = (Path(__file__).parent / "guest_tasks" / "compile_stdlib.py").read_text()
 
 
 def _compile_stdlib_bytecode(artifacts: Artifacts) -> None:

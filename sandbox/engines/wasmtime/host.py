@@ -28,14 +28,11 @@ subrequests     counted per redirect hop by the egress gate's budget callback;
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import json
-import shutil
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,56 +41,34 @@ import wasmtime
 from wasmtime import component as wc
 
 from sandbox.egress import EgressPolicy, EgressRequest, EgressResponse, Gate, SubrequestRecord
+from sandbox.engines.wasmtime.engine import (
+    engine_fingerprint,
+    make_engine,
+    precompile,
+    wasmtime_version,
+)
+from sandbox.engines.wasmtime.monitor import CpuBudget, Monitor
+from sandbox.engines.wasmtime.procfs import peak_rss, reset_peak_rss
+from sandbox.engines.wasmtime.workdir import empty_dir, seed_files
 from sandbox.errors import EngineUnavailable
 from sandbox.events import Display, GuestError, RunReport, Status, Usage
-from sandbox.jobs import Job, check_relative_path
+from sandbox.jobs import Job
 from sandbox.limits import MIB, Limits
 from sandbox.outcome import OutputMeter, deliver_outputs, parse_outcome, report
 from sandbox.outputs import check_display, collect_files
 
+# The engine's configuration lives in engine.py; re-exported for the guests' hosts.
 __all__ = [
     "GuestRuntime",
     "Sink",
     "engine_fingerprint",
     "make_engine",
     "precompile",
+    "wasmtime_version",
 ]
 
 HOST_INTERFACE = "sandlot:sandbox/host@0.1.0"
 GUEST_WORKDIR = "/work"
-_MONITOR_TICK_S = 0.025
-
-
-def _config() -> wasmtime.Config:
-    config = wasmtime.Config()
-    config.wasm_component_model = True
-    config.epoch_interruption = True
-    return config
-
-
-# Everything _config() sets, for cache keys: a .cwasm loads only into an
-# engine with the same configuration and wasmtime version.
-_CONFIG_DESCRIPTION = "component-model;epoch-interruption"
-
-
-def wasmtime_version() -> str:
-    return importlib.metadata.version("wasmtime")
-
-
-def engine_fingerprint() -> str:
-    config_hash = hashlib.sha256(_CONFIG_DESCRIPTION.encode()).hexdigest()[:8]
-    return f"wasmtime{wasmtime_version()}-{config_hash}"
-
-
-def make_engine() -> wasmtime.Engine:
-    return wasmtime.Engine(_config())
-
-
-def precompile(component_path: Path) -> bytes:
-    """Compile a component for this wasmtime and config (seconds); return the .cwasm bytes."""
-    engine = make_engine()
-    compiled = wc.Component.from_file(engine, str(component_path))
-    return bytes(compiled.serialize())
 
 
 class Sink(Protocol):
@@ -148,91 +123,6 @@ class _RunState:
 
 
 @dataclass(frozen=True, slots=True)
-class CpuBudget:
-    """A thread's CPU clock and the reading at which its budget is spent (seconds)."""
-
-    clock: int
-    ends_at: float
-
-    @classmethod
-    def for_this_thread(cls, cpu_ms: int) -> CpuBudget:
-        clock = time.pthread_getcpuclockid(threading.get_ident())
-        return cls(clock, time.clock_gettime(clock) + cpu_ms / 1000)
-
-    def left(self) -> float:
-        return self.ends_at - time.clock_gettime(self.clock)
-
-
-class _Monitor:
-    """A thread that interrupts the running guest at its deadline, its CPU budget or on abort.
-
-    It bumps the engine's epoch (the store's deadline is one tick away), and
-    flushes the sink's buffered output every tick so streaming stays live
-    while the guest computes. When the CPU budget is spent it calls
-    ``on_cpu_limit`` first (under its lock: the callback must not call back in).
-    """
-
-    def __init__(self, engine: wasmtime.Engine) -> None:
-        self._engine = engine
-        self._cond = threading.Condition()
-        self._deadline: float | None = None
-        self._cpu: CpuBudget | None = None
-        self._on_cpu_limit: Callable[[], None] = _nothing
-        self._sink: Sink | None = None
-        self._fire = False
-        self._closed = False
-        self._thread = threading.Thread(target=self._loop, name="sandlot-monitor", daemon=True)
-        self._thread.start()
-
-    def arm(
-        self, deadline: float, sink: Sink, cpu: CpuBudget, on_cpu_limit: Callable[[], None]
-    ) -> None:
-        with self._cond:
-            self._deadline, self._sink, self._fire = deadline, sink, False
-            self._cpu, self._on_cpu_limit = cpu, on_cpu_limit
-            self._cond.notify()
-
-    def disarm(self) -> None:
-        with self._cond:
-            self._deadline, self._sink, self._fire = None, None, False
-            self._cpu, self._on_cpu_limit = None, _nothing
-
-    def interrupt(self) -> None:
-        with self._cond:
-            self._fire = True
-            self._cond.notify()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join(timeout=1)
-
-    def _loop(self) -> None:
-        with self._cond:
-            while not self._closed:
-                if self._deadline is None:
-                    self._cond.wait()
-                    continue
-                remaining = self._deadline - time.monotonic()
-                cpu_left = self._cpu.left() if self._cpu is not None else remaining
-                if cpu_left <= 0:
-                    self._on_cpu_limit()
-                if self._fire or remaining <= 0 or cpu_left <= 0:
-                    self._engine.increment_epoch()
-                    self._deadline = None
-                    continue
-                # CPU time never runs ahead of wall time: nothing to check before then.
-                self._cond.wait(min(remaining, cpu_left, _MONITOR_TICK_S))
-                if self._sink is not None:
-                    self._sink.flush()
-
-
-def _nothing() -> None:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
 class SimpleOutcome:
     status: str
     stdout: str
@@ -259,11 +149,11 @@ class GuestRuntime:
         self._stdlib = str(stdlib)
         self._workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        _empty_dir(workdir)
+        empty_dir(workdir)
         self._stdlib_writable = stdlib_writable
         self._resolver = resolver
         self._load(precompiled)
-        self._monitor = _Monitor(self._engine)
+        self._monitor = Monitor(self._engine)
         self._run: _RunState | None = None
         self._next: tuple[wasmtime.Store, Callable[[wasmtime.Store, str], str]] | None = None
         self._ssl_context: ssl.SSLContext | None = None
@@ -347,7 +237,7 @@ class GuestRuntime:
             }
         )
         store, func = self._take_instance()
-        seeding_error = _seed_files(self._workdir, job.files)
+        seeding_error = seed_files(self._workdir, job.files)
         if seeding_error is not None:
             # The run's error, not the worker's crash; prepare() empties the workdir.
             del store, func
@@ -357,7 +247,7 @@ class GuestRuntime:
         status: Status | None = None
         crash = ""
         self._run = run
-        memory_base = _reset_peak_rss()
+        memory_base = reset_peak_rss()
         cpu_started = time.thread_time()
         try:
             store.set_limits(memory_size=self._memory_limit_bytes(limits))
@@ -389,7 +279,7 @@ class GuestRuntime:
         if outcome is not None and status is None and run.abort_status is None:
             # Guests without a door for them (the component) hand outputs back at the end.
             outcome, run.abort_status = deliver_outputs(outcome, run.meter, sink.display)
-        peak = max(0, _peak_rss() - memory_base)
+        peak = max(0, peak_rss() - memory_base)
         usage = Usage(
             cpu_ms=round(cpu_ms, 3),
             wall_ms=round((time.monotonic() - started) * 1000, 3),
@@ -409,7 +299,7 @@ class GuestRuntime:
         Called by the worker after it has reported a run's end; ``run`` calls it itself
         if it wasn't.
         """
-        _empty_dir(self._workdir)
+        empty_dir(self._workdir)
         if self._next is None:
             self._next = self._prepare()
 
@@ -623,63 +513,3 @@ class _CollectingSink:
 
     def flush(self) -> None:
         pass
-
-
-def _proc_status() -> Iterator[tuple[str, int]]:
-    with open("/proc/self/status", "rb") as handle:
-        for line in handle:
-            if line.startswith((b"VmHWM", b"VmRSS")):
-                name, value = line.split(b":", 1)
-                yield name.decode(), int(value.split()[0]) * 1024
-
-
-def _reset_peak_rss() -> int:
-    """Reset the process's peak RSS to its current RSS (Linux clear_refs); return the RSS."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return dict(_proc_status()).get("VmRSS", 0)
-    except OSError:
-        return 0
-
-
-def _peak_rss() -> int:
-    try:
-        return dict(_proc_status()).get("VmHWM", 0)
-    except OSError:
-        return 0
-
-
-def _seed_files(workdir: Path, files: Mapping[str, bytes]) -> dict[str, Any] | None:
-    """Write the job's files into the workdir; an error outcome naming the file on failure.
-
-    Job already refused what it can foresee (``a`` beside ``a/b``); whatever the file system
-    still refuses (a full disk, a name it won't take) ends the run, never the worker.
-    """
-    for name, content in files.items():
-        try:
-            check_relative_path(name)
-            target = workdir / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-        except (OSError, ValueError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            return {
-                "status": "error",
-                "error": {
-                    "type": type(exc).__name__,
-                    "message": f"files.{name}: could not be written to the working directory "
-                    f"({reason})",
-                    "traceback": "",
-                },
-            }
-    return None
-
-
-def _empty_dir(path: Path) -> None:
-    """Remove everything inside ``path`` (the guest may have made anything there)."""
-    for child in path.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""Python the app runs inside a sandbox (as a job's code), kept as real, linted files."""

@@ -1,0 +1,85 @@
+"""One-shot runs: a request's code checked against the caller's ceiling and made a Job.
+
+Used by POST /v1/execute, the execute_code tool and /v1/generate's one-shot target,
+so the same request runs the same way whichever door it came through. ApiError 422
+names the field when a request can't run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from app.config import Settings
+from app.deps import Services
+from app.errors import invalid_field
+from app.policy import Ceiling, checked_hosts, egress_policy, run_limits
+from app.schemas import RunIn
+from sandbox import InvalidJob, Job, Runner, Runtime
+from sandbox.outputs import FileCaps
+
+__all__ = ["build_job", "check_requirements", "prepare_run", "runner_for"]
+
+
+def runner_for(runners: Mapping[str, Runner], runtime: Runtime) -> Runner:
+    """The runner of ``runtime``; 422 when that engine is off on this server."""
+    runner = runners.get(runtime)
+    if runner is None:
+        raise invalid_field("runtime", f"the {runtime} engine is not enabled on this server")
+    return runner
+
+
+def prepare_run(services: Services, body: RunIn, ceiling: Ceiling) -> tuple[Runner, Job]:
+    """The runner and the job for a run within the caller's ``ceiling``."""
+    runner = runner_for(services.runners, body.runtime or services.settings.default_runtime)
+    job = build_job(body, services.settings, ceiling)
+    check_requirements(job.requirements, runner, services.runners)
+    return runner, job
+
+
+def check_requirements(
+    requirements: tuple[str, ...] | list[str], runner: Runner, runners: Mapping[str, Runner]
+) -> None:
+    """422 unless ``runner`` loads packages and has every requirement installed."""
+    if not requirements:
+        return
+    if runner.packages is None:
+        loaders = [name for name, other in runners.items() if other.packages is not None]
+        hint = f"set runtime to {' or '.join(loaders)}" if loaders else "no engine here does"
+        raise invalid_field("requirements", f"the {runner.name} runtime loads no packages; {hint}")
+    missing = runner.packages.missing(requirements)
+    if missing:
+        raise invalid_field(
+            "requirements",
+            f"not installed on this server: {', '.join(missing)}; an operator adds pure-Python "
+            "packages with `make packages PACKAGES=...` (compiled packages can't run here)",
+        )
+
+
+def build_job(body: RunIn, settings: Settings, ceiling: Ceiling) -> Job:
+    """Validate a request against the caller's ceiling (app/policy.py) and make it a Job."""
+    limits = run_limits(ceiling, body.limits.model_dump())
+    egress = egress_policy(settings, ceiling, checked_hosts(ceiling, body.allowed_hosts))
+    files: dict[str, bytes] = {}
+    for path, item in body.files.items():
+        try:
+            files[path] = item.encode() if isinstance(item, str) else item.data()
+        except ValueError as exc:
+            raise invalid_field(f"files.{path}", str(exc)) from None
+    try:
+        return Job(
+            code=body.code,
+            limits=limits,
+            egress=egress,
+            stdin=body.stdin,
+            files=files,
+            env=body.env,
+            requirements=tuple(body.requirements),
+            figure_format=body.figure_format,
+            return_files=tuple(body.return_files),
+            file_caps=FileCaps(
+                max_bytes=settings.return_files_max_bytes,
+                max_file_bytes=settings.return_file_max_bytes,
+            ),
+        )
+    except InvalidJob as exc:
+        raise invalid_field(exc.field, exc.message) from None
