@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -20,6 +20,7 @@ from app.policy import Ceiling, caller_ceiling, checked_hosts, egress_policy, ru
 from app.schemas import ErrorResponse, ExecuteRequest, ExecuteResponse, RunIn
 from sandbox import Event, InvalidJob, Job, Runner, RunResult, Started
 from sandbox.engines.pyodide import packages
+from sandbox.engines.stack import packages as stack_packages
 from sandbox.outputs import FileCaps
 
 router = APIRouter(tags=["execute"])
@@ -79,24 +80,35 @@ def prepare_run(services: Services, body: RunIn, ceiling: Ceiling) -> tuple[Runn
     if runner is None:
         raise invalid_field("runtime", f"the {runtime} engine is not enabled on this server")
     job = build_job(body, services.settings, ceiling)
-    check_requirements(job, runtime, services.pyodide_lock_file)
+    check_requirements(job.requirements, runtime, services.settings, services.pyodide_lock_file)
     return runner, job
 
 
-def check_requirements(job: Job, runtime: str, lock_file: Path | None) -> None:
-    """422 unless every requirement is installed for an engine that loads packages."""
-    if not job.requirements:
+def check_requirements(
+    requirements: Sequence[str], runtime: str, settings: Settings, lock_file: Path | None
+) -> None:
+    """422 unless every requirement is there for the runtime (installed or built in).
+
+    Shared by runs and worker uploads (app/routes/workers.py).
+    """
+    if not requirements:
         return
-    if runtime != "pyodide" or lock_file is None:
+    if runtime == "pyodide" and lock_file is not None:
+        missing = packages.check_requirements(requirements, lock_file)
+    elif runtime == "wasmtime" and settings.wasmtime_guest == "stack":
+        missing = stack_packages.check_requirements(requirements, settings.artifact_dir)
+    else:
         raise invalid_field(
-            "requirements", "packages load only on the pyodide runtime; set runtime to pyodide"
+            "requirements",
+            f"this server's {runtime} runtime loads no packages (the component guest); "
+            "packages load on runtime pyodide and on wasmtime's data-stack guest",
         )
-    missing = packages.check_requirements(job.requirements, lock_file)
     if missing:
         raise invalid_field(
             "requirements",
-            f"not installed on this server: {', '.join(missing)}; an operator adds pure-Python "
-            "packages with `make packages PACKAGES=...` (compiled packages can't run here)",
+            f"not installed on this server for runtime {runtime}: {', '.join(missing)}; an "
+            "operator adds pure-Python packages with `make packages PACKAGES=...` "
+            "(compiled packages can't be added; docs/engines.md lists what each engine has)",
         )
 
 

@@ -48,6 +48,7 @@ from app.schemas import (
 from app.targets import RunTarget, Runtime, WorkerTarget
 from sandbox import Limits, RunResult
 from sandbox.engines.pyodide import packages
+from sandbox.engines.stack import packages as stack_packages
 
 router = APIRouter(tags=["generate"])
 
@@ -112,11 +113,15 @@ async def generate_code(
     limits = build_job(probe, settings, ceiling).limits
     log = PromptLog(request.app.state.prompts)
     lock_file = request.app.state.pyodide_lock_file
-    installed = sorted(packages.installed(lock_file)) if runtime == "pyodide" and lock_file else []
     component = runtime == "wasmtime" and settings.wasmtime_guest == "component"
+    installed: list[str] = []
+    if runtime == "pyodide" and lock_file:
+        installed = sorted(packages.installed(lock_file))
+    elif runtime == "wasmtime" and not component:
+        installed = sorted(stack_packages.installed(stack_packages.site_dir(settings.artifact_dir)))
     engine_notes = log.render(
         "engine_wasmtime_component" if component else f"engine_{runtime}",
-        **({"packages": ", ".join(installed) or "none"} if runtime == "pyodide" else {}),
+        **({} if component else {"packages": ", ".join(installed) or "none"}),
     )
     target: RunTarget | WorkerTarget
     if body.namespace is None and body.worker is None:

@@ -19,6 +19,7 @@ from app.config import Settings
 from app.deps import ArtifactsDep, Services, ServicesDep, StoreDep
 from app.errors import CONTROL_PLANE_ERRORS, ApiError, invalid_field
 from app.policy import ceiling_of, checked_hosts, checked_limits
+from app.routes.execute import check_requirements
 from app.schemas import (
     MODULE_PATH,
     TAG,
@@ -36,7 +37,6 @@ from app.schemas import (
 )
 from app.store import ArtifactStore, Store, namespaces, workers
 from sandbox import Runner
-from sandbox.engines.pyodide import packages
 
 router = APIRouter(prefix="/v1/namespaces/{namespace}/workers", tags=["workers"])
 
@@ -271,12 +271,7 @@ async def upload_worker(
         for key in names:
             if not _ENV_NAME.match(key):
                 raise invalid_field(f"{field}.{key}", "names must match [A-Za-z_][A-Za-z0-9_]*")
-    if body.requirements:
-        if runtime != "pyodide" or lock_file is None:
-            raise invalid_field("requirements", "packages load only on the pyodide runtime")
-        missing = packages.check_requirements(body.requirements, lock_file)
-        if missing:
-            raise invalid_field("requirements", f"not installed: {', '.join(missing)}")
+    check_requirements(body.requirements, runtime, settings, lock_file)
     try:
         built = await build(
             runner,

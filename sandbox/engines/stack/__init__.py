@@ -44,6 +44,7 @@ def create_runner(
         str(artifacts.precompiled),
         "--key",
         artifacts.key,
+        *(["--site", str(artifacts.site)] if artifacts.site is not None else []),
         "--fuel-per-ms",
         str(fuel_per_ms),
     )

@@ -26,12 +26,16 @@ import time
 
 import _host  # type: ignore[import-not-found]  # the reactor's door, built in
 import _sandlot_exec
+import _sandlot_http
 import _sandlot_urllib
 import _sandlot_wasi
 import sandlot
 import sandlot._outputs
 
 TURN_SOURCE = "import _sandlot_stack\n_sandlot_stack.run()\n"
+# Installed pure-Python packages (sandbox/engines/stack/packages.py), mounted read-only
+# when there are any; after the stack's zip on sys.path, so a built-in package wins.
+SITE = "/usr/local/lib/python3.15/site-packages"
 
 
 def install() -> None:
@@ -44,6 +48,8 @@ def install() -> None:
     sandlot._set_transport(_host_fetch)
     sandlot._outputs.set_transport(_host_display)
     _sandlot_urllib.install()
+    _sandlot_http.install_http_client()
+    _sandlot_http.install_urllib3_hook()
     # WASI's proc_exit carries the code to the host (wasmtime's ExitTrap).
     _sandlot_exec.install_hard_exit(os._exit)
     _sandlot_exec.install_module_help(_module_help)
@@ -51,23 +57,42 @@ def install() -> None:
     # worker's own module can't take its name.
     import workers
 
-    _sandlot_exec.hide_frames_from(sys.modules[__name__], _sandlot_urllib, sandlot, workers)
+    _sandlot_exec.hide_frames_from(
+        sys.modules[__name__], _sandlot_urllib, _sandlot_http, sandlot, workers
+    )
 
 
 def _module_help(name: str) -> str:
+    installed = ", ".join(_installed()) or "none"
     return (
-        'This guest (runtime "wasmtime", data-stack guest) has the standard library and the '
+        'This guest (runtime "wasmtime", data-stack guest) has the standard library, the '
         "packages built into it (numpy, pandas, scipy, scikit-learn, statsmodels, matplotlib, "
-        "seaborn and more: docs/engines.md) and installs no others. Pure-Python packages run on "
-        'runtime "pyodide": name them in "requirements" (the operator installs them with '
-        "`make packages`)."
+        f"seaborn and more: docs/engines.md) and these installed ones: {installed}. More "
+        "pure-Python packages: the operator adds them with `make packages`; a run may name "
+        'them in "requirements".'
     )
+
+
+def _installed() -> list[str]:
+    try:
+        names = os.listdir(SITE)
+    except OSError:
+        return []
+    return sorted(n.split("-", 1)[0].lower() for n in names if n.endswith(".dist-info"))
+
+
+def _use_site() -> None:
+    # Per run, not in the snapshot: the packages can change without a rebuild, and the
+    # import system must not remember the folder from before it was mounted.
+    if SITE not in sys.path and os.path.isdir(SITE):
+        sys.path.append(SITE)
 
 
 def run() -> None:
     """Run the host's job and hand back its outcome (the whole of one turn)."""
     try:
         job = _sandlot_exec.DECODE(_call({"op": "job"}).decode())
+        _use_site()
         sandlot._outputs.begin(job)
         outcome = _sandlot_exec.run_job(job, _sandlot_wasi.run_coroutine)
         outcome = sandlot._outputs.finish(outcome)
