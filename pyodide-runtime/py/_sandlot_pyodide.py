@@ -165,13 +165,21 @@ def _matches(parts: list[str], pattern: list[str]) -> bool:
 
 
 def _fetch(
-    method: str, url: str, headers: list[tuple[str, str]], body: bytes, timeout_ms: int
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    timeout_ms: int,
+    follow_redirects: bool,
 ) -> tuple[int, str, list[tuple[str, str]], bytes]:
     # Synchronous on purpose (sandlot.fetch is sync): JSPI suspends the
     # interpreter while the gate answers.
     request_headers = dict(headers)
     if timeout_ms:
         request_headers["x-sandlot-timeout-ms"] = str(timeout_ms)
+    if not follow_redirects:
+        # The worker's fetch wrapper hands a redirect from the gate back as it is.
+        request_headers["x-sandlot-redirect"] = "manual"
     try:
         response = run_sync(pyfetch(url, method=method, headers=request_headers, body=body or None))
         content = run_sync(response.bytes())

@@ -63,7 +63,15 @@ def exchange(
     Raises sandlot.FetchError (sandlot.FetchTimeout on a timeout).
     """
     seconds = timeout if isinstance(timeout, int | float) and timeout > 0 else None
-    response = sandlot.fetch(url, method=method, headers=list(headers), body=body, timeout=seconds)
+    # Never followed here: http.client doesn't, and urllib3/requests follow (or not) themselves.
+    response = sandlot.fetch(
+        url,
+        method=method,
+        headers=list(headers),
+        body=body,
+        timeout=seconds,
+        follow_redirects=False,
+    )
     try:
         phrase = HTTPStatus(response.status).phrase
     except ValueError:
@@ -104,7 +112,8 @@ class _GateSocket:
 
         def send() -> bytes:
             method, target, headers, body = _parse_request(request)
-            url = target if "://" in target else connection.gate_url(target)
+            absolute = target.startswith(("http://", "https://"))  # a proxy-style target
+            url = target if absolute else connection.gate_url(target)
             return exchange(method, url, headers, body, timeout)
 
         return _Deferred(send)

@@ -4,7 +4,8 @@ sandlot.fetch, urllib.request, http.client and requests (an installed package: t
 component guest has none) each reach an allowed loopback server, and each is refused
 for a host outside ``allowed_hosts`` with the gate's message, while that host (a
 canary) sees no request at all. Then what users of requests and http.client expect:
-redirects, status codes, headers, streaming reads, timeouts.
+redirects (clients that follow them do so hop by hop, each hop through the gate),
+status codes, headers, streaming reads, timeouts.
 """
 
 from __future__ import annotations
@@ -123,6 +124,53 @@ def test_requests_redirects_status_codes_and_headers(
         "application/json",
         '{"n": 1}',
     ]
+
+
+def test_requests_follows_redirects_itself_each_hop_through_the_gate(
+    run: Run, engine: str, loopback: LoopbackServer, canary: LoopbackServer
+) -> None:
+    _requests_engines(engine)
+    code = (
+        "import requests\n"
+        f"base, canary = '{loopback.url}', '{canary.url}'\n"
+        "moved = requests.get(f'{base}/redirect', params={'to': f'{base}/json'}, timeout=5)\n"
+        "kept = requests.get(f'{base}/redirect', params={'to': f'{base}/json'},\n"
+        "                    allow_redirects=False, timeout=5)\n"
+        "try:\n"
+        "    requests.get(f'{base}/redirect', params={'to': f'{canary}/hello'}, timeout=5)\n"
+        "    away = 'reached'\n"
+        "except requests.ConnectionError as exc:\n"
+        "    away = 'egress denied' in str(exc)\n"
+        "[moved.url == f'{base}/json', [r.status_code for r in moved.history],\n"
+        " kept.status_code, kept.headers['location'] == f'{base}/json', kept.is_redirect, away]"
+    )
+    body = run(code, allowed_hosts=[loopback.host])
+    assert body["status"] == "ok", body
+    assert body["result"]["json"] == [True, [302], 302, True, True, True]
+    assert canary.hit_count == 0
+    # Every hop was a request of its own through the gate.
+    assert [sub["status"] for sub in body["subrequests"]] == [302, 200, 302, 302, None]
+
+
+def test_http_client_and_fetch_see_a_redirect_only_when_asked(
+    run: Run, loopback: LoopbackServer
+) -> None:
+    host, port = loopback.host.split(":")
+    code = (
+        "import http.client\n"
+        "from sandlot import fetch\n"
+        f"target = '{loopback.url}/json'\n"
+        f"c = http.client.HTTPConnection('{host}', {port}, timeout=5)\n"
+        "c.request('GET', '/redirect?to=' + target)\n"
+        "r = c.getresponse()\n"
+        "raw = [r.status, r.getheader('location') == target, r.read()]\n"
+        f"followed = fetch('{loopback.url}/redirect?to=' + target)\n"
+        f"kept = fetch('{loopback.url}/redirect?to=' + target, follow_redirects=False)\n"
+        "[raw[0], raw[1], raw[2].decode(), followed.status, followed.url == target, kept.status]"
+    )
+    body = run(code, allowed_hosts=[loopback.host])
+    assert body["status"] == "ok", body["error"]
+    assert body["result"]["json"] == [302, True, "", 200, True, 302]
 
 
 def test_requests_streams_a_body_in_pieces(run: Run, engine: str, loopback: LoopbackServer) -> None:

@@ -1087,6 +1087,26 @@ def test_redirect_limit(serve: Callable[..., LoopbackHTTPServer]) -> None:
     assert [r.reason for r in outcome.records] == [None, None, "too_many_redirects"]
 
 
+def test_a_redirect_comes_back_unfollowed_when_asked(
+    serve: Callable[..., LoopbackHTTPServer],
+) -> None:
+    canary = serve()
+    server = serve({"/go": redirect(302, canary.url("/x"))})
+    h = harness([f"127.0.0.1:{server.port}"])
+    request = EgressRequest("GET", server.url("/go"), follow_redirects=False)
+    outcome = h.gate.fetch(request)
+    assert outcome.response is not None, outcome.error
+    assert outcome.response.status == 302
+    assert outcome.response.url == server.url("/go")
+    headers = {n.lower(): v for n, v in outcome.response.headers}
+    assert headers["location"] == canary.url("/x")
+    assert headers["content-length"] == "0" and outcome.response.body == b""
+    assert canary.hits == []
+    assert [(r.status, r.reason) for r in outcome.records] == [(302, None)]
+    with pytest.raises(ValueError, match="follow_redirects"):
+        EgressRequest("GET", server.url("/go"), follow_redirects="no")  # type: ignore[arg-type]
+
+
 def test_zero_redirects_allowed(serve: Callable[..., LoopbackHTTPServer]) -> None:
     server = serve({"/go": redirect(302, "/elsewhere")})
     h = harness([f"127.0.0.1:{server.port}"], max_redirects=0)

@@ -220,6 +220,7 @@ class StackRuntime(GuestRuntime):
                 headers=tuple((str(k), str(v)) for k, v in frame["headers"]),
                 body=base64.b64decode(frame["body"]),
                 timeout_ms=int(frame["timeout_ms"]) or None,
+                follow_redirects=frame.get("follow_redirects", True) is not False,
             )
         except ValueError as exc:
             return {"error": f"invalid request: {exc}"}

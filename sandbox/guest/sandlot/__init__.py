@@ -31,10 +31,11 @@ from sandlot._outputs import display
 
 __all__ = ["FetchError", "FetchTimeout", "HTTPStatusError", "Response", "display", "fetch"]
 
-# (method, url, headers, body, timeout_ms or 0) -> (status, final url, headers, body).
+# (method, url, headers, body, timeout_ms or 0, follow_redirects)
+#   -> (status, final url, headers, body).
 # Set by the engine's glue at build time; raises FetchError when the gate refuses.
 Transport = Callable[
-    [str, str, list[tuple[str, str]], bytes, int],
+    [str, str, list[tuple[str, str]], bytes, int, bool],
     tuple[int, str, list[tuple[str, str]], bytes],
 ]
 _transport: Transport | None = None
@@ -114,6 +115,7 @@ def fetch(
     *,
     json: Any = None,
     timeout: float | None = None,
+    follow_redirects: bool = True,
 ) -> Response:
     """Send one HTTP request through the egress gate and return the whole response.
 
@@ -122,8 +124,8 @@ def fetch(
     capped by the run's limits. Raises :class:`FetchError` when the gate refuses
     the request (host not allowed, private address, too many subrequests) or the
     request fails, :class:`FetchTimeout` (a FetchError and a TimeoutError) when it
-    runs out of time. Redirects are followed by the gate; ``Response.url`` is the
-    final URL.
+    runs out of time. Redirects are followed by the gate (``Response.url`` is the
+    final URL) unless ``follow_redirects`` is False: then a 3xx is the response.
     """
     pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
     if json is not None:
@@ -143,6 +145,7 @@ def fetch(
             [(str(k), str(v)) for k, v in pairs],
             data,
             min(timeout_ms, 2**32 - 1),
+            bool(follow_redirects),
         )
     except FetchError as exc:
         if isinstance(exc, FetchTimeout) or not str(exc).startswith(_TIMED_OUT):

@@ -9,7 +9,8 @@ in, bytes out, reached from Python as ``_host.call``. Our frames are JSON object
 * ``sleep``: ``ms`` on the host, bounded by the run's deadline;
 * ``display``: one rich output (``mime_type``, ``data``: base64 for images), checked
   and counted by the host as it arrives; ``error`` in the answer when refused;
-* ``fetch``: one request through the egress gate (bodies in base64); the answer has
+* ``fetch``: one request through the egress gate (bodies in base64; ``follow_redirects``
+  false hands a redirect back); the answer has
   ``status``, ``url``, ``headers``, ``body``, or ``error`` when the gate refused it.
 
 :func:`install` runs once, while the snapshot is made (``_boot_csv.py``); each run is one
@@ -120,7 +121,12 @@ def _host_display(mime_type: str, data: str) -> None:
 
 
 def _host_fetch(
-    method: str, url: str, headers: list[tuple[str, str]], body: bytes, timeout_ms: int
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    timeout_ms: int,
+    follow_redirects: bool,
 ) -> tuple[int, str, list[tuple[str, str]], bytes]:
     answer = _sandlot_exec.DECODE(
         _call(
@@ -131,6 +137,7 @@ def _host_fetch(
                 "headers": [list(pair) for pair in headers],
                 "body": base64.b64encode(body).decode(),
                 "timeout_ms": timeout_ms,
+                "follow_redirects": follow_redirects,
             }
         ).decode()
     )

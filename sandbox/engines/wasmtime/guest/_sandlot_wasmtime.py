@@ -67,7 +67,12 @@ def _host_display(mime_type: str, data: str) -> None:
 
 
 def _host_fetch(
-    method: str, url: str, headers: list[tuple[str, str]], body: bytes, timeout_ms: int
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    timeout_ms: int,
+    follow_redirects: bool,
 ) -> tuple[int, str, list[tuple[str, str]], bytes]:
     request = host.HttpRequest(
         method=method,
@@ -75,6 +80,7 @@ def _host_fetch(
         headers=headers,
         body=body.decode("latin-1"),
         timeout_ms=timeout_ms,
+        follow_redirects=follow_redirects,
     )
     try:
         response = host.fetch(request)
