@@ -255,3 +255,16 @@ def test_http_client_timeout_is_a_timeout_error(run: Run, loopback: LoopbackServ
     body = run(code, allowed_hosts=[loopback.host])
     assert body["status"] == "ok", body
     assert body["result"]["json"] == "timeout"
+
+
+def test_urllib3_connections_are_the_gates(run: Run, engine: str) -> None:
+    # On Pyodide too: ours replace urllib3's Emscripten ones (no timeouts, no gate errors).
+    _requests_engines(engine)
+    code = (
+        "import requests, urllib3.connection, urllib3.connectionpool as pools\n"
+        "[c.__module__ for c in (pools.HTTPConnectionPool.ConnectionCls,\n"
+        "    pools.HTTPSConnectionPool.ConnectionCls, urllib3.connection.HTTPSConnection)]"
+    )
+    body = run(code)
+    assert body["status"] == "ok", body["error"]
+    assert body["result"]["json"] == ["_sandlot_http"] * 3
