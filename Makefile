@@ -18,23 +18,37 @@ test: build lint browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 PACKAGES_STAMP := $(ARTIFACTS)/pyodide/packages/.installed
+STACK_PACKAGES_STAMP := $(ARTIFACTS)/stack/packages/.installed
+STACK_PACKAGES := sandbox/engines/stack/packages.txt
 
 build: install
 	$(PY) -m sandbox.engines.wasmtime --artifacts $(ARTIFACTS)
 	$(PY) -m sandbox.engines.stack --artifacts $(ARTIFACTS)
 	$(PY) -m sandbox.engines.pyodide --artifacts $(ARTIFACTS) --runtime $(PYODIDE)
-	@$(MAKE) --no-print-directory $(PACKAGES_STAMP)
+	@$(MAKE) --no-print-directory $(PACKAGES_STAMP) $(STACK_PACKAGES_STAMP)
 
-# Pure-Python wheels for the Pyodide engine, resolved from the registry once.
+# Pure-Python wheels for each engine, resolved from the registry once (again only when
+# the list changes). The stack's go into a site directory its runs mount read-only.
 $(PACKAGES_STAMP): $(PYODIDE)/packages.txt
 	$(PY) -m sandbox.engines.pyodide.packages --artifacts $(ARTIFACTS) --runtime $(PYODIDE) \
 		add -r $(PYODIDE)/packages.txt
 	touch $@
 
-# Add more: make packages PACKAGES="attrs python-dateutil" (then restart the service).
+$(STACK_PACKAGES_STAMP): $(STACK_PACKAGES)
+	$(PY) -m sandbox.engines.stack.packages --artifacts $(ARTIFACTS) add -r $(STACK_PACKAGES)
+	touch $@
+
+# Add more: make packages PACKAGES="humanize inflect" [PACKAGE_ENGINES=wasmtime]
+# (both engines by default; a package that needs numpy installs on wasmtime only).
+PACKAGE_ENGINES ?= wasmtime pyodide
 packages: install
-	$(PY) -m sandbox.engines.pyodide.packages --artifacts $(ARTIFACTS) --runtime $(PYODIDE) \
-		add $(PACKAGES)
+	@set -e; for engine in $(PACKAGE_ENGINES); do case $$engine in \
+		wasmtime) $(PY) -m sandbox.engines.stack.packages --artifacts $(ARTIFACTS) \
+			add $(PACKAGES) ;; \
+		pyodide) $(PY) -m sandbox.engines.pyodide.packages --artifacts $(ARTIFACTS) \
+			--runtime $(PYODIDE) add $(PACKAGES) ;; \
+		*) echo "unknown engine $$engine (wasmtime, pyodide)"; exit 1 ;; \
+	esac; done
 
 install: $(STAMP) $(NPM_STAMP)
 

@@ -44,8 +44,15 @@ def check_requirements(
         return
     if runner.packages is None:
         loaders = [name for name, other in runners.items() if other.packages is not None]
-        hint = f"set runtime to {' or '.join(loaders)}" if loaders else "no engine here does"
-        raise invalid_field("requirements", f"the {runner.name} runtime loads no packages; {hint}")
+        hint = (
+            f"set runtime to {' or '.join(loaders)}"
+            if loaders
+            else "packages load on runtime pyodide and on wasmtime's data-stack guest "
+            "(SANDLOT_WASMTIME_GUEST=stack, the default), which this server doesn't run"
+        )
+        raise invalid_field(
+            "requirements", f"the {runner.name} runtime loads no packages here; {hint}"
+        )
     missing = runner.packages.missing(requirements)
     if missing:
         raise invalid_field(

@@ -38,11 +38,12 @@ class Packages(Protocol):
     """What an engine can load for a job's ``requirements`` (installed ahead, by an operator)."""
 
     def installed(self) -> dict[str, str]:
-        """Normalised name → version of every package a job may require."""
+        """Normalised name → version of every package an operator installed (beyond what
+        the engine has built in, which a job may require too)."""
         ...
 
     def missing(self, requirements: Iterable[str]) -> list[str]:
-        """The requirements that are not installed (empty when the job can run)."""
+        """The requirements neither built in nor installed (empty when the job can run)."""
         ...
 
 

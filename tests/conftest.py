@@ -31,6 +31,8 @@ ADMIN_KEY = "test-admin-key-" + "0123456789abcdef" * 2
 DISPATCH_DOMAIN = "workers.test"
 # The API's own hostname in tests (SANDLOT_API_HOSTNAMES): nobody may claim it.
 API_HOSTNAME = "api.sandlot.test"
+# Task files that tests/app/test_data_tasks.py sends to the sandbox, not tests of ours.
+collect_ignore = ["data_tasks"]
 
 
 @functools.cache

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 import _sandlot_exec
+import _sandlot_http
 import _sandlot_urllib
 import sandlot
 import sandlot._outputs
@@ -32,9 +33,15 @@ def install() -> None:
     sandlot._set_transport(_fetch)
     sandlot._outputs.set_transport(_display)
     _sandlot_urllib.install()
+    # http.client has no sockets here; urllib3 (requests) would use its own Emscripten
+    # fetch, which knows no timeout or gate errors: both go through sandlot.fetch.
+    _sandlot_http.install_http_client()
+    _sandlot_http.install_urllib3_hook()
     _sandlot_exec.install_module_help(_module_help)
     _sandlot_exec.install_hard_exit(_hard_exit)
-    _sandlot_exec.hide_frames_from(sys.modules[__name__], _sandlot_urllib, sandlot, workers)
+    _sandlot_exec.hide_frames_from(
+        sys.modules[__name__], _sandlot_urllib, _sandlot_http, sandlot, workers
+    )
 
 
 _installed: list[str] = []  # the operator's packages (names in the lock file), per run
@@ -158,13 +165,21 @@ def _matches(parts: list[str], pattern: list[str]) -> bool:
 
 
 def _fetch(
-    method: str, url: str, headers: list[tuple[str, str]], body: bytes, timeout_ms: int
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    timeout_ms: int,
+    follow_redirects: bool,
 ) -> tuple[int, str, list[tuple[str, str]], bytes]:
     # Synchronous on purpose (sandlot.fetch is sync): JSPI suspends the
     # interpreter while the gate answers.
     request_headers = dict(headers)
     if timeout_ms:
         request_headers["x-sandlot-timeout-ms"] = str(timeout_ms)
+    if not follow_redirects:
+        # The worker's fetch wrapper hands a redirect from the gate back as it is.
+        request_headers["x-sandlot-redirect"] = "manual"
     try:
         response = run_sync(pyfetch(url, method=method, headers=request_headers, body=body or None))
         content = run_sync(response.bytes())

@@ -30,7 +30,9 @@ What the gate guarantees
   check), not against the pinned address.
 * **Every redirect hop is a new request.** The gate follows 301/302/303/307/308 itself, up to
   ``max_redirects``, re-running every check above per hop; Authorization/Cookie headers are
-  dropped once a redirect leaves the original origin.
+  dropped once a redirect leaves the original origin. A request with ``follow_redirects``
+  False gets the redirect back instead (its body unread): a client that follows it sends the
+  next hop as a new request, checked and counted like any other.
 * **Limits.** Response bodies are capped at ``max_response_bytes``, counting both the bytes on
   the wire and the decoded bytes the guest receives; the whole fetch (DNS, connect, TLS, every
   hop) is capped at the smallest of the request's ``timeout_ms``, the policy's ``timeout_ms``

@@ -61,6 +61,8 @@ _GATE_OWNED_HEADERS = frozenset(
         "accept-encoding",
     }
 )
+# How an unread body is framed; dropped from a redirect handed back unfollowed.
+_FRAMING_HEADERS = frozenset({"content-length", "content-encoding", "transfer-encoding"})
 # Credentials that must not follow a redirect to another origin.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 # Headers describing a request body, dropped when a redirect turns the request into a GET.
@@ -215,7 +217,7 @@ class Gate:
                 )
                 return outcome_error(failure.reason, failure.message)
 
-            if reply.location is None:
+            if reply.location is None or not request.follow_redirects:
                 record(
                     decision.url,
                     hop_started,
@@ -224,7 +226,14 @@ class Gate:
                     status=reply.status,
                     nbytes=len(reply.body),
                 )
-                response = EgressResponse(reply.status, decision.url, reply.headers, reply.body)
+                reply_headers = reply.headers
+                if reply.location is not None:
+                    # The redirect's own body was never read: say so in its framing.
+                    reply_headers = (
+                        *((n, v) for n, v in reply_headers if n.lower() not in _FRAMING_HEADERS),
+                        ("Content-Length", "0"),
+                    )
+                response = EgressResponse(reply.status, decision.url, reply_headers, reply.body)
                 return FetchOutcome(response=response, error=None, records=tuple(records))
 
             if redirects >= policy.max_redirects:

@@ -23,8 +23,10 @@ class EgressRequest:
     """One request from the guest.
 
     ``method`` is uppercased; ``timeout_ms`` None or 0 means the policy's limit (a larger value
-    is capped by it). Header values may not contain CR, LF or NUL and must be Latin-1
-    encodable (what HTTP/1.1 can carry). Raises ValueError naming the offending field; the host
+    is capped by it). With ``follow_redirects`` False a redirect is the response (a client
+    that follows redirects itself sends each hop as a new request, checked anew). Header
+    values may not contain CR, LF or NUL and must be Latin-1 encodable (what HTTP/1.1 can
+    carry). Raises ValueError naming the offending field; the host
     should hand that message to the guest as the refusal.
     """
 
@@ -33,8 +35,11 @@ class EgressRequest:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     timeout_ms: int | None = None
+    follow_redirects: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.follow_redirects, bool):
+            raise ValueError(f"follow_redirects must be a bool, got {self.follow_redirects!r}")
         method = _check_token(self.method, "method").upper()
         if method == "CONNECT":
             # A tunnel would let the guest speak arbitrary protocols through an allowed host.

@@ -71,7 +71,7 @@ def test_every_required_template_is_there() -> None:
                 "from sandlot import fetch",
             ],
         ),
-        ("engine_wasmtime", ["numpy, pandas, matplotlib", "scikit-learn", "no requests", "ctypes"]),
+        ("engine_wasmtime", ["numpy, pandas, matplotlib", "scikit-learn", "requests", "ctypes"]),
         ("engine_wasmtime_component", ["ctypes, ssl", "no pip, no requests", "numpy"]),
         ("engine_pyodide", ["requests", "numpy, pandas", "pyodide.http.pyfetch"]),
         ("repair", ["Traceback", "stdout", "stderr", "```python"]),

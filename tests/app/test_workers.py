@@ -127,7 +127,7 @@ def test_tags_filter_list_and_bulk_delete(admin: httpx.Client, namespace: str) -
         ({"modules": {"main.py": "1"}, "tags": ["no spaces"]}, "tags[0]"),
         ({"modules": {"main.py": "1"}, "secrets": {"1X": "v"}}, "secrets.1X"),
         (
-            {"modules": {"main.py": "1"}, "requirements": ["idna"], "runtime": "wasmtime"},
+            {"modules": {"main.py": "1"}, "requirements": ["no-such-pkg"], "runtime": "wasmtime"},
             "requirements",
         ),
         ({"modules": {"main.py": "1"}, "limits": {"wall_ms": 10**9}}, "limits.wall_ms"),
@@ -139,7 +139,7 @@ def test_tags_filter_list_and_bulk_delete(admin: httpx.Client, namespace: str) -
         "too-many-tags",
         "bad-tag",
         "bad-secret-name",
-        "requirements-on-wasmtime",
+        "requirement-not-installed",
         "limit-over-max",
     ],
 )

@@ -164,7 +164,7 @@ def test_guest_cannot_reach_host_functions_beyond_the_gate(run: Run, engine: str
         "from wit_world.imports import host\n"
         "from componentize_py_types import Err\n"
         "try:\n"
-        "    host.fetch(host.HttpRequest('GET', 'http://127.0.0.1:1/', [], '', 0))\n"
+        "    host.fetch(host.HttpRequest('GET', 'http://127.0.0.1:1/', [], '', 0, True))\n"
         "except Err as e:\n"
         "    print('refused:', e.value)\n"
     )

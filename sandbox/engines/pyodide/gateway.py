@@ -27,7 +27,13 @@ from sandbox.egress import EgressPolicy, EgressRequest, Gate, SubrequestRecord
 __all__ = ["GateServer", "RunRegistration"]
 
 _MAX_REQUEST_BODY = 32 * 1024 * 1024
-_CONTROL_HEADERS = ("x-sandlot-run", "x-sandlot-target", "x-sandlot-method", "x-sandlot-timeout-ms")
+_CONTROL_HEADERS = (
+    "x-sandlot-run",
+    "x-sandlot-target",
+    "x-sandlot-method",
+    "x-sandlot-timeout-ms",
+    "x-sandlot-redirect",
+)
 _HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -137,6 +143,7 @@ def _handler_for(server: GateServer) -> type[BaseHTTPRequestHandler]:
                     headers=headers,
                     body=body,
                     timeout_ms=timeout,
+                    follow_redirects=self.headers.get("x-sandlot-redirect") != "manual",
                 )
             except ValueError as exc:
                 self._refuse(400, f"invalid request: {exc}")

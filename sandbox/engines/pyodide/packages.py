@@ -1,11 +1,11 @@
 """Pure-Python packages for the Pyodide engine: resolved ahead, loaded offline.
 
 Installing (``python -m sandbox.engines.pyodide.packages add NAME...``, run by
-``make build`` for ``pyodide-runtime/packages.txt``) asks pip for wheels any
-platform can run (``py3-none-any``) with their dependencies, keeps them in the
-artifact directory, and adds them to our own Pyodide lock file with
-pyodide-build. A compiled package (numpy, ...) has no such wheel and is
-refused with its name.
+``make build`` for ``pyodide-runtime/packages.txt``) resolves wheels any platform
+can run with the shared resolver (:mod:`sandbox.engines.packages`), keeps them in
+the artifact directory, and adds them to our own Pyodide lock file with
+pyodide-build. A compiled package (numpy, ...) has no such wheel and is refused
+with its name.
 
 At run time nothing is downloaded: a run's ``requirements`` must already be
 in the lock file (:func:`check_requirements` says which are missing), and the
@@ -17,16 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.errors import BuildError, EngineUnavailable
+from sandbox.engines import packages as shared
+from sandbox.engines.packages import PackageError, normalize
+from sandbox.errors import EngineUnavailable
 
 __all__ = [
     "LockFilePackages",
@@ -39,25 +38,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
-# A name with optional extras and version specifiers; no URLs, paths or options.
-_REQUIREMENT = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?([<>=!~]=?[^\s;@/]+)*$"
-)
-_PIP_MISSING = re.compile(r"No matching distribution found for ([^\s]+)")
-
-
-class PackageError(BuildError):
-    """A package could not be installed; ``names`` says which."""
-
-    def __init__(self, message: str, names: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.names = tuple(names)
-
-
-def normalize(name: str) -> str:
-    """PEP 503 normalised name (``Foo_Bar`` → ``foo-bar``)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+PYTHON_VERSION = "3.14"
 
 
 def installed(lock_file: Path) -> dict[str, str]:
@@ -71,10 +52,7 @@ def installed(lock_file: Path) -> dict[str, str]:
 
 def check_requirements(requirements: Iterable[str], lock_file: Path) -> list[str]:
     """The requirements (names) that are malformed or not installed; [] when all are."""
-    available = installed(lock_file)
-    return [
-        name for name in requirements if not _NAME.match(name) or normalize(name) not in available
-    ]
+    return shared.check_requirements(requirements, installed(lock_file))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,46 +80,17 @@ def install(
     Returns the normalised names now in the lock file. Raises PackageError naming the
     requirement that has no pure-Python wheel or does not exist.
     """
-    bad = [name for name in requirements if not _REQUIREMENT.match(name)]
-    if bad:
-        raise PackageError(f"not a requirement: {', '.join(map(repr, bad))}", bad)
     if not requirements:
         return sorted(installed(lock_file))
-    wheel_dir = lock_file.parent
-    with tempfile.TemporaryDirectory(prefix="sandlot-wheels-") as tmp:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--only-binary=:all:",
-            "--platform=any",
-            "--implementation=py",
-            "--abi=none",
-            "--python-version=3.14",
-            f"--dest={tmp}",
-            *(f"--find-links={path}" for path in find_links),
-            *(["--no-index"] if no_index else []),
-            *requirements,
-        ]
-        try:
-            subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
-        except subprocess.CalledProcessError as exc:
-            missing = _PIP_MISSING.findall(exc.stderr or "")
-            raise PackageError(
-                f"no pure-Python wheel for {', '.join(missing) or ' '.join(requirements)}: "
-                "Pyodide runs only py3-none-any wheels (compiled packages like numpy are not "
-                f"on the registry for its ABI), or the package does not exist.\n{exc.stderr}",
-                missing,
-            ) from exc
-        except subprocess.TimeoutExpired as exc:
-            raise PackageError("pip took over 600 s to resolve the packages") from exc
-        wheels = sorted(Path(tmp).glob("*.whl"))
-        for wheel in wheels:
-            shutil.copy2(wheel, wheel_dir / wheel.name)
-    _add_to_lock(lock_file, [wheel_dir / wheel.name for wheel in wheels])
+    wheels = shared.download(
+        requirements,
+        lock_file.parent,
+        python_version=PYTHON_VERSION,
+        engine="pyodide",
+        find_links=find_links,
+        no_index=no_index,
+    )
+    _add_to_lock(lock_file, wheels)
     names = sorted(installed(lock_file))
     log.info("Pyodide packages installed: %s", ", ".join(names))
     return names
@@ -188,12 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, version in sorted(installed(lock_file).items()):
             print(f"{name}=={version}")
         return 0
-    requirements = list(args.requirements)
-    for path in args.requirements_file:
-        for line in path.read_text().splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                requirements.append(line)
+    requirements = [*args.requirements, *shared.read_requirements(args.requirements_file)]
     try:
         names = install(requirements, lock_file, find_links=args.find_links, no_index=args.no_index)
     except (PackageError, EngineUnavailable) as exc:

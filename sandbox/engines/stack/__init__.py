@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sandbox.engines.stack.builder import StackArtifacts, build, locate
+from sandbox.engines.stack.packages import SitePackages
 from sandbox.pool import PoolConfig, WorkerPool, worker_command
 
 __all__ = ["StackArtifacts", "build", "create_runner", "locate"]
@@ -43,6 +44,7 @@ def create_runner(
         str(artifacts.precompiled),
         "--key",
         artifacts.key,
+        *(["--site", str(artifacts.site)] if artifacts.site is not None else []),
     )
     config = PoolConfig(
         command=command,
@@ -52,4 +54,5 @@ def create_runner(
         kill_grace_ms=kill_grace_ms,
         env={**(env or {}), "PYTHONUNBUFFERED": "1"},
     )
-    return WorkerPool(ENGINE_NAME, config)
+    packages = SitePackages(artifacts.site) if artifacts.site is not None else None
+    return WorkerPool(ENGINE_NAME, config, packages)

@@ -54,6 +54,8 @@ SHARED_GUEST_DIR = Path(__file__).parent.parent.parent / "guest"
 # Where the guest finds things (the reactor's sys.path is the zip).
 ZIP_GUEST_PATH = "/usr/local/lib/python315.zip"
 MPL_DATA_GUEST_PATH = f"{ZIP_GUEST_PATH}/matplotlib/mpl-data"
+# Installed pure-Python packages (packages.py); the guest glue puts it on sys.path.
+SITE_GUEST_PATH = "/usr/local/lib/python3.15/site-packages"
 _ORIGINAL_CSV = "_sandlot_boot/csv.pyc"
 # Our glue sits in a folder of the zip that the boot puts on sys.path: tracebacks hide
 # frames by folder, and the stdlib's own are at the zip's top.
@@ -68,6 +70,9 @@ class StackArtifacts:
     root: Path  # mounted read-only at / : holds usr/local/lib/python315.zip
     mpl_data: Path  # mounted read-only at MPL_DATA_GUEST_PATH
     precompiled: Path
+    # Installed pure-Python packages (packages.py), mounted read-only at SITE_GUEST_PATH
+    # when it exists; kept apart from the key's folder: adding a package needs no rebuild.
+    site: Path | None = None
 
     @property
     def zip(self) -> Path:
@@ -184,7 +189,11 @@ def locate(artifact_dir: Path) -> StackArtifacts:
     key = stack_key(hashlib.sha256(sums).hexdigest())
     root = artifact_dir / "stack" / key
     return StackArtifacts(
-        key=key, root=root / "root", mpl_data=root / "mpl-data", precompiled=root / "stack.cwasm"
+        key=key,
+        root=root / "root",
+        mpl_data=root / "mpl-data",
+        precompiled=root / "stack.cwasm",
+        site=artifact_dir / "stack" / "packages" / "site",
     )
 
 
@@ -234,7 +243,7 @@ def _remove_stale(current: Path) -> None:
     """Drop the builds of other keys (about 500 MB each); a running worker keeps its
     open files until it exits."""
     for entry in current.parent.iterdir():
-        if entry.name in {current.name, "tools"} or entry.name.startswith(current.name):
+        if entry.name in {current.name, "tools", "packages"} or entry.name.startswith(current.name):
             continue
         if entry.is_dir() and not entry.name.endswith(".tmp"):
             shutil.rmtree(entry, ignore_errors=True)

@@ -38,7 +38,7 @@ from typing import Any
 import wasmtime
 
 from sandbox.egress import EgressRequest
-from sandbox.engines.stack.builder import MPL_DATA_GUEST_PATH, StackArtifacts
+from sandbox.engines.stack.builder import MPL_DATA_GUEST_PATH, SITE_GUEST_PATH, StackArtifacts
 from sandbox.engines.wasmtime.host import GuestRuntime, wasmtime_version
 from sandbox.errors import EngineUnavailable
 from sandbox.limits import MIB, Limits
@@ -86,8 +86,14 @@ class StackRuntime(GuestRuntime):
         workdir: Path,
         *,
         resolver: Callable[[str, int], Any] | None = None,
+        site: Path | None = None,
+        site_writable: bool = False,
     ) -> None:
+        """``site`` (default: the artifacts') is the packages' directory, mounted at
+        SITE_GUEST_PATH when it exists; writable only to compile it (packages.py)."""
         self._artifacts = artifacts
+        self._site = site if site is not None else artifacts.site
+        self._site_writable = site_writable
         self._payload = b""
         self._outcome: str | None = None
         super().__init__(
@@ -154,6 +160,10 @@ class StackRuntime(GuestRuntime):
             str(zip_dir), "/" + zip_dir.relative_to(self._artifacts.root).as_posix(), False
         )
         wasi.preopen_dir(str(self._artifacts.mpl_data), MPL_DATA_GUEST_PATH, False)
+        # Checked per run: packages installed while the service runs are mounted by the
+        # next run (the symlink packages.py replaces is resolved here, once per run).
+        if self._site is not None and self._site.is_dir():
+            wasi.preopen_dir(str(self._site.resolve()), SITE_GUEST_PATH, self._site_writable)
 
     # -- the door -----------------------------------------------------------
 
@@ -213,6 +223,7 @@ class StackRuntime(GuestRuntime):
                 headers=tuple((str(k), str(v)) for k, v in frame["headers"]),
                 body=base64.b64decode(frame["body"]),
                 timeout_ms=int(frame["timeout_ms"]) or None,
+                follow_redirects=frame.get("follow_redirects", True) is not False,
             )
         except ValueError as exc:
             return {"error": f"invalid request: {exc}"}

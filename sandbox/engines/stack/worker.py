@@ -16,10 +16,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mpl-data", type=Path, required=True)
     parser.add_argument("--precompiled", type=Path, required=True)
     parser.add_argument("--key", required=True)
+    parser.add_argument("--site", type=Path, default=None)
     parser.add_argument("--workdir", type=Path, required=True)
     args = parser.parse_args(argv)
     artifacts = StackArtifacts(
-        key=args.key, root=args.root, mpl_data=args.mpl_data, precompiled=args.precompiled
+        key=args.key,
+        root=args.root,
+        mpl_data=args.mpl_data,
+        precompiled=args.precompiled,
+        site=args.site,
     )
 
     def make_runtime() -> StackRuntime:

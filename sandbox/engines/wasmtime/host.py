@@ -386,6 +386,7 @@ class GuestRuntime:
                 headers=tuple((str(k), str(v)) for k, v in request.headers),
                 body=request.body.encode("latin-1"),
                 timeout_ms=getattr(request, "timeout-ms") or None,
+                follow_redirects=bool(getattr(request, "follow-redirects")),
             )
         except ValueError as exc:
             return f"invalid request: {exc}"

@@ -29,12 +29,13 @@ from typing import Any
 
 from sandlot._outputs import display
 
-__all__ = ["FetchError", "HTTPStatusError", "Response", "display", "fetch"]
+__all__ = ["FetchError", "FetchTimeout", "HTTPStatusError", "Response", "display", "fetch"]
 
-# (method, url, headers, body, timeout_ms or 0) -> (status, final url, headers, body).
+# (method, url, headers, body, timeout_ms or 0, follow_redirects)
+#   -> (status, final url, headers, body).
 # Set by the engine's glue at build time; raises FetchError when the gate refuses.
 Transport = Callable[
-    [str, str, list[tuple[str, str]], bytes, int],
+    [str, str, list[tuple[str, str]], bytes, int, bool],
     tuple[int, str, list[tuple[str, str]], bytes],
 ]
 _transport: Transport | None = None
@@ -47,6 +48,14 @@ def _set_transport(transport: Transport) -> None:
 
 class FetchError(OSError):
     """The egress gate refused the request or it failed (timeout, DNS, TLS, size cap)."""
+
+
+class FetchTimeout(FetchError, TimeoutError):
+    """The request ran out of time (its ``timeout``, the policy's, or the run's)."""
+
+
+# How the gate words a timeout (sandbox/egress/_hops.py), whatever the engine's transport.
+_TIMED_OUT = "egress failed: timed out"
 
 
 class HTTPStatusError(Exception):
@@ -106,6 +115,7 @@ def fetch(
     *,
     json: Any = None,
     timeout: float | None = None,
+    follow_redirects: bool = True,
 ) -> Response:
     """Send one HTTP request through the egress gate and return the whole response.
 
@@ -113,7 +123,9 @@ def fetch(
     sets ``content-type: application/json``. ``timeout`` is in seconds and is
     capped by the run's limits. Raises :class:`FetchError` when the gate refuses
     the request (host not allowed, private address, too many subrequests) or the
-    request fails.
+    request fails, :class:`FetchTimeout` (a FetchError and a TimeoutError) when it
+    runs out of time. Redirects are followed by the gate (``Response.url`` is the
+    final URL) unless ``follow_redirects`` is False: then a 3xx is the response.
     """
     pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
     if json is not None:
@@ -126,11 +138,17 @@ def fetch(
     timeout_ms = 0 if timeout is None else max(1, int(timeout * 1000))
     if _transport is None:
         raise FetchError("this sandbox has no network transport")
-    status, final_url, response_headers, content = _transport(
-        method.upper(),
-        url,
-        [(str(k), str(v)) for k, v in pairs],
-        data,
-        min(timeout_ms, 2**32 - 1),
-    )
+    try:
+        status, final_url, response_headers, content = _transport(
+            method.upper(),
+            url,
+            [(str(k), str(v)) for k, v in pairs],
+            data,
+            min(timeout_ms, 2**32 - 1),
+            bool(follow_redirects),
+        )
+    except FetchError as exc:
+        if isinstance(exc, FetchTimeout) or not str(exc).startswith(_TIMED_OUT):
+            raise
+        raise FetchTimeout(str(exc)) from None
     return Response(status, final_url, response_headers, content)

@@ -245,6 +245,26 @@ def test_redirect_limit(serve: Callable[..., LoopbackServer]) -> None:
     assert [r.reason for r in outcome.records] == [None, None, "too_many_redirects"]
 
 
+def test_a_redirect_comes_back_unfollowed_when_asked(
+    serve: Callable[..., LoopbackServer],
+) -> None:
+    canary = serve()
+    server = serve({"/go": redirect(302, canary.at("/x"))})
+    h = harness([f"127.0.0.1:{server.port}"])
+    request = EgressRequest("GET", server.at("/go"), follow_redirects=False)
+    outcome = h.gate.fetch(request)
+    assert outcome.response is not None, outcome.error
+    assert outcome.response.status == 302
+    assert outcome.response.url == server.at("/go")
+    headers = {n.lower(): v for n, v in outcome.response.headers}
+    assert headers["location"] == canary.at("/x")
+    assert headers["content-length"] == "0" and outcome.response.body == b""
+    assert canary.requests == []
+    assert [(r.status, r.reason) for r in outcome.records] == [(302, None)]
+    with pytest.raises(ValueError, match="follow_redirects"):
+        EgressRequest("GET", server.at("/go"), follow_redirects="no")  # type: ignore[arg-type]
+
+
 def test_zero_redirects_allowed(serve: Callable[..., LoopbackServer]) -> None:
     server = serve({"/go": redirect(302, "/elsewhere")})
     h = harness([f"127.0.0.1:{server.port}"], max_redirects=0)

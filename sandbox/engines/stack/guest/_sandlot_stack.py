@@ -9,7 +9,8 @@ in, bytes out, reached from Python as ``_host.call``. Our frames are JSON object
 * ``sleep``: ``ms`` on the host, bounded by the run's deadline;
 * ``display``: one rich output (``mime_type``, ``data``: base64 for images), checked
   and counted by the host as it arrives; ``error`` in the answer when refused;
-* ``fetch``: one request through the egress gate (bodies in base64); the answer has
+* ``fetch``: one request through the egress gate (bodies in base64; ``follow_redirects``
+  false hands a redirect back); the answer has
   ``status``, ``url``, ``headers``, ``body``, or ``error`` when the gate refused it.
 
 :func:`install` runs once, while the snapshot is made (``_boot_csv.py``); each run is one
@@ -26,12 +27,16 @@ import time
 
 import _host  # type: ignore[import-not-found]  # the reactor's door, built in
 import _sandlot_exec
+import _sandlot_http
 import _sandlot_urllib
 import _sandlot_wasi
 import sandlot
 import sandlot._outputs
 
 TURN_SOURCE = "import _sandlot_stack\n_sandlot_stack.run()\n"
+# Installed pure-Python packages (sandbox/engines/stack/packages.py), mounted read-only
+# when there are any; after the stack's zip on sys.path, so a built-in package wins.
+SITE = "/usr/local/lib/python3.15/site-packages"
 
 
 def install() -> None:
@@ -44,6 +49,8 @@ def install() -> None:
     sandlot._set_transport(_host_fetch)
     sandlot._outputs.set_transport(_host_display)
     _sandlot_urllib.install()
+    _sandlot_http.install_http_client()
+    _sandlot_http.install_urllib3_hook()
     # WASI's proc_exit carries the code to the host (wasmtime's ExitTrap).
     _sandlot_exec.install_hard_exit(os._exit)
     _sandlot_exec.install_module_help(_module_help)
@@ -51,23 +58,42 @@ def install() -> None:
     # worker's own module can't take its name.
     import workers
 
-    _sandlot_exec.hide_frames_from(sys.modules[__name__], _sandlot_urllib, sandlot, workers)
+    _sandlot_exec.hide_frames_from(
+        sys.modules[__name__], _sandlot_urllib, _sandlot_http, sandlot, workers
+    )
 
 
 def _module_help(name: str) -> str:
+    installed = ", ".join(_installed()) or "none"
     return (
-        'This guest (runtime "wasmtime", data-stack guest) has the standard library and the '
+        'This guest (runtime "wasmtime", data-stack guest) has the standard library, the '
         "packages built into it (numpy, pandas, scipy, scikit-learn, statsmodels, matplotlib, "
-        "seaborn and more: docs/engines.md) and installs no others. Pure-Python packages run on "
-        'runtime "pyodide": name them in "requirements" (the operator installs them with '
-        "`make packages`)."
+        f"seaborn and more: docs/engines.md) and these installed ones: {installed}. More "
+        "pure-Python packages: the operator adds them with `make packages`; a run may name "
+        'them in "requirements".'
     )
+
+
+def _installed() -> list[str]:
+    try:
+        names = os.listdir(SITE)
+    except OSError:
+        return []
+    return sorted(n.split("-", 1)[0].lower() for n in names if n.endswith(".dist-info"))
+
+
+def _use_site() -> None:
+    # Per run, not in the snapshot: the packages can change without a rebuild, and the
+    # import system must not remember the folder from before it was mounted.
+    if SITE not in sys.path and os.path.isdir(SITE):
+        sys.path.append(SITE)
 
 
 def run() -> None:
     """Run the host's job and hand back its outcome (the whole of one turn)."""
     try:
         job = _sandlot_exec.DECODE(_call({"op": "job"}).decode())
+        _use_site()
         sandlot._outputs.begin(job)
         outcome = _sandlot_exec.run_job(job, _sandlot_wasi.run_coroutine)
         outcome = sandlot._outputs.finish(outcome)
@@ -95,7 +121,12 @@ def _host_display(mime_type: str, data: str) -> None:
 
 
 def _host_fetch(
-    method: str, url: str, headers: list[tuple[str, str]], body: bytes, timeout_ms: int
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    timeout_ms: int,
+    follow_redirects: bool,
 ) -> tuple[int, str, list[tuple[str, str]], bytes]:
     answer = _sandlot_exec.DECODE(
         _call(
@@ -106,6 +137,7 @@ def _host_fetch(
                 "headers": [list(pair) for pair in headers],
                 "body": base64.b64encode(body).decode(),
                 "timeout_ms": timeout_ms,
+                "follow_redirects": follow_redirects,
             }
         ).decode()
     )

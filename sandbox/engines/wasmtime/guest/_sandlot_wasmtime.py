@@ -4,8 +4,8 @@ Installed once, before the snapshot is taken:
 
 * stdout and stderr, ``time.sleep`` and ``asyncio``'s loop as every WASI guest
   has them (``_sandlot_wasi``), with sleeps on the ``sleep`` host import.
-* ``sandlot.fetch`` (and with it ``urllib.request.urlopen``) goes through the
-  ``fetch`` host import, the egress gate.
+* ``sandlot.fetch`` (and with it ``urllib.request.urlopen``, ``http.client`` and
+  urllib3) goes through the ``fetch`` host import, the egress gate.
 * ``os._exit(n)`` ends the run through the ``hard-exit`` host import, with exit code n.
 * A missing module's error says what this guest has and where the module is.
 * ``sandlot.display`` sends each output through the ``display`` host import.
@@ -18,6 +18,7 @@ import sys
 import time
 
 import _sandlot_exec
+import _sandlot_http
 import _sandlot_urllib
 import _sandlot_wasi
 import sandlot
@@ -36,6 +37,8 @@ def install() -> None:
     sandlot._set_transport(_host_fetch)
     sandlot._outputs.set_transport(_host_display)
     _sandlot_urllib.install()
+    _sandlot_http.install_http_client()
+    _sandlot_http.install_urllib3_hook()
     # WASI preview 2's exit carries only success or failure: the host takes the code.
     _sandlot_exec.install_hard_exit(host.hard_exit)
     _sandlot_exec.install_module_help(_module_help)
@@ -64,7 +67,12 @@ def _host_display(mime_type: str, data: str) -> None:
 
 
 def _host_fetch(
-    method: str, url: str, headers: list[tuple[str, str]], body: bytes, timeout_ms: int
+    method: str,
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    timeout_ms: int,
+    follow_redirects: bool,
 ) -> tuple[int, str, list[tuple[str, str]], bytes]:
     request = host.HttpRequest(
         method=method,
@@ -72,6 +80,7 @@ def _host_fetch(
         headers=headers,
         body=body.decode("latin-1"),
         timeout_ms=timeout_ms,
+        follow_redirects=follow_redirects,
     )
     try:
         response = host.fetch(request)

@@ -21,6 +21,7 @@ import gc
 import sys
 
 import _sandlot_exec
+import _sandlot_http
 import _sandlot_urllib
 import _sandlot_wasi
 import _sandlot_wasmtime
@@ -46,6 +47,7 @@ _sandlot_exec.hide_frames_from(
     sys.modules[__name__],
     _sandlot_wasmtime,
     _sandlot_urllib,
+    _sandlot_http,
     sandlot,
     wit_world,
     componentize_py_types,
