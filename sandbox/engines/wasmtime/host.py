@@ -5,6 +5,13 @@ the precompiled guest once, then for every job creates a new ``Store``,
 instantiates the component, calls its ``run`` export and drops everything.
 Nothing survives from one run to the next except the read-only stdlib mount.
 
+Sessions are the exception, by request: :meth:`GuestRuntime.open_session` makes a Store
+and instance that stay (with the session's own directory at ``/work`` and its memory cap
+for life), and each :meth:`GuestRuntime.run_turn` calls into it again with a job marked
+``session``, so the guest keeps its ``__main__``. Limits apply per turn as per run. A turn
+that doesn't return normally (a trap: CPU, wall, output, subrequests, cancel,
+``os._exit``) or ends ``memory_limit`` drops the instance: it may have stopped anywhere.
+
 How each limit is enforced:
 
 ==============  ===============================================================
@@ -232,6 +239,19 @@ def _nothing() -> None:
     pass
 
 
+@dataclass(slots=True)
+class _Session:
+    """A session's instance, kept between turns."""
+
+    store: wasmtime.Store
+    call: Callable[[wasmtime.Store, str], str]
+    workdir: Path
+
+
+# A turn with one of these statuses leaves the instance as the guest left it: kept.
+_KEEPS_SESSION = frozenset({Status.OK, Status.ERROR})
+
+
 @dataclass(frozen=True, slots=True)
 class SimpleOutcome:
     status: str
@@ -267,6 +287,7 @@ class GuestRuntime:
         self._run: _RunState | None = None
         self._next: tuple[wasmtime.Store, Callable[[wasmtime.Store, str], str]] | None = None
         self._ssl_context: ssl.SSLContext | None = None
+        self._sessions: dict[str, _Session] = {}
 
     # -- what differs between guests (sandbox/engines/stack/host.py has the other) --
 
@@ -308,8 +329,9 @@ class GuestRuntime:
         wasi.preopen_dir(self._stdlib, "/python", self._stdlib_writable)
 
     def close(self) -> None:
-        """Stop the monitor thread and drop the prepared instance. Idempotent."""
+        """Stop the monitor thread and drop the prepared instance and sessions. Idempotent."""
         self._next = None
+        self._sessions.clear()
         self._monitor.close()
 
     def abort(self, status: Status) -> None:
@@ -327,8 +349,89 @@ class GuestRuntime:
         Call :meth:`prepare` after reporting the result so that the next run
         starts at the call.
         """
-        limits = job.limits
         started = time.monotonic()
+        store, func = self._take_instance()
+        seeding_error = _seed_files(self._workdir, job.files)
+        if seeding_error is not None:
+            # The run's error, not the worker's crash; prepare() empties the workdir.
+            del store, func
+            wall_ms = round((time.monotonic() - started) * 1000, 3)
+            return report(seeding_error, Usage(wall_ms=wall_ms))
+        store.set_limits(memory_size=self._memory_limit_bytes(job.limits))
+        ended, _ = self._call(store, func, job, sink, started, session=False)
+        # Drop the store before anything else: a trapped store kept alive makes
+        # wasmtime's runtime thread panic at interpreter exit.
+        del store, func
+        if not job.return_files:
+            return ended
+        # The instance is gone: nothing in the guest can change the workdir while we read.
+        return replace(ended, files=collect_files(self._workdir, job.return_files, job.file_caps))
+
+    # -- sessions ----------------------------------------------------------
+
+    def open_session(self, session_id: str, workdir: Path, memory_mb: int) -> None:
+        """Make a session's instance: ``workdir`` (which must exist) at /work, linear memory
+        capped at ``memory_mb`` (on top of the guest's image) for its whole life.
+
+        Raises ValueError for a session id in use or a missing directory,
+        EngineUnavailable when the instance can't be made.
+        """
+        if session_id in self._sessions:
+            raise ValueError(f"session {session_id} is already open")
+        if not workdir.is_dir():
+            raise ValueError(f"session directory {workdir} does not exist")
+        store = wasmtime.Store(self._engine)
+        store.set_epoch_deadline(2**62)
+        store.set_wasi(self._wasi(workdir))
+        store.set_limits(memory_size=self._memory_limit_bytes(Limits(memory_mb=memory_mb)))
+        try:
+            call = self._instantiate(store)
+        except wasmtime.WasmtimeError as exc:
+            raise EngineUnavailable(f"can't make the session's instance: {exc}") from exc
+        self._sessions[session_id] = _Session(store, call, workdir)
+
+    def run_turn(self, session_id: str, job: Job, sink: Sink) -> tuple[RunReport, bool]:
+        """One turn in the session's instance (``job.limits.memory_mb`` aside: the session's
+        cap holds): the report, and whether the session lives on."""
+        started = time.monotonic()
+        session = self._sessions.get(session_id)
+        if session is None:
+            error = GuestError("SessionEnded", f"no session {session_id} in this worker")
+            return RunReport(Status.INTERNAL_ERROR, Usage(), error=error), False
+        seeding_error = _seed_files(session.workdir, job.files)
+        if seeding_error is not None:
+            wall_ms = round((time.monotonic() - started) * 1000, 3)
+            return report(seeding_error, Usage(wall_ms=wall_ms)), True
+        workdir = session.workdir
+        ended, returned = self._call(session.store, session.call, job, sink, started, session=True)
+        alive = returned and ended.status in _KEEPS_SESSION
+        if not alive:
+            # Dropped at once: a trapped store kept alive makes wasmtime's runtime thread
+            # panic at interpreter exit.
+            del self._sessions[session_id], session
+        if job.return_files:
+            # Between turns nothing runs in the guest: the directory holds still while we read.
+            ended = replace(ended, files=collect_files(workdir, job.return_files, job.file_caps))
+        return ended, alive
+
+    def close_session(self, session_id: str) -> None:
+        """Drop a session's instance. Idempotent."""
+        self._sessions.pop(session_id, None)
+
+    # -- one call into an instance -------------------------------------------
+
+    def _call(
+        self,
+        store: wasmtime.Store,
+        func: Callable[[wasmtime.Store, str], str],
+        job: Job,
+        sink: Sink,
+        started: float,
+        *,
+        session: bool,
+    ) -> tuple[RunReport, bool]:
+        """Run ``job`` in the instance: its report, and whether the guest returned (no trap)."""
+        limits = job.limits
         run = _RunState(
             limits=limits,
             egress=job.egress,
@@ -344,23 +447,17 @@ class GuestRuntime:
                 "cwd": GUEST_WORKDIR,
                 "result_max_bytes": job.result_bytes,
                 "figure_format": job.figure_format,
+                "session": session,
             }
         )
-        store, func = self._take_instance()
-        seeding_error = _seed_files(self._workdir, job.files)
-        if seeding_error is not None:
-            # The run's error, not the worker's crash; prepare() empties the workdir.
-            del store, func
-            wall_ms = round((time.monotonic() - started) * 1000, 3)
-            return report(seeding_error, Usage(wall_ms=wall_ms))
         outcome: dict[str, Any] | None = None
         status: Status | None = None
         crash = ""
+        returned = False
         self._run = run
         memory_base = _reset_peak_rss()
         cpu_started = time.thread_time()
         try:
-            store.set_limits(memory_size=self._memory_limit_bytes(limits))
             store.set_epoch_deadline(1)
             self._monitor.arm(
                 run.deadline,
@@ -370,6 +467,7 @@ class GuestRuntime:
             )
             try:
                 outcome = parse_outcome(func(store, payload))
+                returned = True
             except _Abort as exc:
                 status = exc.status
             except (_HardExit, wasmtime.ExitTrap) as exc:
@@ -380,9 +478,9 @@ class GuestRuntime:
         finally:
             self._monitor.disarm()
             cpu_ms = (time.thread_time() - cpu_started) * 1000
-            # Drop the store before anything else: a trapped store kept alive
-            # makes wasmtime's runtime thread panic at interpreter exit.
-            del store, func
+            if returned:
+                # Kept (a session): no deadline until the next turn arms one.
+                store.set_epoch_deadline(2**62)
             self._run = None
             run.meter.close()
             sink.flush()
@@ -397,11 +495,7 @@ class GuestRuntime:
             subrequests=run.subrequests,
             output_bytes=run.meter.used_bytes,
         )
-        ended = _report(run, outcome, status, crash, usage)
-        if not job.return_files:
-            return ended
-        # The instance is gone: nothing in the guest can change the workdir while we read.
-        return replace(ended, files=collect_files(self._workdir, job.return_files, job.file_caps))
+        return _report(run, outcome, status, crash, usage), returned and run.abort_status is None
 
     def prepare(self) -> None:
         """Get ready for the next run, off the request path: empty the workdir, instantiate.
@@ -438,11 +532,11 @@ class GuestRuntime:
 
     # -- per-run plumbing -------------------------------------------------
 
-    def _wasi(self) -> wasmtime.WasiConfig:
+    def _wasi(self, workdir: Path | None = None) -> wasmtime.WasiConfig:
         wasi = wasmtime.WasiConfig()
         wasi.stdout_custom = self._on_stdout
         wasi.stderr_custom = self._on_stderr
-        wasi.preopen_dir(str(self._workdir), GUEST_WORKDIR, True)
+        wasi.preopen_dir(str(workdir or self._workdir), GUEST_WORKDIR, True)
         self._mounts(wasi)
         return wasi
 
