@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sandbox.jobs import check_relative_path
 
-__all__ = ["FileEntry", "QuotaExceeded", "Workspace"]
+__all__ = ["FileEntry", "FileTooLarge", "QuotaExceeded", "Workspace"]
 
 # How far a listing or a size count goes: a guest can make a million empty files.
 _MAX_ENTRIES = 10_000
@@ -35,6 +35,10 @@ _CHUNK = 1024 * 1024
 
 class QuotaExceeded(ValueError):
     """A write would take the workspace over its quota (the message says by how much)."""
+
+
+class FileTooLarge(ValueError):
+    """A file is larger than the caller will read at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +102,7 @@ class Workspace:
                 raise
 
     def read(self, path: str, max_bytes: int) -> bytes:
-        """The content of the regular file at ``path``; ValueError when over ``max_bytes``."""
+        """The content of the regular file at ``path``; FileTooLarge when over ``max_bytes``."""
         check_relative_path(path)
         parts = path.split("/")
         with self._parent(parts, create=False) as dir_fd:
@@ -113,13 +117,13 @@ class Workspace:
                 if not stat.S_ISREG(info.st_mode):
                     raise FileNotFoundError(errno.ENOENT, f"{path!r} is not a regular file")
                 if info.st_size > max_bytes:
-                    raise ValueError(
+                    raise FileTooLarge(
                         f"{path!r} is {info.st_size} bytes; at most {max_bytes} come back "
                         "in one answer"
                     )
                 data = handle.read(max_bytes + 1)
         if len(data) > max_bytes:
-            raise ValueError(f"{path!r} grew past {max_bytes} bytes while it was read")
+            raise FileTooLarge(f"{path!r} grew past {max_bytes} bytes while it was read")
         return data
 
     def delete(self, path: str) -> None:
