@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI, Request
 
@@ -16,6 +16,9 @@ from app.config import Settings
 from app.dispatch import BundleCache
 from app.store import ArtifactStore, ReadCache, Store, workers
 from sandbox import Runner
+
+if TYPE_CHECKING:  # app.sessions imports the routes, which import this module
+    from app.sessions import SessionManager
 
 
 async def get_settings(request: Request) -> Settings:
@@ -59,6 +62,8 @@ class Services:
     targets: ReadCache[tuple[str, str], workers.Target]
     # The Pyodide engine's lock file (None when that engine is off): which packages exist.
     pyodide_lock_file: Path | None
+    # The service's sessions (app/sessions.py); None only before the lifespan made them.
+    sessions: SessionManager | None = None
 
 
 def services_of(app: FastAPI) -> Services:
@@ -72,6 +77,7 @@ def services_of(app: FastAPI) -> Services:
         bundles=state.bundles,
         targets=state.targets,
         pyodide_lock_file=state.pyodide_lock_file,
+        sessions=getattr(state, "sessions", None),
     )
 
 

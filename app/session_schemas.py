@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.schemas import ExecuteResponse, FileIn, LimitsIn
 
 __all__ = [
+    "CloseSessionIn",
+    "DownloadFileIn",
+    "RunInSessionIn",
     "SessionCreate",
     "SessionExecuteRequest",
     "SessionExecuteResponse",
@@ -17,8 +20,10 @@ __all__ = [
     "SessionList",
     "SessionOut",
     "SessionState",
+    "SessionTurnIn",
     "SessionTurnLimitsIn",
     "SessionUsage",
+    "UploadFileIn",
 ]
 
 
@@ -77,8 +82,8 @@ class SessionCreate(_Strict):
     )
 
 
-class SessionExecuteRequest(_Strict):
-    """One turn: the body of /v1/execute without runtime (the session's)."""
+class SessionTurnIn(_Strict):
+    """One turn of a session (the fields of /v1/execute but runtime and stream)."""
 
     code: str = Field(
         description="Python source, run in the session's __main__ like a notebook cell: "
@@ -106,15 +111,56 @@ class SessionExecuteRequest(_Strict):
     requirements: list[str] = Field(
         default_factory=list, max_length=50, description="As for /v1/execute (pyodide only)"
     )
-    figure_format: Literal["png", "svg"] = Field(default="png")
+    figure_format: Literal["png", "svg"] = Field(
+        default="png",
+        description="How matplotlib figures come back in outputs: image/png or image/svg+xml",
+    )
     return_files: list[str] = Field(
         default_factory=list,
         max_length=20,
         description="Globs over the session's directory; the matching files come back",
     )
+
+
+class SessionExecuteRequest(SessionTurnIn):
+    """One turn: the body of /v1/execute without runtime (the session's)."""
+
     stream: bool = Field(
         default=False, description="Stream events over SSE (or send Accept: text/event-stream)"
     )
+
+
+_SESSION_ID = Field(description="The session's id (ses_...), from create_session")
+
+
+class RunInSessionIn(SessionTurnIn):
+    """run_in_session's arguments: the session and one turn."""
+
+    session_id: str = _SESSION_ID
+
+
+class UploadFileIn(_Strict):
+    """upload_file's arguments."""
+
+    session_id: str = _SESSION_ID
+    path: str = Field(description="Where in the session's directory: 'data/input.csv'")
+    content: str = Field(description="The file's text, or its bytes in base64")
+    encoding: Literal["utf-8", "base64"] = Field(
+        default="utf-8", description="base64 for binary files"
+    )
+
+
+class DownloadFileIn(_Strict):
+    """download_file's arguments."""
+
+    session_id: str = _SESSION_ID
+    path: str = Field(description="The file, relative to the session's directory")
+
+
+class CloseSessionIn(_Strict):
+    """close_session's arguments."""
+
+    session_id: str = _SESSION_ID
 
 
 class SessionUsage(BaseModel):

@@ -41,15 +41,17 @@ from app.routes.execute import build_job, check_requirements
 from app.schemas import RunIn
 from app.session_schemas import (
     SessionCreate,
-    SessionExecuteRequest,
+    SessionFile,
+    SessionFiles,
     SessionOut,
     SessionState,
+    SessionTurnIn,
     SessionUsage,
 )
 from sandbox import AllowEntry, End, Event, Job, Runner
 from sandbox.errors import SessionEnded
 from sandbox.pool import PoolSession, WorkerPool
-from sandbox.workspace import Workspace
+from sandbox.workspace import FileTooLarge, QuotaExceeded, Workspace
 
 __all__ = ["Session", "SessionManager"]
 
@@ -338,7 +340,7 @@ class SessionManager:
         self,
         session: Session,
         ceiling: Ceiling,
-        body: SessionExecuteRequest,
+        body: SessionTurnIn,
         pyodide_lock: Path | None,
     ) -> Job:
         """The job of one turn: the session's limits under the turn's own, all within the
@@ -432,6 +434,62 @@ class SessionManager:
             "POST /v1/sessions",
         )
 
+    # -- files ----------------------------------------------------------------
+
+    async def list_files(self, session: Session) -> SessionFiles:
+        """The session's regular files with their sizes; 409 while a turn runs."""
+        async with self._claimed(session):
+            entries = await asyncio.to_thread(session.workspace.files)
+        session.files_bytes = sum(entry.size for entry in entries)
+        return SessionFiles(
+            files=[SessionFile(path=e.path, size=e.size) for e in entries],
+            total_bytes=session.files_bytes,
+            quota_bytes=session.workspace.quota_bytes,
+        )
+
+    async def write_file(self, session: Session, path: str, data: bytes) -> None:
+        """Create or replace a file; 413 over the quota, 422 naming a bad path, 409 mid-turn."""
+        async with self._claimed(session):
+            try:
+                await asyncio.to_thread(session.workspace.write, path, data)
+            except QuotaExceeded as exc:
+                raise ApiError(413, "quota_exceeded", str(exc)) from None
+            except (ValueError, OSError) as exc:
+                raise invalid_field("path", _reason(exc)) from None
+            session.files_bytes = await asyncio.to_thread(session.workspace.usage_bytes)
+
+    async def read_file(self, session: Session, path: str, max_bytes: int) -> bytes:
+        """A file's bytes; 404 when there is no regular file there (a link is none), 413
+        over ``max_bytes``, 422 naming a bad path, 409 mid-turn."""
+        async with self._claimed(session):
+            try:
+                return await asyncio.to_thread(session.workspace.read, path, max_bytes)
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+                raise ApiError(404, "not_found", _reason(exc)) from None
+            except FileTooLarge as exc:
+                raise ApiError(413, "payload_too_large", str(exc)) from None
+            except (ValueError, OSError) as exc:
+                raise invalid_field("path", _reason(exc)) from None
+
+    async def delete_file(self, session: Session, path: str) -> None:
+        """Remove a file or directory; 404 when there is none, 422 naming a bad path."""
+        async with self._claimed(session):
+            try:
+                await asyncio.to_thread(session.workspace.delete, path)
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                raise ApiError(404, "not_found", _reason(exc)) from None
+            except (ValueError, OSError) as exc:
+                raise invalid_field("path", _reason(exc)) from None
+            session.files_bytes = await asyncio.to_thread(session.workspace.usage_bytes)
+
+    @contextlib.asynccontextmanager
+    async def _claimed(self, session: Session) -> AsyncIterator[None]:
+        self.claim(session)
+        try:
+            yield
+        finally:
+            self.release(session)
+
     # -- expiry ---------------------------------------------------------------
 
     async def sweep(self) -> None:
@@ -461,6 +519,12 @@ class SessionManager:
                 await self.sweep()
             except Exception:  # keep sweeping: one bad session must not stop expiry
                 log.exception("session sweep failed")
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
 
 
 def _iso(timestamp: float) -> str:

@@ -1,4 +1,5 @@
-"""Tools for AI agents: execute_code, deploy_worker and invoke_worker.
+"""Tools for AI agents: execute_code, deploy_worker and invoke_worker, and the session
+tools (app/session_tools.py).
 
 Each tool's arguments are a request model of the API (app/schemas.py); its JSON
 Schema is derived from that model, inlined and tidied for function calling, so
@@ -31,6 +32,7 @@ from app.routes.dispatch import WorkerAnswer, find_target, run_target
 from app.routes.execute import prepare_run
 from app.routes.workers import deploy_worker
 from app.schemas import DeployWorkerIn, ExecuteResponse, InvokeWorkerIn, RunIn, Upload, WorkerIn
+from app.session_tools import SESSION_TOOLS
 from sandbox import SandboxError, collect
 
 __all__ = ["TOOLS", "Tool", "ToolOutput", "call_tool", "openai_schema", "tool_named"]
@@ -278,6 +280,7 @@ TOOLS: tuple[Tool, ...] = (
     ),
 )
 
+TOOLS = (*TOOLS, *(Tool(*spec) for spec in SESSION_TOOLS))
 _BY_NAME = {tool.name: tool for tool in TOOLS}
 
 

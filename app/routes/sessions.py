@@ -14,7 +14,6 @@ from sse_starlette import ServerSentEvent
 
 from app.auth import CallerDep
 from app.deps import ServicesDep
-from app.errors import ApiError, invalid_field
 from app.events import EventStream, to_response, to_sse
 from app.policy import caller_ceiling
 from app.schemas import ErrorResponse
@@ -22,14 +21,12 @@ from app.session_schemas import (
     SessionCreate,
     SessionExecuteRequest,
     SessionExecuteResponse,
-    SessionFile,
     SessionFiles,
     SessionList,
     SessionOut,
 )
-from app.sessions import Session, SessionManager
+from app.sessions import SessionManager
 from sandbox import Event, RunResult, Started
-from sandbox.workspace import FileTooLarge, QuotaExceeded
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -156,16 +153,7 @@ async def list_files(
     session_id: SessionId, sessions: SessionsDep, caller: CallerDep
 ) -> SessionFiles:
     """The session's files with their sizes (what /work holds; links are left out)."""
-    session = sessions.get(caller, session_id)
-    async with _claimed(sessions, session):
-        entries = await asyncio.to_thread(session.workspace.files)
-    total = sum(entry.size for entry in entries)
-    session.files_bytes = total
-    return SessionFiles(
-        files=[SessionFile(path=e.path, size=e.size) for e in entries],
-        total_bytes=total,
-        quota_bytes=session.workspace.quota_bytes,
-    )
+    return await sessions.list_files(sessions.get(caller, session_id))
 
 
 @router.put(
@@ -195,15 +183,7 @@ async def put_file(
 ) -> Response:
     """Write the raw body to ``path`` in the session's directory (replacing any file)."""
     session = sessions.get(caller, session_id)
-    data = await request.body()
-    async with _claimed(sessions, session):
-        try:
-            await asyncio.to_thread(session.workspace.write, path, data)
-        except QuotaExceeded as exc:
-            raise ApiError(413, "quota_exceeded", str(exc)) from None
-        except (ValueError, OSError) as exc:
-            raise invalid_field("path", _reason(exc)) from None
-        session.files_bytes = await asyncio.to_thread(session.workspace.usage_bytes)
+    await sessions.write_file(session, path, await request.body())
     return Response(status_code=204)
 
 
@@ -228,18 +208,7 @@ async def get_file(
 ) -> Response:
     """The file's bytes (a regular file; a link the code made is never followed)."""
     session = sessions.get(caller, session_id)
-    cap = services.settings.max_request_bytes
-    async with _claimed(sessions, session):
-        try:
-            data = await asyncio.to_thread(session.workspace.read, path, cap)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
-            raise ApiError(404, "not_found", _reason(exc)) from None
-        except FileTooLarge as exc:
-            raise ApiError(413, "payload_too_large", str(exc)) from None
-        except ValueError as exc:
-            raise invalid_field("path", str(exc)) from None
-        except OSError as exc:
-            raise invalid_field("path", _reason(exc)) from None
+    data = await sessions.read_file(session, path, services.settings.max_request_bytes)
     media = mimetypes.guess_type(path)[0] or "application/octet-stream"
     return Response(data, media_type=media)
 
@@ -253,31 +222,8 @@ async def delete_file(
     session_id: SessionId, path: FilePath, sessions: SessionsDep, caller: CallerDep
 ) -> Response:
     """Remove the file (or directory) at ``path``."""
-    session = sessions.get(caller, session_id)
-    async with _claimed(sessions, session):
-        try:
-            await asyncio.to_thread(session.workspace.delete, path)
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            raise ApiError(404, "not_found", _reason(exc)) from None
-        except (ValueError, OSError) as exc:
-            raise invalid_field("path", _reason(exc)) from None
-        session.files_bytes = await asyncio.to_thread(session.workspace.usage_bytes)
+    await sessions.delete_file(sessions.get(caller, session_id), path)
     return Response(status_code=204)
-
-
-@contextlib.asynccontextmanager
-async def _claimed(sessions: SessionManager, session: Session) -> AsyncIterator[None]:
-    sessions.claim(session)
-    try:
-        yield
-    finally:
-        sessions.release(session)
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc)
 
 
 async def _sse(first: Started, events: AsyncIterator[Event]) -> AsyncIterator[ServerSentEvent]:
