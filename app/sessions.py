@@ -207,8 +207,8 @@ class SessionManager:
             )
         await self._make_room(caller, memory_mb)
         session_id = "ses_" + secrets.token_urlsafe(16)
+        # The worker makes the directory (renaming a spare's into place).
         workspace = Workspace(self._root / session_id, settings.session_disk_mb * MIB)
-        await asyncio.to_thread(workspace.create)
         try:
             instance = await runner.open_session(session_id, workspace.root, memory_mb)
         except BaseException:

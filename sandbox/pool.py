@@ -227,6 +227,9 @@ class _Worker:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(task, 1)
         await asyncio.to_thread(shutil.rmtree, self.workdir, True)
+        # Where an engine keeps a spare session instance's directory (GuestRuntime).
+        spare = self.workdir.with_name(self.workdir.name + "-spare")
+        await asyncio.to_thread(shutil.rmtree, spare, True)
 
     async def stop(self) -> None:
         """Ask the worker to exit; kill it if it doesn't within a second."""
@@ -314,8 +317,9 @@ class WorkerPool:
     async def open_session(self, session_id: str, workdir: Path, memory_mb: int) -> PoolSession:
         """Make a session's instance in the worker process holding the fewest sessions.
 
-        ``workdir`` (which must exist) is mounted at /work for every turn; ``memory_mb`` caps
-        the instance's linear memory for its whole life (on top of the guest's own image).
+        ``workdir`` (the worker makes it; it must not exist) is mounted at /work for every
+        turn; ``memory_mb`` caps the instance's linear memory for its whole life (on top of
+        the guest's own image).
         Waits for a worker like a run. Raises SessionsUnsupported, PoolBusy, RunnerClosed,
         or EngineUnavailable when the worker could not make it.
         """

@@ -62,10 +62,6 @@ class Workspace:
         self.root = root
         self.quota_bytes = quota_bytes
 
-    def create(self) -> None:
-        """Make the (empty, private) directory."""
-        self.root.mkdir(parents=True, exist_ok=False, mode=0o700)
-
     def remove(self) -> None:
         """Delete the directory and everything in it. Idempotent."""
         shutil.rmtree(self.root, ignore_errors=True)

@@ -49,7 +49,8 @@ class SessionRuntime(Runtime, Protocol):
     """A runtime that also keeps instances between turns (sessions), one turn at a time."""
 
     def open_session(self, session_id: str, workdir: Path, memory_mb: int) -> None:
-        """Make the session's instance with ``workdir`` at /work; raises on a host fault."""
+        """Make the session's instance with ``workdir`` (made here) at /work; raises on a
+        host fault."""
 
     def run_turn(
         self, session_id: str, job: Job, sink: protocol.FrameSink
@@ -88,6 +89,7 @@ def serve(runtime: Runtime, inp: BinaryIO, out: BinaryIO) -> None:
         op = message["op"]
         if op == "open":
             _open(runtime, message, sink)
+            runtime.prepare()
             continue
         if op == "close":
             if isinstance(runtime, SessionRuntime):

@@ -288,6 +288,8 @@ class GuestRuntime:
         self._next: tuple[wasmtime.Store, Callable[[wasmtime.Store, str], str]] | None = None
         self._ssl_context: ssl.SSLContext | None = None
         self._sessions: dict[str, _Session] = {}
+        self._sessions_used = False
+        self._spare: _Session | None = None
 
     # -- what differs between guests (sandbox/engines/stack/host.py has the other) --
 
@@ -332,6 +334,9 @@ class GuestRuntime:
         """Stop the monitor thread and drop the prepared instance and sessions. Idempotent."""
         self._next = None
         self._sessions.clear()
+        if self._spare is not None:
+            shutil.rmtree(self._spare.workdir, ignore_errors=True)
+            self._spare = None
         self._monitor.close()
 
     def abort(self, status: Status) -> None:
@@ -370,25 +375,51 @@ class GuestRuntime:
     # -- sessions ----------------------------------------------------------
 
     def open_session(self, session_id: str, workdir: Path, memory_mb: int) -> None:
-        """Make a session's instance: ``workdir`` (which must exist) at /work, linear memory
-        capped at ``memory_mb`` (on top of the guest's image) for its whole life.
+        """Make a session's instance with ``workdir`` (made here; it must not exist yet) at
+        /work, its linear memory capped at ``memory_mb`` (on top of the guest's image) for
+        its whole life.
 
-        Raises ValueError for a session id in use or a missing directory,
+        Once a worker has opened one session it keeps a spare ready, off the request path
+        (:meth:`prepare`): an instance already warmed up over a directory of its own, which
+        an open renames into place (the instance holds the directory open, not its name).
+
+        Raises ValueError for a session id in use or a directory that exists,
         EngineUnavailable when the instance can't be made.
         """
         if session_id in self._sessions:
             raise ValueError(f"session {session_id} is already open")
-        if not workdir.is_dir():
-            raise ValueError(f"session directory {workdir} does not exist")
+        if workdir.exists():
+            raise ValueError(f"session directory {workdir} exists already")
+        self._sessions_used = True
+        session, self._spare = self._spare, None
+        if session is not None:
+            try:
+                session.workdir.rename(workdir)
+                session.workdir = workdir
+            except OSError:  # another file system: make one the slow way
+                shutil.rmtree(session.workdir, ignore_errors=True)
+                session = None
+        if session is None:
+            workdir.mkdir(mode=0o700)
+            session = self._new_session(workdir)
+        session.store.set_limits(memory_size=self._memory_limit_bytes(Limits(memory_mb=memory_mb)))
+        self._sessions[session_id] = session
+
+    def _new_session(self, workdir: Path) -> _Session:
         store = wasmtime.Store(self._engine)
         store.set_epoch_deadline(2**62)
         store.set_wasi(self._wasi(workdir))
-        store.set_limits(memory_size=self._memory_limit_bytes(Limits(memory_mb=memory_mb)))
         try:
             call = self._instantiate(store)
         except wasmtime.WasmtimeError as exc:
             raise EngineUnavailable(f"can't make the session's instance: {exc}") from exc
-        self._sessions[session_id] = _Session(store, call, workdir)
+        return _Session(store, call, workdir)
+
+    def _prepare_spare(self) -> None:
+        spare_dir = self._workdir.with_name(self._workdir.name + "-spare")
+        shutil.rmtree(spare_dir, ignore_errors=True)
+        spare_dir.mkdir(mode=0o700)
+        self._spare = self._new_session(spare_dir)
 
     def run_turn(self, session_id: str, job: Job, sink: Sink) -> tuple[RunReport, bool]:
         """One turn in the session's instance (``job.limits.memory_mb`` aside: the session's
@@ -498,7 +529,8 @@ class GuestRuntime:
         return _report(run, outcome, status, crash, usage), returned and run.abort_status is None
 
     def prepare(self) -> None:
-        """Get ready for the next run, off the request path: empty the workdir, instantiate.
+        """Get ready for the next run, off the request path: empty the workdir, instantiate
+        (and, once sessions are used here, make a spare session instance).
 
         Called by the worker after it has reported a run's end; ``run`` calls it itself
         if it wasn't.
@@ -506,6 +538,8 @@ class GuestRuntime:
         _empty_dir(self._workdir)
         if self._next is None:
             self._next = self._prepare()
+        if self._sessions_used and self._spare is None:
+            self._prepare_spare()
 
     def _take_instance(self) -> tuple[wasmtime.Store, Callable[[wasmtime.Store, str], str]]:
         if self._next is None:
