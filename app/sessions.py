@@ -48,10 +48,19 @@ from app.session_schemas import (
     SessionTurnIn,
     SessionUsage,
 )
-from sandbox import AllowEntry, End, Event, Job, Runner
-from sandbox.errors import SessionEnded
-from sandbox.pool import PoolSession, WorkerPool
-from sandbox.workspace import FileTooLarge, QuotaExceeded, Workspace
+from sandbox import (
+    AllowEntry,
+    End,
+    Event,
+    FileTooLarge,
+    Job,
+    PoolSession,
+    QuotaExceeded,
+    Runner,
+    SessionEnded,
+    WorkerPool,
+    Workspace,
+)
 
 __all__ = ["Session", "SessionManager"]
 

@@ -3,11 +3,21 @@
 The public surface. Callers build a :class:`Job`, hand it to a :class:`Runner`
 (today the wasmtime engine's worker pool, from
 ``sandbox.engines.wasmtime.create_runner``) and consume its events; a run
-always ends with one :class:`End`. Nothing here knows about HTTP.
+always ends with one :class:`End`. A :class:`WorkerPool` whose engine keeps sessions
+also opens :class:`PoolSession` instances and runs turns in them; a session's directory
+is a :class:`Workspace`. Nothing here knows about HTTP.
 """
 
 from sandbox.egress import AllowEntry, EgressPolicy
-from sandbox.errors import BuildError, EngineUnavailable, PoolBusy, RunnerClosed, SandboxError
+from sandbox.errors import (
+    BuildError,
+    EngineUnavailable,
+    PoolBusy,
+    RunnerClosed,
+    SandboxError,
+    SessionEnded,
+    SessionsUnsupported,
+)
 from sandbox.events import (
     Display,
     End,
@@ -25,7 +35,9 @@ from sandbox.events import (
 from sandbox.jobs import InvalidJob, Job
 from sandbox.limits import LimitExceeded, Limits
 from sandbox.outputs import FileCaps
+from sandbox.pool import PoolSession, WorkerPool
 from sandbox.runner import Runner, RunResult, collect
+from sandbox.workspace import FileEntry, FileTooLarge, QuotaExceeded, Workspace
 
 __all__ = [
     "AllowEntry",
@@ -36,6 +48,8 @@ __all__ = [
     "EngineUnavailable",
     "Event",
     "FileCaps",
+    "FileEntry",
+    "FileTooLarge",
     "Files",
     "GuestError",
     "InvalidJob",
@@ -44,15 +58,21 @@ __all__ = [
     "Limits",
     "Output",
     "PoolBusy",
+    "PoolSession",
+    "QuotaExceeded",
     "ResultValue",
     "ReturnedFile",
     "RunResult",
     "Runner",
     "RunnerClosed",
     "SandboxError",
+    "SessionEnded",
+    "SessionsUnsupported",
     "Started",
     "Status",
     "Subrequest",
     "Usage",
+    "WorkerPool",
+    "Workspace",
     "collect",
 ]
