@@ -128,6 +128,7 @@ class PoolSession:
     id: str
     worker: _Worker
     ended: str | None = None
+    turning: bool = False
 
 
 class _Worker:
@@ -382,10 +383,14 @@ class WorkerPool:
     async def close_session(self, session: PoolSession) -> None:
         """Drop the session's instance. Idempotent; never waits for its process to be idle.
 
-        The worker reads the close between two jobs, so a turn already under way ends first.
+        A turn under way is canceled (it ends ``canceled``); the worker reads the close
+        after it.
         """
         if session.ended is None:
             session.ended = "closed"
+        if session.turning and session.worker.alive:
+            with contextlib.suppress(_WorkerDied):
+                await session.worker.send({"op": "cancel", "session": session.id})
         await self._forget(session)
 
     async def _forget(self, session: PoolSession) -> None:
@@ -458,6 +463,8 @@ class WorkerPool:
         hard_deadline = started + (job.limits.wall_ms + self._config.kill_grace_ms) / 1000
         end: End | None = None
         release = True
+        if session is not None:
+            session.turning = True
         try:
             try:
                 await worker.send(request)
@@ -495,6 +502,8 @@ class WorkerPool:
                 )
                 events.put_nowait(end)
         finally:
+            if session is not None:
+                session.turning = False
             if end is None:
                 # Canceled: the caller stopped listening. Cancel, then recycle the worker.
                 # A canceled turn ends its session (the instance stopped mid-way).

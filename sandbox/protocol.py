@@ -11,7 +11,8 @@ Sessions (workers whose runtime keeps instances): ``open`` (``session`` id, ``wo
 ``memory_mb``) is answered by ``opened`` or ``open_failed`` (``detail``); ``turn``
 (``session``, ``job``) is answered like ``run``, its ``end`` also saying
 ``session_alive``; ``close`` (``session``) gets no answer and is idempotent. The worker
-reads ``open``, ``turn`` and ``close`` in order between jobs; only ``cancel`` jumps the queue.
+reads ``open``, ``turn`` and ``close`` in order between jobs; only ``cancel`` jumps the queue
+(a ``cancel`` naming a ``session`` ends that session's turn only, if it is the one running).
 """
 
 from __future__ import annotations

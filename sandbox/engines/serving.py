@@ -69,13 +69,17 @@ def serve(runtime: Runtime, inp: BinaryIO, out: BinaryIO) -> None:
     """Answer the pool until it says exit or closes the pipe."""
     sink = protocol.FrameSink(out)
     jobs: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+    # The session whose turn runs now: a cancel naming a session ends only its turn.
+    turning: list[str | None] = [None]
 
     def read_loop() -> None:
         # Reads while the main thread runs a job, so cancels land at once.
         try:
             while (message := protocol.read_frame(inp)) is not None:
                 if message["op"] == "cancel":
-                    runtime.abort(Status.CANCELED)
+                    named = message.get("session")
+                    if named is None or named == turning[0]:
+                        runtime.abort(Status.CANCELED)
                 elif message["op"] in _QUEUED_OPS:
                     jobs.put(message)
                 else:
@@ -102,7 +106,12 @@ def serve(runtime: Runtime, inp: BinaryIO, out: BinaryIO) -> None:
             continue
         if op == "turn":
             if isinstance(runtime, SessionRuntime):
-                report, alive = runtime.run_turn(str(message.get("session")), job, sink)
+                session_id = str(message.get("session"))
+                turning[0] = session_id
+                try:
+                    report, alive = runtime.run_turn(session_id, job, sink)
+                finally:
+                    turning[0] = None
             else:
                 report, alive = _no_sessions(), False
             sink.send({**protocol.end_message(report), "session_alive": alive})

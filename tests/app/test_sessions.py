@@ -430,3 +430,27 @@ def test_sessions_die_with_their_worker_process(small: Service) -> None:
         assert "crashed" in error_of(
             client.post(f"/v1/sessions/{session_id}/execute", json={"code": "x"}), 410
         )
+
+
+def test_closing_a_session_cancels_its_running_turn(client: httpx.Client) -> None:
+    session_id = open_session(client)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        slow = pool.submit(turn, client, session_id, "while True:\n    pass")  # 5 s of CPU
+        time.sleep(0.5)
+        assert client.delete(f"/v1/sessions/{session_id}").status_code == 204
+        answer = slow.result()
+    assert time.monotonic() - started < 4
+    assert answer["status"] == "canceled"
+    assert answer["session"] == {"id": session_id, "state": "ended", "ended_reason": "closed"}
+
+
+def test_a_cancel_for_one_session_leaves_the_others_turn_alone(client: httpx.Client) -> None:
+    # Both sessions may share a worker process: closing one while the other's turn runs
+    # there must not cancel that turn.
+    busy, idle = open_session(client), open_session(client)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(turn, client, busy, "import time\ntime.sleep(1)\n'done'")
+        time.sleep(0.3)
+        assert client.delete(f"/v1/sessions/{idle}").status_code == 204
+        assert slow.result()["result"]["json"] == "done"
