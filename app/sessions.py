@@ -180,6 +180,8 @@ class SessionManager:
     async def create(self, caller: Principal, ceiling: Ceiling, body: SessionCreate) -> Session:
         """A new session for ``caller`` within ``ceiling``; 422 naming a field, 429 naming
         the capacity setting, 503 when the engine can't make it."""
+        if not caller.key_id:
+            raise RuntimeError("a caller without a key id can't own a session")
         settings = self._settings
         runtime = body.runtime or settings.default_runtime
         runner = self._runners.get(runtime)

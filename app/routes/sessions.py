@@ -108,6 +108,7 @@ async def delete_session(
         410: _410,
         422: _422,
         429: {"model": ErrorResponse, "description": "The session's worker stayed busy; retry"},
+        503: {"model": ErrorResponse, "description": "The engine is not available"},
     },
 )
 async def execute_in_session(
