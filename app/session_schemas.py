@@ -189,6 +189,9 @@ class SessionOut(BaseModel):
     idle_timeout_s: int
     max_lifetime_s: int
     memory_mb: int
+    memory_bytes: int | None = Field(
+        description="Its linear memory after the last turn, bytes (the guest's image included)"
+    )
     limits: dict[str, int] = Field(description="Each turn's limits")
     allowed_hosts: list[str]
     usage: SessionUsage

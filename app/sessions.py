@@ -132,6 +132,7 @@ class Session:
             idle_timeout_s=self.idle_timeout_s,
             max_lifetime_s=self.max_lifetime_s,
             memory_mb=self.memory_mb,
+            memory_bytes=self.instance.memory_bytes,
             limits=dict(self.limits),
             allowed_hosts=[str(entry) for entry in self.allowed_hosts],
             usage=SessionUsage(

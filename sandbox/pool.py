@@ -122,13 +122,15 @@ class PoolSession:
     ``ended`` is None while the instance lives, then why it is gone: the status of the
     turn that ended it (``cpu_limit``, ``wall_limit``, ``memory_limit``, ``output_limit``,
     ``subrequest_limit``, ``canceled``), ``crashed`` (its worker process died), or
-    ``closed``.
+    ``closed``. ``memory_bytes``: its linear memory after its last turn, when the engine
+    says.
     """
 
     id: str
     worker: _Worker
     ended: str | None = None
     turning: bool = False
+    memory_bytes: int | None = None
 
 
 class _Worker:
@@ -480,6 +482,10 @@ class WorkerPool:
                                 end = event
                                 if session is not None and not message.get("session_alive"):
                                     self._end_session(session, _ended_by(end.status))
+                                elif session is not None:
+                                    memory = message.get("session_memory_bytes")
+                                    if isinstance(memory, int):
+                                        session.memory_bytes = memory
                             elif isinstance(event, Subrequest):
                                 _log_subrequest(run_id, event)
                             events.put_nowait(event)

@@ -61,6 +61,10 @@ class SessionRuntime(Runtime, Protocol):
     def close_session(self, session_id: str) -> None:
         """Drop the session's instance. Idempotent."""
 
+    def session_memory_bytes(self, session_id: str) -> int | None:
+        """The session's linear memory now, bytes; None when unknown."""
+        ...
+
 
 _QUEUED_OPS = frozenset({"run", "open", "turn", "close"})
 
@@ -105,8 +109,8 @@ def serve(runtime: Runtime, inp: BinaryIO, out: BinaryIO) -> None:
             sink.send({"t": "end", "status": Status.INTERNAL_ERROR.value, "detail": str(exc)})
             continue
         if op == "turn":
+            session_id = str(message.get("session"))
             if isinstance(runtime, SessionRuntime):
-                session_id = str(message.get("session"))
                 turning[0] = session_id
                 try:
                     report, alive = runtime.run_turn(session_id, job, sink)
@@ -114,7 +118,16 @@ def serve(runtime: Runtime, inp: BinaryIO, out: BinaryIO) -> None:
                     turning[0] = None
             else:
                 report, alive = _no_sessions(), False
-            sink.send({**protocol.end_message(report), "session_alive": alive})
+            memory = None
+            if alive and isinstance(runtime, SessionRuntime):
+                memory = runtime.session_memory_bytes(session_id)
+            sink.send(
+                {
+                    **protocol.end_message(report),
+                    "session_alive": alive,
+                    "session_memory_bytes": memory,
+                }
+            )
         else:
             report = runtime.run(job, sink)
             sink.send(protocol.end_message(report))

@@ -94,6 +94,7 @@ def test_globals_imports_and_data_persist_across_turns(client: httpx.Client) -> 
     assert described["state"] == "open"
     assert described["usage"]["turns"] == 10
     assert described["runtime"] == "wasmtime"
+    assert described["memory_bytes"] > 100 * 1024 * 1024  # the guest's image and the frame
 
 
 def test_an_error_keeps_the_session(client: httpx.Client) -> None:

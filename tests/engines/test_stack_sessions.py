@@ -133,6 +133,16 @@ def test_memory_is_capped_for_the_sessions_life(runtime: StackRuntime, tmp_path:
     assert (report.status, alive) == (Status.MEMORY_LIMIT, False)
 
 
+def test_the_sessions_memory_is_reported(runtime: StackRuntime, tmp_path: Path) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    before = runtime.session_memory_bytes("a")
+    assert before is not None and before > 100 * 1024 * 1024  # the guest's image
+    turn(runtime, "a", "blob = bytearray(64 * 1024 * 1024)")
+    after = runtime.session_memory_bytes("a")
+    assert after is not None and after >= before + 32 * 1024 * 1024
+    assert runtime.session_memory_bytes("nobody") is None
+
+
 def test_close_is_idempotent(runtime: StackRuntime, tmp_path: Path) -> None:
     runtime.open_session("a", tmp_path / "a", 256)
     runtime.close_session("a")

@@ -246,6 +246,7 @@ class _Session:
     store: wasmtime.Store
     call: Callable[[wasmtime.Store, str], str]
     workdir: Path
+    memory: wasmtime.Memory | None = None
 
 
 # A turn with one of these statuses leaves the instance as the guest left it: kept.
@@ -413,7 +414,18 @@ class GuestRuntime:
             call = self._instantiate(store)
         except wasmtime.WasmtimeError as exc:
             raise EngineUnavailable(f"can't make the session's instance: {exc}") from exc
-        return _Session(store, call, workdir)
+        return _Session(store, call, workdir, self._memory_export(store))
+
+    def _memory_export(self, store: wasmtime.Store) -> wasmtime.Memory | None:
+        """The linear memory of the instance last made in ``store``, if the guest exports one."""
+        return None
+
+    def session_memory_bytes(self, session_id: str) -> int | None:
+        """The session's linear memory now, bytes (None when unknown or gone)."""
+        session = self._sessions.get(session_id)
+        if session is None or session.memory is None:
+            return None
+        return int(session.memory.data_len(session.store))
 
     def _prepare_spare(self) -> None:
         spare_dir = self._workdir.with_name(self._workdir.name + "-spare")
