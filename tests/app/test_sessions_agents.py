@@ -1,4 +1,5 @@
-"""The session tools over /v1/tools and MCP: they reach the same sessions as the HTTP API."""
+"""The session tools over /v1/tools and MCP (they reach the same sessions as the HTTP API),
+and sessions on the service with both engines."""
 
 from __future__ import annotations
 
@@ -110,3 +111,13 @@ def test_a_session_over_mcp(service: Service) -> None:
         assert closed.is_error is False
 
     asyncio.run(main())
+
+
+def test_pyodide_keeps_no_sessions_and_says_so(client: httpx.Client) -> None:
+    refused = client.post("/v1/sessions", json={"runtime": "pyodide"})
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["details"][0]["field"] == "runtime"
+    assert "keeps no sessions" in error["message"]
+    tool = call(client, "create_session", {"runtime": "pyodide"})
+    assert tool["is_error"] is True and "keeps no sessions" in tool["text"]
