@@ -73,6 +73,10 @@ _MAX_TOMBSTONES = 10_000
 _TURN_LIMITS = ("cpu_ms", "wall_ms", "output_bytes", "subrequests")
 
 
+# A place a create under way holds: the owner's key id and its memory_mb.
+_Reservation = tuple[str, int]
+
+
 @dataclass(eq=False)
 class Session:
     """One session, as the service keeps it (times: ``time.time()`` and monotonic)."""
@@ -157,6 +161,8 @@ class SessionManager:
         self._sessions: dict[str, Session] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._cleanups: set[asyncio.Task[None]] = set()
+        # Places taken by creates under way: (owner, memory_mb).
+        self._reserved: list[_Reservation] = []
 
     @property
     def root(self) -> Path:
@@ -217,7 +223,7 @@ class SessionManager:
                 f"is {max_lifetime_s}; this server allows at most "
                 f"{settings.session_max_lifetime_s} (SANDLOT_SESSION_MAX_LIFETIME_S)",
             )
-        await self._make_room(caller, memory_mb)
+        reservation = await self._make_room(caller, memory_mb)
         session_id = "ses_" + secrets.token_urlsafe(16)
         # The worker makes the directory (renaming a spare's into place).
         workspace = Workspace(self._root / session_id, settings.session_disk_mb * MIB)
@@ -226,6 +232,8 @@ class SessionManager:
         except BaseException:
             await asyncio.to_thread(workspace.remove)
             raise
+        finally:
+            self._reserved.remove(reservation)
         session = Session(
             id=session_id,
             owner=caller.key_id,
@@ -244,35 +252,40 @@ class SessionManager:
         log.info("session %s created (%s, %d MiB)", session_id, runtime, memory_mb)
         return session
 
-    async def _make_room(self, caller: Principal, memory_mb: int) -> None:
+    async def _make_room(self, caller: Principal, memory_mb: int) -> _Reservation:
+        """Room for one more session of ``caller``'s, reserved (so that creates running at
+        once can't both take the last place); 429 naming the limit when there is none."""
         settings = self._settings
-        open_sessions = [s for s in self._sessions.values() if s.ended is None]
-        mine = sum(1 for s in open_sessions if s.owner == caller.key_id)
-        if mine >= settings.sessions_max_per_key:
-            raise ApiError(
-                429,
-                "too_many_sessions",
-                f"this API key has {mine} open sessions, the most this server allows "
-                f"(SANDLOT_SESSIONS_MAX_PER_KEY={settings.sessions_max_per_key}); close one "
-                "with DELETE /v1/sessions/{id}",
-                headers={"Retry-After": "1"},
-            )
-        now = time.monotonic()
-        # Longest-idle first; only sessions idle long enough, and never one mid-turn.
-        candidates = sorted(
-            (
+        while True:
+            open_sessions = [s for s in self._sessions.values() if s.ended is None]
+            holders = [*((s.owner, s.memory_mb) for s in open_sessions), *self._reserved]
+            mine = sum(1 for owner, _ in holders if owner == caller.key_id)
+            if mine >= settings.sessions_max_per_key:
+                raise ApiError(
+                    429,
+                    "too_many_sessions",
+                    f"this API key has {mine} open sessions, the most this server allows "
+                    f"(SANDLOT_SESSIONS_MAX_PER_KEY={settings.sessions_max_per_key}); close one "
+                    "with DELETE /v1/sessions/{id}",
+                    headers={"Retry-After": "1"},
+                )
+            count = len(holders)
+            memory = sum(mb for _, mb in holders)
+            if (
+                count + 1 <= settings.sessions_max_open
+                and memory + memory_mb <= settings.sessions_memory_mb
+            ):
+                reservation = (caller.key_id, memory_mb)
+                self._reserved.append(reservation)
+                return reservation
+            now = time.monotonic()
+            # Longest-idle first; only sessions idle long enough, and never one mid-turn.
+            idle = [
                 s
                 for s in open_sessions
                 if not s.busy and s.idle_s(now) >= settings.sessions_shed_idle_s
-            ),
-            key=lambda s: s.last_used,
-        )
-        count = len(open_sessions)
-        memory = sum(s.memory_mb for s in open_sessions)
-        while count + 1 > settings.sessions_max_open or memory + memory_mb > (
-            settings.sessions_memory_mb
-        ):
-            if not candidates:
+            ]
+            if not idle:
                 if count + 1 > settings.sessions_max_open:
                     limit = f"SANDLOT_SESSIONS_MAX_OPEN={settings.sessions_max_open} sessions"
                 else:
@@ -285,10 +298,7 @@ class SessionManager:
                     "or ask for less memory_mb",
                     headers={"Retry-After": "5"},
                 )
-            victim = candidates.pop(0)
-            await self.end(victim, "shed")
-            count -= 1
-            memory -= victim.memory_mb
+            await self.end(min(idle, key=lambda s: s.last_used), "shed")
 
     async def end(self, session: Session, reason: str) -> None:
         """End a session (idempotent): drop its instance and its files."""

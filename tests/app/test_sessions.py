@@ -351,6 +351,13 @@ def test_per_key_cap(client: httpx.Client) -> None:
     open_session(client)
 
 
+def test_the_per_key_cap_holds_for_creates_at_once(client: httpx.Client) -> None:
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: client.post("/v1/sessions", json={}), range(6)))
+    assert sorted(a.status_code for a in answers) == [201] * 3 + [429] * 3
+    assert len(client.get("/v1/sessions").json()["sessions"]) == 3
+
+
 def test_requests_are_checked_against_the_ceiling(client: httpx.Client) -> None:
     cases = [
         ({"limits": {"cpu_ms": 10**9}}, "limits.cpu_ms"),
