@@ -324,13 +324,13 @@ def test_one_turn_at_a_time(client: httpx.Client) -> None:
 
 
 def test_idle_sessions_expire(client: httpx.Client) -> None:
-    session_id = open_session(client, idle_timeout_s=1)
+    session_id = open_session(client, idle_timeout_s=2)
     turn(client, session_id, "x = 1")
-    time.sleep(0.5)
+    time.sleep(1.2)
     turn(client, session_id, "x")  # a call resets the idle clock
-    time.sleep(0.7)
+    time.sleep(1.2)
     assert turn(client, session_id, "x")["result"]["json"] == 1
-    time.sleep(1.5)
+    time.sleep(2.5)
     assert "idle_timeout" in error_of(client.get(f"/v1/sessions/{session_id}/files"), 410)
 
 
@@ -399,7 +399,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         pool_size="1",
         build_on_start="false",
         sessions_max_open="2",
-        sessions_shed_idle_s="1",
+        sessions_shed_idle_s="2",
         session_sweep_ms="100",
         pyodide_enabled="false",
     )
@@ -412,7 +412,7 @@ def test_a_full_server_sheds_the_longest_idle_session(small: Service) -> None:
         oldest, recent = open_session(client), open_session(client)
         message = error_of(client.post("/v1/sessions", json={}), 429)
         assert "SANDLOT_SESSIONS_MAX_OPEN" in message
-        time.sleep(1.2)
+        time.sleep(2.2)
         turn(client, recent, "1")
         newest = open_session(client)
         assert "shed" in error_of(client.get(f"/v1/sessions/{oldest}/files"), 410)
