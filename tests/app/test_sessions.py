@@ -323,6 +323,7 @@ def test_one_turn_at_a_time(client: httpx.Client) -> None:
     assert turn(client, session_id, "2")["result"]["json"] == 2
 
 
+@pytest.mark.slow
 def test_idle_sessions_expire(client: httpx.Client) -> None:
     session_id = open_session(client, idle_timeout_s=2)
     turn(client, session_id, "x = 1")
@@ -334,6 +335,7 @@ def test_idle_sessions_expire(client: httpx.Client) -> None:
     assert "idle_timeout" in error_of(client.get(f"/v1/sessions/{session_id}/files"), 410)
 
 
+@pytest.mark.slow
 def test_sessions_end_at_their_lifetime(client: httpx.Client) -> None:
     session_id = open_session(client, max_lifetime_s=1)
     assert turn(client, session_id, "1")["session"]["state"] == "open"
@@ -407,6 +409,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     service.close()
 
 
+@pytest.mark.slow
 def test_a_full_server_sheds_the_longest_idle_session(small: Service) -> None:
     with small.client() as client:
         oldest, recent = open_session(client), open_session(client)
@@ -420,6 +423,7 @@ def test_a_full_server_sheds_the_longest_idle_session(small: Service) -> None:
         assert turn(client, newest, "3")["session"]["state"] == "open"
 
 
+@pytest.mark.slow
 def test_sessions_die_with_their_worker_process(small: Service) -> None:
     with small.client() as client:
         for listed in client.get("/v1/sessions").json()["sessions"]:
