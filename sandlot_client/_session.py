@@ -11,7 +11,8 @@
 ``Session`` (from ``Sandlot.session``) and ``AsyncSession`` (from ``AsyncSandlot.session``,
 used with ``async with``) open the session when the block starts and close it when it
 ends. A run ending anything but ``ok`` or ``error`` ends the session on the service; after
-that every call raises SandlotError 410 (``ended`` says why, as far as this client saw).
+that every call raises SandlotError 410 (``ended`` says why: the service tells with each
+run).
 """
 
 from __future__ import annotations
@@ -141,9 +142,14 @@ class _Base:
     def _file_path(self, path: str) -> str:
         return self._path("/files/" + "/".join(segment(part) for part in path.split("/")))
 
+    def _saw_event(self, event: Event) -> None:
+        # The service says, just before the end, whether the turn left the session open.
+        if event.name == "session" and event.data.get("state") == "ended":
+            self.ended = str(event.data.get("ended_reason") or "ended")
+
     def _saw(self, run: RunResult) -> RunResult:
-        if run.status not in _KEEPS:
-            self.ended = run.status
+        if self.ended is None and run.status not in _KEEPS:
+            self.ended = run.status  # a service that sent no session event
         return run
 
 
@@ -199,6 +205,7 @@ class Session(_Base):
         try:
             for sse in events:
                 event = builder.add(sse)
+                self._saw_event(event)
                 if event.name == "stdout" and on_stdout is not None:
                     on_stdout(event.data["text"])
                 elif event.name == "stderr" and on_stderr is not None:
@@ -286,6 +293,7 @@ class AsyncSession(_Base):
         try:
             async for sse in events:
                 event = builder.add(sse)
+                self._saw_event(event)
                 await _output(event, on_stdout, on_stderr)
                 if on_event is not None:
                     await _maybe_await(on_event(event))

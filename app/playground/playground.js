@@ -386,11 +386,14 @@ async function run() {
   if (inFlight) return;
   const body = { code: ui.code.value, files: await chosenFiles() };
   if (ui.stdin.value !== "") body.stdin = ui.stdin.value;
-  let ended = null;
+  let sessionState = null;
   const onEvent = (event, data) => {
+    if (event === "session") {
+      sessionState = data;
+      return false;
+    }
     const status = onRunEvent(event, data);
     if (status === null) return false;
-    ended = status;
     setStatus(status === "ok" ? "ok" : "bad", status);
     const { wall_ms: wall, cpu_ms: cpu } = data.usage;
     ui.summary.textContent = `${status}: ${Math.round(wall)} ms wall, ${Math.round(cpu)} ms CPU`;
@@ -406,8 +409,11 @@ async function run() {
   await stream(`/v1/sessions/${id}/execute`, { ...body, limits: turnLimits }, onEvent, {
     plain: true,
   });
-  if (ended !== null && ended !== "ok" && ended !== "error") {
-    showSession(`Session ${id} ended (${ended}): the next run starts a new one.`);
+  if (sessionState?.state === "ended") {
+    showSession(
+      `Session ${id} ended (${sessionState.ended_reason}): the next run starts a new one.`,
+    );
+    ui.sessionFiles.textContent = "";
     session = null;
     return;
   }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import mimetypes
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -25,8 +26,8 @@ from app.session_schemas import (
     SessionList,
     SessionOut,
 )
-from app.sessions import SessionManager
-from sandbox import Event, RunResult, Started
+from app.sessions import Session, SessionManager
+from sandbox import End, Event, RunResult, Started
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -135,7 +136,7 @@ async def execute_in_session(
         raise RuntimeError(f"runner sent {first!r} before start")
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):
         return EventStream(
-            _sse(first, events), send_timeout_ms=services.settings.stream_send_timeout_ms
+            _sse(first, events, session), send_timeout_ms=services.settings.stream_send_timeout_ms
         )
     result = await _collect_unless_disconnected(first, events, request)
     if result is None:
@@ -227,12 +228,20 @@ async def delete_file(
     return Response(status_code=204)
 
 
-async def _sse(first: Started, events: AsyncIterator[Event]) -> AsyncIterator[ServerSentEvent]:
+async def _sse(
+    first: Started, events: AsyncIterator[Event], session: Session
+) -> AsyncIterator[ServerSentEvent]:
+    """/v1/execute's events, and a ``session`` event (``id``, ``state``, ``ended_reason``)
+    just before ``end``: whether the turn left the session open."""
     # Closing `events` (the client left) cancels the turn, which ends the session.
     try:
         yield to_sse(first, first.run_id, 0)
         seq = 1
         async for event in events:
+            if isinstance(event, End):
+                state = session.state().model_dump()
+                yield ServerSentEvent(data=json.dumps(state), event="session", id=str(seq))
+                seq += 1
             yield to_sse(event, first.run_id, seq)
             seq += 1
     finally:

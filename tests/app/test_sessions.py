@@ -4,6 +4,7 @@ turns, files in and out, each way a session ends, ownership, isolation, capacity
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import secrets
 import signal
@@ -389,9 +390,19 @@ def test_a_turn_streams_like_execute(client: httpx.Client) -> None:
     events = [
         line.removeprefix("event: ") for line in text.splitlines() if line.startswith("event")
     ]
-    assert events[0] == "start" and events[-1] == "end"
+    # Like /v1/execute's, with a session event just before the end.
+    assert events[0] == "start" and events[-2:] == ["session", "end"]
     assert "stdout" in events and "result" in events
+    state = {"id": session_id, "state": "open", "ended_reason": None}
+    assert f"data: {json.dumps(state)}" in text
     assert turn(client, session_id, "word")["result"]["json"] == "streamed"
+    with client.stream(
+        "POST",
+        f"/v1/sessions/{session_id}/execute",
+        json={"code": "import os\nos._exit(0)", "stream": True},
+    ) as response:
+        text = "".join(response.iter_text())
+    assert '"state": "ended", "ended_reason": "exited"' in text
 
 
 @pytest.fixture(scope="module")

@@ -264,3 +264,21 @@ def test_keep_state_runs_in_one_session_and_lists_its_files(
     page.get_by_role("button", name="Run", exact=True).click()
     expect(page.locator("#status")).to_have_text("error")
     expect(page.locator("#traceback")).to_contain_text("NameError")
+
+
+def test_a_turn_past_a_limit_ends_the_kept_session(page: Page) -> None:
+    enter_key(page)
+    page.get_by_label("Keep state").check()
+    page.get_by_label("CPU limit (ms)").fill("200")
+    code = page.get_by_label("Code", exact=True)
+    code.fill("y = 1")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#status")).to_have_text("ok")
+    code.fill("while True:\n    pass")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#status")).to_have_text("cpu_limit")
+    expect(page.locator("#session-state")).to_contain_text("ended (cpu_limit)")
+    # The next run opens a new session: y is gone.
+    code.fill("'y' in globals()")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#result-value")).to_have_text("False")
