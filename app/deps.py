@@ -62,7 +62,7 @@ class Services:
     targets: ReadCache[tuple[str, str], workers.Target]
     # The Pyodide engine's lock file (None when that engine is off): which packages exist.
     pyodide_lock_file: Path | None
-    # The service's sessions (app/sessions.py); None only before the lifespan made them.
+    # The service's sessions (app/sessions/); None only before the lifespan made them.
     sessions: SessionManager | None = None
 
 

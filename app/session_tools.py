@@ -1,7 +1,7 @@
 """The session tools for agents: create_session, run_in_session, upload_file,
 download_file and close_session (app/tools.py lists them with the others).
 
-Each calls the same service functions as /v1/sessions (app/sessions.py), as the caller's
+Each calls the same service functions as /v1/sessions (app/sessions/), as the caller's
 key: a session made through a tool is the key's like any other, and its HTTP routes see it.
 ``app/tools.py`` makes :data:`SESSION_TOOLS` into its ``Tool`` values; this module imports
 it only inside the calls, so either can be imported first.

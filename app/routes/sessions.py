@@ -1,4 +1,4 @@
-"""/v1/sessions: interpreters kept between calls, with their files (app/sessions.py)."""
+"""/v1/sessions: interpreters kept between calls, with their files (app/sessions/)."""
 
 from __future__ import annotations
 

@@ -1,24 +1,4 @@
-"""Sessions: interpreters kept between calls, owned by the API key that made them.
-
-A session is an instance in one of the engine's worker processes
-(:class:`~sandbox.pool.PoolSession`) plus a directory on the host mounted at ``/work``
-for every turn (:class:`~sandbox.workspace.Workspace`). This module keeps them: in the
-service process's memory (one replica owns its sessions; a restart ends them all), with
-their owner, limits, expiry and usage.
-
-* **Ownership**: only the key that made a session sees it; any other key gets 404.
-* **One turn at a time**: a turn or a file call while a turn runs is a 409, never a wait.
-* **How a session ends** (later calls get 410 naming the reason for an hour, then 404):
-  ``closed`` (DELETE), ``idle_timeout``, ``max_lifetime``, ``shed`` (room for a new
-  session), ``disk_quota`` (a turn left more files than the quota), ``crashed`` (its
-  worker process died), ``exited`` (``os._exit``), or the status of the turn that ended it.
-* **Capacity**: per key (``SANDLOT_SESSIONS_MAX_PER_KEY``: 429) and server-wide
-  (``SANDLOT_SESSIONS_MAX_OPEN``, ``SANDLOT_SESSIONS_MEMORY_MB``): over a server-wide
-  cap, sessions idle for ``SANDLOT_SESSIONS_SHED_IDLE_S`` or more are ended, longest-idle
-  first, before the new one is refused with 429.
-
-:class:`SessionManager` is made in the app's lifespan; routes, tools and MCP call it.
-"""
+"""The service's sessions: made, found, run, expired and ended (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -29,8 +9,6 @@ import secrets
 import shutil
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from app.auth import Principal
@@ -39,22 +17,13 @@ from app.errors import ApiError, invalid_field
 from app.policy import Ceiling, allowlist_refusal, checked_hosts, checked_limits
 from app.routes.execute import build_job, check_requirements
 from app.schemas import RunIn
-from app.session_schemas import (
-    SessionCreate,
-    SessionFile,
-    SessionFiles,
-    SessionOut,
-    SessionState,
-    SessionTurnIn,
-    SessionUsage,
-)
+from app.session_schemas import SessionCreate, SessionFile, SessionFiles, SessionTurnIn
+from app.sessions.record import Session
 from sandbox import (
-    AllowEntry,
     End,
     Event,
     FileTooLarge,
     Job,
-    PoolSession,
     QuotaExceeded,
     Runner,
     SessionEnded,
@@ -62,7 +31,7 @@ from sandbox import (
     Workspace,
 )
 
-__all__ = ["Session", "SessionManager"]
+__all__ = ["SessionManager"]
 
 log = logging.getLogger(__name__)
 
@@ -72,83 +41,8 @@ _TOMBSTONE_S = 3_600
 _MAX_TOMBSTONES = 10_000
 _TURN_LIMITS = ("cpu_ms", "wall_ms", "output_bytes", "subrequests")
 
-
 # A place a create under way holds: the owner's key id and its memory_mb.
 _Reservation = tuple[str, int]
-
-
-@dataclass(eq=False)
-class Session:
-    """One session, as the service keeps it (times: ``time.time()`` and monotonic)."""
-
-    id: str
-    owner: str
-    namespace: str | None
-    runtime: str
-    runner: WorkerPool
-    instance: PoolSession
-    workspace: Workspace
-    limits: dict[str, int]
-    allowed_hosts: tuple[AllowEntry, ...]
-    memory_mb: int
-    idle_timeout_s: int
-    max_lifetime_s: int
-    created_at: float = field(default_factory=time.time)
-    created: float = field(default_factory=time.monotonic)
-    last_used: float = field(default_factory=time.monotonic)
-    busy: bool = False
-    ended: str | None = None
-    ended_at: float = 0.0
-    turns: int = 0
-    cpu_ms: float = 0.0
-    wall_ms: float = 0.0
-    subrequests: int = 0
-    output_bytes: int = 0
-    files_bytes: int = 0
-
-    def idle_s(self, now: float) -> float:
-        return now - self.last_used
-
-    def expires_in(self, now: float) -> float:
-        return min(
-            self.idle_timeout_s - (now - self.last_used),
-            self.max_lifetime_s - (now - self.created),
-        )
-
-    def state(self) -> SessionState:
-        return SessionState(
-            id=self.id, state="open" if self.ended is None else "ended", ended_reason=self.ended
-        )
-
-    def describe(self) -> SessionOut:
-        now = time.monotonic()
-        wall_now = time.time()
-        expires = None if self.ended else _iso(wall_now + max(0.0, self.expires_in(now)))
-        return SessionOut(
-            id=self.id,
-            runtime=self.runtime,
-            state="open" if self.ended is None else "ended",
-            ended_reason=self.ended,
-            busy=self.busy,
-            created_at=_iso(self.created_at),
-            last_used_at=_iso(wall_now - (now - self.last_used)),
-            expires_at=expires,
-            idle_timeout_s=self.idle_timeout_s,
-            max_lifetime_s=self.max_lifetime_s,
-            memory_mb=self.memory_mb,
-            memory_bytes=self.instance.memory_bytes,
-            limits=dict(self.limits),
-            allowed_hosts=[str(entry) for entry in self.allowed_hosts],
-            usage=SessionUsage(
-                turns=self.turns,
-                cpu_ms=round(self.cpu_ms, 3),
-                wall_ms=round(self.wall_ms, 3),
-                subrequests=self.subrequests,
-                output_bytes=self.output_bytes,
-            ),
-            files_bytes=self.files_bytes,
-            disk_quota_bytes=self.workspace.quota_bytes,
-        )
 
 
 class SessionManager:
@@ -547,7 +441,3 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc)
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
