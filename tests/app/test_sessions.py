@@ -126,6 +126,43 @@ def test_a_cpu_limit_turn_ends_the_session_and_later_calls_get_410(
     assert session_id not in [s["id"] for s in client.get("/v1/sessions").json()["sessions"]]
 
 
+@pytest.mark.parametrize(
+    ("code", "limits", "status"),
+    [
+        ("import time\ntime.sleep(5)", {"wall_ms": 300}, "wall_limit"),
+        ("print('x' * 100_000)", {"output_bytes": 1000}, "output_limit"),
+    ],
+    ids=["wall", "output"],
+)
+def test_other_limits_end_the_session_too(
+    client: httpx.Client, code: str, limits: dict[str, int], status: str
+) -> None:
+    session_id = open_session(client, limits=limits)
+    turn(client, session_id, "x = 1")
+    ended = turn(client, session_id, code)
+    assert (ended["status"], ended["session"]["ended_reason"]) == (status, status)
+    assert status in error_of(client.get(f"/v1/sessions/{session_id}/files"), 410)
+
+
+def test_a_client_that_leaves_mid_turn_ends_the_session(client: httpx.Client) -> None:
+    session_id = open_session(client)
+    with client.stream(
+        "POST",
+        f"/v1/sessions/{session_id}/execute",
+        json={"code": "print('started', flush=True)\nwhile True:\n    pass", "stream": True},
+    ) as response:
+        for line in response.iter_lines():
+            if "started" in line:
+                break  # and close the connection: the turn is canceled
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        described = client.get(f"/v1/sessions/{session_id}").json()
+        if described["state"] == "ended":
+            break
+        time.sleep(0.1)
+    assert described["ended_reason"] == "canceled"
+
+
 def test_memory_is_the_sessions_and_running_out_ends_it(client: httpx.Client) -> None:
     session_id = open_session(client, memory_mb=64)
     turn(client, session_id, "import numpy as np\nkept = np.zeros(4 * 1024 * 1024)")  # 32 MiB
