@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import hmac
 import logging
 import os
@@ -57,9 +58,14 @@ _CALLER_KEY = "sandlot_caller"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The caller: the admin (``namespace`` None) or a namespace's key."""
+    """The caller: the admin (``namespace`` None) or a namespace's key.
+
+    ``key_id`` tells one key from another (a digest of the key, never the key): what
+    belongs to a key rather than a namespace, like a session, is owned by it.
+    """
 
     namespace: str | None
+    key_id: str = ""
 
     @property
     def is_admin(self) -> bool:
@@ -123,7 +129,12 @@ def _namespace_caller(store: Store, token: str) -> Principal:
     namespace = keys.authenticate(store, token)
     if namespace is None:
         raise ApiError(401, "unauthorized", "the API key is not valid", headers=_CHALLENGE)
-    return Principal(namespace=namespace)
+    return Principal(namespace=namespace, key_id=key_id(token))
+
+
+def key_id(token: str) -> str:
+    """A key's identity for ownership: a digest, so no key is kept in memory by it."""
+    return hashlib.sha256(b"sandlot-key-id:" + token.encode()).hexdigest()[:32]
 
 
 async def authenticate(app: FastAPI, authorization: str) -> Principal:
@@ -134,7 +145,7 @@ async def authenticate(app: FastAPI, authorization: str) -> Principal:
     """
     token = _bearer(authorization)
     if _admin(app, token):
-        return Principal(namespace=None)
+        return Principal(namespace=None, key_id=key_id(token))
     return await asyncio.to_thread(_namespace_caller, app.state.store, token)
 
 

@@ -100,6 +100,20 @@ class Settings(BaseSettings):
     # A dispatched request's body (anonymous callers may send it to public workers).
     dispatch_max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
 
+    # Sessions (docs/sessions.md): open at once server-wide and per API key; the memory
+    # their memory_mb may add up to server-wide; expiry defaults and ceilings; the disk
+    # quota of each session's files. Over a server-wide cap, sessions idle at least
+    # sessions_shed_idle_s are ended, longest-idle first, to make room.
+    sessions_max_open: int = Field(default=200, ge=0)
+    sessions_max_per_key: int = Field(default=20, ge=0)
+    sessions_memory_mb: int = Field(default=16_384, ge=64)
+    sessions_shed_idle_s: int = Field(default=60, ge=0)
+    session_idle_timeout_s: int = Field(default=600, ge=1)
+    session_max_idle_timeout_s: int = Field(default=86_400, ge=1)
+    session_max_lifetime_s: int = Field(default=86_400, ge=1)
+    session_disk_mb: int = Field(default=512, ge=1)
+    session_sweep_ms: int = Field(default=1_000, ge=10, le=60_000)
+
     egress_max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     egress_timeout_ms: int = Field(default=10_000, ge=1)
     egress_max_redirects: int = Field(default=5, ge=0, le=20)
@@ -211,6 +225,12 @@ class Settings(BaseSettings):
         if self.default_runtime == "pyodide" and not self.pyodide_enabled:
             raise ValueError(
                 "SANDLOT_DEFAULT_RUNTIME is pyodide but SANDLOT_PYODIDE_ENABLED is false"
+            )
+        if self.session_idle_timeout_s > self.session_max_idle_timeout_s:
+            raise ValueError(
+                f"SANDLOT_SESSION_IDLE_TIMEOUT_S is {self.session_idle_timeout_s}; "
+                f"SANDLOT_SESSION_MAX_IDLE_TIMEOUT_S allows at most "
+                f"{self.session_max_idle_timeout_s}"
             )
         if self.generate_attempts > self.max_generate_attempts:
             raise ValueError(

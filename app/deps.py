@@ -7,7 +7,7 @@ and that hop cost more than the rest of a small request's routing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI, Request
 
@@ -15,6 +15,9 @@ from app.bundles import BundleCache
 from app.config import Settings
 from app.store import ArtifactStore, ReadCache, Store, workers
 from sandbox import Runner
+
+if TYPE_CHECKING:  # app.sessions imports the routes, which import this module
+    from app.sessions import SessionManager
 
 
 async def get_settings(request: Request) -> Settings:
@@ -56,6 +59,8 @@ class Services:
     bundles: BundleCache
     # Dispatch's worker lookups: (namespace, worker) → target.
     targets: ReadCache[tuple[str, str], workers.Target]
+    # The service's sessions (app/sessions/); None only before the lifespan made them.
+    sessions: SessionManager | None = None
 
 
 def services_of(app: FastAPI) -> Services:
@@ -68,6 +73,7 @@ def services_of(app: FastAPI) -> Services:
         artifacts=state.artifacts,
         bundles=state.bundles,
         targets=state.targets,
+        sessions=getattr(state, "sessions", None),
     )
 
 

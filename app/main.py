@@ -31,9 +31,11 @@ from app.routes import (
     namespaces,
     playground,
     secrets,
+    sessions,
     tools,
     workers,
 )
+from app.sessions import SessionManager
 from app.store import ArtifactStore, ReadCache, SecretBox, Store, blobs, migrate
 from sandbox import Runner
 from sandbox.engines import pyodide as pyodide_engine
@@ -154,10 +156,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for runner in await asyncio.gather(*made):
                 runners[runner.name] = runner
             await asyncio.gather(*(runner.start() for runner in runners.values()))
+            app.state.sessions = SessionManager(settings, runners)
+            await app.state.sessions.start()
             async with serve_mcp(app):
                 log.info("sandlot ready: engines %s", ", ".join(runners))
                 yield
         finally:
+            if getattr(app.state, "sessions", None) is not None:
+                await app.state.sessions.close()
             await asyncio.gather(*(runner.close() for runner in runners.values()))
             if app.state.model is not None:
                 await app.state.model.close()
@@ -192,6 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     app.include_router(health.router)
     app.include_router(execute.router)
+    app.include_router(sessions.router)
     app.include_router(namespaces.router)
     app.include_router(workers.router)
     app.include_router(secrets.router)

@@ -40,7 +40,9 @@ _CALLER = "sandlot.caller"
 _INSTRUCTIONS = (
     "Sandlot runs untrusted Python in WebAssembly sandboxes. Use execute_code to run code "
     "once (stdout, stderr, the value of a trailing expression, the error); deploy_worker to "
-    "keep code as an HTTP service (a worker) in a namespace, and invoke_worker to call it."
+    "keep code as an HTTP service (a worker) in a namespace, and invoke_worker to call it; "
+    "create_session and run_in_session to work in steps in one interpreter that keeps its "
+    "variables and files (upload_file, download_file; close_session when done)."
 )
 
 

@@ -1,4 +1,5 @@
-"""Tools for AI agents: execute_code, deploy_worker and invoke_worker.
+"""Tools for AI agents: execute_code, deploy_worker and invoke_worker, and the session
+tools (app/session_tools.py).
 
 Each tool's arguments are a request model of the API (app/schemas.py); its JSON
 Schema is derived from that model, inlined and tidied for function calling, so
@@ -30,6 +31,7 @@ from app.events import to_response
 from app.policy import caller_ceiling, checked_limits
 from app.runs import prepare_run
 from app.schemas import DeployWorkerIn, ExecuteResponse, InvokeWorkerIn, RunIn, Upload, WorkerIn
+from app.session_tools import SESSION_TOOLS
 from app.uploads import deploy_worker
 from sandbox import Status, collect
 
@@ -280,6 +282,7 @@ TOOLS: tuple[Tool, ...] = (
     ),
 )
 
+TOOLS = (*TOOLS, *(Tool(*spec) for spec in SESSION_TOOLS))
 _BY_NAME = {tool.name: tool for tool in TOOLS}
 
 

@@ -3,11 +3,21 @@
 The public surface. Callers build a :class:`Job`, hand it to a :class:`Runner`
 (an engine's worker pool, from ``create_runner`` of a package under
 ``sandbox.engines``) and consume its events; a run always ends with one
-:class:`End`. Nothing here knows about HTTP, and nothing here imports an engine.
+:class:`End`. A :class:`WorkerPool` whose engine keeps sessions also opens
+:class:`PoolSession` instances and runs turns in them; a session's directory is a
+:class:`Workspace`. Nothing here knows about HTTP, and nothing here imports an engine.
 """
 
 from sandbox.egress import AllowEntry, EgressPolicy
-from sandbox.errors import BuildError, EngineUnavailable, PoolBusy, RunnerClosed, SandboxError
+from sandbox.errors import (
+    BuildError,
+    EngineUnavailable,
+    PoolBusy,
+    RunnerClosed,
+    SandboxError,
+    SessionEnded,
+    SessionsUnsupported,
+)
 from sandbox.events import (
     Display,
     End,
@@ -25,7 +35,9 @@ from sandbox.events import (
 from sandbox.jobs import InvalidJob, Job
 from sandbox.limits import LimitExceeded, Limits
 from sandbox.outputs import FileCaps
+from sandbox.pool import PoolSession, WorkerPool
 from sandbox.runner import RUNTIMES, Packages, Runner, RunResult, Runtime, collect
+from sandbox.workspace import FileEntry, FileTooLarge, QuotaExceeded, Workspace
 
 __all__ = [
     "RUNTIMES",
@@ -37,6 +49,8 @@ __all__ = [
     "EngineUnavailable",
     "Event",
     "FileCaps",
+    "FileEntry",
+    "FileTooLarge",
     "Files",
     "GuestError",
     "InvalidJob",
@@ -46,6 +60,8 @@ __all__ = [
     "Output",
     "Packages",
     "PoolBusy",
+    "PoolSession",
+    "QuotaExceeded",
     "ResultValue",
     "ReturnedFile",
     "RunResult",
@@ -53,9 +69,13 @@ __all__ = [
     "RunnerClosed",
     "Runtime",
     "SandboxError",
+    "SessionEnded",
+    "SessionsUnsupported",
     "Started",
     "Status",
     "Subrequest",
     "Usage",
+    "WorkerPool",
+    "Workspace",
     "collect",
 ]

@@ -7,7 +7,9 @@ event (``status``, ``error``). Only faults of the host side raise, from one tree
      ├── EngineUnavailable   an engine's artifacts are missing or its workers can't start
      ├── BuildError          building a guest artifact failed
      ├── PoolBusy            no worker became free within the queue wait
-     └── RunnerClosed        the runner was closed
+     ├── RunnerClosed        the runner was closed
+     ├── SessionsUnsupported this engine keeps no sessions
+     └── SessionEnded        the session's instance is gone (its reason says why)
 
 Foreign exceptions (``wasmtime.WasmtimeError``, ``OSError`` from spawning
 processes, ``subprocess.CalledProcessError``) are translated where they occur,
@@ -16,7 +18,15 @@ with ``raise ... from exc``.
 
 from __future__ import annotations
 
-__all__ = ["BuildError", "EngineUnavailable", "PoolBusy", "RunnerClosed", "SandboxError"]
+__all__ = [
+    "BuildError",
+    "EngineUnavailable",
+    "PoolBusy",
+    "RunnerClosed",
+    "SandboxError",
+    "SessionEnded",
+    "SessionsUnsupported",
+]
 
 
 class SandboxError(Exception):
@@ -41,3 +51,15 @@ class PoolBusy(SandboxError):
 
 class RunnerClosed(SandboxError):
     """The runner was closed; no more jobs are accepted."""
+
+
+class SessionsUnsupported(SandboxError):
+    """The engine (or its guest) can't keep an interpreter between turns."""
+
+
+class SessionEnded(SandboxError):
+    """A session's instance is gone: ``reason`` is why (a turn's status, ``crashed``, ...)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the session has ended ({reason})")
+        self.reason = reason

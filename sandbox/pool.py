@@ -18,11 +18,21 @@ all) never holds a worker past its run's end.
 
 A killed or dead worker is replaced in the background. When every worker is
 busy, a caller waits at most ``queue_timeout_ms`` and then gets ``PoolBusy``.
+
+Sessions (engines whose worker keeps instances between calls): :meth:`WorkerPool.open_session`
+makes an instance in the worker process with the fewest sessions, and each
+:meth:`WorkerPool.turn` is routed to that process (affinity), where it waits for the
+process like any run: one queue, first come first served. A session pins no process:
+an idle session is memory in its worker, nothing more. A turn ending anything but
+``ok`` or ``error`` ends the session (the worker drops its instance); a worker that dies,
+or is killed at a turn's or a run's hard deadline, takes its sessions with it
+(``crashed``, or the turn's own status for the session whose turn overran).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -39,7 +49,13 @@ from urllib.parse import urlsplit
 
 from sandbox import protocol
 from sandbox.egress import redact_url
-from sandbox.errors import EngineUnavailable, PoolBusy, RunnerClosed
+from sandbox.errors import (
+    EngineUnavailable,
+    PoolBusy,
+    RunnerClosed,
+    SessionEnded,
+    SessionsUnsupported,
+)
 from sandbox.events import (
     End,
     Event,
@@ -52,7 +68,7 @@ from sandbox.events import (
 from sandbox.jobs import Job
 from sandbox.runner import Packages
 
-__all__ = ["PoolConfig", "WorkerPool"]
+__all__ = ["PoolConfig", "PoolSession", "WorkerPool"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +85,8 @@ class PoolConfig:
         kill_grace_ms: how far past ``wall_ms`` a run may go before its
             worker process is killed.
         start_timeout_ms: how long a new worker may take to report ready.
+        sessions: whether the workers keep sessions (the ``open``/``turn``/``close``
+            frames); pools of engines without them refuse :meth:`WorkerPool.open_session`.
     """
 
     command: tuple[str, ...]
@@ -78,6 +96,7 @@ class PoolConfig:
     kill_grace_ms: int = 500
     start_timeout_ms: int = 60_000
     env: Mapping[str, str] | None = None
+    sessions: bool = False
 
     def __post_init__(self) -> None:
         if not self.command:
@@ -90,6 +109,29 @@ class PoolConfig:
 
 class _WorkerDied(Exception):
     """The worker process ended (or stopped making sense) mid-conversation."""
+
+
+# How long a worker may take to make a session's instance (instantiate + a warm-up turn,
+# milliseconds when the machine is calm).
+_OPEN_TIMEOUT_S = 30.0
+
+
+@dataclass(eq=False, slots=True)
+class PoolSession:
+    """A session's instance, living in one worker process of the pool.
+
+    ``ended`` is None while the instance lives, then why it is gone: the status of the
+    turn that ended it (``cpu_limit``, ``wall_limit``, ``memory_limit``, ``output_limit``,
+    ``subrequest_limit``, ``canceled``), ``crashed`` (its worker process died), or
+    ``closed``. ``memory_bytes``: its linear memory after its last turn, when the engine
+    says.
+    """
+
+    id: str
+    worker: _Worker
+    ended: str | None = None
+    turning: bool = False
+    memory_bytes: int | None = None
 
 
 class _Worker:
@@ -111,6 +153,7 @@ class _Worker:
         self.busy = False
         self.retired = False
         self.runs = 0
+        self.sessions: dict[str, PoolSession] = {}
 
     @property
     def alive(self) -> bool:
@@ -188,6 +231,9 @@ class _Worker:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(task, 1)
         await asyncio.to_thread(shutil.rmtree, self.workdir, True)
+        # Where an engine keeps a spare session instance's directory (GuestRuntime).
+        spare = self.workdir.with_name(self.workdir.name + "-spare")
+        await asyncio.to_thread(shutil.rmtree, spare, True)
 
     async def stop(self) -> None:
         """Ask the worker to exit; kill it if it doesn't within a second."""
@@ -214,7 +260,11 @@ class WorkerPool:
         self.name = name
         self.packages = packages
         self._config = config
-        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        # Idle workers, and callers waiting for one (any, or a session's own) in order.
+        self._idle: list[_Worker] = []
+        self._waiters: collections.deque[tuple[_Worker | None, asyncio.Future[_Worker]]] = (
+            collections.deque()
+        )
         self._workers: set[_Worker] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -227,6 +277,11 @@ class WorkerPool:
     @property
     def size(self) -> int:
         return self._config.size
+
+    @property
+    def sessions(self) -> bool:
+        """Whether this pool's workers keep sessions."""
+        return self._config.sessions
 
     async def start(self) -> None:
         """Start every worker; raise EngineUnavailable if none can start."""
@@ -258,13 +313,116 @@ class WorkerPool:
         if self._closed:
             raise RunnerClosed(f"the {self.name} runner is closed")
         worker = await self._acquire()
+        request = {"op": "run", "job": protocol.job_message(job)}
+        async for event in self._relay(worker, job, request, None):
+            yield event
+
+    # -- sessions ----------------------------------------------------------
+
+    async def open_session(self, session_id: str, workdir: Path, memory_mb: int) -> PoolSession:
+        """Make a session's instance in the worker process holding the fewest sessions.
+
+        ``workdir`` (the worker makes it; it must not exist) is mounted at /work for every
+        turn; ``memory_mb`` caps the instance's linear memory for its whole life (on top of
+        the guest's own image).
+        Waits for a worker like a run. Raises SessionsUnsupported, PoolBusy, RunnerClosed,
+        or EngineUnavailable when the worker could not make it.
+        """
+        if not self._config.sessions:
+            raise SessionsUnsupported(f"the {self.name} engine keeps no sessions")
+        if self._closed:
+            raise RunnerClosed(f"the {self.name} runner is closed")
+        worker = await self._acquire(fewest_sessions=True)
+        worker.busy = True
+        release = False
+        try:
+            await worker.send(
+                {
+                    "op": "open",
+                    "session": session_id,
+                    "workdir": str(workdir),
+                    "memory_mb": memory_mb,
+                }
+            )
+            async with asyncio.timeout(_OPEN_TIMEOUT_S):
+                answer = await worker.receive()
+            if answer.get("t") != "opened" or answer.get("session") != session_id:
+                release = answer.get("t") == "open_failed"
+                raise EngineUnavailable(
+                    f"a {self.name} worker could not open a session: "
+                    f"{answer.get('detail') or answer.get('t')!r}"
+                )
+            release = True
+        except (TimeoutError, _WorkerDied) as exc:
+            raise EngineUnavailable(
+                f"a {self.name} worker failed while opening a session ({exc or 'timed out'})"
+            ) from exc
+        finally:
+            if release:
+                self._release(worker)
+            else:
+                self._track(self._replace(worker))
+        session = PoolSession(session_id, worker)
+        worker.sessions[session_id] = session
+        log.info("session %s opened on %s worker %d", session_id, self.name, worker.id)
+        return session
+
+    async def turn(self, session: PoolSession, job: Job) -> AsyncIterator[Event]:
+        """Events of one turn in ``session``: like :meth:`run`, on the session's process.
+
+        ``job.limits.memory_mb`` is not used (the session's own cap is). After the End,
+        ``session.ended`` says whether the turn ended the session. Raises SessionEnded
+        (before any event) if the session has ended, PoolBusy if its process stays busy
+        for the whole queue wait.
+        """
+        if self._closed:
+            raise RunnerClosed(f"the {self.name} runner is closed")
+        if session.ended is not None:
+            raise SessionEnded(session.ended)
+        worker = await self._acquire(session=session)
+        request = {"op": "turn", "session": session.id, "job": protocol.job_message(job)}
+        async for event in self._relay(worker, job, request, session):
+            yield event
+
+    async def close_session(self, session: PoolSession) -> None:
+        """Drop the session's instance. Idempotent; never waits for its process to be idle.
+
+        A turn under way is canceled (it ends ``canceled``); the worker reads the close
+        after it.
+        """
+        if session.ended is None:
+            session.ended = "closed"
+        if session.turning and session.worker.alive:
+            with contextlib.suppress(_WorkerDied):
+                await session.worker.send({"op": "cancel", "session": session.id})
+        await self._forget(session)
+
+    async def _forget(self, session: PoolSession) -> None:
+        worker = session.worker
+        if worker.sessions.pop(session.id, None) is None:
+            return
+        if worker.alive:
+            with contextlib.suppress(_WorkerDied):
+                await worker.send({"op": "close", "session": session.id})
+
+    def _end_session(self, session: PoolSession | None, reason: str) -> None:
+        if session is not None and session.ended is None:
+            session.ended = reason
+            log.info("session %s ended: %s", session.id, reason)
+        if session is not None:
+            self._track(self._forget(session))
+
+    async def _relay(
+        self, worker: _Worker, job: Job, request: dict[str, Any], session: PoolSession | None
+    ) -> AsyncIterator[Event]:
         worker.busy = True
         run_id = "run_" + secrets.token_hex(8)
         log.info(
-            "run %s on %s worker %d: %d bytes of code, %d files",
+            "run %s on %s worker %d%s: %d bytes of code, %d files",
             run_id,
             self.name,
             worker.id,
+            f" (session {session.id})" if session is not None else "",
             len(job.code),
             len(job.files),
         )
@@ -277,7 +435,7 @@ class WorkerPool:
         # task canceled before its first step would never run the finally that frees
         # the worker.
         conversation = asyncio.Task(
-            self._converse(worker, job, run_id, events),
+            self._converse(worker, job, request, run_id, events, session),
             loop=asyncio.get_running_loop(),
             eager_start=True,
         )
@@ -296,16 +454,24 @@ class WorkerPool:
             conversation.cancel()
 
     async def _converse(
-        self, worker: _Worker, job: Job, run_id: str, events: asyncio.Queue[Event]
+        self,
+        worker: _Worker,
+        job: Job,
+        request: dict[str, Any],
+        run_id: str,
+        events: asyncio.Queue[Event],
+        session: PoolSession | None,
     ) -> None:
-        """Run ``job`` on ``worker`` to its End, putting each event on ``events``."""
+        """Run ``request`` on ``worker`` to its End, putting each event on ``events``."""
         started = time.monotonic()
         hard_deadline = started + (job.limits.wall_ms + self._config.kill_grace_ms) / 1000
         end: End | None = None
         release = True
+        if session is not None:
+            session.turning = True
         try:
             try:
-                await worker.send({"op": "run", "job": protocol.job_message(job)})
+                await worker.send(request)
                 async with asyncio.timeout_at(_loop_time(hard_deadline)):
                     while end is None:
                         message = await worker.receive()
@@ -316,6 +482,12 @@ class WorkerPool:
                         for event in batch:
                             if isinstance(event, End):
                                 end = event
+                                if session is not None and not message.get("session_alive"):
+                                    self._end_session(session, _ended_by(end.status))
+                                elif session is not None:
+                                    memory = message.get("session_memory_bytes")
+                                    if isinstance(memory, int):
+                                        session.memory_bytes = memory
                             elif isinstance(event, Subrequest):
                                 _log_subrequest(run_id, event)
                             events.put_nowait(event)
@@ -324,11 +496,13 @@ class WorkerPool:
                     "run %s overran its hard deadline; killing worker %d", run_id, worker.id
                 )
                 release = False
+                self._end_session(session, Status.WALL_LIMIT.value)
                 end = _synthetic_end(Status.WALL_LIMIT, started)
                 events.put_nowait(end)
             except _WorkerDied as exc:
                 log.error("run %s: worker %d died: %s", run_id, worker.id, exc)
                 release = False
+                self._end_session(session, "crashed")
                 end = _synthetic_end(
                     Status.INTERNAL_ERROR,
                     started,
@@ -336,9 +510,13 @@ class WorkerPool:
                 )
                 events.put_nowait(end)
         finally:
+            if session is not None:
+                session.turning = False
             if end is None:
                 # Canceled: the caller stopped listening. Cancel, then recycle the worker.
+                # A canceled turn ends its session (the instance stopped mid-way).
                 log.info("run %s canceled by the caller", run_id)
+                self._end_session(session, Status.CANCELED.value)
                 self._track(self._cancel_and_release(worker, hard_deadline))
             elif release:
                 self._release(worker)
@@ -351,18 +529,74 @@ class WorkerPool:
                 (time.monotonic() - started) * 1000,
             )
 
-    async def _acquire(self) -> _Worker:
-        timeout = self._config.queue_timeout_ms / 1000
-        waited = time.monotonic()
+    async def _acquire(
+        self, *, session: PoolSession | None = None, fewest_sessions: bool = False
+    ) -> _Worker:
+        """An idle worker (the session's own, when given), waiting at most the queue wait.
+
+        Callers are served in arrival order, whichever worker they wait for. Raises PoolBusy
+        at the end of the wait, SessionEnded if the session's worker dies meanwhile.
+        """
+        want = session.worker if session is not None else None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.queue_timeout_ms / 1000
         while True:
-            try:
-                worker = await asyncio.wait_for(self._idle.get(), timeout)
-            except TimeoutError:
-                raise PoolBusy(self._config.queue_timeout_ms) from None
+            worker = self._take_idle(want, fewest_sessions)
+            if worker is None:
+                worker = await self._wait_for_worker(want, deadline)
             if worker.alive and not worker.retired:
                 return worker
             self._track(self._replace(worker))
-            timeout = max(0.0, timeout - (time.monotonic() - waited))
+            if session is not None:
+                raise SessionEnded(session.ended or "crashed")
+
+    def _take_idle(self, want: _Worker | None, fewest_sessions: bool) -> _Worker | None:
+        # Every idle worker is one no waiting caller wants (_offer hands them out first), so
+        # taking one here jumps no queue.
+        if not self._idle:
+            return None
+        if want is not None:
+            if want not in self._idle:
+                return None
+            worker = want
+        elif fewest_sessions:
+            worker = min(self._idle, key=lambda w: len(w.sessions))
+        else:
+            worker = self._idle[0]
+        self._idle.remove(worker)
+        return worker
+
+    async def _wait_for_worker(self, want: _Worker | None, deadline: float) -> _Worker:
+        if want is not None and (want.retired or not want.alive):
+            return want  # the caller sees it is gone
+        future: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
+        entry = (want, future)
+        self._waiters.append(entry)
+        handed = False
+        try:
+            async with asyncio.timeout_at(deadline):
+                worker = await future
+            handed = True
+            return worker
+        except TimeoutError:
+            raise PoolBusy(self._config.queue_timeout_ms) from None
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(entry)
+            if not handed and future.done() and not future.cancelled():
+                # Handed a worker just as we gave up: pass it on.
+                self._offer(future.result())
+
+    def _offer(self, worker: _Worker) -> None:
+        """Give an idle worker to the first caller waiting for it, or put it aside."""
+        for entry in self._waiters:
+            want, future = entry
+            if future.done() or (want is not None and want is not worker):
+                continue
+            self._waiters.remove(entry)
+            future.set_result(worker)
+            return
+        self._idle.append(worker)
 
     async def _spawn(self) -> None:
         worker = _Worker(self._config)
@@ -377,13 +611,25 @@ class WorkerPool:
             self._workers.discard(worker)
             return
         self._track(self._watch(worker))
-        self._idle.put_nowait(worker)
+        self._offer(worker)
 
     async def _replace(self, worker: _Worker) -> None:
         if worker.retired:
             return
         worker.retired = True
         self._workers.discard(worker)
+        with contextlib.suppress(ValueError):
+            self._idle.remove(worker)
+        for session in list(worker.sessions.values()):
+            if session.ended is None:
+                session.ended = "crashed"
+                log.warning("session %s ended: its worker %d was lost", session.id, worker.id)
+        worker.sessions.clear()
+        # Callers waiting for this very worker (turns of its sessions) learn it is gone.
+        for entry in list(self._waiters):
+            if entry[0] is worker and not entry[1].done():
+                self._waiters.remove(entry)
+                entry[1].set_result(worker)
         await worker.kill()
         if not self._closed:
             await self._spawn_with_retry()
@@ -419,7 +665,7 @@ class WorkerPool:
     def _release(self, worker: _Worker) -> None:
         worker.busy = False
         worker.runs += 1
-        self._idle.put_nowait(worker)
+        self._offer(worker)
 
     async def _watch(self, worker: _Worker) -> None:
         """Replace a worker that dies while idle, before a caller trips over it."""
@@ -432,6 +678,15 @@ class WorkerPool:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _ended_by(status: Status) -> str:
+    """Why a turn with this status ended its session."""
+    if status is Status.INTERNAL_ERROR:
+        return "crashed"
+    if status in (Status.OK, Status.ERROR):
+        return "exited"  # os._exit(): the instance stopped where it was
+    return status.value
 
 
 def _loop_time(monotonic_deadline: float) -> float:

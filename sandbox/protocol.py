@@ -6,6 +6,14 @@ Frames are a 4-byte big-endian length + a JSON object; a frame larger than
 of ``out``, ``display`` and ``sub`` and one ``end`` (which carries the returned
 files, if the job asked for any). Every engine's worker speaks this, so
 one pool serves them all.
+
+Sessions (workers whose runtime keeps instances): ``open`` (``session`` id, ``workdir``,
+``memory_mb``) is answered by ``opened`` or ``open_failed`` (``detail``); ``turn``
+(``session``, ``job``) is answered like ``run``, its ``end`` also saying ``session_alive``
+and ``session_memory_bytes`` (its linear memory then); ``close`` (``session``) gets no
+answer and is idempotent. The worker reads ``open``, ``turn`` and ``close`` in order
+between jobs; only ``cancel`` jumps the queue (a ``cancel`` naming a ``session`` ends that
+session's turn only, if it is the one running).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@
         run = sandlot.run_code("print('hi')\\n6 * 7", on_stdout=print)
         run.status, run.result.json  # ("ok", 42)
 
+``sandlot.session()`` keeps an interpreter between runs (``with`` opens and closes it).
 ``AsyncSandlot`` has the same calls, awaited. Results are frozen dataclasses; 429 and
 503 answers are retried as ``Retry`` says. docs/client.md has the guide.
 """
@@ -30,12 +31,14 @@ from sandlot_client._results import (
     WorkerResponse,
 )
 from sandlot_client._retry import Retry
+from sandlot_client._session import AsyncSession, Session, SessionFile, SessionInfo
 from sandlot_client._sse import ServerSentEvent, SSEDecoder
 from sandlot_client._types import ApiKey, Deployment, Hostname, Namespace, Tool, Version, Worker
 
 __all__ = [
     "ApiKey",
     "AsyncSandlot",
+    "AsyncSession",
     "DeployCheck",
     "Deployment",
     "ErrorDetail",
@@ -54,6 +57,9 @@ __all__ = [
     "SandlotConnectionError",
     "SandlotError",
     "ServerSentEvent",
+    "Session",
+    "SessionFile",
+    "SessionInfo",
     "Status",
     "Subrequest",
     "Tool",

@@ -10,7 +10,7 @@ from typing import Any, Literal, Self
 
 import httpx
 
-from sandlot_client import _wire
+from sandlot_client import _session, _wire
 from sandlot_client._errors import SandlotError, from_httpx, from_response
 from sandlot_client._results import (
     Event,
@@ -21,6 +21,7 @@ from sandlot_client._results import (
     WorkerResponse,
 )
 from sandlot_client._retry import Retry
+from sandlot_client._session import AsyncSession
 from sandlot_client._sse import ServerSentEvent, SSEDecoder
 from sandlot_client._types import ApiKey, Deployment, Hostname, Namespace, Tool, Version, Worker
 from sandlot_client._wire import Call, segment
@@ -223,6 +224,34 @@ class AsyncSandlot:
         finally:
             await events.aclose()
         return builder.result()
+
+    # --- Sessions -------------------------------------------------------------------------
+
+    def session(
+        self,
+        *,
+        runtime: Runtime | None = None,
+        limits: Mapping[str, int] | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        memory_mb: int | None = None,
+        idle_timeout_s: int | None = None,
+        max_lifetime_s: int | None = None,
+    ) -> AsyncSession:
+        """A session: an interpreter that keeps its globals and files between runs.
+
+        Opened when its ``async with`` block starts, closed when it ends. ``limits`` apply to
+        each run (cpu_ms, wall_ms, output_bytes, subrequests); ``memory_mb`` is the whole
+        session's. Ends on the service after ``idle_timeout_s`` without a call.
+        """
+        body = _session.create_body(
+            runtime=runtime,
+            limits=limits,
+            allowed_hosts=allowed_hosts,
+            memory_mb=memory_mb,
+            idle_timeout_s=idle_timeout_s,
+            max_lifetime_s=max_lifetime_s,
+        )
+        return AsyncSession(self, body)
 
     # --- Workers --------------------------------------------------------------------------
 

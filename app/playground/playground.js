@@ -1,5 +1,6 @@
 // Sandlot playground: POST /v1/generate and /v1/execute with `stream: true`, and show
-// their Server-Sent Events as they come. The events are read from fetch's body stream
+// their Server-Sent Events as they come. With "Keep state", Run goes to one session
+// (/v1/sessions) instead, and the session's files are listed after each run. The events are read from fetch's body stream
 // (EventSource can only GET); docs/ai.md and docs/api.md describe them.
 
 const $ = (id) => document.getElementById(id);
@@ -30,7 +31,14 @@ const ui = {
   resultValue: $("result-value"),
   error: $("error"),
   traceback: $("traceback"),
+  keepState: $("keep-state"),
+  session: $("session"),
+  sessionState: $("session-state"),
+  sessionFiles: $("session-files"),
 };
+
+// The open session of "Keep state": {id, key}, or null.
+let session = null;
 
 // The code is kept across reloads; the key never is (see "Remembered settings").
 const STORAGE = { runtime: "sandlot.playground.runtime", code: "sandlot.playground.code" };
@@ -259,7 +267,7 @@ async function chosenFiles() {
 
 // POSTs `body` as a stream and hands each event to `onEvent`, which returns true for
 // the stream's terminal event. Shows refusals, network failures and a stop.
-async function stream(path, body, onEvent) {
+async function stream(path, body, onEvent, { plain = false } = {}) {
   const key = ui.key.value.trim();
   clearAll();
   if (!key) {
@@ -283,13 +291,17 @@ async function stream(path, body, onEvent) {
         "content-type": "application/json",
         accept: "text/event-stream",
       },
-      body: JSON.stringify({
-        ...body,
-        runtime: ui.runtime.value,
-        limits: limits(),
-        allowed_hosts: allowedHosts(),
-        stream: true,
-      }),
+      body: JSON.stringify(
+        plain
+          ? { ...body, stream: true }
+          : {
+            ...body,
+            runtime: ui.runtime.value,
+            limits: limits(),
+            allowed_hosts: allowedHosts(),
+            stream: true,
+          },
+      ),
       signal: inFlight.signal,
     });
     if (!response.ok) {
@@ -374,15 +386,130 @@ async function run() {
   if (inFlight) return;
   const body = { code: ui.code.value, files: await chosenFiles() };
   if (ui.stdin.value !== "") body.stdin = ui.stdin.value;
-  await stream("/v1/execute", body, (event, data) => {
+  let sessionState = null;
+  const onEvent = (event, data) => {
+    if (event === "session") {
+      sessionState = data;
+      return false;
+    }
     const status = onRunEvent(event, data);
     if (status === null) return false;
     setStatus(status === "ok" ? "ok" : "bad", status);
     const { wall_ms: wall, cpu_ms: cpu } = data.usage;
     ui.summary.textContent = `${status}: ${Math.round(wall)} ms wall, ${Math.round(cpu)} ms CPU`;
     return true;
+  };
+  if (!ui.keepState.checked) {
+    await stream("/v1/execute", body, onEvent);
+    return;
+  }
+  const id = await openSession();
+  if (id === null) return;
+  const { memory_mb: _, ...turnLimits } = limits();
+  await stream(`/v1/sessions/${id}/execute`, { ...body, limits: turnLimits }, onEvent, {
+    plain: true,
   });
+  if (sessionState?.state === "ended") {
+    showSession(
+      `Session ${id} ended (${sessionState.ended_reason}): the next run starts a new one.`,
+    );
+    ui.sessionFiles.textContent = "";
+    session = null;
+    return;
+  }
+  await listSessionFiles();
 }
+
+// ---- Keep state: one session for every run ---------------------------------------
+
+function sessionHeaders(json = false) {
+  const headers = { authorization: `Bearer ${ui.key.value.trim()}` };
+  if (json) headers["content-type"] = "application/json";
+  return headers;
+}
+
+function showSession(text) {
+  ui.session.hidden = false;
+  ui.sessionState.textContent = text;
+}
+
+// The session's id, opening one first if there is none for this key; null when refused.
+async function openSession() {
+  const key = ui.key.value.trim();
+  if (session && session.key === key) return session.id;
+  if (!key) {
+    clearAll();
+    setStatus("bad", "no key");
+    showMessage("Enter an API key first: the admin key or a namespace's key.");
+    ui.key.focus();
+    return null;
+  }
+  const body = { runtime: ui.runtime.value, allowed_hosts: allowedHosts() };
+  const { memory_mb: memory, ...turnLimits } = limits();
+  body.limits = turnLimits;
+  if (memory !== undefined) body.memory_mb = memory;
+  let response;
+  try {
+    response = await fetch("/v1/sessions", {
+      method: "POST",
+      headers: sessionHeaders(true),
+      body: JSON.stringify(body),
+    });
+  } catch (error) {
+    setStatus("bad", "error");
+    showMessage(`Could not talk to the service: ${error.message}`);
+    return null;
+  }
+  if (response.status !== 201) {
+    clearAll();
+    setStatus("bad", `HTTP ${response.status}`);
+    showMessage(await describeRefusal(response));
+    return null;
+  }
+  session = { id: (await response.json()).id, key };
+  return session.id;
+}
+
+async function listSessionFiles() {
+  if (!session) return;
+  const response = await fetch(`/v1/sessions/${session.id}/files`, { headers: sessionHeaders() });
+  if (!response.ok) {
+    showSession(await describeRefusal(response));
+    if (response.status === 410 || response.status === 404) session = null;
+    return;
+  }
+  const listing = await response.json();
+  showSession(`Session ${session.id}: ${plural(listing.files.length, "file")}, ` +
+    `${listing.total_bytes} of ${listing.quota_bytes} bytes.`);
+  ui.sessionFiles.textContent = "";
+  for (const file of listing.files) {
+    const item = document.createElement("li");
+    item.textContent = `${file.path} (${file.size} bytes)`;
+    ui.sessionFiles.append(item);
+  }
+}
+
+async function closeSession() {
+  const closing = session;
+  session = null;
+  ui.sessionFiles.textContent = "";
+  if (!closing) {
+    ui.session.hidden = true;
+    return;
+  }
+  try {
+    await fetch(`/v1/sessions/${closing.id}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${closing.key}` },
+    });
+  } finally {
+    showSession(`Session ${closing.id} closed: runs start fresh again.`);
+  }
+}
+
+ui.keepState.addEventListener("change", () => {
+  if (!ui.keepState.checked) closeSession();
+});
 
 // ---- The editor and the keyboard ------------------------------------------------
 

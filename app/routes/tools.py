@@ -22,7 +22,8 @@ router = APIRouter(prefix="/v1/tools", tags=["tools"])
 
 @router.get("", response_model=list[ToolOut], responses={401: CONTROL_PLANE_ERRORS[401]})
 def list_tools(_: CallerDep) -> list[dict[str, Any]]:
-    """execute_code, deploy_worker and invoke_worker, with their arguments' JSON Schemas."""
+    """execute_code, deploy_worker, invoke_worker and the session tools, with their
+    arguments' JSON Schemas."""
     return [tool.openai() for tool in TOOLS]
 
 

@@ -17,13 +17,14 @@ import queue
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, BinaryIO, Protocol
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from sandbox import protocol
-from sandbox.events import RunReport, Status
+from sandbox.events import GuestError, RunReport, Status, Usage
 from sandbox.jobs import Job
 
-__all__ = ["Runtime", "serve", "serve_process"]
+__all__ = ["Runtime", "SessionRuntime", "serve", "serve_process"]
 
 
 class Runtime(Protocol):
@@ -43,18 +44,47 @@ class Runtime(Protocol):
         """Release everything. Idempotent."""
 
 
+@runtime_checkable
+class SessionRuntime(Runtime, Protocol):
+    """A runtime that also keeps instances between turns (sessions), one turn at a time."""
+
+    def open_session(self, session_id: str, workdir: Path, memory_mb: int) -> None:
+        """Make the session's instance with ``workdir`` (made here) at /work; raises on a
+        host fault."""
+
+    def run_turn(
+        self, session_id: str, job: Job, sink: protocol.FrameSink
+    ) -> tuple[RunReport, bool]:
+        """Run one turn in the session's instance: its report, and whether it lives on."""
+        ...
+
+    def close_session(self, session_id: str) -> None:
+        """Drop the session's instance. Idempotent."""
+
+    def session_memory_bytes(self, session_id: str) -> int | None:
+        """The session's linear memory now, bytes; None when unknown."""
+        ...
+
+
+_QUEUED_OPS = frozenset({"run", "open", "turn", "close"})
+
+
 def serve(runtime: Runtime, inp: BinaryIO, out: BinaryIO) -> None:
     """Answer the pool until it says exit or closes the pipe."""
     sink = protocol.FrameSink(out)
     jobs: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+    # The session whose turn runs now: a cancel naming a session ends only its turn.
+    turning: list[str | None] = [None]
 
     def read_loop() -> None:
         # Reads while the main thread runs a job, so cancels land at once.
         try:
             while (message := protocol.read_frame(inp)) is not None:
                 if message["op"] == "cancel":
-                    runtime.abort(Status.CANCELED)
-                elif message["op"] == "run":
+                    named = message.get("session")
+                    if named is None or named == turning[0]:
+                        runtime.abort(Status.CANCELED)
+                elif message["op"] in _QUEUED_OPS:
                     jobs.put(message)
                 else:
                     break
@@ -64,14 +94,65 @@ def serve(runtime: Runtime, inp: BinaryIO, out: BinaryIO) -> None:
     threading.Thread(target=read_loop, name="sandlot-reader", daemon=True).start()
     sink.send({"t": "ready", "pid": os.getpid()})
     while (message := jobs.get()) is not None:
+        op = message["op"]
+        if op == "open":
+            _open(runtime, message, sink)
+            runtime.prepare()
+            continue
+        if op == "close":
+            if isinstance(runtime, SessionRuntime):
+                runtime.close_session(str(message.get("session")))
+            continue
         try:
             job = protocol.job_from_message(message["job"])
         except (KeyError, TypeError, ValueError) as exc:
             sink.send({"t": "end", "status": Status.INTERNAL_ERROR.value, "detail": str(exc)})
             continue
-        report = runtime.run(job, sink)
-        sink.send(protocol.end_message(report))
+        if op == "turn":
+            session_id = str(message.get("session"))
+            if isinstance(runtime, SessionRuntime):
+                turning[0] = session_id
+                try:
+                    report, alive = runtime.run_turn(session_id, job, sink)
+                finally:
+                    turning[0] = None
+            else:
+                report, alive = _no_sessions(), False
+            memory = None
+            if alive and isinstance(runtime, SessionRuntime):
+                memory = runtime.session_memory_bytes(session_id)
+            sink.send(
+                {
+                    **protocol.end_message(report),
+                    "session_alive": alive,
+                    "session_memory_bytes": memory,
+                }
+            )
+        else:
+            report = runtime.run(job, sink)
+            sink.send(protocol.end_message(report))
         runtime.prepare()
+
+
+def _open(runtime: Runtime, message: dict[str, Any], sink: protocol.FrameSink) -> None:
+    session_id = str(message.get("session"))
+    if not isinstance(runtime, SessionRuntime):
+        sink.send({"t": "open_failed", "session": session_id, "detail": "no sessions here"})
+        return
+    try:
+        runtime.open_session(session_id, Path(str(message["workdir"])), int(message["memory_mb"]))
+    except Exception as exc:  # a host fault: the pool reports it, this process lives on
+        sink.send({"t": "open_failed", "session": session_id, "detail": str(exc)})
+        return
+    sink.send({"t": "opened", "session": session_id})
+
+
+def _no_sessions() -> RunReport:
+    return RunReport(
+        status=Status.INTERNAL_ERROR,
+        usage=Usage(),
+        error=GuestError("SessionsUnsupported", "this engine keeps no sessions"),
+    )
 
 
 def serve_process(make_runtime: Callable[[], Runtime]) -> None:

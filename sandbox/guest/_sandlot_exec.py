@@ -166,12 +166,33 @@ def _prepare(job: dict[str, Any]) -> dict[str, Any]:
     # Callbacks the sandbox's own modules registered are not the code's to run.
     atexit._clear()
     sys.stdin = io.StringIO(job.get("stdin") or "")
+    code = job["code"]
+    linecache.cache[USER_FILENAME] = (len(code), None, code.splitlines(True), USER_FILENAME)
+    if job.get("session"):
+        return _session_module().__dict__
     # Every instance starts from the same snapshot: reseed from the host's
     # entropy so that runs don't share a random sequence.
     random.seed()
-    code = job["code"]
-    linecache.cache[USER_FILENAME] = (len(code), None, code.splitlines(True), USER_FILENAME)
     return _main_module().__dict__
+
+
+# A session's ``__main__``: made by its first turn, kept by the ones after it (the host
+# keeps the instance between turns), like a notebook's cells sharing one namespace.
+_session_main: types.ModuleType | None = None
+
+
+def _session_module() -> types.ModuleType:
+    """The session's ``__main__``: its globals, imports and state persist across turns.
+
+    Reseeds ``random`` only on the first turn, so ``random.seed(n)`` in one turn holds in
+    the next.
+    """
+    global _session_main
+    if _session_main is None:
+        random.seed()
+        _session_main = _main_module()
+    sys.modules["__main__"] = _session_main
+    return _session_main
 
 
 def _main_module() -> types.ModuleType:

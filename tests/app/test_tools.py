@@ -80,14 +80,35 @@ def test_tools_need_an_api_key(service: Service) -> None:
 
 
 def test_the_three_tools_in_openai_format(tools: dict[str, dict[str, Any]]) -> None:
-    assert list(tools) == ["execute_code", "deploy_worker", "invoke_worker"]
+    assert list(tools) == [
+        "execute_code",
+        "deploy_worker",
+        "invoke_worker",
+        "create_session",
+        "run_in_session",
+        "upload_file",
+        "download_file",
+        "close_session",
+    ]
     for tool in tools.values():
         assert tool["type"] == "function"
         assert set(tool["function"]) == {"name", "description", "parameters"}
         assert len(tool["function"]["description"]) > 100
 
 
-@pytest.mark.parametrize("name", ["execute_code", "deploy_worker", "invoke_worker"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "execute_code",
+        "deploy_worker",
+        "invoke_worker",
+        "create_session",
+        "run_in_session",
+        "upload_file",
+        "download_file",
+        "close_session",
+    ],
+)
 def test_schema_is_plain_json_schema_for_function_calling(
     tools: dict[str, dict[str, Any]], name: str
 ) -> None:

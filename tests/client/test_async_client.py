@@ -59,7 +59,7 @@ def test_errors_workers_and_tools(service: Service) -> None:
             assert (answer.status_code, answer.text, answer.outcome) == (202, "DELETE /p", "ok")
             text = await client.call_tool("invoke_worker", {"namespace": name, "worker": "w"})
             assert text.startswith("HTTP 202")
-            assert len(await client.tools()) == 3
+            assert len(await client.tools()) == 8  # execute, two worker and five session tools
 
     asyncio.run(main())
 

@@ -242,6 +242,11 @@ def test_tools_for_a_model(client: Sandlot) -> None:
         "execute_code",
         "deploy_worker",
         "invoke_worker",
+        "create_session",
+        "run_in_session",
+        "upload_file",
+        "download_file",
+        "close_session",
     ]
     # Models send arguments as a JSON string.
     text = client.call_tool("execute_code", json.dumps({"code": "print('hi')\n1 + 1"}))

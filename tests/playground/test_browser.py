@@ -235,3 +235,50 @@ def test_a_narrow_screen_fits(browser: Browser, seen: Seen, playground_service: 
         assert code is not None and output is not None
         assert output["y"] > code["y"] + code["height"]
     only_loopback(seen, playground_service.url)
+
+
+def test_keep_state_runs_in_one_session_and_lists_its_files(
+    page: Page, playground_service: Service
+) -> None:
+    enter_key(page)
+    page.get_by_label("Keep state").check()
+    code = page.get_by_label("Code", exact=True)
+    code.fill("x = 41\nopen('notes.txt', 'w').write('kept')")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#status")).to_have_text("ok")
+    files = page.get_by_label("What the session holds")
+    expect(files).to_contain_text("notes.txt (4 bytes)")
+    code.fill("x + 1")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#result-value")).to_have_text("42")
+    state = page.locator("#session-state")
+    expect(state).to_contain_text("1 file")
+    session_id = re.search(r"ses_[\w-]+", state.inner_text())
+    assert session_id is not None
+    # Unticking closes it: the next run is fresh again.
+    page.get_by_label("Keep state").uncheck()
+    expect(state).to_contain_text("closed")
+    with playground_service.client() as admin:
+        closed = admin.get(f"/v1/sessions/{session_id.group(0)}")
+        assert closed.json()["ended_reason"] == "closed"
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#status")).to_have_text("error")
+    expect(page.locator("#traceback")).to_contain_text("NameError")
+
+
+def test_a_turn_past_a_limit_ends_the_kept_session(page: Page) -> None:
+    enter_key(page)
+    page.get_by_label("Keep state").check()
+    page.get_by_label("CPU limit (ms)").fill("200")
+    code = page.get_by_label("Code", exact=True)
+    code.fill("y = 1")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#status")).to_have_text("ok")
+    code.fill("while True:\n    pass")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#status")).to_have_text("cpu_limit")
+    expect(page.locator("#session-state")).to_contain_text("ended (cpu_limit)")
+    # The next run opens a new session: y is gone.
+    code.fill("'y' in globals()")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#result-value")).to_have_text("False")

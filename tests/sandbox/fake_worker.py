@@ -6,6 +6,10 @@ Modes: ok (echo each job's code as stdout, end ok), exit-at-start, never-ready,
 garbage-at-start, hang (never answers a run, ignores cancel), die-mid-run,
 bad-frame-mid-run, slow-cancel (answers cancel with end canceled after 0.1 s).
 hang and slow-cancel write ``pid <their pid>`` to stderr when a run starts.
+
+Sessions (mode ok): ``open`` answers ``opened``; a ``turn`` prints ``<pid> <session>
+<turns so far>`` and ends ok, or with the status its code names after ``status:`` (then
+the session is dropped); code ``sleep:<s>`` sleeps first, code ``die`` kills the process.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from sandbox import protocol
 
@@ -32,6 +37,7 @@ def main() -> None:
     protocol.write_frame(out, {"t": "ready", "pid": os.getpid()})
     out.flush()
     lock = threading.Lock()
+    sessions: dict[str, int] = {}
 
     def send(message: dict[str, object]) -> None:
         with lock:
@@ -47,7 +53,17 @@ def main() -> None:
                 time.sleep(0.1)
                 send(_end("canceled"))
             continue
+        if op == "open":
+            sessions[message["session"]] = 0
+            send({"t": "opened", "session": message["session"]})
+            continue
+        if op == "close":
+            sessions.pop(message["session"], None)
+            continue
         code = message["job"]["code"]
+        if op == "turn":
+            _turn(message["session"], code, sessions, send)
+            continue
         if mode in ("hang", "slow-cancel"):
             # Which process took the run, so tests can tell a reused worker from a new one.
             send({"t": "out", "s": "stderr", "d": f"pid {os.getpid()}"})
@@ -61,6 +77,25 @@ def main() -> None:
             out.write(b"\x00\x00\x00\x02[]")
             out.flush()
         # hang / slow-cancel: say nothing until canceled or killed
+
+
+def _turn(
+    session: str, code: str, sessions: dict[str, int], send: Callable[[dict[str, object]], None]
+) -> None:
+    if code == "die":
+        os._exit(9)
+    if code.startswith("sleep:"):
+        time.sleep(float(code.removeprefix("sleep:")))
+    if session not in sessions:
+        send({**_end("internal_error"), "session_alive": False})
+        return
+    sessions[session] += 1
+    send({"t": "out", "s": "stdout", "d": f"{os.getpid()} {session} {sessions[session]}"})
+    status = code.removeprefix("status:") if code.startswith("status:") else "ok"
+    alive = status in ("ok", "error")
+    if not alive:
+        del sessions[session]
+    send({**_end(status), "session_alive": alive})
 
 
 def _end(status: str) -> dict[str, object]:

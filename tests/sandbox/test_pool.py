@@ -24,6 +24,7 @@ from sandbox import (
     Status,
     collect,
 )
+from sandbox.errors import SessionEnded, SessionsUnsupported
 from sandbox.pool import PoolConfig, WorkerPool
 
 FAKE = str(Path(__file__).with_name("fake_worker.py"))
@@ -249,3 +250,180 @@ def test_closed_pool_refuses_jobs(tmp_path: Path) -> None:
 def test_pool_config_validates(tmp_path: Path, field: str, value: int) -> None:
     with pytest.raises(ValueError, match=field):
         PoolConfig(command=("x",), scratch_dir=tmp_path, **{"size": 1, field: value})
+
+
+# -- sessions ---------------------------------------------------------------------
+
+
+def session_pool(tmp_path: Path, **config: int) -> WorkerPool:
+    settings = {
+        "size": 2,
+        "queue_timeout_ms": 2_000,
+        "kill_grace_ms": 100,
+        "start_timeout_ms": 2_000,
+        **config,
+    }
+    return WorkerPool(
+        "fake",
+        PoolConfig(
+            command=(sys.executable, FAKE, "ok"), scratch_dir=tmp_path, sessions=True, **settings
+        ),
+    )
+
+
+def test_turns_go_to_the_process_holding_the_session(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = session_pool(tmp_path)
+        await pool.start()
+        try:
+            first = await pool.open_session("ses_a", tmp_path, 64)
+            second = await pool.open_session("ses_b", tmp_path, 64)
+            # Spread: each session in the process holding the fewest.
+            assert first.worker is not second.worker
+            seen = set()
+            for turn in (1, 2, 3):
+                result = await collect(pool.turn(first, job("x")))
+                pid, name, count = result.stdout.split()
+                seen.add(pid)
+                assert (result.status, name, count) == (Status.OK, "ses_a", str(turn))
+                # Runs in between take any worker; the session stays where it is.
+                await collect(pool.run(job("run")))
+            assert len(seen) == 1
+            other = await collect(pool.turn(second, job("x")))
+            assert other.stdout.split()[0] not in seen
+            assert first.ended is None
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def test_a_turn_waits_for_its_busy_process_then_runs_there(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = session_pool(tmp_path, size=1, queue_timeout_ms=2_000)
+        await pool.start()
+        try:
+            session = await pool.open_session("ses_a", tmp_path, 64)
+            busy = asyncio.create_task(collect(pool.turn(session, job("sleep:0.3"))))
+            await asyncio.sleep(0.05)
+            started = time.monotonic()
+            result = await collect(pool.turn(session, job("x")))
+            assert time.monotonic() - started >= 0.2
+            assert (await busy).stdout.split()[2] == "1"
+            assert result.stdout.split()[2] == "2"
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def test_a_turn_whose_process_stays_busy_gets_pool_busy(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = session_pool(tmp_path, size=1, queue_timeout_ms=100)
+        await pool.start()
+        try:
+            session = await pool.open_session("ses_a", tmp_path, 64)
+            busy = asyncio.create_task(collect(pool.turn(session, job("sleep:0.4"))))
+            await asyncio.sleep(0.05)
+            with pytest.raises(PoolBusy):
+                await collect(pool.turn(session, job("x")))
+            await busy
+            assert session.ended is None
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("status", ["cpu_limit", "wall_limit", "memory_limit", "output_limit"])
+def test_a_turn_ending_past_a_limit_ends_the_session(tmp_path: Path, status: str) -> None:
+    async def main() -> None:
+        pool = session_pool(tmp_path)
+        await pool.start()
+        try:
+            session = await pool.open_session("ses_a", tmp_path, 64)
+            result = await collect(pool.turn(session, job(f"status:{status}")))
+            assert result.status.value == status
+            assert session.ended == status
+            with pytest.raises(SessionEnded) as raised:
+                await collect(pool.turn(session, job("x")))
+            assert raised.value.reason == status
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def test_an_error_turn_keeps_the_session(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = session_pool(tmp_path)
+        await pool.start()
+        try:
+            session = await pool.open_session("ses_a", tmp_path, 64)
+            assert (await collect(pool.turn(session, job("status:error")))).status is Status.ERROR
+            assert session.ended is None
+            assert (await collect(pool.turn(session, job("x")))).stdout.endswith(" 2")
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def test_a_dying_process_takes_its_sessions_with_it(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = session_pool(tmp_path, size=1)
+        await pool.start()
+        try:
+            doomed = await pool.open_session("ses_a", tmp_path, 64)
+            neighbour = await pool.open_session("ses_b", tmp_path, 64)
+            result = await collect(pool.turn(doomed, job("die")))
+            assert result.status is Status.INTERNAL_ERROR
+            assert doomed.ended == "crashed"
+            for _ in range(100):
+                if neighbour.ended is not None:
+                    break
+                await asyncio.sleep(0.02)
+            assert neighbour.ended == "crashed"
+            with pytest.raises(SessionEnded):
+                await collect(pool.turn(neighbour, job("x")))
+            # The pool itself carries on with a new process.
+            assert (await collect(pool.run(job("after")))).status is Status.OK
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def test_a_closed_session_is_gone_in_its_worker(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = session_pool(tmp_path, size=1)
+        await pool.start()
+        try:
+            session = await pool.open_session("ses_a", tmp_path, 64)
+            await pool.close_session(session)
+            await pool.close_session(session)  # idempotent
+            assert session.ended == "closed"
+            with pytest.raises(SessionEnded):
+                await collect(pool.turn(session, job("x")))
+            # The worker dropped it too: a turn sent anyway finds nothing.
+            session.ended = None
+            result = await collect(pool.turn(session, job("x")))
+            assert result.status is Status.INTERNAL_ERROR
+            assert session.ended == "crashed"
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def test_pools_without_sessions_refuse_them(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = pool_of("ok", tmp_path)
+        await pool.start()
+        try:
+            with pytest.raises(SessionsUnsupported):
+                await pool.open_session("ses_a", tmp_path, 64)
+        finally:
+            await pool.close()
+
+    run(main)

@@ -2,7 +2,8 @@
 pandas, matplotlib, scipy, scikit-learn, statsmodels and more compiled in.
 
 ``build`` makes the pre-imported snapshot; ``create_runner`` starts a pool of worker
-processes that run jobs in fresh instances of it. It speaks the same job protocol and
+processes that run jobs in fresh instances of it, and keep sessions' instances between
+their turns. It speaks the same job protocol and
 enforces the same limits as the component guest (``sandbox.engines.wasmtime``).
 """
 
@@ -53,6 +54,7 @@ def create_runner(
         queue_timeout_ms=queue_timeout_ms,
         kill_grace_ms=kill_grace_ms,
         env={**(env or {}), "PYTHONUNBUFFERED": "1"},
+        sessions=True,
     )
     packages = SitePackages(artifacts.site) if artifacts.site is not None else None
     return WorkerPool(ENGINE_NAME, config, packages)

@@ -31,6 +31,7 @@ import base64
 import hashlib
 import json
 import struct
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,10 @@ class StackRuntime(GuestRuntime):
         self._site_writable = site_writable
         self._payload = b""
         self._outcome: str | None = None
+        # Each new instance's memory export, until a session takes it (_memory_export).
+        self._memories: weakref.WeakKeyDictionary[wasmtime.Store, wasmtime.Memory] = (
+            weakref.WeakKeyDictionary()
+        )
         super().__init__(
             artifacts.precompiled,
             artifacts.root,
@@ -141,12 +146,16 @@ class StackRuntime(GuestRuntime):
                 return "null"
             return self._outcome
 
+        self._memories[store] = memory
         # Off the request path (prepare): a no-op job of our own faults in the pages
         # every run touches (about 500 page faults, 2 ms), so the user's run doesn't.
         outcome = json.loads(call(store, WARM_UP_JOB))
         if not isinstance(outcome, dict) or outcome.get("status") != "ok":
             raise EngineUnavailable(f"the data-stack guest failed its warm-up run: {outcome!r}")
         return call
+
+    def _memory_export(self, store: wasmtime.Store) -> wasmtime.Memory | None:
+        return self._memories.pop(store, None)
 
     def _memory_limit_bytes(self, limits: Limits) -> int:
         return self._base_memory + limits.memory_mb * MIB

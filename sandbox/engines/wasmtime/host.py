@@ -5,6 +5,13 @@ the precompiled guest once, then for every job creates a new ``Store``,
 instantiates the component, calls its ``run`` export and drops everything.
 Nothing survives from one run to the next except the read-only stdlib mount.
 
+Sessions are the exception, by request: :meth:`GuestRuntime.open_session` makes a Store
+and instance that stay (with the session's own directory at ``/work`` and its memory cap
+for life), and each :meth:`GuestRuntime.run_turn` calls into it again with a job marked
+``session``, so the guest keeps its ``__main__``. Limits apply per turn as per run. A turn
+that doesn't return normally (a trap: CPU, wall, output, subrequests, cancel,
+``os._exit``) or ends ``memory_limit`` drops the instance: it may have stopped anywhere.
+
 How each limit is enforced:
 
 ==============  ===============================================================
@@ -29,6 +36,7 @@ subrequests     counted per redirect hop by the egress gate's budget callback;
 from __future__ import annotations
 
 import json
+import shutil
 import ssl
 import threading
 import time
@@ -122,6 +130,20 @@ class _RunState:
     gate: Gate | None = None
 
 
+@dataclass(slots=True)
+class _Session:
+    """A session's instance, kept between turns."""
+
+    store: wasmtime.Store
+    call: Callable[[wasmtime.Store, str], str]
+    workdir: Path
+    memory: wasmtime.Memory | None = None
+
+
+# A turn with one of these statuses leaves the instance as the guest left it: kept.
+_KEEPS_SESSION = frozenset({Status.OK, Status.ERROR})
+
+
 @dataclass(frozen=True, slots=True)
 class SimpleOutcome:
     status: str
@@ -157,6 +179,9 @@ class GuestRuntime:
         self._run: _RunState | None = None
         self._next: tuple[wasmtime.Store, Callable[[wasmtime.Store, str], str]] | None = None
         self._ssl_context: ssl.SSLContext | None = None
+        self._sessions: dict[str, _Session] = {}
+        self._sessions_used = False
+        self._spare: _Session | None = None
 
     # -- what differs between guests (sandbox/engines/stack/host.py has the other) --
 
@@ -198,8 +223,12 @@ class GuestRuntime:
         wasi.preopen_dir(self._stdlib, "/python", self._stdlib_writable)
 
     def close(self) -> None:
-        """Stop the monitor thread and drop the prepared instance. Idempotent."""
+        """Stop the monitor thread and drop the prepared instance and sessions. Idempotent."""
         self._next = None
+        self._sessions.clear()
+        if self._spare is not None:
+            shutil.rmtree(self._spare.workdir, ignore_errors=True)
+            self._spare = None
         self._monitor.close()
 
     def abort(self, status: Status) -> None:
@@ -217,8 +246,126 @@ class GuestRuntime:
         Call :meth:`prepare` after reporting the result so that the next run
         starts at the call.
         """
-        limits = job.limits
         started = time.monotonic()
+        store, func = self._take_instance()
+        seeding_error = seed_files(self._workdir, job.files)
+        if seeding_error is not None:
+            # The run's error, not the worker's crash; prepare() empties the workdir.
+            del store, func
+            wall_ms = round((time.monotonic() - started) * 1000, 3)
+            return report(seeding_error, Usage(wall_ms=wall_ms))
+        store.set_limits(memory_size=self._memory_limit_bytes(job.limits))
+        ended, _ = self._call(store, func, job, sink, started, session=False)
+        # Drop the store before anything else: a trapped store kept alive makes
+        # wasmtime's runtime thread panic at interpreter exit.
+        del store, func
+        if not job.return_files:
+            return ended
+        # The instance is gone: nothing in the guest can change the workdir while we read.
+        return replace(ended, files=collect_files(self._workdir, job.return_files, job.file_caps))
+
+    # -- sessions ----------------------------------------------------------
+
+    def open_session(self, session_id: str, workdir: Path, memory_mb: int) -> None:
+        """Make a session's instance with ``workdir`` (made here; it must not exist yet) at
+        /work, its linear memory capped at ``memory_mb`` (on top of the guest's image) for
+        its whole life.
+
+        Once a worker has opened one session it keeps a spare ready, off the request path
+        (:meth:`prepare`): an instance already warmed up over a directory of its own, which
+        an open renames into place (the instance holds the directory open, not its name).
+
+        Raises ValueError for a session id in use or a directory that exists,
+        EngineUnavailable when the instance can't be made.
+        """
+        if session_id in self._sessions:
+            raise ValueError(f"session {session_id} is already open")
+        if workdir.exists():
+            raise ValueError(f"session directory {workdir} exists already")
+        self._sessions_used = True
+        session, self._spare = self._spare, None
+        if session is not None:
+            try:
+                session.workdir.rename(workdir)
+                session.workdir = workdir
+            except OSError:  # another file system: make one the slow way
+                shutil.rmtree(session.workdir, ignore_errors=True)
+                session = None
+        if session is None:
+            workdir.mkdir(mode=0o700)
+            session = self._new_session(workdir)
+        session.store.set_limits(memory_size=self._memory_limit_bytes(Limits(memory_mb=memory_mb)))
+        self._sessions[session_id] = session
+
+    def _new_session(self, workdir: Path) -> _Session:
+        store = wasmtime.Store(self._engine)
+        store.set_epoch_deadline(2**62)
+        store.set_wasi(self._wasi(workdir))
+        try:
+            call = self._instantiate(store)
+        except wasmtime.WasmtimeError as exc:
+            raise EngineUnavailable(f"can't make the session's instance: {exc}") from exc
+        return _Session(store, call, workdir, self._memory_export(store))
+
+    def _memory_export(self, store: wasmtime.Store) -> wasmtime.Memory | None:
+        """The linear memory of the instance last made in ``store``, if the guest exports one."""
+        return None
+
+    def session_memory_bytes(self, session_id: str) -> int | None:
+        """The session's linear memory now, bytes (None when unknown or gone)."""
+        session = self._sessions.get(session_id)
+        if session is None or session.memory is None:
+            return None
+        return int(session.memory.data_len(session.store))
+
+    def _prepare_spare(self) -> None:
+        spare_dir = self._workdir.with_name(self._workdir.name + "-spare")
+        shutil.rmtree(spare_dir, ignore_errors=True)
+        spare_dir.mkdir(mode=0o700)
+        self._spare = self._new_session(spare_dir)
+
+    def run_turn(self, session_id: str, job: Job, sink: Sink) -> tuple[RunReport, bool]:
+        """One turn in the session's instance (``job.limits.memory_mb`` aside: the session's
+        cap holds): the report, and whether the session lives on."""
+        started = time.monotonic()
+        session = self._sessions.get(session_id)
+        if session is None:
+            error = GuestError("SessionEnded", f"no session {session_id} in this worker")
+            return RunReport(Status.INTERNAL_ERROR, Usage(), error=error), False
+        seeding_error = seed_files(session.workdir, job.files)
+        if seeding_error is not None:
+            wall_ms = round((time.monotonic() - started) * 1000, 3)
+            return report(seeding_error, Usage(wall_ms=wall_ms)), True
+        workdir = session.workdir
+        ended, returned = self._call(session.store, session.call, job, sink, started, session=True)
+        alive = returned and ended.status in _KEEPS_SESSION
+        if not alive:
+            # Dropped at once: a trapped store kept alive makes wasmtime's runtime thread
+            # panic at interpreter exit.
+            del self._sessions[session_id], session
+        if job.return_files:
+            # Between turns nothing runs in the guest: the directory holds still while we read.
+            ended = replace(ended, files=collect_files(workdir, job.return_files, job.file_caps))
+        return ended, alive
+
+    def close_session(self, session_id: str) -> None:
+        """Drop a session's instance. Idempotent."""
+        self._sessions.pop(session_id, None)
+
+    # -- one call into an instance -------------------------------------------
+
+    def _call(
+        self,
+        store: wasmtime.Store,
+        func: Callable[[wasmtime.Store, str], str],
+        job: Job,
+        sink: Sink,
+        started: float,
+        *,
+        session: bool,
+    ) -> tuple[RunReport, bool]:
+        """Run ``job`` in the instance: its report, and whether the guest returned (no trap)."""
+        limits = job.limits
         run = _RunState(
             limits=limits,
             egress=job.egress,
@@ -234,23 +381,17 @@ class GuestRuntime:
                 "cwd": GUEST_WORKDIR,
                 "result_max_bytes": job.result_bytes,
                 "figure_format": job.figure_format,
+                "session": session,
             }
         )
-        store, func = self._take_instance()
-        seeding_error = seed_files(self._workdir, job.files)
-        if seeding_error is not None:
-            # The run's error, not the worker's crash; prepare() empties the workdir.
-            del store, func
-            wall_ms = round((time.monotonic() - started) * 1000, 3)
-            return report(seeding_error, Usage(wall_ms=wall_ms))
         outcome: dict[str, Any] | None = None
         status: Status | None = None
         crash = ""
+        returned = False
         self._run = run
         memory_base = reset_peak_rss()
         cpu_started = time.thread_time()
         try:
-            store.set_limits(memory_size=self._memory_limit_bytes(limits))
             store.set_epoch_deadline(1)
             self._monitor.arm(
                 run.deadline,
@@ -260,6 +401,7 @@ class GuestRuntime:
             )
             try:
                 outcome = parse_outcome(func(store, payload))
+                returned = True
             except _Abort as exc:
                 status = exc.status
             except (_HardExit, wasmtime.ExitTrap) as exc:
@@ -270,9 +412,9 @@ class GuestRuntime:
         finally:
             self._monitor.disarm()
             cpu_ms = (time.thread_time() - cpu_started) * 1000
-            # Drop the store before anything else: a trapped store kept alive
-            # makes wasmtime's runtime thread panic at interpreter exit.
-            del store, func
+            if returned:
+                # Kept (a session): no deadline until the next turn arms one.
+                store.set_epoch_deadline(2**62)
             self._run = None
             run.meter.close()
             sink.flush()
@@ -287,14 +429,11 @@ class GuestRuntime:
             subrequests=run.subrequests,
             output_bytes=run.meter.used_bytes,
         )
-        ended = _report(run, outcome, status, crash, usage)
-        if not job.return_files:
-            return ended
-        # The instance is gone: nothing in the guest can change the workdir while we read.
-        return replace(ended, files=collect_files(self._workdir, job.return_files, job.file_caps))
+        return _report(run, outcome, status, crash, usage), returned and run.abort_status is None
 
     def prepare(self) -> None:
-        """Get ready for the next run, off the request path: empty the workdir, instantiate.
+        """Get ready for the next run, off the request path: empty the workdir, instantiate
+        (and, once sessions are used here, make a spare session instance).
 
         Called by the worker after it has reported a run's end; ``run`` calls it itself
         if it wasn't.
@@ -302,6 +441,8 @@ class GuestRuntime:
         empty_dir(self._workdir)
         if self._next is None:
             self._next = self._prepare()
+        if self._sessions_used and self._spare is None:
+            self._prepare_spare()
 
     def _take_instance(self) -> tuple[wasmtime.Store, Callable[[wasmtime.Store, str], str]]:
         if self._next is None:
@@ -328,11 +469,11 @@ class GuestRuntime:
 
     # -- per-run plumbing -------------------------------------------------
 
-    def _wasi(self) -> wasmtime.WasiConfig:
+    def _wasi(self, workdir: Path | None = None) -> wasmtime.WasiConfig:
         wasi = wasmtime.WasiConfig()
         wasi.stdout_custom = self._on_stdout
         wasi.stderr_custom = self._on_stderr
-        wasi.preopen_dir(str(self._workdir), GUEST_WORKDIR, True)
+        wasi.preopen_dir(str(workdir or self._workdir), GUEST_WORKDIR, True)
         self._mounts(wasi)
         return wasi
 

@@ -1,0 +1,286 @@
+"""/v1/sessions: interpreters kept between calls, with their files (app/sessions/)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import mimetypes
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import Response
+from sse_starlette import ServerSentEvent
+
+from app.auth import CallerDep
+from app.deps import ServicesDep
+from app.events import EventStream, to_response, to_sse
+from app.policy import caller_ceiling
+from app.schemas import ErrorResponse
+from app.session_schemas import (
+    SessionCreate,
+    SessionExecuteRequest,
+    SessionExecuteResponse,
+    SessionFiles,
+    SessionList,
+    SessionOut,
+)
+from app.sessions import Session, SessionManager
+from sandbox import End, Event, RunResult, Started
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+
+async def get_sessions(request: Request) -> SessionManager:
+    manager: SessionManager = request.app.state.sessions
+    return manager
+
+
+SessionsDep = Annotated[SessionManager, Depends(get_sessions)]
+SessionId = Annotated[str, Path(description="The session's id (ses_...)", max_length=64)]
+FilePath = Annotated[str, Path(description="Relative to the session's directory (/work)")]
+
+_401 = {"model": ErrorResponse, "description": "Missing or unknown API key"}
+_404 = {"model": ErrorResponse, "description": "No such session for this key"}
+_409 = {"model": ErrorResponse, "description": "A turn is running in the session"}
+_410 = {"model": ErrorResponse, "description": "The session has ended; the message says why"}
+_422 = {"model": ErrorResponse, "description": "Invalid request; details name the fields"}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=SessionOut,
+    responses={
+        401: _401,
+        422: _422,
+        429: {"model": ErrorResponse, "description": "Too many sessions; names the limit"},
+        503: {"model": ErrorResponse, "description": "The engine is not available"},
+    },
+)
+async def create_session(
+    body: SessionCreate, services: ServicesDep, sessions: SessionsDep, caller: CallerDep
+) -> SessionOut:
+    """Open a session: an interpreter that keeps its globals and files between turns.
+
+    Owned by this API key (other keys get 404). Ends when closed, idle for
+    ``idle_timeout_s``, past ``max_lifetime_s``, or after a turn ending anything but
+    ``ok`` or ``error``.
+    """
+    ceiling = await caller_ceiling(services.settings, services.store, caller)
+    return (await sessions.create(caller, ceiling, body)).describe()
+
+
+@router.get("", response_model=SessionList, responses={401: _401})
+async def list_sessions(sessions: SessionsDep, caller: CallerDep) -> SessionList:
+    """This key's open sessions."""
+    return SessionList(sessions=[s.describe() for s in sessions.of(caller)])
+
+
+@router.get("/{session_id}", response_model=SessionOut, responses={401: _401, 404: _404})
+async def get_session(
+    session_id: SessionId, sessions: SessionsDep, caller: CallerDep
+) -> SessionOut:
+    """The session: state (an ended one says why), usage so far, expiry, limits."""
+    return sessions.get(caller, session_id, ended_ok=True).describe()
+
+
+@router.delete("/{session_id}", status_code=204, responses={401: _401, 404: _404, 410: _410})
+async def delete_session(
+    session_id: SessionId, sessions: SessionsDep, caller: CallerDep
+) -> Response:
+    """Close the session: its interpreter and files are gone (a running turn is ended)."""
+    await sessions.end(sessions.get(caller, session_id), "closed")
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{session_id}/execute",
+    response_model=SessionExecuteResponse,
+    responses={
+        200: {
+            "description": "The turn's result (JSON), or its events (text/event-stream)",
+            "content": {"text/event-stream": {}},
+        },
+        401: _401,
+        404: _404,
+        409: _409,
+        410: _410,
+        422: _422,
+        429: {"model": ErrorResponse, "description": "The session's worker stayed busy; retry"},
+        503: {"model": ErrorResponse, "description": "The engine is not available"},
+    },
+)
+async def execute_in_session(
+    session_id: SessionId,
+    body: SessionExecuteRequest,
+    request: Request,
+    services: ServicesDep,
+    sessions: SessionsDep,
+    caller: CallerDep,
+) -> Response | SessionExecuteResponse:
+    """Run a turn: ``code`` in the session's ``__main__``, like a notebook cell.
+
+    Same answers as /v1/execute, plus ``session`` (JSON): a turn ending anything but ok or
+    error (cpu_limit, wall_limit, memory_limit, ...) ends the session. One turn at a time:
+    another call while one runs gets 409.
+    """
+    session = sessions.get(caller, session_id)
+    ceiling = await caller_ceiling(services.settings, services.store, caller)
+    job = sessions.turn_job(session, ceiling, body)
+    sessions.claim(session)
+    events = await sessions.turn(session, job)
+    first = await anext(events)
+    if not isinstance(first, Started):
+        raise RuntimeError(f"runner sent {first!r} before start")
+    if body.stream or "text/event-stream" in request.headers.get("accept", ""):
+        return EventStream(
+            _sse(first, events, session), send_timeout_ms=services.settings.stream_send_timeout_ms
+        )
+    result = await _collect_unless_disconnected(first, events, request)
+    if result is None:
+        return Response(status_code=499)
+    return SessionExecuteResponse(
+        **to_response(result).model_dump(by_alias=True), session=session.state()
+    )
+
+
+@router.get(
+    "/{session_id}/files",
+    response_model=SessionFiles,
+    responses={401: _401, 404: _404, 409: _409, 410: _410},
+)
+async def list_files(
+    session_id: SessionId, sessions: SessionsDep, caller: CallerDep
+) -> SessionFiles:
+    """The session's files with their sizes (what /work holds; links are left out)."""
+    return await sessions.list_files(sessions.get(caller, session_id))
+
+
+@router.put(
+    "/{session_id}/files/{path:path}",
+    status_code=204,
+    responses={
+        401: _401,
+        404: _404,
+        409: _409,
+        410: _410,
+        413: {"model": ErrorResponse, "description": "Over the session's disk quota"},
+        422: _422,
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def put_file(
+    session_id: SessionId,
+    path: FilePath,
+    request: Request,
+    sessions: SessionsDep,
+    caller: CallerDep,
+) -> Response:
+    """Write the raw body to ``path`` in the session's directory (replacing any file)."""
+    session = sessions.get(caller, session_id)
+    await sessions.write_file(session, path, await request.body())
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{session_id}/files/{path:path}",
+    responses={
+        200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
+        401: _401,
+        404: {"model": ErrorResponse, "description": "No such session, or no file there"},
+        409: _409,
+        410: _410,
+        413: {"model": ErrorResponse, "description": "Larger than one answer may carry"},
+        422: _422,
+    },
+)
+async def get_file(
+    session_id: SessionId,
+    path: FilePath,
+    services: ServicesDep,
+    sessions: SessionsDep,
+    caller: CallerDep,
+) -> Response:
+    """The file's bytes (a regular file; a link the code made is never followed)."""
+    session = sessions.get(caller, session_id)
+    data = await sessions.read_file(session, path, services.settings.max_request_bytes)
+    media = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    return Response(data, media_type=media)
+
+
+@router.delete(
+    "/{session_id}/files/{path:path}",
+    status_code=204,
+    responses={401: _401, 404: _404, 409: _409, 410: _410, 422: _422},
+)
+async def delete_file(
+    session_id: SessionId, path: FilePath, sessions: SessionsDep, caller: CallerDep
+) -> Response:
+    """Remove the file (or directory) at ``path``."""
+    await sessions.delete_file(sessions.get(caller, session_id), path)
+    return Response(status_code=204)
+
+
+async def _sse(
+    first: Started, events: AsyncIterator[Event], session: Session
+) -> AsyncIterator[ServerSentEvent]:
+    """/v1/execute's events, and a ``session`` event (``id``, ``state``, ``ended_reason``)
+    just before ``end``: whether the turn left the session open."""
+    # Closing `events` (the client left) cancels the turn, which ends the session.
+    try:
+        yield to_sse(first, first.run_id, 0)
+        seq = 1
+        async for event in events:
+            if isinstance(event, End):
+                state = session.state().model_dump()
+                yield ServerSentEvent(data=json.dumps(state), event="session", id=str(seq))
+                seq += 1
+            yield to_sse(event, first.run_id, seq)
+            seq += 1
+    finally:
+        await _close(events)
+
+
+async def _collect_unless_disconnected(
+    first: Started, events: AsyncIterator[Event], request: Request
+) -> RunResult | None:
+    """Gather the turn; if the client goes away first, cancel it and return None."""
+    result = RunResult()
+    result.add(first)
+
+    async def gather() -> None:
+        async for event in events:
+            result.add(event)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    run_task = asyncio.create_task(gather())
+    watch_task = asyncio.create_task(disconnected())
+    try:
+        done, _ = await asyncio.wait({run_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch_task.cancel()
+        if not run_task.done():
+            run_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run_task
+        await _close(events)
+    if run_task not in done:
+        return None
+    run_task.result()
+    return result
+
+
+async def _close(events: AsyncIterator[Event]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,0 +1,248 @@
+"""A session's directory on the host, read and written on behalf of its owner.
+
+The guest sees this directory at ``/work`` and may have made anything in it, symlinks
+included (WASI lets a guest create a link whose target points anywhere; only the guest's
+own lookups are confined). So every operation here walks the path one component at a
+time from an open descriptor of the root, with ``O_NOFOLLOW`` on every step: a link the
+guest made is never followed, and the answer for a path through one is "not a file".
+Paths are checked with :func:`~sandbox.jobs.check_relative_path` first.
+
+The byte quota counts regular files (their sizes, not blocks). Writes are refused when
+they would go over it; what the guest itself writes during a turn is measured after the
+turn (:meth:`Workspace.usage_bytes`), and the caller decides what to do about it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.jobs import check_relative_path
+
+__all__ = ["FileEntry", "FileTooLarge", "QuotaExceeded", "Workspace"]
+
+# How far a listing or a size count goes: a guest can make a million empty files.
+_MAX_ENTRIES = 10_000
+_MAX_DEPTH = 32
+_CHUNK = 1024 * 1024
+
+
+class QuotaExceeded(ValueError):
+    """A write would take the workspace over its quota (the message says by how much)."""
+
+
+class FileTooLarge(ValueError):
+    """A file is larger than the caller will read at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """A regular file of the workspace: path relative to its root, size in bytes."""
+
+    path: str
+    size: int
+
+
+class Workspace:
+    """The directory at ``root`` with a quota of ``quota_bytes``; not thread-safe.
+
+    Raises ValueError (bad path), FileNotFoundError (no regular file there, or a link
+    on the way), IsADirectoryError, QuotaExceeded, or OSError for what the disk refuses.
+    """
+
+    def __init__(self, root: Path, quota_bytes: int) -> None:
+        if quota_bytes < 0:
+            raise ValueError(f"quota_bytes must not be negative, got {quota_bytes}")
+        self.root = root
+        self.quota_bytes = quota_bytes
+
+    def remove(self) -> None:
+        """Delete the directory and everything in it. Idempotent."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def write(self, path: str, data: bytes) -> None:
+        """Create or replace the file at ``path`` (making its directories)."""
+        check_relative_path(path)
+        parts = path.split("/")
+        old = self._size_of(parts)
+        used = self.usage_bytes()
+        if used - old + len(data) > self.quota_bytes:
+            raise QuotaExceeded(
+                f"{path!r} ({len(data)} bytes) would take the session's files to "
+                f"{used - old + len(data)} bytes; its quota is {self.quota_bytes} bytes "
+                "(delete files first)"
+            )
+        with self._parent(parts, create=True) as dir_fd:
+            name = parts[-1]
+            temporary = f".{name[:200]}.upload-{os.getpid()}"
+            fd = os.open(
+                temporary,
+                os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+                0o600,
+                dir_fd=dir_fd,
+            )
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                # rename() replaces a link itself, never what it points to.
+                os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary, dir_fd=dir_fd)
+                raise
+
+    def read(self, path: str, max_bytes: int) -> bytes:
+        """The content of the regular file at ``path``; FileTooLarge when over ``max_bytes``."""
+        check_relative_path(path)
+        parts = path.split("/")
+        with self._parent(parts, create=False) as dir_fd:
+            try:
+                fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+            except OSError as exc:
+                raise _not_a_file(path, exc) from None
+            with os.fdopen(fd, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if stat.S_ISDIR(info.st_mode):
+                    raise IsADirectoryError(errno.EISDIR, f"{path!r} is a directory")
+                if not stat.S_ISREG(info.st_mode):
+                    raise FileNotFoundError(errno.ENOENT, f"{path!r} is not a regular file")
+                if info.st_size > max_bytes:
+                    raise FileTooLarge(
+                        f"{path!r} is {info.st_size} bytes; at most {max_bytes} come back "
+                        "in one answer"
+                    )
+                data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise FileTooLarge(f"{path!r} grew past {max_bytes} bytes while it was read")
+        return data
+
+    def delete(self, path: str) -> None:
+        """Remove the file (or link, or directory tree) at ``path``."""
+        check_relative_path(path)
+        parts = path.split("/")
+        with self._parent(parts, create=False) as dir_fd:
+            name = parts[-1]
+            try:
+                info = os.lstat(name, dir_fd=dir_fd)
+            except OSError as exc:
+                raise _not_a_file(path, exc) from None
+            if stat.S_ISDIR(info.st_mode):
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+                try:
+                    for entry in os.listdir(fd):
+                        _remove_tree_at(fd, entry)
+                finally:
+                    os.close(fd)
+                os.rmdir(name, dir_fd=dir_fd)
+            else:
+                os.unlink(name, dir_fd=dir_fd)
+
+    def files(self) -> list[FileEntry]:
+        """Every regular file (links and other kinds are left out), sorted by path."""
+        return sorted(self._walk(), key=lambda entry: entry.path)
+
+    def usage_bytes(self) -> int:
+        """Bytes in regular files, counted up to the entry cap."""
+        return sum(entry.size for entry in self._walk())
+
+    # -- walking without following links ----------------------------------
+
+    def _size_of(self, parts: list[str]) -> int:
+        try:
+            with self._parent(parts, create=False) as dir_fd:
+                info = os.lstat(parts[-1], dir_fd=dir_fd)
+        except (OSError, ValueError):
+            return 0
+        return info.st_size if stat.S_ISREG(info.st_mode) else 0
+
+    @contextlib.contextmanager
+    def _parent(self, parts: list[str], *, create: bool) -> Iterator[int]:
+        """An open descriptor of the directory holding ``parts[-1]``, reached link-free."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            for index, part in enumerate(parts[:-1]):
+                if create:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o700, dir_fd=fd)
+                try:
+                    child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                except OSError as exc:
+                    shown = "/".join(parts[: index + 1])
+                    if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+                        raise NotADirectoryError(
+                            errno.ENOTDIR, f"{shown!r} is a file or a link, not a directory"
+                        ) from None
+                    raise FileNotFoundError(errno.ENOENT, f"no directory {shown!r}") from None
+                os.close(fd)
+                fd = child
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _walk(self) -> Iterator[FileEntry]:
+        budget = [_MAX_ENTRIES]
+        try:
+            root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            return
+        try:
+            yield from _walk_at(root, "", budget, 0)
+        finally:
+            os.close(root)
+
+
+def _walk_at(dir_fd: int, prefix: str, budget: list[int], depth: int) -> Iterator[FileEntry]:
+    if depth > _MAX_DEPTH:
+        return
+    try:
+        names = sorted(os.listdir(dir_fd))
+    except OSError:
+        return
+    for name in names:
+        if budget[0] <= 0:
+            return
+        budget[0] -= 1
+        try:
+            info = os.lstat(name, dir_fd=dir_fd)
+        except OSError:
+            continue
+        path = prefix + name
+        if stat.S_ISREG(info.st_mode):
+            yield FileEntry(path, info.st_size)
+        elif stat.S_ISDIR(info.st_mode):
+            try:
+                child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            except OSError:
+                continue
+            try:
+                yield from _walk_at(child, path + "/", budget, depth + 1)
+            finally:
+                os.close(child)
+
+
+def _remove_tree_at(dir_fd: int, name: str) -> None:
+    info = os.lstat(name, dir_fd=dir_fd)
+    if not stat.S_ISDIR(info.st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    try:
+        for entry in os.listdir(fd):
+            _remove_tree_at(fd, entry)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+
+
+def _not_a_file(path: str, exc: OSError) -> OSError:
+    if exc.errno == errno.ELOOP:
+        return FileNotFoundError(errno.ENOENT, f"{path!r} is a link, not a file")
+    if exc.errno == errno.ENOENT:
+        return FileNotFoundError(errno.ENOENT, f"no file {path!r}")
+    return exc

@@ -1,0 +1,516 @@
+"""/v1/sessions over HTTP on the real engine (the data-stack guest): state kept between
+turns, files in and out, each way a session ends, ownership, isolation, capacity."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Service
+
+pytestmark = pytest.mark.usefixtures("artifacts")
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    service = Service(
+        tmp_path_factory.mktemp("sessions"),
+        pool_size="2",
+        queue_timeout_ms="30000",
+        build_on_start="false",
+        sessions_max_per_key="3",
+        session_sweep_ms="100",
+        session_disk_mb="1",
+        pyodide_enabled="false",
+    )
+    yield service
+    service.close()
+
+
+@pytest.fixture(scope="module")
+def admin(svc: Service) -> Iterator[httpx.Client]:
+    with svc.client() as client:
+        yield client
+
+
+def tenant(admin: httpx.Client, svc: Service) -> httpx.Client:
+    """A client holding a key of a new namespace (close it)."""
+    name = "ses-" + secrets.token_hex(4)
+    assert admin.post("/v1/namespaces", json={"name": name}).status_code == 201
+    key = admin.post(f"/v1/namespaces/{name}/keys", json={}).json()["key"]
+    return httpx.Client(base_url=svc.url, timeout=60, headers={"authorization": f"Bearer {key}"})
+
+
+@pytest.fixture
+def client(admin: httpx.Client, svc: Service) -> Iterator[httpx.Client]:
+    # A namespace of its own per test: the per-key cap never carries over between tests.
+    with tenant(admin, svc) as own:
+        yield own
+
+
+def open_session(client: httpx.Client, **fields: Any) -> str:
+    made = client.post("/v1/sessions", json=fields)
+    assert made.status_code == 201, made.text
+    session_id: str = made.json()["id"]
+    assert session_id.startswith("ses_")
+    return session_id
+
+
+def turn(client: httpx.Client, session_id: str, code: str, **fields: Any) -> dict[str, Any]:
+    answer = client.post(f"/v1/sessions/{session_id}/execute", json={"code": code, **fields})
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def error_of(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    message: str = response.json()["error"]["message"]
+    return message
+
+
+def test_globals_imports_and_data_persist_across_turns(client: httpx.Client) -> None:
+    session_id = open_session(client)
+    assert turn(client, session_id, "x = 41")["status"] == "ok"
+    assert turn(client, session_id, "x + 1")["result"]["json"] == 42
+    turn(client, session_id, "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})")
+    assert turn(client, session_id, "int(df.a.sum())")["result"]["json"] == 6
+    turn(client, session_id, "def double(v):\n    return v * 2")
+    assert turn(client, session_id, "double(x)")["result"]["json"] == 82
+    # random.seed() in one turn holds in the next, as in a notebook.
+    turn(client, session_id, "import random\nrandom.seed(7)")
+    first = turn(client, session_id, "random.random()")["result"]["json"]
+    turn(client, session_id, "random.seed(7)")
+    assert turn(client, session_id, "random.random()")["result"]["json"] == first
+    described = client.get(f"/v1/sessions/{session_id}").json()
+    assert described["state"] == "open"
+    assert described["usage"]["turns"] == 10
+    assert described["runtime"] == "wasmtime"
+    assert described["memory_bytes"] > 100 * 1024 * 1024  # the guest's image and the frame
+
+
+def test_an_error_keeps_the_session(client: httpx.Client) -> None:
+    session_id = open_session(client)
+    turn(client, session_id, "kept = 'yes'")
+    failed = turn(client, session_id, "1 / 0")
+    assert failed["status"] == "error"
+    assert failed["error"]["type"] == "ZeroDivisionError"
+    assert failed["session"] == {"id": session_id, "state": "open", "ended_reason": None}
+    assert turn(client, session_id, "kept")["result"]["json"] == "yes"
+    exited = turn(client, session_id, "import sys\nsys.exit(3)")
+    assert (exited["status"], exited["exit_code"]) == ("error", 3)
+    assert turn(client, session_id, "kept")["result"]["json"] == "yes"
+
+
+def test_a_cpu_limit_turn_ends_the_session_and_later_calls_get_410(
+    client: httpx.Client,
+) -> None:
+    session_id = open_session(client, limits={"cpu_ms": 300})
+    ended = turn(client, session_id, "while True:\n    pass")
+    assert ended["status"] == "cpu_limit"
+    assert ended["session"] == {"id": session_id, "state": "ended", "ended_reason": "cpu_limit"}
+    later = client.post(f"/v1/sessions/{session_id}/execute", json={"code": "1"})
+    assert "cpu_limit" in error_of(later, 410)
+    assert client.get(f"/v1/sessions/{session_id}/files").status_code == 410
+    described = client.get(f"/v1/sessions/{session_id}").json()
+    assert (described["state"], described["ended_reason"]) == ("ended", "cpu_limit")
+    assert session_id not in [s["id"] for s in client.get("/v1/sessions").json()["sessions"]]
+
+
+@pytest.mark.parametrize(
+    ("code", "limits", "status"),
+    [
+        ("import time\ntime.sleep(5)", {"wall_ms": 300}, "wall_limit"),
+        ("print('x' * 100_000)", {"output_bytes": 1000}, "output_limit"),
+    ],
+    ids=["wall", "output"],
+)
+def test_other_limits_end_the_session_too(
+    client: httpx.Client, code: str, limits: dict[str, int], status: str
+) -> None:
+    session_id = open_session(client, limits=limits)
+    turn(client, session_id, "x = 1")
+    ended = turn(client, session_id, code)
+    assert (ended["status"], ended["session"]["ended_reason"]) == (status, status)
+    assert status in error_of(client.get(f"/v1/sessions/{session_id}/files"), 410)
+
+
+def test_a_client_that_leaves_mid_turn_ends_the_session(client: httpx.Client) -> None:
+    session_id = open_session(client)
+    with client.stream(
+        "POST",
+        f"/v1/sessions/{session_id}/execute",
+        json={"code": "print('started', flush=True)\nwhile True:\n    pass", "stream": True},
+    ) as response:
+        for line in response.iter_lines():
+            if "started" in line:
+                break  # and close the connection: the turn is canceled
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        described = client.get(f"/v1/sessions/{session_id}").json()
+        if described["state"] == "ended":
+            break
+        time.sleep(0.1)
+    assert described["ended_reason"] == "canceled"
+
+
+def test_memory_is_the_sessions_and_running_out_ends_it(client: httpx.Client) -> None:
+    session_id = open_session(client, memory_mb=64)
+    turn(client, session_id, "import numpy as np\nkept = np.zeros(4 * 1024 * 1024)")  # 32 MiB
+    answer = turn(client, session_id, "more = np.zeros(8 * 1024 * 1024)")  # 64 MiB more
+    assert answer["status"] == "memory_limit"
+    assert answer["session"]["ended_reason"] == "memory_limit"
+    per_turn = client.post(
+        f"/v1/sessions/{open_session(client)}/execute",
+        json={"code": "1", "limits": {"memory_mb": 128}},
+    )
+    assert "memory_mb" in error_of(per_turn, 422)
+
+
+def test_os_exit_ends_the_session(client: httpx.Client) -> None:
+    session_id = open_session(client)
+    answer = turn(client, session_id, "import os\nos._exit(0)")
+    assert answer["session"] == {"id": session_id, "state": "ended", "ended_reason": "exited"}
+
+
+def test_delete_ends_the_session_and_its_files(client: httpx.Client, svc: Service) -> None:
+    session_id = open_session(client)
+    client.put(f"/v1/sessions/{session_id}/files/a.txt", content=b"a")
+    directory = svc.data_dir / "scratch" / "sessions" / session_id
+    assert directory.is_dir()
+    assert client.delete(f"/v1/sessions/{session_id}").status_code == 204
+    assert "closed" in error_of(client.delete(f"/v1/sessions/{session_id}"), 410)
+    assert not directory.exists()
+
+
+def test_files_in_and_out(client: httpx.Client) -> None:
+    session_id = open_session(client)
+    base = f"/v1/sessions/{session_id}/files"
+    csv = b"city,sales\nOslo,3\nLima,4\nOslo,5\n"
+    assert client.put(f"{base}/data/sales.csv", content=csv).status_code == 204
+    answer = turn(
+        client,
+        session_id,
+        "import pandas as pd\n"
+        "totals = pd.read_csv('data/sales.csv').groupby('city').sales.sum()\n"
+        "totals.to_csv('totals.csv')\n"
+        "{k: int(v) for k, v in totals.items()}",
+        return_files=["totals.csv"],
+    )
+    assert answer["result"]["json"] == {"Lima": 4, "Oslo": 8}
+    assert [f["path"] for f in answer["files"]] == ["totals.csv"]
+    got = client.get(f"{base}/totals.csv")
+    assert got.status_code == 200
+    assert got.content == b"city,sales\nLima,4\nOslo,8\n"
+    listing = client.get(base).json()
+    assert {f["path"]: f["size"] for f in listing["files"]} == {
+        "data/sales.csv": len(csv),
+        "totals.csv": len(got.content),
+    }
+    assert listing["quota_bytes"] == 1024 * 1024
+    # Files written by a turn's body stay, like those PUT.
+    turn(client, session_id, "1", files={"note.txt": "hello"})
+    assert turn(client, session_id, "open('note.txt').read()")["result"]["json"] == "hello"
+    assert client.delete(f"{base}/data").status_code == 204
+    assert client.get(f"{base}/data/sales.csv").status_code == 404
+    assert turn(client, session_id, "import os\nos.path.exists('data')")["result"]["json"] is False
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../escape.txt",
+        "a/../../escape.txt",
+        "%2e%2e/escape.txt",
+        "a//b",
+        "a/%2e/b",
+        "a\\b",
+        "%2fetc/passwd",
+    ],
+)
+def test_file_paths_that_leave_the_directory_are_refused(
+    client: httpx.Client, svc: Service, path: str
+) -> None:
+    session_id = open_session(client)
+    put = client.put(f"/v1/sessions/{session_id}/files/{path}", content=b"x")
+    assert put.status_code in (404, 422), put.text
+    assert client.get(f"/v1/sessions/{session_id}/files/{path}").status_code in (404, 422)
+    assert not (svc.data_dir / "scratch" / "sessions" / "escape.txt").exists()
+    assert not (svc.data_dir / "scratch" / "escape.txt").exists()
+
+
+def test_links_the_code_made_are_never_followed(client: httpx.Client, svc: Service) -> None:
+    outside = svc.data_dir / "outside"
+    outside.mkdir(exist_ok=True)
+    (outside / "secret.txt").write_text("host secret")
+    session_id = open_session(client)
+    made = turn(
+        client,
+        session_id,
+        # WASI refuses absolute targets but makes links with relative ones: from
+        # <data>/scratch/sessions/<id>, these point at <data>/outside.
+        "import os\n"
+        "os.symlink('../../../outside/secret.txt', 'file-link')\n"
+        "os.symlink('../../../outside', 'dir-link')\n"
+        "sorted(os.listdir('.'))",
+    )
+    assert made["status"] == "ok", made
+    base = f"/v1/sessions/{session_id}/files"
+    assert client.get(f"{base}/file-link").status_code == 404
+    assert client.get(f"{base}/dir-link/secret.txt").status_code in (404, 422)
+    assert client.put(f"{base}/dir-link/planted.txt", content=b"x").status_code == 422
+    assert not (outside / "planted.txt").exists()
+    assert client.put(f"{base}/file-link", content=b"replaced").status_code == 204
+    assert (outside / "secret.txt").read_text() == "host secret"
+    assert [f["path"] for f in client.get(base).json()["files"]] == ["file-link"]
+
+
+def test_the_disk_quota_refuses_uploads_and_ends_a_session_that_writes_past_it(
+    client: httpx.Client,
+) -> None:
+    session_id = open_session(client)
+    base = f"/v1/sessions/{session_id}/files"
+    assert client.put(f"{base}/big.bin", content=b"x" * 700_000).status_code == 204
+    over = client.put(f"{base}/more.bin", content=b"x" * 400_000)
+    assert "quota" in error_of(over, 413)
+    # Replacing a file counts its new size only.
+    assert client.put(f"{base}/big.bin", content=b"y" * 900_000).status_code == 204
+    answer = turn(client, session_id, "open('huge.bin', 'wb').write(b'z' * 2_000_000)")
+    assert answer["status"] == "ok"
+    assert answer["session"]["ended_reason"] == "disk_quota"
+
+
+def test_other_keys_get_404(client: httpx.Client, admin: httpx.Client, svc: Service) -> None:
+    session_id = open_session(client)
+    client.put(f"/v1/sessions/{session_id}/files/mine.txt", content=b"mine")
+    with tenant(admin, svc) as other:
+        for method, path in [
+            ("GET", ""),
+            ("DELETE", ""),
+            ("POST", "/execute"),
+            ("GET", "/files"),
+            ("GET", "/files/mine.txt"),
+            ("PUT", "/files/mine.txt"),
+            ("DELETE", "/files/mine.txt"),
+        ]:
+            kwargs: dict[str, Any] = {}
+            if method == "POST":
+                kwargs["json"] = {"code": "1"}
+            if method == "PUT":
+                kwargs["content"] = b"theirs"
+            answer = other.request(method, f"/v1/sessions/{session_id}{path}", **kwargs)
+            assert answer.status_code == 404, (method, path, answer.text)
+        assert other.get("/v1/sessions").json() == {"sessions": []}
+    # The admin key is another key too.
+    assert admin.get(f"/v1/sessions/{session_id}").status_code == 404
+    assert client.get(f"/v1/sessions/{session_id}/files/mine.txt").content == b"mine"
+
+
+def test_sessions_are_isolated_from_each_other(client: httpx.Client) -> None:
+    first, second = open_session(client), open_session(client)
+    turn(client, first, "secret = 'first'\nopen('first.txt', 'w').write('1')")
+    seen = turn(
+        client,
+        second,
+        "import os, sys\n"
+        "('secret' in globals(), sorted(os.listdir('.')), hasattr(sys.modules['__main__'], "
+        "'secret'))",
+    )
+    assert seen["result"]["json"] == [False, [], False]
+    # Nor can a turn reach the other session's directory through the file system.
+    probe = turn(client, second, f"import os\nos.path.exists('../{first}/first.txt')")
+    assert probe["result"]["json"] is False
+
+
+def test_a_resource_bomb_in_one_session_leaves_another_intact(client: httpx.Client) -> None:
+    calm, bomb = open_session(client), open_session(client, limits={"cpu_ms": 1500})
+    turn(client, calm, "import pandas as pd\ndf = pd.DataFrame({'v': range(1000)})")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        burning = pool.submit(
+            turn, client, bomb, "blobs = []\nwhile True:\n    blobs.append(bytearray(10**6))"
+        )
+        time.sleep(0.3)
+        answers = [turn(client, calm, "int(df.v.sum())")["result"]["json"] for _ in range(3)]
+        ended = burning.result()
+    assert answers == [499500] * 3
+    assert ended["status"] in ("memory_limit", "cpu_limit")
+    assert ended["session"]["state"] == "ended"
+    assert turn(client, calm, "len(df)")["result"]["json"] == 1000
+
+
+def test_one_turn_at_a_time(client: httpx.Client) -> None:
+    session_id = open_session(client)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(turn, client, session_id, "import time\ntime.sleep(1)\n'slept'")
+        time.sleep(0.3)
+        second = client.post(f"/v1/sessions/{session_id}/execute", json={"code": "1"})
+        assert "one call at a time" in error_of(second, 409)
+        upload = client.put(f"/v1/sessions/{session_id}/files/x.txt", content=b"x")
+        assert upload.status_code == 409
+        assert client.get(f"/v1/sessions/{session_id}").json()["busy"] is True
+        assert slow.result()["result"]["json"] == "slept"
+    assert turn(client, session_id, "2")["result"]["json"] == 2
+
+
+@pytest.mark.slow
+def test_idle_sessions_expire(client: httpx.Client) -> None:
+    session_id = open_session(client, idle_timeout_s=2)
+    turn(client, session_id, "x = 1")
+    time.sleep(1.2)
+    turn(client, session_id, "x")  # a call resets the idle clock
+    time.sleep(1.2)
+    assert turn(client, session_id, "x")["result"]["json"] == 1
+    time.sleep(2.5)
+    assert "idle_timeout" in error_of(client.get(f"/v1/sessions/{session_id}/files"), 410)
+
+
+@pytest.mark.slow
+def test_sessions_end_at_their_lifetime(client: httpx.Client) -> None:
+    session_id = open_session(client, max_lifetime_s=1)
+    assert turn(client, session_id, "1")["session"]["state"] == "open"
+    time.sleep(1.5)
+    ended = client.post(f"/v1/sessions/{session_id}/execute", json={"code": "1"})
+    assert "max_lifetime" in error_of(ended, 410)
+
+
+def test_per_key_cap(client: httpx.Client) -> None:
+    made = [open_session(client) for _ in range(3)]
+    refused = client.post("/v1/sessions", json={})
+    message = error_of(refused, 429)
+    assert "SANDLOT_SESSIONS_MAX_PER_KEY" in message
+    client.delete(f"/v1/sessions/{made[0]}")
+    open_session(client)
+
+
+def test_the_per_key_cap_holds_for_creates_at_once(client: httpx.Client) -> None:
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: client.post("/v1/sessions", json={}), range(6)))
+    assert sorted(a.status_code for a in answers) == [201] * 3 + [429] * 3
+    assert len(client.get("/v1/sessions").json()["sessions"]) == 3
+
+
+def test_requests_are_checked_against_the_ceiling(client: httpx.Client) -> None:
+    cases = [
+        ({"limits": {"cpu_ms": 10**9}}, "limits.cpu_ms"),
+        ({"memory_mb": 100_000}, "memory_mb"),
+        ({"idle_timeout_s": 10**9}, "idle_timeout_s"),
+        ({"max_lifetime_s": 10**9}, "max_lifetime_s"),
+        ({"allowed_hosts": ["127.0.0.1"]}, "allowed_hosts"),
+        ({"runtime": "pyodide"}, "runtime"),
+        ({"limits": {"memory_mb": 128}}, "limits.memory_mb"),
+    ]
+    for body, field in cases:
+        refused = client.post("/v1/sessions", json=body)
+        assert refused.status_code == 422, (body, refused.text)
+        assert refused.json()["error"]["details"][0]["field"] == field, refused.text
+
+
+def test_a_turn_streams_like_execute(client: httpx.Client) -> None:
+    session_id = open_session(client)
+    turn(client, session_id, "word = 'streamed'")
+    with client.stream(
+        "POST",
+        f"/v1/sessions/{session_id}/execute",
+        json={"code": "print(word)\nword", "stream": True},
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        text = "".join(response.iter_text())
+    events = [
+        line.removeprefix("event: ") for line in text.splitlines() if line.startswith("event")
+    ]
+    # Like /v1/execute's, with a session event just before the end.
+    assert events[0] == "start" and events[-2:] == ["session", "end"]
+    assert "stdout" in events and "result" in events
+    state = {"id": session_id, "state": "open", "ended_reason": None}
+    assert f"data: {json.dumps(state)}" in text
+    assert turn(client, session_id, "word")["result"]["json"] == "streamed"
+    with client.stream(
+        "POST",
+        f"/v1/sessions/{session_id}/execute",
+        json={"code": "import os\nos._exit(0)", "stream": True},
+    ) as response:
+        text = "".join(response.iter_text())
+    assert '"state": "ended", "ended_reason": "exited"' in text
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    service = Service(
+        tmp_path_factory.mktemp("sessions-small"),
+        pool_size="1",
+        build_on_start="false",
+        sessions_max_open="2",
+        sessions_shed_idle_s="2",
+        session_sweep_ms="100",
+        pyodide_enabled="false",
+    )
+    yield service
+    service.close()
+
+
+@pytest.mark.slow
+def test_a_full_server_sheds_the_longest_idle_session(small: Service) -> None:
+    with small.client() as client:
+        oldest, recent = open_session(client), open_session(client)
+        message = error_of(client.post("/v1/sessions", json={}), 429)
+        assert "SANDLOT_SESSIONS_MAX_OPEN" in message
+        time.sleep(2.2)
+        turn(client, recent, "1")
+        newest = open_session(client)
+        assert "shed" in error_of(client.get(f"/v1/sessions/{oldest}/files"), 410)
+        assert turn(client, recent, "2")["session"]["state"] == "open"
+        assert turn(client, newest, "3")["session"]["state"] == "open"
+
+
+@pytest.mark.slow
+def test_sessions_die_with_their_worker_process(small: Service) -> None:
+    with small.client() as client:
+        for listed in client.get("/v1/sessions").json()["sessions"]:
+            client.delete(f"/v1/sessions/{listed['id']}")
+        session_id = open_session(client)
+        turn(client, session_id, "x = 1")
+        for pid in small.worker_pids():  # the stack workers only: pyodide is off
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            answer = client.get(f"/v1/sessions/{session_id}")
+            if answer.json()["state"] == "ended":
+                break
+            time.sleep(0.1)
+        assert answer.json()["ended_reason"] == "crashed"
+        assert "crashed" in error_of(
+            client.post(f"/v1/sessions/{session_id}/execute", json={"code": "x"}), 410
+        )
+
+
+def test_closing_a_session_cancels_its_running_turn(client: httpx.Client) -> None:
+    session_id = open_session(client)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        slow = pool.submit(turn, client, session_id, "while True:\n    pass")  # 5 s of CPU
+        time.sleep(0.5)
+        assert client.delete(f"/v1/sessions/{session_id}").status_code == 204
+        answer = slow.result()
+    assert time.monotonic() - started < 4
+    assert answer["status"] == "canceled"
+    assert answer["session"] == {"id": session_id, "state": "ended", "ended_reason": "closed"}
+
+
+def test_a_cancel_for_one_session_leaves_the_others_turn_alone(client: httpx.Client) -> None:
+    # Both sessions may share a worker process: closing one while the other's turn runs
+    # there must not cancel that turn.
+    busy, idle = open_session(client), open_session(client)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(turn, client, busy, "import time\ntime.sleep(1)\n'done'")
+        time.sleep(0.3)
+        assert client.delete(f"/v1/sessions/{idle}").status_code == 204
+        assert slow.result()["result"]["json"] == "done"

@@ -1,0 +1,100 @@
+"""sandbox/workspace.py: a session's directory, read and written without following links."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sandbox import FileEntry, FileTooLarge, QuotaExceeded, Workspace
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    target = tmp_path / "outside"
+    target.mkdir()
+    (target / "secret.txt").write_text("host secret")
+    return target
+
+
+@pytest.fixture
+def space(tmp_path: Path, outside: Path) -> Workspace:
+    root = tmp_path / "session"
+    root.mkdir()
+    # What a guest can make in its directory: links out, relative and absolute.
+    os.symlink("../outside/secret.txt", root / "file-link")
+    os.symlink(str(outside), root / "dir-link")
+    return Workspace(root, quota_bytes=1000)
+
+
+def test_write_read_list_delete(space: Workspace) -> None:
+    space.write("data/in.csv", b"a,b\n")
+    space.write("top.txt", b"x")
+    assert space.read("data/in.csv", 100) == b"a,b\n"
+    assert space.files() == [FileEntry("data/in.csv", 4), FileEntry("top.txt", 1)]
+    assert space.usage_bytes() == 5
+    space.delete("data")
+    assert space.files() == [FileEntry("top.txt", 1)]
+    with pytest.raises(FileNotFoundError):
+        space.read("data/in.csv", 100)
+
+
+@pytest.mark.parametrize("path", ["../x", "/etc/passwd", "a//b", "a/./b", "a\\b", "", "a/"])
+def test_paths_outside_or_odd_are_refused(space: Workspace, path: str) -> None:
+    with pytest.raises(ValueError):
+        space.write(path, b"x")
+    with pytest.raises(ValueError):
+        space.read(path, 10)
+    with pytest.raises(ValueError):
+        space.delete(path)
+
+
+def test_links_are_never_followed(space: Workspace, outside: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        space.read("file-link", 100)
+    with pytest.raises(OSError):
+        space.read("dir-link/secret.txt", 100)
+    with pytest.raises(NotADirectoryError):
+        space.write("dir-link/planted.txt", b"x")
+    assert not (outside / "planted.txt").exists()
+    # A PUT onto a link replaces the link, never what it points to.
+    space.write("file-link", b"replaced")
+    assert (outside / "secret.txt").read_text() == "host secret"
+    assert space.read("file-link", 100) == b"replaced"
+    # Deleting a link to a directory removes the link, not the directory's files.
+    space.delete("dir-link")
+    assert (outside / "secret.txt").exists()
+    # Listing and sizes never count what links point to.
+    assert space.files() == [FileEntry("file-link", 8)]
+
+
+def test_a_link_inside_a_directory_being_deleted_is_only_unlinked(
+    space: Workspace, outside: Path
+) -> None:
+    space.write("tree/a.txt", b"a")
+    os.symlink(str(outside), space.root / "tree" / "escape")
+    space.delete("tree")
+    assert (outside / "secret.txt").read_text() == "host secret"
+
+
+def test_the_quota_counts_regular_files(space: Workspace) -> None:
+    space.write("a.bin", b"x" * 600)
+    with pytest.raises(QuotaExceeded, match="quota is 1000 bytes"):
+        space.write("b.bin", b"x" * 500)
+    space.write("a.bin", b"y" * 900)  # replacing counts the new size only
+    assert space.usage_bytes() == 900
+
+
+def test_reads_are_capped(space: Workspace) -> None:
+    space.write("big.bin", b"x" * 100)
+    with pytest.raises(FileTooLarge):
+        space.read("big.bin", 99)
+    assert len(space.read("big.bin", 100)) == 100
+
+
+def test_special_files_are_not_read(space: Workspace) -> None:
+    os.mkfifo(space.root / "pipe")
+    with pytest.raises(FileNotFoundError):
+        space.read("pipe", 100)  # and never blocks on it
+    assert [entry.path for entry in space.files()] == []
