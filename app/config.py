@@ -23,6 +23,8 @@ from sandbox.egress import IPNetwork, parse_networks
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _DNS_NAME = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
+# A browser origin: scheme, host (a name or a bracketed IPv6 address), optional port.
+_ORIGIN = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -48,6 +50,10 @@ class Settings(BaseSettings):
     # The API's own hostnames (comma-separated, e.g. api.example.com): never routed to a
     # worker, and no one can claim them, or names under them, as custom hostnames.
     api_hostnames: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Browser front ends on these origins may call the API (comma-separated, like
+    # https://app.example.com; "*" for any). Empty: no CORS headers, as for a same-origin
+    # page or a server-side client. Keys travel in the Authorization header, never cookies.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # How long dispatch may reuse a worker lookup. Writes through this process
     # invalidate it at once; this bounds how late another process's writes are seen.
     dispatch_cache_ms: int = Field(default=1_000, ge=0, le=60_000)
@@ -183,6 +189,24 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "SANDLOT_API_HOSTNAMES is a comma-separated list of DNS names like "
                     f"api.example.com (got {name!r})"
+                )
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origin_syntax(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    "SANDLOT_CORS_ORIGINS is a comma-separated list of origins like "
+                    f"https://app.example.com or http://localhost:5173, or * (got {origin!r})"
                 )
         return value
 

@@ -19,7 +19,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from app.schemas import ErrorBody, ErrorDetail, ErrorResponse
+from app.schemas import (
+    MODULE_PATH,
+    NAMESPACE_NAME,
+    TAG,
+    TAG_FILTER,
+    ErrorBody,
+    ErrorDetail,
+    ErrorResponse,
+)
 from app.store.errors import Conflict, NotFound, QuotaExceeded, StoreError
 from sandbox import EngineUnavailable, PoolBusy, RunnerClosed, SandboxError
 
@@ -113,14 +121,50 @@ def _field_path(location: tuple[int | str, ...]) -> str:
     return path or "body"
 
 
-def from_validation_errors(errors: Sequence[Any]) -> ApiError:
-    """A 422 naming each invalid field, from pydantic's (or FastAPI's) error list."""
-    details = [
-        ErrorDetail(field=_field_path(tuple(e.get("loc", ()))), message=e.get("msg", "invalid"))
-        for e in errors
-    ]
+# Patterns of the API's names, in words (a raw regex says little to a newcomer).
+_PATTERN_RULES = {
+    NAMESPACE_NAME: "1-63 lowercase letters, digits and '-', starting with a letter and not "
+    "ending with '-' (like 'acme' or 'team-42')",
+    TAG: "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+    MODULE_PATH: "a path like 'main.py' or 'lib/util.py': Python identifiers joined by '/', "
+    "ending in .py",
+    TAG_FILTER: "tag:yes or tag:no, comma-separated (like 'prod:yes,beta:no')",
+}
+
+
+def from_validation_errors(errors: Sequence[Any], content_type: str = "") -> ApiError:
+    """A 422 naming each invalid field, from pydantic's (or FastAPI's) error list.
+
+    ``content_type`` is the request's: a body that wasn't sent as JSON is told to be.
+    """
+    details = [_detail(e, content_type) for e in errors]
     summary = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
     return ApiError(422, "invalid_request", summary or "invalid request", details)
+
+
+def _detail(error: Any, content_type: str) -> ErrorDetail:
+    location = tuple(error.get("loc", ()))
+    kind, context = error.get("type"), error.get("ctx") or {}
+    message = str(error.get("msg", "invalid"))
+    if kind == "json_invalid":
+        # FastAPI puts the character offset where the field would be: ("body", 19).
+        at = location[1] if len(location) > 1 else None
+        where = f" at character {at}" if isinstance(at, int) else ""
+        reason = context.get("error")
+        return ErrorDetail(
+            field="body",
+            message=f"the body is not valid JSON{where}" + (f": {reason}" if reason else ""),
+        )
+    if location == ("body",) and "json" not in content_type.lower():
+        sent = content_type.split(";")[0].strip() or "no content type"
+        return ErrorDetail(
+            field="body",
+            message=f"send the body as JSON with content-type: application/json (it came as "
+            f"{sent}; curl -d without -H 'content-type: application/json' sends a form)",
+        )
+    if kind == "string_pattern_mismatch" and context.get("pattern") in _PATTERN_RULES:
+        message = f"must be {_PATTERN_RULES[context['pattern']]}"
+    return ErrorDetail(field=_field_path(location), message=message)
 
 
 _HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -153,8 +197,9 @@ def install(app: FastAPI) -> None:
         return error_response(from_sandbox_error(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(from_validation_errors(exc.errors()))
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        content_type = request.headers.get("content-type", "")
+        return error_response(from_validation_errors(exc.errors(), content_type))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

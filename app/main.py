@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
 from app import errors, openapi
@@ -194,6 +195,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_hostnames=settings.api_hostnames,
     )
     app.add_middleware(OneHost)
+    if settings.cors_origins:
+        # Outermost: a preflight carries no key, so it is answered before the key check.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["authorization", "content-type", "x-sandlot-limits"],
+            expose_headers=["retry-after", "x-sandlot-outcome"],
+            max_age=600,
+        )
     errors.install(app)
     openapi.install(app)
     app.include_router(health.router)

@@ -106,6 +106,10 @@ class AllowEntry:
                 return False
         elif self.port != port:
             return False
+        return self.names(host)
+
+    def names(self, host: str) -> bool:
+        """Whether a canonical host is this entry's, whatever the port."""
         if self.wildcard:
             return host.endswith("." + self.host)
         return host == self.host
@@ -180,6 +184,10 @@ class EgressPolicy:
     def allows(self, host: str, port: int, scheme: str) -> bool:
         """Whether any entry matches the canonical host, port and scheme."""
         return any(entry.matches(host, port, scheme) for entry in self.allowed_hosts)
+
+    def entries_naming(self, host: str) -> list[AllowEntry]:
+        """The entries for this canonical host on other ports (to say which ports they open)."""
+        return [entry for entry in self.allowed_hosts if entry.names(host)]
 
 
 def parse_networks(networks: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]:

@@ -154,7 +154,17 @@ def check_url(url: str, policy: EgressPolicy) -> UrlDecision:
         )
     if not policy.allows(host, port, scheme):
         shown = _authority(host, port, scheme)
-        return refused("not_allowlisted", f"host {shown!r} is not in the allowlist (allowed_hosts)")
+        message = f"host {shown!r} is not in the allowlist (allowed_hosts)"
+        near = policy.entries_naming(host)
+        if near:
+            opened = ", ".join(
+                f"{entry!s} opens port {entry.port}"
+                if entry.port is not None
+                else f"{entry!s} opens only the default ports (80 for http, 443 for https)"
+                for entry in near
+            )
+            message += f": {opened}; to reach port {port}, allow '{shown}'"
+        return refused("not_allowlisted", message)
     return UrlDecision(
         allowed=True,
         reason=None,

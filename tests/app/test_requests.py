@@ -98,3 +98,39 @@ def test_routing_errors_use_the_same_shape(
 def test_service_is_still_healthy_after_bad_input(client: httpx.Client) -> None:
     response = client.post("/v1/execute", json={"code": "'fine'"})
     assert response.json()["result"]["json"] == "fine"
+
+
+def test_malformed_json_says_where(client: httpx.Client) -> None:
+    response = client.post(
+        "/v1/execute",
+        content=b'{"code": "print(1)",, }',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    (detail,) = response.json()["error"]["details"]
+    assert detail["field"] == "body"
+    assert detail["message"].startswith("the body is not valid JSON at character 19"), detail
+
+
+def test_a_form_body_is_told_to_be_json(client: httpx.Client) -> None:
+    # curl -d 'code=print(1)' without a content type sends a form.
+    response = client.post(
+        "/v1/execute",
+        content=b"code=print(1)",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 422
+    (detail,) = response.json()["error"]["details"]
+    assert detail["field"] == "body"
+    assert "content-type: application/json" in detail["message"], detail
+    assert "application/x-www-form-urlencoded" in detail["message"]
+
+
+@pytest.mark.parametrize("name", ["Acme", "acme_prod", "-acme", "x" * 64])
+def test_a_bad_namespace_name_is_explained_in_words(client: httpx.Client, name: str) -> None:
+    response = client.post("/v1/namespaces", json={"name": name})
+    assert response.status_code == 422, response.text
+    (detail,) = response.json()["error"]["details"]
+    assert detail["field"] == "name"
+    assert "lowercase letters, digits and '-'" in detail["message"], detail
+    assert "^[a-z]" not in response.text  # not the regex

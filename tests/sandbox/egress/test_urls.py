@@ -221,3 +221,27 @@ def test_refused_urls_never_echo_userinfo(url: str) -> None:
 def test_noncanonical_ip_message_says_what_it_means() -> None:
     decision = check_url("http://0x7f.1:8080/", URL_POLICY)
     assert "127.0.0.1" in decision.message
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        (
+            "http://example.com:8080/",
+            "example.com opens only the default ports (80 for http, 443 for https); "
+            "to reach port 8080, allow 'example.com:8080'",
+        ),
+        ("https://api.test/", "api.test:8443 opens port 8443; to reach port 443, allow 'api.test'"),
+        ("http://127.0.0.1:18931/", "127.0.0.1:8080 opens port 8080"),
+        ("http://x.wild.test:81/", "*.wild.test opens only the default ports"),
+    ],
+)
+def test_a_host_allowed_on_other_ports_says_which_and_what_to_add(url: str, says: str) -> None:
+    decision = check_url(url, URL_POLICY)
+    assert decision.reason == "not_allowlisted"
+    assert says in decision.message, decision.message
+
+
+def test_a_host_not_allowed_at_all_gets_no_port_hint() -> None:
+    decision = check_url("http://other.test:8080/", URL_POLICY)
+    assert decision.message == "host 'other.test:8080' is not in the allowlist (allowed_hosts)"
