@@ -109,7 +109,7 @@ def test_malformed_json_says_where(client: httpx.Client) -> None:
     assert response.status_code == 422
     (detail,) = response.json()["error"]["details"]
     assert detail["field"] == "body"
-    assert detail["message"].startswith("the body is not valid JSON at character 19"), detail
+    assert detail["message"].startswith("the body is not valid JSON at character 20"), detail
 
 
 def test_a_form_body_is_told_to_be_json(client: httpx.Client) -> None:
