@@ -97,7 +97,7 @@ def quota_exceeded(subject: Subject, name: str, retry_after_s: int) -> ApiError:
     )
     return ApiError(
         429,
-        "quota_exceeded",
+        "quota_reached",
         message,
         [ErrorDetail(field=f"quotas.{name}", message=f"{name} = {value} for {subject.describe()}")],
         headers={"Retry-After": str(retry_after_s)},

@@ -68,7 +68,7 @@ def _assert_quota_429(response: httpx.Response, quota: str, value: int) -> None:
     assert response.status_code == 429, response.text
     assert int(response.headers["retry-after"]) >= 1
     error = response.json()["error"]
-    assert error["code"] == "quota_exceeded"
+    assert error["code"] == "quota_reached"
     assert f"{quota} = {value}" in error["message"]
     assert error["details"][0]["field"] == f"quotas.{quota}"
 
