@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
 from app.errors import ApiError, error_response
+from app.quotas import Quotas, Subject
 from app.store import Store, keys
 
 __all__ = [
@@ -66,6 +67,8 @@ class Principal:
 
     namespace: str | None
     key_id: str = ""
+    # What its requests count against (app/quotas.py): its namespace, then its key.
+    quotas: tuple[Subject, ...] = ()
 
     @property
     def is_admin(self) -> bool:
@@ -126,10 +129,14 @@ def _admin(app: FastAPI, token: str) -> bool:
 
 
 def _namespace_caller(store: Store, token: str) -> Principal:
-    namespace = keys.authenticate(store, token)
-    if namespace is None:
+    holder = keys.holder(store, token)
+    if holder is None:
         raise ApiError(401, "unauthorized", "the API key is not valid", headers=_CHALLENGE)
-    return Principal(namespace=namespace, key_id=key_id(token))
+    subjects = (
+        Subject("namespace", holder.namespace, Quotas.of(holder.namespace_quotas)),
+        Subject("key", holder.key_id, Quotas.of(holder.key_quotas)),
+    )
+    return Principal(namespace=holder.namespace, key_id=key_id(token), quotas=subjects)
 
 
 def key_id(token: str) -> str:

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # How long dispatch may reuse a worker lookup. Writes through this process
     # invalidate it at once; this bounds how late another process's writes are seen.
     dispatch_cache_ms: int = Field(default=1_000, ge=0, le=60_000)
+    # Quotas and rate limits are counted here when set (redis://host:port/db), shared by
+    # every replica; unset: in this process's memory (one replica's view).
+    redis_url: str | None = None
     artifact_dir: Path = PROJECT_ROOT / ".artifacts"
     # Build missing guest artifacts at start-up instead of refusing to start.
     build_on_start: bool = True

@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, Request
 
 from app.bundles import BundleCache
 from app.config import Settings
+from app.quotas import QuotaGate
 from app.store import ArtifactStore, ReadCache, Store, workers
 from sandbox import Runner
 
@@ -59,6 +60,8 @@ class Services:
     bundles: BundleCache
     # Dispatch's worker lookups: (namespace, worker) → target.
     targets: ReadCache[tuple[str, str], workers.Target]
+    # Quotas and rate limits (app/quotas.py).
+    quotas: QuotaGate
     # The service's sessions (app/sessions/); None only before the lifespan made them.
     sessions: SessionManager | None = None
 
@@ -73,6 +76,7 @@ def services_of(app: FastAPI) -> Services:
         artifacts=state.artifacts,
         bundles=state.bundles,
         targets=state.targets,
+        quotas=state.quotas,
         sessions=getattr(state, "sessions", None),
     )
 

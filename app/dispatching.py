@@ -19,6 +19,7 @@ from app.dispatch import InvalidReply, entry_job_fields, reply_from_result
 from app.errors import ApiError
 from app.hostnames import Route
 from app.policy import target_ceiling, worker_run
+from app.quotas import Subject, dispatch_subjects, run_hold_ms
 from app.store import workers
 from app.store.errors import NotFound, TargetNotFound
 from sandbox import Job, RunResult, Status, collect
@@ -68,6 +69,7 @@ async def run_target(
     per_call: dict[str, int],
     route: Route | None = None,
     metadata: dict[str, str] | None = None,
+    caller_quotas: tuple[Subject, ...] = (),
 ) -> RunResult:
     """Run the worker's deployed on_fetch for one request (path and query in ``url``).
 
@@ -76,7 +78,8 @@ async def run_target(
     ``metadata`` (trusted namespaces only). ``per_call`` limits, checked against the
     caller's ceiling (:func:`app.policy.checked_limits`), can only lower the worker's.
     Shared by the dispatch route and the invoke_worker tool; 503 when nothing is
-    deployed.
+    deployed. The call counts against the namespace's quotas and, when ``caller_quotas``
+    (a key of the namespace) are given, the key's; 429 when one is reached.
     """
     found = target.worker
     if found.current is None or found.runtime not in services.runners:
@@ -97,7 +100,10 @@ async def run_target(
         per_call=per_call,
         metadata=metadata if trusted else None,
     )
-    return await collect(services.runners[found.runtime].run(job))
+    runner = services.runners[found.runtime]
+    subjects = dispatch_subjects(found.namespace, target.namespace_quotas, caller_quotas)
+    hold_ms = run_hold_ms(services.settings, job)
+    return await collect(await services.quotas.run(subjects, hold_ms, lambda: runner.run(job)))
 
 
 def worker_job(

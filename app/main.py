@@ -22,6 +22,7 @@ from app.hostnames import HostRouting
 from app.limits_middleware import BodySizeLimit
 from app.mcp_server import PATH as MCP_PATH
 from app.mcp_server import McpEndpoint, serve_mcp
+from app.quotas import LocalCounters, QuotaGate, RedisCounters
 from app.routes import (
     apidocs,
     dispatch,
@@ -146,6 +147,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.targets = ReadCache(store, settings.dispatch_cache_ms)
         app.state.hostname_routes = ReadCache(store, settings.dispatch_cache_ms)
         app.state.model = model_client(settings)
+        app.state.quotas = QuotaGate(
+            RedisCounters(settings.redis_url) if settings.redis_url else LocalCounters()
+        )
         if app.state.model is not None:
             log.info("generate: model %r at %s", settings.model, app.state.model.config.origin)
         try:
@@ -157,7 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for runner in await asyncio.gather(*made):
                 runners[runner.name] = runner
             await asyncio.gather(*(runner.start() for runner in runners.values()))
-            app.state.sessions = SessionManager(settings, runners)
+            app.state.sessions = SessionManager(settings, runners, app.state.quotas)
             await app.state.sessions.start()
             async with serve_mcp(app):
                 log.info("sandlot ready: engines %s", ", ".join(runners))
@@ -168,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.gather(*(runner.close() for runner in runners.values()))
             if app.state.model is not None:
                 await app.state.model.close()
+            await app.state.quotas.close()
             store.close()
 
     app = FastAPI(

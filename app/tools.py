@@ -29,6 +29,7 @@ from app.dispatching import WorkerAnswer, find_target, run_target
 from app.errors import ApiError, as_api_error, from_validation_errors
 from app.events import to_response
 from app.policy import caller_ceiling, checked_limits
+from app.quotas import run_hold_ms
 from app.runs import prepare_run
 from app.schemas import DeployWorkerIn, ExecuteResponse, InvokeWorkerIn, RunIn, Upload, WorkerIn
 from app.session_tools import SESSION_TOOLS
@@ -174,7 +175,10 @@ def render_run(run: ExecuteResponse) -> str:
 async def _execute_code(services: Services, caller: Principal, args: RunIn) -> ToolOutput:
     ceiling = await caller_ceiling(services.settings, services.store, caller)
     runner, job = prepare_run(services, args, ceiling)
-    run = to_response(await collect(runner.run(job)))
+    hold_ms = run_hold_ms(services.settings, job)
+    run = to_response(
+        await collect(await services.quotas.run(caller.quotas, hold_ms, lambda: runner.run(job)))
+    )
     images = tuple(
         (output.mime_type, output.data)
         for output in run.outputs
@@ -213,6 +217,7 @@ async def _invoke_worker(services: Services, caller: Principal, args: InvokeWork
         headers=list(args.headers.items()),
         body=(args.body or "").encode(),
         per_call=per_call,
+        caller_quotas=caller.quotas,
     )
     answer = WorkerAnswer.of(result)
     headers = {k: v for k, v in answer.headers.items() if k != "x-sandlot-outcome"}

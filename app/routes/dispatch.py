@@ -21,6 +21,7 @@ from app.dispatching import WorkerAnswer, find_target, run_target
 from app.errors import invalid_field
 from app.hostnames import ROUTE_KEY, Route
 from app.policy import caller_ceiling, checked_limits
+from app.quotas import Subject
 from sandbox import RunResult
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,13 @@ async def dispatch(
 ) -> Response:
     target = await find_target(services, namespace, worker)
     per_call: dict[str, int] = {}
+    caller_quotas: tuple[Subject, ...] = ()
     # Only callers holding a key of the namespace (or the admin key) see why a run failed.
     keyed = not target.dispatch_public or "authorization" in request.headers
     if keyed:
         caller = await current_caller(request)
         require_namespace(caller, namespace)
+        caller_quotas = caller.quotas
         raw = _per_call_limits(request)
         if raw:
             ceiling = await caller_ceiling(services.settings, services.store, caller)
@@ -61,6 +64,7 @@ async def dispatch(
         per_call=per_call,
         route=route,
         metadata=_metadata(request, route),
+        caller_quotas=caller_quotas,
     )
     response = worker_response(result, path_routed=route is None, detailed=keyed)
     outcome = response.headers["x-sandlot-outcome"]

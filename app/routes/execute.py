@@ -17,6 +17,7 @@ from app.auth import CallerDep
 from app.deps import ServicesDep
 from app.events import EventStream, to_response, to_sse
 from app.policy import caller_ceiling
+from app.quotas import run_hold_ms
 from app.runs import prepare_run
 from app.schemas import ErrorResponse, ExecuteRequest, ExecuteResponse
 from sandbox import Event, RunResult, Started
@@ -26,7 +27,11 @@ router = APIRouter(tags=["execute"])
 _ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse, "description": "Missing or unknown API key"},
     422: {"model": ErrorResponse, "description": "Invalid request; details name the fields"},
-    429: {"model": ErrorResponse, "description": "Every sandbox worker is busy; retry"},
+    429: {
+        "model": ErrorResponse,
+        "description": "Every sandbox worker is busy, or a quota is reached; retry after "
+        "Retry-After",
+    },
     503: {"model": ErrorResponse, "description": "The engine is not available"},
 }
 
@@ -53,8 +58,10 @@ async def execute(
     """
     ceiling = await caller_ceiling(services.settings, services.store, caller)
     runner, job = prepare_run(services, body, ceiling)
-    events = aiter(runner.run(job))
-    first = await anext(events)  # PoolBusy (429) surfaces here, before any response
+    hold_ms = run_hold_ms(services.settings, job)
+    events = aiter(await services.quotas.run(caller.quotas, hold_ms, lambda: runner.run(job)))
+    # PoolBusy and quotas (429) surface here, before any response.
+    first = await anext(events)
     if not isinstance(first, Started):
         raise RuntimeError(f"runner sent {first!r} before start")
     if body.stream or "text/event-stream" in request.headers.get("accept", ""):

@@ -25,11 +25,14 @@ from app.schemas import (
     KeyIn,
     KeyList,
     KeyOut,
+    KeyPatch,
     LimitsIn,
     NamespaceIn,
     NamespaceList,
     NamespaceOut,
     NamespacePatch,
+    QuotasIn,
+    QuotasOut,
 )
 from app.store import keys, namespaces
 
@@ -87,6 +90,7 @@ def create_namespace(
         custom_hostname_suffixes=checked_suffixes(settings, body.custom_hostname_suffixes),
         storage_mb=body.storage_mb,
         version_retention=body.version_retention,
+        quotas=body.quotas.stored(),
     )
     return _out(created)
 
@@ -98,12 +102,13 @@ def update_namespace(
     """Change the fields sent (admin key only); validated like a new namespace.
 
     Narrowing limits or allowed_hosts applies to the namespace's keys and workers from
-    their next request (dispatch reads the namespace again).
+    their next request (dispatch reads the namespace again), and so do new quotas.
     """
     checks: dict[str, Callable[[Any], Any]] = {
         "limits": lambda _: _checked_limits(settings, body.limits or LimitsIn()),
         "allowed_hosts": lambda hosts: _checked_hosts(settings, hosts),
         "custom_hostname_suffixes": lambda suffixes: checked_suffixes(settings, suffixes),
+        "quotas": lambda _: (body.quotas or QuotasIn()).stored(),
     }
     changes: dict[str, Any] = {}
     for field, value in body.model_dump(exclude_unset=True).items():
@@ -166,8 +171,19 @@ def delete_namespace(
 )
 def issue_key(name: str, body: KeyIn, store: StoreDep, _: AdminDep) -> IssuedKey:
     """A new key for this namespace (admin key only). The key is in this answer only."""
-    record, key = keys.issue(store, name, body.label)
+    record, key = keys.issue(store, name, body.label, body.quotas.stored())
     return IssuedKey(**_key_out(record).model_dump(), key=key)
+
+
+@router.patch("/{name}/keys/{key_id}", response_model=KeyOut, responses=_ERRORS)
+def update_key(name: str, key_id: str, body: KeyPatch, store: StoreDep, _: AdminDep) -> KeyOut:
+    """Change a key's label or quotas (admin key only); from its next request."""
+    changes: dict[str, Any] = {}
+    for field, value in body.model_dump(exclude_unset=True).items():
+        if value is None:
+            raise invalid_field(field, "may not be null; leave the field out to keep it")
+        changes[field] = (body.quotas or QuotasIn()).stored() if field == "quotas" else value
+    return _key_out(keys.update(store, name, key_id, changes))
 
 
 @router.get("/{name}/keys", response_model=KeyList, responses=_ERRORS)
@@ -190,4 +206,5 @@ def _key_out(record: keys.ApiKey) -> KeyOut:
         namespace=record.namespace,
         label=record.label,
         created_at=record.created_at.isoformat(),
+        quotas=QuotasOut(**record.quotas),
     )

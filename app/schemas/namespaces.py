@@ -11,6 +11,44 @@ from app.schemas.common import Flag, LimitsIn, NonEmpty, _Strict
 NAMESPACE_NAME = r"^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 
 
+class QuotasIn(_Strict):
+    """Rate limits and quotas (admin key); each one left out or null: none."""
+
+    requests_per_second: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Requests that run code (runs, worker calls, session creations and "
+        "turns, tool calls that run code) per second",
+    )
+    concurrent_runs: int | None = Field(
+        default=None, ge=1, le=100_000, description="Runs in flight at once (session turns too)"
+    )
+    cpu_ms_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000_000,
+        description="CPU milliseconds its runs may use per clock minute (their usage.cpu_ms); "
+        "once spent, runs wait for the next minute",
+    )
+    sessions: int | None = Field(
+        default=None, ge=1, le=100_000, description="Sessions open at once"
+    )
+
+    def stored(self) -> dict[str, int]:
+        """The quotas set, as stored."""
+        return self.model_dump(exclude_none=True)
+
+
+class QuotasOut(BaseModel):
+    """The quotas set; a name left out has no quota."""
+
+    requests_per_second: int | None = None
+    concurrent_runs: int | None = None
+    cpu_ms_per_minute: int | None = None
+    sessions: int | None = None
+
+
 class NamespaceIn(_Strict):
     name: str = Field(
         pattern=NAMESPACE_NAME,
@@ -62,6 +100,11 @@ class NamespaceIn(_Strict):
         description="Its keys and workers may list IP literals in the operator's private "
         "networks (SANDLOT_EGRESS_PRIVATE_NETWORKS)",
     )
+    quotas: QuotasIn = Field(
+        default_factory=QuotasIn,
+        description="Rate limits and quotas of all its keys and workers together; none by "
+        "default (429 with Retry-After once one is reached)",
+    )
 
 
 class NamespacePatch(_Strict):
@@ -77,6 +120,9 @@ class NamespacePatch(_Strict):
     custom_hostname_suffixes: list[NonEmpty] | None = Field(default=None, max_length=100)
     storage_mb: int | None = Field(default=None, ge=1, le=1_048_576)
     version_retention: int | None = Field(default=None, ge=1, le=10_000)
+    quotas: QuotasIn | None = Field(
+        default=None, description="Replaces the namespace's quotas as a whole ({}: none)"
+    )
 
 
 class NamespaceOut(BaseModel):
@@ -92,6 +138,7 @@ class NamespaceOut(BaseModel):
     storage_mb: int | None = Field(description="null: the server's default")
     version_retention: int | None = Field(description="null: the server's default")
     storage_bytes: int = Field(description="Bytes of the artifacts its versions refer to")
+    quotas: QuotasOut = Field(description="Its rate limits and quotas; those left out: none")
 
 
 class NamespaceList(BaseModel):
@@ -103,6 +150,19 @@ class NamespaceList(BaseModel):
 
 class KeyIn(_Strict):
     label: str = Field(default="", max_length=100, description="What the key is for")
+    quotas: QuotasIn = Field(
+        default_factory=QuotasIn,
+        description="This key's own rate limits and quotas, counted besides its namespace's",
+    )
+
+
+class KeyPatch(_Strict):
+    """A change to a key (admin key): only the fields sent change."""
+
+    label: str | None = Field(default=None, max_length=100)
+    quotas: QuotasIn | None = Field(
+        default=None, description="Replaces the key's quotas as a whole ({}: none)"
+    )
 
 
 class KeyOut(BaseModel):
@@ -110,6 +170,7 @@ class KeyOut(BaseModel):
     namespace: str
     label: str
     created_at: str
+    quotas: QuotasOut
 
 
 class IssuedKey(KeyOut):

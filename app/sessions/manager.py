@@ -15,6 +15,7 @@ from app.auth import Principal
 from app.config import Settings
 from app.errors import ApiError, invalid_field
 from app.policy import Ceiling, allowlist_refusal, checked_hosts, checked_limits
+from app.quotas import QuotaGate, Subject, run_hold_ms
 from app.runs import build_job, check_requirements
 from app.schemas import RunIn
 from app.session_schemas import SessionCreate, SessionFile, SessionFiles, SessionTurnIn
@@ -48,9 +49,13 @@ _Reservation = tuple[str, int]
 class SessionManager:
     """Every session of this service process; made and closed in the app's lifespan."""
 
-    def __init__(self, settings: Settings, runners: dict[str, Runner]) -> None:
+    def __init__(
+        self, settings: Settings, runners: dict[str, Runner], quotas: QuotaGate | None = None
+    ) -> None:
         self._settings = settings
         self._runners = runners
+        # None: nothing counted (tests of the manager alone).
+        self._quotas = quotas
         self._root = settings.scratch_dir / "sessions"
         self._sessions: dict[str, Session] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -117,14 +122,23 @@ class SessionManager:
                 f"is {max_lifetime_s}; this server allows at most "
                 f"{settings.session_max_lifetime_s} (SANDLOT_SESSION_MAX_LIFETIME_S)",
             )
-        reservation = await self._make_room(caller, memory_mb)
         session_id = "ses_" + secrets.token_urlsafe(16)
+        if self._quotas is not None:
+            # Held until end(), or the longest it could live should this process die.
+            hold_ms = (max_lifetime_s + 60) * 1000
+            await self._quotas.open_session(caller.quotas, session_id, hold_ms)
+        try:
+            reservation = await self._make_room(caller, memory_mb)
+        except BaseException:
+            await self._close_quota(caller.quotas, session_id)
+            raise
         # The worker makes the directory (renaming a spare's into place).
         workspace = Workspace(self._root / session_id, settings.session_disk_mb * MIB)
         try:
             instance = await runner.open_session(session_id, workspace.root, memory_mb)
         except BaseException:
             await asyncio.to_thread(workspace.remove)
+            await self._close_quota(caller.quotas, session_id)
             raise
         finally:
             self._reserved.remove(reservation)
@@ -141,6 +155,7 @@ class SessionManager:
             memory_mb=memory_mb,
             idle_timeout_s=idle_timeout_s,
             max_lifetime_s=max_lifetime_s,
+            quota_subjects=caller.quotas,
         )
         self._sessions[session_id] = session
         log.info("session %s created (%s, %d MiB)", session_id, runtime, memory_mb)
@@ -200,8 +215,17 @@ class SessionManager:
             session.ended = reason
             session.ended_at = time.monotonic()
             log.info("session %s ended: %s", session.id, reason)
+            await self._close_quota(session.quota_subjects, session.id)
         await session.runner.close_session(session.instance)
         await asyncio.to_thread(session.workspace.remove)
+
+    async def _close_quota(self, subjects: tuple[Subject, ...], session_id: str) -> None:
+        if self._quotas is None:
+            return
+        try:
+            await self._quotas.close_session(subjects, session_id)
+        except Exception:  # the lease lapses at its deadline anyway
+            log.exception("session %s: releasing its quota failed", session_id)
 
     def get(self, caller: Principal, session_id: str, *, ended_ok: bool = False) -> Session:
         """The caller's session; 404 for an unknown id or another key's, 410 once ended."""
@@ -301,7 +325,16 @@ class SessionManager:
         worker stays busy for the queue wait.
         """
         try:
-            events = aiter(session.runner.turn(session.instance, job))
+            if self._quotas is not None:
+                hold_ms = run_hold_ms(self._settings, job)
+                turn = await self._quotas.run(
+                    session.quota_subjects,
+                    hold_ms,
+                    lambda: session.runner.turn(session.instance, job),
+                )
+                events = aiter(turn)
+            else:
+                events = aiter(session.runner.turn(session.instance, job))
             try:
                 first = await anext(events)
             except SessionEnded as exc:

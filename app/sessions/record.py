@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from app.quotas import Subject
 from app.session_schemas import SessionOut, SessionState, SessionUsage
 from sandbox import AllowEntry, PoolSession, WorkerPool, Workspace
 
@@ -28,6 +29,8 @@ class Session:
     memory_mb: int
     idle_timeout_s: int
     max_lifetime_s: int
+    # What it and its turns count against (app/quotas.py): its owner's namespace and key.
+    quota_subjects: tuple[Subject, ...] = ()
     created_at: float = field(default_factory=time.time)
     created: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)

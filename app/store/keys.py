@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -18,7 +19,18 @@ from app.store.db import Store
 from app.store.errors import KeyNotFound, NamespaceNotFound
 from app.store.models import ApiKeyRow, NamespaceRow
 
-__all__ = ["ApiKey", "KeyNotFound", "authenticate", "digest", "issue", "list_keys", "revoke"]
+__all__ = [
+    "ApiKey",
+    "KeyHolder",
+    "KeyNotFound",
+    "authenticate",
+    "digest",
+    "holder",
+    "issue",
+    "list_keys",
+    "revoke",
+    "update",
+]
 
 PREFIX = "sk_"
 
@@ -29,6 +41,17 @@ class ApiKey:
     namespace: str
     label: str
     created_at: datetime
+    quotas: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHolder:
+    """What a request with a namespace key needs: whose it is and the quotas that apply."""
+
+    namespace: str
+    key_id: str
+    namespace_quotas: dict[str, Any]
+    key_quotas: dict[str, Any]
 
 
 def digest(key: str) -> str:
@@ -42,7 +65,9 @@ def _namespace_id(session: Session, name: str) -> int:
     return int(found)
 
 
-def issue(store: Store, namespace: str, label: str) -> tuple[ApiKey, str]:
+def issue(
+    store: Store, namespace: str, label: str, quotas: dict[str, Any] | None = None
+) -> tuple[ApiKey, str]:
     """A new key: (its record, the key itself, which is never stored).
 
     Raises NamespaceNotFound.
@@ -55,10 +80,11 @@ def issue(store: Store, namespace: str, label: str) -> tuple[ApiKey, str]:
             digest=digest(key),
             namespace_id=_namespace_id(session, namespace),
             label=label,
+            quotas=quotas or {},
             created_at=datetime.now(UTC),
         )
         session.add(row)
-    return ApiKey(key_id, namespace, label, row.created_at), key
+    return ApiKey(key_id, namespace, label, row.created_at, dict(row.quotas)), key
 
 
 def list_keys(store: Store, namespace: str) -> list[ApiKey]:
@@ -68,9 +94,34 @@ def list_keys(store: Store, namespace: str) -> list[ApiKey]:
         rows = session.scalars(
             select(ApiKeyRow).where(ApiKeyRow.namespace_id == namespace_id).order_by(ApiKeyRow.id)
         )
-        return [
-            ApiKey(row.id, namespace, row.label, row.created_at.replace(tzinfo=UTC)) for row in rows
-        ]
+        return [_from_row(row, namespace) for row in rows]
+
+
+def _from_row(row: ApiKeyRow, namespace: str) -> ApiKey:
+    return ApiKey(
+        row.id, namespace, row.label, row.created_at.replace(tzinfo=UTC), dict(row.quotas)
+    )
+
+
+def update(store: Store, namespace: str, key_id: str, changes: dict[str, Any]) -> ApiKey:
+    """Set the key's ``label`` and/or ``quotas`` (already validated).
+
+    Raises NamespaceNotFound, KeyNotFound, and ValueError for another field.
+    """
+    unknown = sorted(set(changes) - {"label", "quotas"})
+    if unknown:
+        raise ValueError(f"not changeable key fields: {', '.join(unknown)}")
+    with store.session() as session:
+        namespace_id = _namespace_id(session, namespace)
+        row = session.scalar(
+            select(ApiKeyRow).where(ApiKeyRow.id == key_id, ApiKeyRow.namespace_id == namespace_id)
+        )
+        if row is None:
+            raise KeyNotFound(namespace, key_id)
+        for column, value in changes.items():
+            setattr(row, column, value)
+        session.flush()
+        return _from_row(row, namespace)
 
 
 def revoke(store: Store, namespace: str, key_id: str) -> None:
@@ -94,3 +145,19 @@ def authenticate(store: Store, key: str) -> str | None:
             .join(ApiKeyRow, ApiKeyRow.namespace_id == NamespaceRow.id)
             .where(ApiKeyRow.digest == digest(key))
         )
+
+
+def holder(store: Store, key: str) -> KeyHolder | None:
+    """The namespace, id and quotas of a key (one indexed query), or None for an unknown key."""
+    if not key.startswith(PREFIX):
+        return None
+    with store.session() as session:
+        found = session.execute(
+            select(NamespaceRow.name, ApiKeyRow.id, NamespaceRow.quotas, ApiKeyRow.quotas)
+            .join(ApiKeyRow, ApiKeyRow.namespace_id == NamespaceRow.id)
+            .where(ApiKeyRow.digest == digest(key))
+        ).first()
+    if found is None:
+        return None
+    name, key_id, namespace_quotas, key_quotas = found
+    return KeyHolder(name, key_id, dict(namespace_quotas or {}), dict(key_quotas or {}))

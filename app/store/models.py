@@ -58,6 +58,9 @@ class NamespaceRow(Base):
     # SANDLOT_VERSION_RETENTION).
     storage_mb: Mapped[int | None] = mapped_column(Integer, nullable=True)
     version_retention: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Set by the admin: rate limits and quotas of all its keys together (app/quotas.py);
+    # a name left out has no quota.
+    quotas: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=_now
     )
@@ -74,6 +77,8 @@ class ApiKeyRow(Base):
         Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False
     )
     label: Mapped[str] = mapped_column(String(100), nullable=False, default="")
+    # Set by the admin: this key's own quotas, within which it also shares its namespace's.
+    quotas: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=_now
     )

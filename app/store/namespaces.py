@@ -45,6 +45,8 @@ class Namespace:
     version_retention: int | None = None
     # Bytes of the distinct artifacts its workers' versions refer to.
     storage_bytes: int = 0
+    # Its rate limits and quotas (app/quotas.py): only the ones set.
+    quotas: dict[str, Any] = field(default_factory=dict)
 
 
 def _from_row(row: NamespaceRow, workers: int = 0, storage_bytes: int = 0) -> Namespace:
@@ -62,6 +64,7 @@ def _from_row(row: NamespaceRow, workers: int = 0, storage_bytes: int = 0) -> Na
         storage_mb=row.storage_mb,
         version_retention=row.version_retention,
         storage_bytes=storage_bytes,
+        quotas=dict(row.quotas or {}),
     )
 
 
@@ -84,6 +87,7 @@ def create(
     custom_hostname_suffixes: list[str] | None = None,
     storage_mb: int | None = None,
     version_retention: int | None = None,
+    quotas: dict[str, Any] | None = None,
 ) -> Namespace:
     """Raises NamespaceExists."""
     row = NamespaceRow(
@@ -96,6 +100,7 @@ def create(
         custom_hostname_suffixes=custom_hostname_suffixes or [],
         storage_mb=storage_mb,
         version_retention=version_retention,
+        quotas=quotas or {},
     )
     try:
         with store.session() as session:

@@ -402,9 +402,17 @@ class Target:
     worker: Worker
     bindings: dict[str, str]
     namespace_private_egress: bool = False
+    namespace_quotas: dict[str, Any] = field(default_factory=dict)
 
 
-_NAMESPACE_COLUMNS = ("mode", "limits", "allowed_hosts", "dispatch_public", "private_egress")
+_NAMESPACE_COLUMNS = (
+    "mode",
+    "limits",
+    "allowed_hosts",
+    "dispatch_public",
+    "private_egress",
+    "quotas",
+)
 _WORKER_COLUMNS = (
     "name",
     "runtime",
@@ -493,6 +501,7 @@ def target(store: Store, namespace: str, name: str) -> Target:
         worker=worker,
         bindings={**found["w_vars"], **_opened(store, found["w_secrets"])},
         namespace_private_egress=bool(found["n_private_egress"]),
+        namespace_quotas=dict(found["n_quotas"] or {}),
     )
 
 

@@ -334,3 +334,28 @@ def test_the_migration_seals_secrets_stored_in_clear(database_url: str) -> None:
     assert sealed["K"] != "in-clear"
     assert workers.target(store, "ns", "w").bindings == {"K": "in-clear"}
     store.close()
+
+
+def test_quotas_are_stored_for_namespaces_and_keys(store: Store) -> None:
+    namespaces.create(
+        store,
+        "quoted",
+        mode="untrusted",
+        limits={},
+        allowed_hosts=[],
+        dispatch_public=True,
+        quotas={"concurrent_runs": 2},
+    )
+    record, key = keys.issue(store, "quoted", "ci", {"requests_per_second": 5})
+    assert record.quotas == {"requests_per_second": 5}
+    holder = keys.holder(store, key)
+    assert holder == keys.KeyHolder(
+        "quoted", record.id, {"concurrent_runs": 2}, {"requests_per_second": 5}
+    )
+    changed = keys.update(store, "quoted", record.id, {"quotas": {"sessions": 1}})
+    assert changed.quotas == {"sessions": 1}
+    namespaces.update(store, "quoted", {"quotas": {}})
+    assert keys.holder(store, key) == keys.KeyHolder("quoted", record.id, {}, {"sessions": 1})
+    assert keys.holder(store, key + "x") is None
+    with pytest.raises(keys.KeyNotFound):
+        keys.update(store, "quoted", "key_missing", {"label": "x"})
