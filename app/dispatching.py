@@ -97,7 +97,11 @@ async def run_target(
         per_call=per_call,
         metadata=metadata if trusted else None,
     )
-    return await collect(services.runners[found.runtime].run(job))
+    runner = services.runners[found.runtime]
+    metered = services.metrics.observe(
+        runner.run(job), engine=runner.name, kind="dispatch", namespace=found.namespace
+    )
+    return await collect(services.drain.bounded(metered))
 
 
 def worker_job(

@@ -174,7 +174,10 @@ def render_run(run: ExecuteResponse) -> str:
 async def _execute_code(services: Services, caller: Principal, args: RunIn) -> ToolOutput:
     ceiling = await caller_ceiling(services.settings, services.store, caller)
     runner, job = prepare_run(services, args, ceiling)
-    run = to_response(await collect(runner.run(job)))
+    metered = services.metrics.observe(
+        runner.run(job), engine=runner.name, kind="tool", namespace=caller.namespace
+    )
+    run = to_response(await collect(services.drain.bounded(metered)))
     images = tuple(
         (output.mime_type, output.data)
         for output in run.outputs

@@ -53,7 +53,10 @@ async def execute(
     """
     ceiling = await caller_ceiling(services.settings, services.store, caller)
     runner, job = prepare_run(services, body, ceiling)
-    events = aiter(runner.run(job))
+    metered = services.metrics.observe(
+        runner.run(job), engine=runner.name, kind="execute", namespace=caller.namespace
+    )
+    events = aiter(services.drain.bounded(metered))
     first = await anext(events)  # PoolBusy (429) surfaces here, before any response
     if not isinstance(first, Started):
         raise RuntimeError(f"runner sent {first!r} before start")
