@@ -104,6 +104,7 @@ class Drain:
         # One context for every step, so what the run puts in the log context stays.
         context = contextvars.copy_context()
         expired = asyncio.create_task(self._expired.wait())
+        step: asyncio.Task[Event | None] | None = None
         try:
             while True:
                 step = asyncio.create_task(_next(events), context=context)
@@ -121,6 +122,11 @@ class Drain:
                 yield event
         finally:
             expired.cancel()
+            if step is not None and not step.done():
+                # Closed mid-step (the client went away): the run stops with it.
+                step.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await step
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 await aclose()

@@ -25,7 +25,8 @@ _CREDENTIAL = re.compile(
     r"(?i)\b([a-z_-]*(?:api[_-]?key|token|password|passwd|secret|signature|sig|auth)[a-z_-]*)"
     r"(=|:\s*|\"\s*:\s*\")([^&\s\"',;]+)"
 )
-REDACTED = "[redacted]"
+# The marker redact_url (the access log's filter) uses too.
+REDACTED = "REDACTED"
 _CONTEXT = ("request_id", "run_id", "namespace")
 
 
