@@ -105,12 +105,24 @@ def test_past_the_drain_timeout_a_streamed_run_ends_canceled_with_reason_shutdow
         seen = threading.Event()
         code = "import time\nprint('started', flush=True)\ntime.sleep(60)"
         reader = _stream(service, code, events, seen)
+        answers: list[dict[str, object]] = []
+
+        def run_json() -> None:
+            with service.client(timeout=120) as client:
+                answers.append(client.post("/v1/execute", json={"code": code}).json())
+
+        json_run = threading.Thread(target=run_json)
+        json_run.start()
         assert seen.wait(60), events
+        time.sleep(0.5)  # the JSON run is in flight too
         service.proc.send_signal(signal.SIGTERM)
         reader.join(30)
+        json_run.join(30)
         end = events[-1]
         assert end["event"] == "end", events
         assert end["status"] == "canceled" and end["reason"] == "shutdown", end
+        assert answers[0]["status"] == "canceled", answers
+        assert answers[0]["error"]["type"] == "Shutdown", answers  # type: ignore[index]
         assert service.proc.wait(30) == 0
     finally:
         service.close()
