@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Operations (docs/operations.md): the log's format; who may read GET /metrics (admin:
+    # the admin key's holder); namespaces with their own metric labels (later ones count
+    # as _other); how long SIGTERM waits for runs in flight before canceling them.
+    log_format: Literal["text", "json"] = "text"
+    metrics: Literal["off", "admin", "public"] = "admin"
+    metrics_max_namespaces: int = Field(default=100, ge=0, le=10_000)
+    drain_timeout_ms: int = Field(default=30_000, ge=0, le=3_600_000)
 
     data_dir: Path = PROJECT_ROOT / "var"
     # SQLite under data_dir when unset; a postgresql+psycopg:// URL for PostgreSQL.

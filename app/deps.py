@@ -6,13 +6,15 @@ and that hop cost more than the rest of a small request's routing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI, Request
 
 from app.bundles import BundleCache
 from app.config import Settings
+from app.draining import Drain
+from app.metrics import Metrics
 from app.quotas import QuotaGate
 from app.store import ArtifactStore, ReadCache, Store, workers
 from sandbox import Runner
@@ -64,6 +66,8 @@ class Services:
     quotas: QuotaGate
     # The service's sessions (app/sessions/); None only before the lifespan made them.
     sessions: SessionManager | None = None
+    metrics: Metrics = field(default_factory=lambda: Metrics(max_namespaces=0))
+    drain: Drain = field(default_factory=Drain)
 
 
 def services_of(app: FastAPI) -> Services:
@@ -78,6 +82,8 @@ def services_of(app: FastAPI) -> Services:
         targets=state.targets,
         quotas=state.quotas,
         sessions=getattr(state, "sessions", None),
+        metrics=state.metrics,
+        drain=state.drain,
     )
 
 

@@ -103,7 +103,11 @@ async def run_target(
     runner = services.runners[found.runtime]
     subjects = dispatch_subjects(found.namespace, target.namespace_quotas, caller_quotas)
     hold_ms = run_hold_ms(services.settings, job)
-    return await collect(await services.quotas.run(subjects, hold_ms, lambda: runner.run(job)))
+    allowed = await services.quotas.run(subjects, hold_ms, lambda: runner.run(job))
+    metered = services.metrics.observe(
+        allowed, engine=runner.name, kind="dispatch", namespace=found.namespace
+    )
+    return await collect(services.drain.bounded(metered))
 
 
 def worker_job(

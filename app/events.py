@@ -2,7 +2,8 @@
 
 Events, in order: ``start`` once; ``stdout``, ``stderr``, ``display`` and
 ``subrequest`` as they happen; ``result`` at most once; ``files`` once when the
-request had ``return_files``; ``end`` always, last. Every ``data`` is a
+request had ``return_files``; ``end`` always, last (with ``reason`` ``shutdown`` when
+the service canceled the run as it shut down: app/draining.py). Every ``data`` is a
 JSON object; ``id`` counts from 0 within the stream.
 
 :class:`EventStream` sends them, and drops a client that stops taking them.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -34,14 +35,36 @@ from sandbox import (
     End,
     Event,
     Files,
+    GuestError,
     Output,
     ResultValue,
     RunResult,
     Started,
+    Status,
     Subrequest,
+    Usage,
 )
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownEnd(End):
+    """The end of a run the service canceled because it was shutting down."""
+
+    reason: str = "shutdown"
+
+    @classmethod
+    def now(cls) -> ShutdownEnd:
+        return cls(
+            status=Status.CANCELED,
+            usage=Usage(),
+            error=GuestError(
+                type="Shutdown",
+                message="the server shut down before the run finished "
+                "(SANDLOT_DRAIN_TIMEOUT_MS passed); run it again",
+            ),
+        )
 
 
 class EventStream(EventSourceResponse):
@@ -87,8 +110,10 @@ def event_payload(event: Event, run_id: str) -> tuple[str, dict[str, Any]]:
         case ResultValue():
             return "result", asdict(event)
         case End():
+            reason = {"reason": event.reason} if isinstance(event, ShutdownEnd) else {}
             return "end", {
                 "id": run_id,
+                **reason,
                 "status": event.status.value,
                 "error": asdict(event.error) if event.error else None,
                 "exit_code": event.exit_code,

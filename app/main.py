@@ -17,12 +17,15 @@ from app.ai import ModelClient, ModelConfig, Prompts
 from app.auth import KeyBeforeBody, admin_key_for, secrets_key_for
 from app.bundles import BundleCache
 from app.config import Settings
+from app.draining import Drain, DrainGate
 from app.host_header import OneHost
 from app.hostnames import HostRouting
 from app.limits_middleware import BodySizeLimit
 from app.mcp_server import PATH as MCP_PATH
 from app.mcp_server import McpEndpoint, serve_mcp
+from app.metrics import Metrics
 from app.quotas import LocalCounters, QuotaGate, RedisCounters
+from app.request_context import RequestIds
 from app.routes import (
     apidocs,
     dispatch,
@@ -30,6 +33,7 @@ from app.routes import (
     generate,
     health,
     hostnames,
+    metrics,
     namespaces,
     playground,
     secrets,
@@ -163,6 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.gather(*(runner.start() for runner in runners.values()))
             app.state.sessions = SessionManager(settings, runners, app.state.quotas)
             await app.state.sessions.start()
+            app.state.drain.on_drained(lambda: app.state.sessions.end_all("shutdown"))
             async with serve_mcp(app):
                 log.info("sandlot ready: engines %s", ", ".join(runners))
                 yield
@@ -185,6 +190,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.drain = Drain(settings.drain_timeout_ms)
+    app.state.metrics = Metrics(max_namespaces=settings.metrics_max_namespaces)
+    app.state.metrics.watch(
+        lambda: getattr(app.state, "runners", {}),
+        lambda: app.state.sessions.open_count if getattr(app.state, "sessions", None) else 0,
+    )
     # Outermost last. OneHost refuses requests naming two hosts before HostRouting reads
     # Host; HostRouting turns worker hostnames into /dispatch/ paths before the body cap
     # and the key check look at the path; the key is checked before the body is read.
@@ -200,19 +211,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_hostnames=settings.api_hostnames,
     )
     app.add_middleware(OneHost)
+    # While draining (SIGTERM), new requests get 503 before anything else reads them.
+    app.add_middleware(DrainGate, drain=app.state.drain, on_refused=app.state.metrics.refused.inc)
     if settings.cors_origins:
-        # Outermost: a preflight carries no key, so it is answered before the key check.
+        # Outside the key check: a preflight carries no key, so it is answered first.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["authorization", "content-type", "x-sandlot-limits"],
-            expose_headers=["retry-after", "x-sandlot-outcome"],
+            expose_headers=["retry-after", "x-sandlot-outcome", "x-request-id"],
             max_age=600,
         )
+    # Outermost of all: every response, refusals included, carries X-Request-Id.
+    app.add_middleware(RequestIds)
     errors.install(app)
     openapi.install(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(execute.router)
     app.include_router(sessions.router)
     app.include_router(namespaces.router)

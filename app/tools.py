@@ -176,9 +176,11 @@ async def _execute_code(services: Services, caller: Principal, args: RunIn) -> T
     ceiling = await caller_ceiling(services.settings, services.store, caller)
     runner, job = prepare_run(services, args, ceiling)
     hold_ms = run_hold_ms(services.settings, job)
-    run = to_response(
-        await collect(await services.quotas.run(caller.quotas, hold_ms, lambda: runner.run(job)))
+    allowed = await services.quotas.run(caller.quotas, hold_ms, lambda: runner.run(job))
+    metered = services.metrics.observe(
+        allowed, engine=runner.name, kind="tool", namespace=caller.namespace
     )
+    run = to_response(await collect(services.drain.bounded(metered)))
     images = tuple(
         (output.mime_type, output.data)
         for output in run.outputs

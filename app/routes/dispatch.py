@@ -68,6 +68,7 @@ async def dispatch(
     )
     response = worker_response(result, path_routed=route is None, detailed=keyed)
     outcome = response.headers["x-sandlot-outcome"]
+    services.metrics.dispatched(namespace, outcome)
     if outcome != "ok":
         # Ids at INFO; what the worker said (it may quote its secrets) at DEBUG only.
         log.info("dispatch %s/%s run %s: %s", namespace, worker, result.run_id, outcome)

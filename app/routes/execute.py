@@ -59,7 +59,11 @@ async def execute(
     ceiling = await caller_ceiling(services.settings, services.store, caller)
     runner, job = prepare_run(services, body, ceiling)
     hold_ms = run_hold_ms(services.settings, job)
-    events = aiter(await services.quotas.run(caller.quotas, hold_ms, lambda: runner.run(job)))
+    allowed = await services.quotas.run(caller.quotas, hold_ms, lambda: runner.run(job))
+    metered = services.metrics.observe(
+        allowed, engine=runner.name, kind="execute", namespace=caller.namespace
+    )
+    events = aiter(services.drain.bounded(metered))
     # PoolBusy and quotas (429) surface here, before any response.
     first = await anext(events)
     if not isinstance(first, Started):

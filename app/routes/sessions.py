@@ -130,7 +130,13 @@ async def execute_in_session(
     ceiling = await caller_ceiling(services.settings, services.store, caller)
     job = sessions.turn_job(session, ceiling, body)
     sessions.claim(session)
-    events = await sessions.turn(session, job)
+    turn = services.metrics.observe(
+        await sessions.turn(session, job),
+        engine=session.runner.name,
+        kind="session",
+        namespace=caller.namespace,
+    )
+    events = aiter(services.drain.bounded(turn))
     first = await anext(events)
     if not isinstance(first, Started):
         raise RuntimeError(f"runner sent {first!r} before start")

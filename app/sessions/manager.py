@@ -81,6 +81,16 @@ class SessionManager:
         for session in list(self._sessions.values()):
             await self.end(session, "closed")
 
+    @property
+    def open_count(self) -> int:
+        return sum(1 for session in self._sessions.values() if session.ended is None)
+
+    async def end_all(self, reason: str) -> None:
+        """End every open session with ``reason`` (the service is shutting down)."""
+        for session in list(self._sessions.values()):
+            if session.ended is None:
+                await self.end(session, reason)
+
     # -- lifecycle ----------------------------------------------------------
 
     async def create(self, caller: Principal, ceiling: Ceiling, body: SessionCreate) -> Session:
