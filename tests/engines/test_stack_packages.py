@@ -25,9 +25,12 @@ from tests.engines.test_stack_runtime import Sink
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An artifact directory whose stack build is the real one (linked, not rebuilt)."""
+    """An artifact directory whose stack build is the real one (linked, not rebuilt).
+
+    One per test: an install remembers what was asked before (requested.txt), so a shared
+    one made each test depend on which ran first (seen with random order)."""
     real = build(ARTIFACT_DIR)
     directory = tmp_path_factory.mktemp("stack-packages")
     (directory / "stack").mkdir()
