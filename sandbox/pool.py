@@ -384,8 +384,8 @@ class WorkerPool:
         worker = await self._acquire(fewest_sessions=True)
         try:
             await self._enter_lane(worker)
-        except PoolBusy:
-            self._release(worker)
+        except BaseException:  # PoolBusy, or the caller gave up while waiting
+            self._release(worker, ran=False)
             raise
         release = False
         try:
@@ -436,8 +436,8 @@ class WorkerPool:
         worker = await self._acquire(session=session)
         try:
             await self._enter_lane(worker)
-        except PoolBusy:
-            self._release(worker)
+        except BaseException:  # PoolBusy, or the caller gave up while waiting
+            self._release(worker, ran=False)
             raise
         request = {"op": "turn", "session": session.id, "job": protocol.job_message(job)}
         async for event in self._relay(worker, job, request, session, worker.session_lane):
