@@ -27,6 +27,20 @@ _DNS_NAME = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
 _ORIGIN = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 
 
+def default_runs_per_worker() -> int:
+    """Runs per wasmtime worker process when unset: up to 64, fewer on a small machine.
+
+    A run waiting on a sleep or a fetch holds no CPU, so the bound is memory: one run per
+    256 MiB of physical memory (the default per-run cap), shared by one process per core.
+    """
+    cores = os.cpu_count() or 1
+    try:
+        memory_mib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    except (ValueError, OSError):
+        return 1
+    return max(1, min(64, memory_mib // 256 // cores))
+
+
 class Settings(BaseSettings):
     # Errors never echo the input: it may be a key.
     model_config = SettingsConfigDict(
@@ -80,6 +94,9 @@ class Settings(BaseSettings):
     namespace_storage_mb: int = Field(default=256, ge=1)
 
     pool_size: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    # Runs each wasmtime worker process takes at once (threads, one instance each): a run
+    # waiting on a sleep or a fetch holds no CPU. Total = pool_size x runs_per_worker.
+    runs_per_worker: int = Field(default_factory=lambda: default_runs_per_worker(), ge=1, le=256)
     queue_timeout_ms: int = Field(default=2_000, ge=0, le=60_000)
     kill_grace_ms: int = Field(default=500, ge=50, le=60_000)
     # The guest behind runtime "wasmtime": the data stack (CPython 3.15 with numpy, pandas,

@@ -74,6 +74,7 @@ async def _wasmtime_runner(settings: Settings) -> Runner:
         queue_timeout_ms=settings.queue_timeout_ms,
         kill_grace_ms=settings.kill_grace_ms,
         env=worker_environment(),
+        runs_per_worker=settings.runs_per_worker,
     )
 
 
@@ -90,6 +91,7 @@ async def _stack_runner(settings: Settings) -> Runner:
         queue_timeout_ms=settings.queue_timeout_ms,
         kill_grace_ms=settings.kill_grace_ms,
         env=worker_environment(),
+        runs_per_worker=settings.runs_per_worker,
     )
 
 

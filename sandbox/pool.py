@@ -1,8 +1,9 @@
 """A pool of disposable worker processes behind the Runner protocol.
 
-Each worker process runs one job at a time (see
-``sandbox/engines/wasmtime/worker.py``). The pool hands a job to an idle
-worker, relays its events, and guarantees that every run ends:
+Each worker process takes up to ``runs_per_worker`` jobs at once (wasmtime: each on its
+own thread in its own runtime, see ``sandbox/engines/serving.py``; one for the others).
+The pool hands a job to the least busy worker with a free slot, names it (``id``) on every
+frame both ways, relays its events, and guarantees that every run ends:
 
 * the worker reports ``end``: relayed as is;
 * the run overruns ``wall_ms + kill_grace_ms`` (a guest blocked inside a WASI
@@ -16,13 +17,15 @@ The conversation with the worker does not wait for the caller: events are
 queued in this process as they arrive, so a caller that reads slowly (or not at
 all) never holds a worker past its run's end.
 
-A killed or dead worker is replaced in the background. When every worker is
-busy, a caller waits at most ``queue_timeout_ms`` and then gets ``PoolBusy``.
+A killed or dead worker is replaced in the background, and the runs it held end
+``internal_error`` (or ``wall_limit`` for the one that overran). When every slot is
+taken, a caller waits at most ``queue_timeout_ms`` and then gets ``PoolBusy``.
 
 Sessions (engines whose worker keeps instances between calls): :meth:`WorkerPool.open_session`
 makes an instance in the worker process with the fewest sessions, and each
 :meth:`WorkerPool.turn` is routed to that process (affinity), where it waits for the
-process like any run: one queue, first come first served. A session pins no process:
+process like any run: one queue, first come first served; opens and turns then run one at
+a time in their process (its session lane). A session pins no process:
 an idle session is memory in its worker, nothing more. A turn ending anything but
 ``ok`` or ``error`` ends the session (the worker drops its instance); a worker that dies,
 or is killed at a turn's or a run's hard deadline, takes its sessions with it
@@ -79,7 +82,7 @@ class PoolConfig:
 
     Attributes:
         command: argv that starts one worker (the workdir flag is appended).
-        size: number of worker processes, each running one job at a time.
+        size: number of worker processes.
         scratch_dir: parent directory of the workers' private working dirs.
         queue_timeout_ms: how long a job may wait for a free worker.
         kill_grace_ms: how far past ``wall_ms`` a run may go before its
@@ -87,6 +90,9 @@ class PoolConfig:
         start_timeout_ms: how long a new worker may take to report ready.
         sessions: whether the workers keep sessions (the ``open``/``turn``/``close``
             frames); pools of engines without them refuse :meth:`WorkerPool.open_session`.
+        runs_per_worker: runs one worker process takes at once (each on its own thread
+            in its own instance; the worker must have been started to take as many).
+            Session turns and opens stay one at a time per process.
     """
 
     command: tuple[str, ...]
@@ -97,11 +103,18 @@ class PoolConfig:
     start_timeout_ms: int = 60_000
     env: Mapping[str, str] | None = None
     sessions: bool = False
+    runs_per_worker: int = 1
 
     def __post_init__(self) -> None:
         if not self.command:
             raise ValueError("command must not be empty")
-        for name in ("size", "queue_timeout_ms", "kill_grace_ms", "start_timeout_ms"):
+        for name in (
+            "size",
+            "queue_timeout_ms",
+            "kill_grace_ms",
+            "start_timeout_ms",
+            "runs_per_worker",
+        ):
             value = getattr(self, name)
             if value < 1 and not (name == "queue_timeout_ms" and value == 0):
                 raise ValueError(f"{name} must be at least 1, got {value}")
@@ -149,8 +162,14 @@ class _Worker:
         # Whole frames only: a reader task owns the pipe, so a caller
         # cancelled mid-wait never leaves half a frame behind.
         self._inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        # Frames naming a run (``id``) go to that run's channel.
+        self._channels: dict[str, asyncio.Queue[dict[str, Any] | None]] = {}
         self.exited = asyncio.Event()
-        self.busy = False
+        self.slots = config.runs_per_worker
+        # Runs, turns and opens claimed on this process (at most ``slots``).
+        self.active = 0
+        # Session opens and turns run one at a time in the process: held for each.
+        self.session_lane = asyncio.Lock()
         self.retired = False
         self.runs = 0
         self.sessions: dict[str, PoolSession] = {}
@@ -158,6 +177,28 @@ class _Worker:
     @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
+
+    @property
+    def busy(self) -> bool:
+        return self.active > 0
+
+    def open_channel(self, run_id: str) -> None:
+        channel: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        if self.exited.is_set():
+            channel.put_nowait(None)
+        self._channels[run_id] = channel
+
+    def close_channel(self, run_id: str) -> None:
+        self._channels.pop(run_id, None)
+
+    async def receive_for(self, run_id: str) -> dict[str, Any]:
+        """The next frame of run ``run_id`` (its channel must be open)."""
+        channel = self._channels[run_id]
+        message = await channel.get()
+        if message is None:
+            channel.put_nowait(None)
+            raise _WorkerDied("worker closed its output")
+        return message
 
     async def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -212,11 +253,18 @@ class _Worker:
             if proc is None or proc.stdout is None:
                 return
             while (message := await protocol.read_frame_async(proc.stdout)) is not None:
-                self._inbox.put_nowait(message)
+                run_id = message.get("id")
+                if run_id is None:
+                    self._inbox.put_nowait(message)
+                elif (channel := self._channels.get(str(run_id))) is not None:
+                    channel.put_nowait(message)
+                # else: a late frame of a run nobody follows any more
         except protocol.ProtocolError as exc:
             log.error("worker %d sent a bad frame: %s", self.id, exc)
         finally:
             self._inbox.put_nowait(None)
+            for channel in self._channels.values():
+                channel.put_nowait(None)
             self.exited.set()
 
     async def kill(self) -> None:
@@ -232,8 +280,9 @@ class _Worker:
                     await asyncio.wait_for(task, 1)
         await asyncio.to_thread(shutil.rmtree, self.workdir, True)
         # Where an engine keeps a spare session instance's directory (GuestRuntime).
-        spare = self.workdir.with_name(self.workdir.name + "-spare")
-        await asyncio.to_thread(shutil.rmtree, spare, True)
+        # And each further runtime's, when it runs several at once (serving.lane_workdirs).
+        for extra in self.workdir.parent.glob(self.workdir.name + "-*"):
+            await asyncio.to_thread(shutil.rmtree, extra, True)
 
     async def stop(self) -> None:
         """Ask the worker to exit; kill it if it doesn't within a second."""
@@ -314,7 +363,7 @@ class WorkerPool:
             raise RunnerClosed(f"the {self.name} runner is closed")
         worker = await self._acquire()
         request = {"op": "run", "job": protocol.job_message(job)}
-        async for event in self._relay(worker, job, request, None):
+        async for event in self._relay(worker, job, request, None, None):
             yield event
 
     # -- sessions ----------------------------------------------------------
@@ -333,7 +382,11 @@ class WorkerPool:
         if self._closed:
             raise RunnerClosed(f"the {self.name} runner is closed")
         worker = await self._acquire(fewest_sessions=True)
-        worker.busy = True
+        try:
+            await self._enter_lane(worker)
+        except BaseException:  # PoolBusy, or the caller gave up while waiting
+            self._release(worker, ran=False)
+            raise
         release = False
         try:
             await worker.send(
@@ -358,6 +411,7 @@ class WorkerPool:
                 f"a {self.name} worker failed while opening a session ({exc or 'timed out'})"
             ) from exc
         finally:
+            worker.session_lane.release()
             if release:
                 self._release(worker)
             else:
@@ -380,8 +434,13 @@ class WorkerPool:
         if session.ended is not None:
             raise SessionEnded(session.ended)
         worker = await self._acquire(session=session)
+        try:
+            await self._enter_lane(worker)
+        except BaseException:  # PoolBusy, or the caller gave up while waiting
+            self._release(worker, ran=False)
+            raise
         request = {"op": "turn", "session": session.id, "job": protocol.job_message(job)}
-        async for event in self._relay(worker, job, request, session):
+        async for event in self._relay(worker, job, request, session, worker.session_lane):
             yield event
 
     async def close_session(self, session: PoolSession) -> None:
@@ -412,11 +471,26 @@ class WorkerPool:
         if session is not None:
             self._track(self._forget(session))
 
+    async def _enter_lane(self, worker: _Worker) -> None:
+        """Take the worker's session lane, waiting at most the queue wait (PoolBusy)."""
+        try:
+            async with asyncio.timeout(self._config.queue_timeout_ms / 1000):
+                await worker.session_lane.acquire()
+        except TimeoutError:
+            raise PoolBusy(self._config.queue_timeout_ms) from None
+
     async def _relay(
-        self, worker: _Worker, job: Job, request: dict[str, Any], session: PoolSession | None
+        self,
+        worker: _Worker,
+        job: Job,
+        request: dict[str, Any],
+        session: PoolSession | None,
+        lane: asyncio.Lock | None,
     ) -> AsyncIterator[Event]:
-        worker.busy = True
+        """Relay one run or turn on ``worker`` (claimed); ``lane`` (held) is released at
+        its end."""
         run_id = "run_" + secrets.token_hex(8)
+        request = {**request, "id": run_id}
         log.info(
             "run %s on %s worker %d%s: %d bytes of code, %d files",
             run_id,
@@ -435,7 +509,7 @@ class WorkerPool:
         # task canceled before its first step would never run the finally that frees
         # the worker.
         conversation = asyncio.Task(
-            self._converse(worker, job, request, run_id, events, session),
+            self._converse(worker, job, request, run_id, events, session, lane),
             loop=asyncio.get_running_loop(),
             eager_start=True,
         )
@@ -461,6 +535,7 @@ class WorkerPool:
         run_id: str,
         events: asyncio.Queue[Event],
         session: PoolSession | None,
+        lane: asyncio.Lock | None,
     ) -> None:
         """Run ``request`` on ``worker`` to its End, putting each event on ``events``."""
         started = time.monotonic()
@@ -469,12 +544,13 @@ class WorkerPool:
         release = True
         if session is not None:
             session.turning = True
+        worker.open_channel(run_id)
         try:
             try:
                 await worker.send(request)
                 async with asyncio.timeout_at(_loop_time(hard_deadline)):
                     while end is None:
-                        message = await worker.receive()
+                        message = await worker.receive_for(run_id)
                         try:
                             batch = protocol.events_from_message(message)
                         except protocol.ProtocolError as exc:
@@ -517,11 +593,15 @@ class WorkerPool:
                 # A canceled turn ends its session (the instance stopped mid-way).
                 log.info("run %s canceled by the caller", run_id)
                 self._end_session(session, Status.CANCELED.value)
-                self._track(self._cancel_and_release(worker, hard_deadline))
-            elif release:
-                self._release(worker)
+                self._track(self._cancel_and_release(worker, run_id, session, lane, hard_deadline))
             else:
-                self._track(self._replace(worker))
+                worker.close_channel(run_id)
+                if lane is not None:
+                    lane.release()
+                if release:
+                    self._release(worker)
+                else:
+                    self._track(self._replace(worker))
             log.info(
                 "run %s ended: %s in %.1f ms",
                 run_id,
@@ -551,8 +631,8 @@ class WorkerPool:
                 raise SessionEnded(session.ended or "crashed")
 
     def _take_idle(self, want: _Worker | None, fewest_sessions: bool) -> _Worker | None:
-        # Every idle worker is one no waiting caller wants (_offer hands them out first), so
-        # taking one here jumps no queue.
+        # Every worker with a free slot is one no waiting caller wants (_offer hands slots
+        # out first), so taking one here jumps no queue.
         if not self._idle:
             return None
         if want is not None:
@@ -560,11 +640,17 @@ class WorkerPool:
                 return None
             worker = want
         elif fewest_sessions:
-            worker = min(self._idle, key=lambda w: len(w.sessions))
+            worker = min(self._idle, key=lambda w: (len(w.sessions), w.active))
         else:
-            worker = self._idle[0]
-        self._idle.remove(worker)
+            worker = min(self._idle, key=lambda w: w.active)  # spread the load
+        self._claim(worker)
         return worker
+
+    def _claim(self, worker: _Worker) -> None:
+        worker.active += 1
+        if worker.active >= worker.slots:
+            with contextlib.suppress(ValueError):
+                self._idle.remove(worker)
 
     async def _wait_for_worker(self, want: _Worker | None, deadline: float) -> _Worker:
         if want is not None and (want.retired or not want.alive):
@@ -584,19 +670,22 @@ class WorkerPool:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(entry)
             if not handed and future.done() and not future.cancelled():
-                # Handed a worker just as we gave up: pass it on.
-                self._offer(future.result())
+                # Handed a slot just as we gave up: pass it on.
+                self._release(future.result(), ran=False)
 
     def _offer(self, worker: _Worker) -> None:
-        """Give an idle worker to the first caller waiting for it, or put it aside."""
-        for entry in self._waiters:
+        """Give the worker's free slots to the first callers waiting for it; keep the rest."""
+        for entry in list(self._waiters):
+            if worker.active >= worker.slots:
+                return
             want, future = entry
             if future.done() or (want is not None and want is not worker):
                 continue
             self._waiters.remove(entry)
+            self._claim(worker)
             future.set_result(worker)
-            return
-        self._idle.append(worker)
+        if worker.active < worker.slots and worker not in self._idle:
+            self._idle.append(worker)
 
     async def _spawn(self) -> None:
         worker = _Worker(self._config)
@@ -650,21 +739,38 @@ class WorkerPool:
     def _respawn_later(self) -> None:
         self._track(self._spawn_with_retry())
 
-    async def _cancel_and_release(self, worker: _Worker, hard_deadline: float) -> None:
+    async def _cancel_and_release(
+        self,
+        worker: _Worker,
+        run_id: str,
+        session: PoolSession | None,
+        lane: asyncio.Lock | None,
+        hard_deadline: float,
+    ) -> None:
+        cancel: dict[str, Any] = {"op": "cancel", "id": run_id}
+        if session is not None:
+            cancel["session"] = session.id
         try:
-            await worker.send({"op": "cancel"})
+            await worker.send(cancel)
             deadline = min(hard_deadline, time.monotonic() + self._config.kill_grace_ms / 1000 + 1)
             async with asyncio.timeout_at(_loop_time(deadline)):
-                while (await worker.receive()).get("t") != "end":
+                while (await worker.receive_for(run_id)).get("t") != "end":
                     pass
         except (TimeoutError, _WorkerDied):
             await self._replace(worker)
             return
+        finally:
+            worker.close_channel(run_id)
+            if lane is not None:
+                lane.release()
         self._release(worker)
 
-    def _release(self, worker: _Worker) -> None:
-        worker.busy = False
-        worker.runs += 1
+    def _release(self, worker: _Worker, *, ran: bool = True) -> None:
+        """Give back one claimed slot."""
+        worker.active -= 1
+        worker.runs += ran
+        if worker.retired:
+            return
         self._offer(worker)
 
     async def _watch(self, worker: _Worker) -> None:

@@ -7,6 +7,10 @@ of ``out``, ``display`` and ``sub`` and one ``end`` (which carries the returned
 files, if the job asked for any). Every engine's worker speaks this, so
 one pool serves them all.
 
+A ``run`` or ``turn`` carries the run's ``id``; every frame the worker writes about it
+carries the same ``id`` (a worker may run several at once and interleave their frames),
+and ``cancel`` with an ``id`` ends that run only.
+
 Sessions (workers whose runtime keeps instances): ``open`` (``session`` id, ``workdir``,
 ``memory_mb``) is answered by ``opened`` or ``open_failed`` (``detail``); ``turn``
 (``session``, ``job``) is answered like ``run``, its ``end`` also saying ``session_alive``
@@ -235,8 +239,16 @@ class FrameSink:
     live while the guest computes).
     """
 
-    def __init__(self, out: BinaryIO, flush_at_bytes: int = 16 * 1024) -> None:
+    def __init__(
+        self,
+        out: BinaryIO,
+        flush_at_bytes: int = 16 * 1024,
+        *,
+        tag: dict[str, Any] | None = None,
+    ) -> None:
         self._out = out
+        # Added to every frame (a run's ``id``, when the worker runs several at once).
+        self._tag = tag or {}
         self._flush_at = flush_at_bytes
         self._lock = threading.Lock()
         self._pending: list[tuple[str, str]] = []
@@ -265,10 +277,10 @@ class FrameSink:
     def send(self, message: dict[str, Any]) -> None:
         with self._lock:
             self._flush_locked()
-            write_frame(self._out, message)
+            write_frame(self._out, {**message, **self._tag})
 
     def _flush_locked(self) -> None:
         for stream, text in self._pending:
-            write_frame(self._out, {"t": "out", "s": stream, "d": text})
+            write_frame(self._out, {"t": "out", "s": stream, "d": text, **self._tag})
         self._pending.clear()
         self._pending_bytes = 0

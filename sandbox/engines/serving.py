@@ -3,7 +3,8 @@
 The pool (``sandbox/pool.py``) starts ``python -m sandbox.engines.<engine>.worker``
 and talks to it over stdin/stdout with the frames of ``sandbox/protocol.py``.
 :func:`serve_process` owns that conversation; an engine supplies the
-:class:`Runtime` that runs one job at a time.
+:class:`Runtime` that runs one job at a time, and, to take several runs at once, a
+factory of more runtimes: each run then gets a thread and a runtime of its own.
 
 The process is disposable: a crash, a panic or a call blocked inside the
 engine is contained here, and the pool kills and replaces the process when a
@@ -12,13 +13,15 @@ run overruns its hard deadline.
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, cast, runtime_checkable
 
 from sandbox import protocol
 from sandbox.events import GuestError, RunReport, Status, Usage
@@ -69,9 +72,158 @@ class SessionRuntime(Runtime, Protocol):
 _QUEUED_OPS = frozenset({"run", "open", "turn", "close"})
 
 
-def serve(runtime: Runtime, inp: BinaryIO, out: BinaryIO) -> None:
-    """Answer the pool until it says exit or closes the pipe."""
+class _SerialWriter:
+    """The protocol's pipe, shared by every run's sink: one whole frame per write."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes) -> int:
+        with self._lock:
+            return self._out.write(data)
+
+
+class _Lanes:
+    """The runtimes that take runs on their own threads (``runs`` > 1): at most ``runs``
+    live at once, each made on first need and reused, one run at a time each."""
+
+    def __init__(self, make_runtime: Callable[[], Runtime], runs: int, out: BinaryIO) -> None:
+        self._make = make_runtime
+        self._runs = runs
+        self._out = out
+        self._lock = threading.Lock()
+        # Notified when a runtime goes back to idle or one fewer exists.
+        self._freed = threading.Condition(self._lock)
+        self._idle: list[Runtime] = []
+        self._made = 0
+        self._running: dict[str, Runtime] = {}
+        # Runs started but not yet in a runtime, and those of them canceled meanwhile.
+        self._pending: set[str] = set()
+        self._canceled: set[str] = set()
+
+    def warm(self) -> None:
+        """Make one runtime now, so the first run doesn't pay for it."""
+        runtime = self._make()
+        with self._lock:
+            self._made += 1
+            self._idle.append(runtime)
+
+    def start(self, message: dict[str, Any]) -> None:
+        run_id = str(message["id"])
+        with self._lock:
+            self._pending.add(run_id)
+        threading.Thread(
+            target=self._run, args=(run_id, message), name=f"sandlot-run-{run_id}", daemon=True
+        ).start()
+
+    def cancel(self, run_id: str) -> None:
+        with self._lock:
+            runtime = self._running.get(run_id)
+            if runtime is None and run_id in self._pending:
+                self._canceled.add(run_id)
+        if runtime is not None:
+            runtime.abort(Status.CANCELED)
+
+    def _take(self, run_id: str) -> Runtime:
+        """An idle runtime, a new one while fewer than ``runs`` exist, else the next one
+        freed (the pool may send a run as soon as it has the last one's end, before that
+        runtime's ``prepare`` is over)."""
+        with self._freed:
+            while not self._idle and self._made >= self._runs:
+                self._freed.wait()
+            if self._idle:
+                runtime = self._idle.pop()
+                self._running[run_id] = runtime
+                return runtime
+            self._made += 1
+        try:
+            runtime = self._make()
+        except BaseException:
+            with self._freed:
+                self._made -= 1
+                self._pending.discard(run_id)
+                self._freed.notify()
+            raise
+        with self._lock:
+            self._running[run_id] = runtime
+        return runtime
+
+    def _run(self, run_id: str, message: dict[str, Any]) -> None:
+        sink = protocol.FrameSink(self._out, tag={"id": run_id})
+        try:
+            job = protocol.job_from_message(message["job"])
+        except (KeyError, TypeError, ValueError) as exc:
+            with self._lock:
+                self._pending.discard(run_id)
+                self._canceled.discard(run_id)
+            sink.send({"t": "end", "status": Status.INTERNAL_ERROR.value, "detail": str(exc)})
+            return
+        runtime: Runtime | None = None
+        reported = False
+        try:
+            runtime = self._take(run_id)
+            with self._lock:
+                self._pending.discard(run_id)
+                canceled = run_id in self._canceled
+                self._canceled.discard(run_id)
+            if canceled:  # before it began: nothing ran
+                report = RunReport(status=Status.CANCELED, usage=Usage())
+            else:
+                report = runtime.run(job, sink)
+            sink.send(protocol.end_message(report))
+            reported = True
+            with self._lock:
+                self._running.pop(run_id, None)
+            runtime.prepare()
+        except Exception:
+            # A host fault in one runtime: that run ends internal_error and the runtime
+            # is dropped; the other runs in this process go on.
+            traceback.print_exc(file=sys.stderr)
+            if not reported:
+                sink.send({"t": "end", "status": Status.INTERNAL_ERROR.value, "detail": "host"})
+            self._drop(run_id, runtime)
+            return
+        with self._freed:
+            self._idle.append(runtime)
+            self._freed.notify()
+
+    def _drop(self, run_id: str, runtime: Runtime | None) -> None:
+        with self._freed:
+            self._running.pop(run_id, None)
+            if runtime is not None:
+                self._made -= 1
+                self._freed.notify()
+        if runtime is not None:
+            runtime.close()
+
+    def close(self) -> None:
+        with self._lock:
+            runtimes = [*self._idle, *self._running.values()]
+            self._idle.clear()
+        for runtime in runtimes:
+            runtime.close()
+
+
+def serve(
+    runtime: Runtime,
+    inp: BinaryIO,
+    out: BinaryIO,
+    *,
+    make_runtime: Callable[[], Runtime] | None = None,
+    runs: int = 1,
+) -> None:
+    """Answer the pool until it says exit or closes the pipe.
+
+    With ``runs`` > 1 (and ``make_runtime``), a ``run`` that names itself (``id``) runs on
+    a thread of its own in a runtime of its own, up to ``runs`` at once; ``runtime`` keeps
+    the sessions and anything without an id, one at a time, in order.
+    """
+    out = cast(BinaryIO, _SerialWriter(out))
     sink = protocol.FrameSink(out)
+    lanes = _Lanes(make_runtime, runs, out) if make_runtime is not None and runs > 1 else None
+    if lanes is not None:
+        lanes.warm()
     jobs: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
     # The session whose turn runs now: a cancel naming a session ends only its turn.
     turning: list[str | None] = [None]
@@ -80,11 +232,16 @@ def serve(runtime: Runtime, inp: BinaryIO, out: BinaryIO) -> None:
         # Reads while the main thread runs a job, so cancels land at once.
         try:
             while (message := protocol.read_frame(inp)) is not None:
-                if message["op"] == "cancel":
-                    named = message.get("session")
-                    if named is None or named == turning[0]:
+                op = message["op"]
+                if op == "cancel":
+                    named, run_id = message.get("session"), message.get("id")
+                    if lanes is not None and run_id is not None and named is None:
+                        lanes.cancel(str(run_id))
+                    elif named is None or named == turning[0]:
                         runtime.abort(Status.CANCELED)
-                elif message["op"] in _QUEUED_OPS:
+                elif op == "run" and lanes is not None and message.get("id") is not None:
+                    lanes.start(message)
+                elif op in _QUEUED_OPS:
                     jobs.put(message)
                 else:
                     break
@@ -92,9 +249,24 @@ def serve(runtime: Runtime, inp: BinaryIO, out: BinaryIO) -> None:
             jobs.put(None)
 
     threading.Thread(target=read_loop, name="sandlot-reader", daemon=True).start()
-    sink.send({"t": "ready", "pid": os.getpid()})
+    sink.send({"t": "ready", "pid": os.getpid(), "runs": runs if lanes is not None else 1})
+    try:
+        _serve_queued(runtime, jobs, out, turning)
+    finally:
+        if lanes is not None:
+            lanes.close()
+
+
+def _serve_queued(
+    runtime: Runtime,
+    jobs: queue.SimpleQueue[dict[str, Any] | None],
+    out: BinaryIO,
+    turning: list[str | None],
+) -> None:
     while (message := jobs.get()) is not None:
         op = message["op"]
+        run_id = message.get("id")
+        sink = protocol.FrameSink(out, tag=None if run_id is None else {"id": str(run_id)})
         if op == "open":
             _open(runtime, message, sink)
             runtime.prepare()
@@ -155,15 +327,23 @@ def _no_sessions() -> RunReport:
     )
 
 
-def serve_process(make_runtime: Callable[[], Runtime]) -> None:
-    """Run a worker process: protocol on stdout, everything else printed to stderr."""
+def serve_process(
+    make_runtime: Callable[[], Runtime],
+    *,
+    make_lane_runtime: Callable[[], Runtime] | None = None,
+    runs: int = 1,
+) -> None:
+    """Run a worker process: protocol on stdout, everything else printed to stderr.
+
+    ``make_lane_runtime`` and ``runs`` > 1: up to ``runs`` runs at once (see :func:`serve`).
+    """
     # The protocol owns the real stdout; anything libraries print (or a panic
     # message) goes to stderr, which the pool logs.
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
     runtime = make_runtime()
     try:
-        serve(runtime, sys.stdin.buffer, out)
+        serve(runtime, sys.stdin.buffer, out, make_runtime=make_lane_runtime, runs=runs)
     finally:
         runtime.close()
         sys.stderr.flush()
@@ -171,3 +351,20 @@ def serve_process(make_runtime: Callable[[], Runtime]) -> None:
         # Deno child's readers) may still be running, and nothing is left to
         # clean up.
         os._exit(0)
+
+
+def lane_workdirs(workdir: Path) -> Callable[[], Path]:
+    """Each call: a fresh directory beside ``workdir`` (``<name>-r<n>``) for one more runtime.
+
+    Beside, not inside: a runtime empties its own workdir between runs. The pool removes
+    them with the worker's (``<name>-*``).
+    """
+    counter = itertools.count(1)
+    lock = threading.Lock()
+
+    def next_dir() -> Path:
+        with lock:
+            n = next(counter)
+        return workdir.with_name(f"{workdir.name}-r{n}")
+
+    return next_dir

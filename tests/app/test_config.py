@@ -189,3 +189,13 @@ def test_bad_private_networks_fail_at_start_up(
     monkeypatch.setenv("SANDLOT_EGRESS_PRIVATE_NETWORKS", value)
     with pytest.raises(ValidationError, match=f"SANDLOT_EGRESS_PRIVATE_NETWORKS.*{problem}"):
         Settings()
+
+
+def test_runs_per_worker_is_sized_and_settable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SANDLOT_RUNS_PER_WORKER", raising=False)
+    assert 1 <= Settings().runs_per_worker <= 64
+    monkeypatch.setenv("SANDLOT_RUNS_PER_WORKER", "3")
+    assert Settings().runs_per_worker == 3
+    monkeypatch.setenv("SANDLOT_RUNS_PER_WORKER", "0")
+    with pytest.raises(ValidationError, match="runs_per_worker"):
+        Settings()

@@ -36,6 +36,8 @@ def one_worker(tmp_path_factory: pytest.TempPathFactory, artifacts: Artifacts) -
     svc = Service(
         tmp_path_factory.mktemp("slow-reader"),
         pool_size="1",
+        # One slot: the second run must get the very slot the unread stream's run held.
+        runs_per_worker="1",
         pyodide_enabled="false",
         queue_timeout_ms="30000",
         kill_grace_ms=str(GRACE_MS),

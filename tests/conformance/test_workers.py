@@ -28,10 +28,12 @@ def _wait_for(predicate: object, timeout: float = 30) -> None:
 
 @pytest.fixture
 def small_service(tmp_path: Path) -> Iterator[Service]:
-    """A service of its own (one worker), so killing workers disturbs no other test."""
+    """A service of its own (one worker process taking two runs at once), so killing
+    workers disturbs no other test."""
     svc = Service(
         tmp_path,
         pool_size="1",
+        runs_per_worker="2",
         queue_timeout_ms="300",
         build_on_start="false",
         pyodide_enabled="false",
@@ -80,11 +82,12 @@ def test_worker_killed_mid_run_ends_the_run_and_is_replaced(small_service: Servi
 
 
 def test_full_pool_answers_429_within_the_queue_wait(small_service: Service) -> None:
+    # Both slots of the one process sleep: the next run is the first over the maximum.
     with (
         small_service.client(60) as client,
-        concurrent.futures.ThreadPoolExecutor(1) as pool,
+        concurrent.futures.ThreadPoolExecutor(2) as pool,
     ):
-        busy = pool.submit(execute, client, "import time\ntime.sleep(2)")
+        sleepers = [pool.submit(execute, client, "import time\ntime.sleep(2)") for _ in "ab"]
         time.sleep(0.5)
         started = time.monotonic()
         response = client.post("/v1/execute", json={"code": "1"})
@@ -93,7 +96,7 @@ def test_full_pool_answers_429_within_the_queue_wait(small_service: Service) -> 
         assert response.headers["retry-after"] == "1"
         assert response.json()["error"]["code"] == "busy"
         assert waited < 1.5
-        assert busy.result()["status"] == "ok"
+        assert [busy.result()["status"] for busy in sleepers] == ["ok", "ok"]
 
 
 def test_disconnecting_client_cancels_its_run(small_service: Service) -> None:

@@ -38,16 +38,21 @@ def main() -> None:
     out.flush()
     lock = threading.Lock()
     sessions: dict[str, int] = {}
+    # The run under way: every frame about it names it, as real workers' do.
+    current: list[object] = [None]
 
     def send(message: dict[str, object]) -> None:
         with lock:
-            protocol.write_frame(out, message)
+            tagged = message if current[0] is None else {**message, "id": current[0]}
+            protocol.write_frame(out, tagged)
             out.flush()
 
     while (message := protocol.read_frame(sys.stdin.buffer)) is not None:
         op = message["op"]
         if op == "exit":
             return
+        if op in ("run", "turn"):
+            current[0] = message.get("id")
         if op == "cancel":
             if mode == "slow-cancel":
                 time.sleep(0.1)

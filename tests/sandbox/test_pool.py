@@ -427,3 +427,35 @@ def test_pools_without_sessions_refuse_them(tmp_path: Path) -> None:
             await pool.close()
 
     run(main)
+
+
+def test_a_worker_takes_runs_up_to_its_slots_then_callers_queue(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = pool_of("hang", tmp_path, runs_per_worker=2)
+        await pool.start()
+        try:
+            first, second = pool.run(job(wall_ms=5_000)), pool.run(job(wall_ms=5_000))
+            # Both runs are in the one process at once.
+            assert await worker_pid(first) == await worker_pid(second)
+            with pytest.raises(PoolBusy):
+                await anext(pool.run(job()))
+            await first.aclose()
+            await second.aclose()
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def test_each_run_gets_its_own_frames_back(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = pool_of("ok", tmp_path, runs_per_worker=3)
+        await pool.start()
+        try:
+            results = await asyncio.gather(*(collect(pool.run(job(f"run {n}"))) for n in range(9)))
+            assert [r.stdout for r in results] == [f"run {n}" for n in range(9)]
+            assert {r.status for r in results} == {Status.OK}
+        finally:
+            await pool.close()
+
+    run(main)

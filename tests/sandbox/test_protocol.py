@@ -10,6 +10,7 @@ import struct
 import pytest
 
 from sandbox import EgressPolicy, FileCaps, Job, protocol
+from sandbox.egress import SubrequestRecord
 from sandbox.events import Display, Files, ReturnedFile, RunReport, Status, Usage
 from sandbox.protocol import job_from_message, job_message
 
@@ -102,3 +103,25 @@ def test_a_job_keeps_its_outputs_options() -> None:
         ("*.csv",),
         FileCaps(5, 4, 3),
     )
+
+
+def test_a_tagged_sink_names_its_run_on_every_frame() -> None:
+    # Two runs share one pipe (a worker taking several at once): the pool routes by id.
+    buffer = io.BytesIO()
+    first = protocol.FrameSink(buffer, tag={"id": "run_a"})
+    second = protocol.FrameSink(buffer, tag={"id": "run_b"})
+    first.output("stdout", "a1")
+    second.output("stdout", "b1")
+    second.send(protocol.end_message(RunReport(Status.OK, Usage())))
+    first.flush()
+    first.subrequest(SubrequestRecord("GET", "http://h/", 200, 1, 1.0, True, None))
+    buffer.seek(0)
+    frames = []
+    while (frame := protocol.read_frame(buffer)) is not None:
+        frames.append((frame["id"], frame["t"], frame.get("d")))
+    assert frames == [
+        ("run_b", "out", "b1"),
+        ("run_b", "end", None),
+        ("run_a", "out", "a1"),
+        ("run_a", "sub", None),
+    ]

@@ -29,6 +29,7 @@ def create_runner(
     queue_timeout_ms: int = 2_000,
     kill_grace_ms: int = 500,
     env: Mapping[str, str] | None = None,
+    runs_per_worker: int = 1,
 ) -> WorkerPool:
     """A pool of ``size`` worker processes running the data-stack guest. Call ``start()``.
 
@@ -46,6 +47,8 @@ def create_runner(
         "--key",
         artifacts.key,
         *(["--site", str(artifacts.site)] if artifacts.site is not None else []),
+        "--runs",
+        str(runs_per_worker),
     )
     config = PoolConfig(
         command=command,
@@ -54,6 +57,7 @@ def create_runner(
         queue_timeout_ms=queue_timeout_ms,
         kill_grace_ms=kill_grace_ms,
         env={**(env or {}), "PYTHONUNBUFFERED": "1"},
+        runs_per_worker=runs_per_worker,
         sessions=True,
     )
     packages = SitePackages(artifacts.site) if artifacts.site is not None else None

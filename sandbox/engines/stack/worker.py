@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sandbox.engines.serving import serve_process
+from sandbox.engines.serving import lane_workdirs, serve_process
 from sandbox.engines.stack.builder import StackArtifacts
 from sandbox.engines.stack.host import StackRuntime
 
@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--key", required=True)
     parser.add_argument("--site", type=Path, default=None)
     parser.add_argument("--workdir", type=Path, required=True)
+    # Runs at once in this process, each on its own thread in its own runtime.
+    parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args(argv)
     artifacts = StackArtifacts(
         key=args.key,
@@ -27,14 +29,19 @@ def main(argv: list[str] | None = None) -> None:
         site=args.site,
     )
 
-    def make_runtime() -> StackRuntime:
-        runtime = StackRuntime(artifacts, args.workdir)
+    def make_runtime(workdir: Path) -> StackRuntime:
+        runtime = StackRuntime(artifacts, workdir)
         # One throwaway run faults in the pages every run touches.
         runtime.run_simple("pass", cpu_ms=10_000, wall_ms=10_000)
         runtime.prepare()
         return runtime
 
-    serve_process(make_runtime)
+    next_dir = lane_workdirs(args.workdir)
+    serve_process(
+        lambda: make_runtime(args.workdir),
+        make_lane_runtime=lambda: make_runtime(next_dir()),
+        runs=max(1, args.runs),
+    )
 
 
 if __name__ == "__main__":

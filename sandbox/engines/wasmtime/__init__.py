@@ -25,6 +25,7 @@ def create_runner(
     queue_timeout_ms: int = 2_000,
     kill_grace_ms: int = 500,
     env: Mapping[str, str] | None = None,
+    runs_per_worker: int = 1,
 ) -> WorkerPool:
     """A pool of ``size`` worker processes running this engine. Call ``start()`` on it.
 
@@ -40,6 +41,8 @@ def create_runner(
         str(artifacts.precompiled),
         "--stdlib",
         str(artifacts.stdlib_mount),
+        "--runs",
+        str(runs_per_worker),
     )
     config = PoolConfig(
         command=command,
@@ -48,5 +51,6 @@ def create_runner(
         queue_timeout_ms=queue_timeout_ms,
         kill_grace_ms=kill_grace_ms,
         env={**(env or {}), "PYTHONUNBUFFERED": "1"},
+        runs_per_worker=runs_per_worker,
     )
     return WorkerPool(ENGINE_NAME, config)

@@ -154,8 +154,8 @@ class SimpleOutcome:
 class GuestRuntime:
     """The loaded guest plus everything needed to run jobs in fresh instances.
 
-    Not thread-safe: one run at a time (a worker process runs one job at a time).
-    ``abort`` may be called from another thread.
+    Not thread-safe: one run at a time (a worker process that takes several runs at once
+    has one runtime per run thread). ``abort`` may be called from another thread.
     """
 
     def __init__(

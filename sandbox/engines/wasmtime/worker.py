@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sandbox.engines.serving import serve_process
+from sandbox.engines.serving import lane_workdirs, serve_process
 from sandbox.engines.wasmtime.host import GuestRuntime
 
 
@@ -14,17 +14,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precompiled", type=Path, required=True)
     parser.add_argument("--stdlib", type=Path, required=True)
     parser.add_argument("--workdir", type=Path, required=True)
+    # Runs at once in this process, each on its own thread in its own runtime.
+    parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args(argv)
 
-    def make_runtime() -> GuestRuntime:
-        runtime = GuestRuntime(args.precompiled, args.stdlib, args.workdir)
+    def make_runtime(workdir: Path) -> GuestRuntime:
+        runtime = GuestRuntime(args.precompiled, args.stdlib, workdir)
         # One throwaway run faults in the code pages every run touches, so the
         # first real job is as fast as the rest.
         runtime.run_simple("pass", cpu_ms=10_000, wall_ms=10_000)
         runtime.prepare()
         return runtime
 
-    serve_process(make_runtime)
+    next_dir = lane_workdirs(args.workdir)
+    serve_process(
+        lambda: make_runtime(args.workdir),
+        make_lane_runtime=lambda: make_runtime(next_dir()),
+        runs=max(1, args.runs),
+    )
 
 
 if __name__ == "__main__":
