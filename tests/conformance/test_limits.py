@@ -17,12 +17,14 @@ def timed(run: Run, code: str, **fields: object) -> tuple[dict[str, Any], float]
     return body, time.monotonic() - started
 
 
-def test_busy_loop_hits_cpu_limit(run: Run) -> None:
+def test_busy_loop_hits_cpu_limit(run: Run, engine: str) -> None:
     body, elapsed = timed(run, "while True: pass", limits={"cpu_ms": 500, "wall_ms": 10_000})
     assert body["status"] == "cpu_limit"
-    # The run thread's CPU clock, watched from the moment the budget could be spent:
-    # never before the limit, and only the reaction time after it.
-    assert 480 <= body["usage"]["cpu_ms"] <= 800
+    # The run thread's CPU clock: never stopped before the limit. wasmtime watches it from
+    # the moment the budget could be spent (500.3-501.5 ms in the runtime); Pyodide samples
+    # its Web Worker's thread every 20 ms and then interrupts it (up to 1,020 ms seen on a
+    # loaded box).
+    assert 480 <= body["usage"]["cpu_ms"] <= (1_500 if engine == "pyodide" else 800)
     assert elapsed < 2.5
 
 
