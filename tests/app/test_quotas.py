@@ -175,3 +175,30 @@ def test_quotas_are_set_by_the_admin_only(replicas: tuple[Service, Service]) -> 
         bad = admin.patch(f"/v1/namespaces/{name}", json={"quotas": {"sessions": 0}})
         assert bad.status_code == 422
         assert "quotas.sessions" in [d["field"] for d in bad.json()["error"]["details"]]
+
+
+def test_dispatch_counts_against_the_workers_namespace(
+    replicas: tuple[Service, Service],
+) -> None:
+    first, second = replicas
+    namespace, key = _namespace(first, {"requests_per_second": 1})
+    with _client(first, key) as client:
+        uploaded = client.put(
+            f"/v1/namespaces/{namespace}/workers/site",
+            json={
+                "modules": {
+                    "main.py": "from workers import Response\n"
+                    "def on_fetch(request, env):\n    return Response('hi')\n"
+                }
+            },
+        )
+        assert uploaded.status_code == 200, uploaded.text
+    # Anonymous callers of the worker: counted against the namespace that owns it.
+    answers = [
+        httpx.get(f"{service.url}/dispatch/{namespace}/site/", timeout=60)
+        for service in (first, second, first)
+    ]
+    assert any(a.status_code == 200 and a.text == "hi" for a in answers), answers
+    refused = [a for a in answers if a.status_code == 429]
+    assert refused, [a.status_code for a in answers]
+    _assert_quota_429(refused[0], "requests_per_second", 1)
