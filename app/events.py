@@ -11,14 +11,17 @@ JSON object; ``id`` counts from 0 within the stream.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
+from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from app.schemas import (
@@ -144,3 +147,52 @@ def to_response(result: RunResult) -> ExecuteResponse:
         outputs=[OutputOut.model_validate(asdict(o)) for o in result.outputs],
         files=[FileOut.model_validate(asdict(f)) for f in result.files],
     )
+
+
+async def unless_disconnected(work: Coroutine[Any, Any, None], request: Request) -> bool:
+    """Run ``work`` while watching the client: True when it finished, False (and ``work``
+    cancelled) when the client went away first. ``work``'s own exception propagates."""
+    work_task = asyncio.create_task(work)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watch_task = asyncio.create_task(disconnected())
+    try:
+        done, _ = await asyncio.wait({work_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch_task.cancel()
+        if not work_task.done():
+            work_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work_task
+    if work_task not in done:
+        return False
+    work_task.result()
+    return True
+
+
+async def collect_unless_disconnected(
+    first: Started, events: AsyncIterator[Event], request: Request
+) -> RunResult | None:
+    """Gather a run's events; None (the run cancelled) if the client goes away first."""
+    result = RunResult()
+    result.add(first)
+
+    async def gather() -> None:
+        async for event in events:
+            result.add(event)
+
+    try:
+        finished = await unless_disconnected(gather(), request)
+    finally:
+        await close_events(events)
+    return result if finished else None
+
+
+async def close_events(events: AsyncIterator[Event]) -> None:
+    """Close a run's event stream (cancelling the run if it is still going)."""
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -5,8 +5,6 @@ The run is app/runs.py's; this route streams or gathers its events.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
@@ -15,12 +13,18 @@ from sse_starlette import ServerSentEvent
 
 from app.auth import CallerDep
 from app.deps import ServicesDep
-from app.events import EventStream, to_response, to_sse
+from app.events import (
+    EventStream,
+    close_events,
+    collect_unless_disconnected,
+    to_response,
+    to_sse,
+)
 from app.policy import caller_ceiling
 from app.quotas import run_hold_ms
 from app.runs import prepare_run
 from app.schemas import ErrorResponse, ExecuteRequest, ExecuteResponse
-from sandbox import Event, RunResult, Started
+from sandbox import Event, Started
 
 router = APIRouter(tags=["execute"])
 
@@ -72,7 +76,7 @@ async def execute(
         return EventStream(
             _sse(first, events), send_timeout_ms=services.settings.stream_send_timeout_ms
         )
-    result = await _collect_unless_disconnected(first, events, request)
+    result = await collect_unless_disconnected(first, events, request)
     if result is None:
         return Response(status_code=499)
     return to_response(result)
@@ -88,42 +92,4 @@ async def _sse(first: Started, events: AsyncIterator[Event]) -> AsyncIterator[Se
             yield to_sse(event, first.run_id, seq)
             seq += 1
     finally:
-        await _close(events)
-
-
-async def _collect_unless_disconnected(
-    first: Started, events: AsyncIterator[Event], request: Request
-) -> RunResult | None:
-    """Gather the run; if the client goes away first, cancel the run and return None."""
-    result = RunResult()
-    result.add(first)
-
-    async def gather() -> None:
-        async for event in events:
-            result.add(event)
-
-    async def disconnected() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    run_task = asyncio.create_task(gather())
-    watch_task = asyncio.create_task(disconnected())
-    try:
-        done, _ = await asyncio.wait({run_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch_task.cancel()
-        if not run_task.done():
-            run_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await run_task
-        await _close(events)
-    if run_task not in done:
-        return None
-    run_task.result()
-    return result
-
-
-async def _close(events: AsyncIterator[Event]) -> None:
-    aclose = getattr(events, "aclose", None)
-    if aclose is not None:
-        await aclose()
+        await close_events(events)

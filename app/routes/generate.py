@@ -7,7 +7,6 @@ the event contract.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -31,7 +30,7 @@ from app.ai import (
 from app.auth import CallerDep
 from app.deps import ServicesDep
 from app.errors import ApiError
-from app.events import EventStream, event_payload, to_response
+from app.events import EventStream, event_payload, to_response, unless_disconnected
 from app.generating import start
 from app.schemas import (
     DeployOut,
@@ -204,21 +203,6 @@ async def _collect_unless_disconnected(
             async for event in events:
                 answer.add(event)
 
-    async def disconnected() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    work = asyncio.create_task(gather())
-    watch = asyncio.create_task(disconnected())
-    try:
-        done, _ = await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-        if not work.done():
-            work.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await work
-    if work not in done:
+    if not await unless_disconnected(gather(), request):
         return None
-    work.result()
     return answer.response()
