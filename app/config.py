@@ -24,6 +24,8 @@ from sandbox.egress import IPNetwork, parse_networks
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _DNS_NAME = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
 # A browser origin: scheme, host (a name or a bracketed IPv6 address), optional port.
+# A replica's name goes into a response header as is.
+_REPLICA_NAME = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _ORIGIN = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 
 
@@ -58,6 +60,10 @@ class Settings(BaseSettings):
     metrics: Literal["off", "admin", "public"] = "admin"
     metrics_max_namespaces: int = Field(default=100, ge=0, le=10_000)
     drain_timeout_ms: int = Field(default=30_000, ge=0, le=3_600_000)
+    # This replica's name, sent back in X-Sandlot-Replica on every response so a client or
+    # a load balancer's log can tell which replica answered (deploy/README.md). Unset: no
+    # header.
+    replica_name: str | None = None
 
     data_dir: Path = PROJECT_ROOT / "var"
     # SQLite under data_dir when unset; a postgresql+psycopg:// URL for PostgreSQL.
@@ -179,6 +185,18 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("replica_name", mode="before")
+    @classmethod
+    def _header_safe(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip() or None
+        if isinstance(value, str) and not _REPLICA_NAME.fullmatch(value):
+            raise ValueError(
+                "SANDLOT_REPLICA_NAME is 1-128 letters, digits and ._:- (a pod or host "
+                "name such as sandlot-7d9f-x2x4k)"
+            )
+        return value
 
     @field_validator("egress_private_networks", mode="before")
     @classmethod

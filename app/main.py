@@ -222,11 +222,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["authorization", "content-type", "x-sandlot-limits"],
-            expose_headers=["retry-after", "x-sandlot-outcome", "x-request-id"],
+            expose_headers=[
+                "retry-after",
+                "x-sandlot-outcome",
+                "x-request-id",
+                "x-sandlot-replica",
+            ],
             max_age=600,
         )
-    # Outermost of all: every response, refusals included, carries X-Request-Id.
-    app.add_middleware(RequestIds)
+    # Outermost of all: every response, refusals included, carries X-Request-Id (and
+    # X-Sandlot-Replica when this replica has a name).
+    app.add_middleware(RequestIds, replica=settings.replica_name)
     errors.install(app)
     openapi.install(app)
     app.include_router(health.router)

@@ -3,7 +3,9 @@ of the run it serves (context variables, so code below never passes them along).
 
 :class:`RequestIds` is the ASGI middleware that gives each request its id: the
 caller's ``X-Request-Id`` when it is sane (1-128 of letters, digits and ``._:-``),
-else a new one; every response carries it back in ``X-Request-Id``.
+else a new one; every response carries it back in ``X-Request-Id``, and the name of the
+replica that answered in ``X-Sandlot-Replica`` when the replica has one
+(``SANDLOT_REPLICA_NAME``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ _namespace: ContextVar[str | None] = ContextVar("sandlot_namespace", default=Non
 
 _SANE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 HEADER = b"x-request-id"
+REPLICA_HEADER = b"x-sandlot-replica"
 
 
 def current() -> dict[str, str]:
@@ -58,10 +61,13 @@ def adopt(context: Context) -> None:
 
 
 class RequestIds:
-    """ASGI middleware: the request's id in the log context and on its response."""
+    """ASGI middleware: the request's id in the log context and on its response, with
+    ``replica`` (a header-safe name, or None for no header) in X-Sandlot-Replica."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, replica: str | None = None) -> None:
         self.app = app
+        self._ours = {HEADER, REPLICA_HEADER}
+        self._replica = [] if replica is None else [(REPLICA_HEADER, replica.encode())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,8 +81,12 @@ class RequestIds:
 
         async def with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != HEADER]
-                message = {**message, "headers": [*headers, (HEADER, request_id.encode())]}
+                # Ours replace any the app set (a worker's response may carry anything).
+                headers = [
+                    (k, v) for k, v in message.get("headers", ()) if k.lower() not in self._ours
+                ]
+                ids = [(HEADER, request_id.encode()), *self._replica]
+                message = {**message, "headers": [*headers, *ids]}
             await send(message)
 
         await self.app(scope, receive, with_id)
