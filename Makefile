@@ -9,12 +9,12 @@ STAMP     := $(VENV)/.installed
 PYODIDE   := pyodide-runtime
 NPM_STAMP := $(PYODIDE)/node_modules/.package-lock.json
 
-.PHONY: serve test build install browser lint format bench clean packages
+.PHONY: serve test build install browser haproxy lint format bench clean packages
 
 serve: build
 	$(PY) -m app
 
-test: build lint browser
+test: build lint browser haproxy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 PACKAGES_STAMP := $(ARTIFACTS)/pyodide/packages/.installed
@@ -56,6 +56,11 @@ install: $(STAMP) $(NPM_STAMP)
 # `make test` needs it; a no-op when it is installed.
 browser:
 	@scripts/install-browser
+
+# Debian's HAProxy for the replica kill test (tests/deploy/), which runs it on loopback
+# with deploy/haproxy.cfg; a no-op when it is installed.
+haproxy:
+	@scripts/install-haproxy
 
 # Pyodide from the npm registry, exactly as package-lock.json pins it.
 $(NPM_STAMP): $(PYODIDE)/package.json $(PYODIDE)/package-lock.json
