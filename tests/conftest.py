@@ -72,8 +72,8 @@ def free_port() -> int:
 class Service:
     """A real `python -m app` process on loopback."""
 
-    def __init__(self, tmp: Path, **settings: str) -> None:
-        self.port = free_port()
+    def __init__(self, tmp: Path, *, port: int | None = None, **settings: str) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = tmp
         # The developer's own model settings never reach a service under test: tests
