@@ -90,6 +90,12 @@ class BundleCache:
         self._used = 0
         self._entries: OrderedDict[str, WorkerBundle] = OrderedDict()
 
+    def forget(self, sha256: str) -> None:
+        """Drop the bundle (its artifact was deleted)."""
+        dropped = self._entries.pop(sha256, None)
+        if dropped is not None:
+            self._used -= dropped.size
+
     async def get(self, sha256: str) -> WorkerBundle:
         found = self._entries.get(sha256)
         if found is not None:

@@ -16,10 +16,12 @@ from app import errors, openapi
 from app.ai import ModelClient, ModelConfig, Prompts
 from app.auth import KeyBeforeBody, admin_key_for, secrets_key_for
 from app.bundles import BundleCache
+from app.bus import Bus
 from app.config import Settings
 from app.draining import Drain, DrainGate
 from app.host_header import OneHost
 from app.hostnames import HostRouting
+from app.invalidation import follow
 from app.limits_middleware import BodySizeLimit
 from app.mcp_server import PATH as MCP_PATH
 from app.mcp_server import McpEndpoint, serve_mcp
@@ -42,7 +44,7 @@ from app.routes import (
     workers,
 )
 from app.sessions import SessionManager
-from app.store import ArtifactStore, ReadCache, SecretBox, Store, blobs, migrate
+from app.store import ArtifactCache, ArtifactStore, ReadCache, SecretBox, Store, blobs, migrate
 from sandbox import Runner
 from sandbox.engines import pyodide as pyodide_engine
 from sandbox.engines import stack as stack_engine
@@ -148,10 +150,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         secret_box = SecretBox.from_setting(secrets_key_for(settings).get_secret_value())
         store = Store(settings.database, secrets=secret_box)
         app.state.store = store
-        app.state.artifacts = ArtifactStore(settings.data_dir / "artifacts")
+        artifact_dir = settings.data_dir / "artifacts"
+        app.state.artifacts = ArtifactStore(store, ArtifactCache(artifact_dir))
         app.state.bundles = BundleCache(app.state.artifacts)
-        app.state.targets = ReadCache(store, settings.dispatch_cache_ms)
-        app.state.hostname_routes = ReadCache(store, settings.dispatch_cache_ms)
+        app.state.targets = ReadCache(
+            store,
+            settings.dispatch_cache_ms,
+            tables=("namespaces", "workers", "worker_versions"),
+        )
+        app.state.hostname_routes = ReadCache(
+            store, settings.dispatch_cache_ms, tables=("namespaces", "hostnames")
+        )
+        # How replicas tell each other what changed (app/bus.py).
+        bus = Bus.for_database(settings.database)
+        app.state.bus = bus
+        store.on_notify = bus.publish_threadsafe
         app.state.model = model_client(settings)
         app.state.quotas = QuotaGate(
             RedisCounters(settings.redis_url) if settings.redis_url else LocalCounters()
@@ -159,8 +172,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if app.state.model is not None:
             log.info("generate: model %r at %s", settings.model, app.state.model.config.origin)
         try:
-            await asyncio.to_thread(migrate, store)
+            await asyncio.to_thread(migrate, store, artifact_dir)
             await asyncio.to_thread(blobs.sweep, store, app.state.artifacts)
+            await bus.start()
+            await follow(
+                bus,
+                [app.state.targets, app.state.hostname_routes],
+                app.state.artifacts,
+                app.state.bundles,
+            )
             made = [_wasmtime_runner(settings)]
             if settings.pyodide_enabled:
                 made.append(_pyodide_runner(settings))
@@ -180,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.model is not None:
                 await app.state.model.close()
             await app.state.quotas.close()
+            await bus.close()
             store.close()
 
     app = FastAPI(

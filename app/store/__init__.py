@@ -6,7 +6,8 @@ Repository functions live beside it (``namespaces.py``).
 """
 
 from app.store import blobs, errors, hostnames, keys, namespaces, workers
-from app.store.artifacts import ArtifactStore
+from app.store.artifact_cache import ArtifactCache
+from app.store.artifacts import ArtifactMissing, ArtifactStore
 from app.store.cache import ReadCache
 from app.store.db import Store, migrate
 from app.store.errors import Conflict, NotFound, StoreError
@@ -15,6 +16,8 @@ from app.store.secretbox import SecretBox, SecretsUnreadable
 
 __all__ = [
     "ApiKeyRow",
+    "ArtifactCache",
+    "ArtifactMissing",
     "ArtifactStore",
     "Conflict",
     "NamespaceRow",

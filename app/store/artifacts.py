@@ -1,88 +1,69 @@
-"""Content-addressed artifacts on the local disk (an object store can implement this later).
+"""Worker artifacts, stored in the database and read through a local cache.
 
-This class only reads and writes files; which files may exist is decided in the
-database (``blobs``): see app/store/blobs.py.
+Every replica reads the same artifacts: the bytes live in the ``blobs`` table
+(content-addressed by SHA-256, one row per distinct artifact, reference-counted by
+app/store/blobs.py), and each replica keeps the ones it used in a local directory
+(:class:`~app.store.artifact_cache.ArtifactCache`). What comes from the database is
+checked against its hash before it is used or cached, so a damaged row is an error,
+never wrong code.
+
+S3-compatible object storage is not built: the database holds the bytes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
-__all__ = ["ArtifactStore"]
+from sqlalchemy import select
 
-_HEX = frozenset("0123456789abcdef")
+from app.store.artifact_cache import ArtifactCache, checked_sha256, sha256_of
+from app.store.db import Store
+from app.store.models import BlobRow
+
+__all__ = ["ArtifactMissing", "ArtifactStore"]
+
+
+class ArtifactMissing(FileNotFoundError):
+    """No artifact with this sha256 is stored (or its bytes don't hash to it)."""
 
 
 class ArtifactStore:
-    """Bytes by their SHA-256 under ``root/<2 hex>/<64 hex>``; identical bytes are stored once."""
+    """Artifacts by sha256: this replica's cache first, then the database (``close`` the Store)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    @staticmethod
-    def _checked(sha256: str) -> str:
-        if len(sha256) != 64 or not set(sha256) <= _HEX:
-            raise ValueError(f"not a sha256: {sha256!r}")
-        return sha256
-
-    def _path(self, sha256: str) -> Path:
-        return self.root / sha256[:2] / self._checked(sha256)
+    def __init__(self, store: Store, cache: ArtifactCache) -> None:
+        self.store = store
+        self.cache = cache
 
     @staticmethod
     def sha256_of(data: bytes) -> str:
-        return hashlib.sha256(data).hexdigest()
-
-    def write(self, data: bytes) -> str:
-        """Store ``data`` (atomically; again if it is there) and return its sha256.
-
-        Always writing keeps an upload's timing independent of what others stored.
-        """
-        sha256 = self.sha256_of(data)
-        path = self._path(sha256)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return sha256
+        return sha256_of(data)
 
     def get(self, sha256: str) -> bytes:
-        """Raises FileNotFoundError."""
-        return self._path(sha256).read_bytes()
+        """The artifact's bytes; ArtifactMissing when none is stored, ValueError for a bad id."""
+        checked_sha256(sha256)
+        cached = self.cache.get(sha256)
+        if cached is not None:
+            return cached
+        with self.store.session() as session:
+            data = session.scalar(select(BlobRow.data).where(BlobRow.sha256 == sha256))
+        if data is None:
+            raise ArtifactMissing(f"no artifact {sha256} is stored")
+        data = bytes(data)
+        if sha256_of(data) != sha256:
+            raise ArtifactMissing(f"the stored artifact {sha256} does not match its hash")
+        self.cache.write(data)
+        return data
 
     def exists(self, sha256: str) -> bool:
-        return self._path(sha256).exists()
+        """Whether the database holds the artifact's bytes."""
+        with self.store.session() as session:
+            found = session.scalar(
+                select(BlobRow.sha256).where(BlobRow.sha256 == sha256, BlobRow.data.is_not(None))
+            )
+        return found is not None
 
-    def delete(self, sha256: str) -> None:
-        """Remove the file if it is there (idempotent)."""
-        self._path(sha256).unlink(missing_ok=True)
-
-    def stored(self) -> Iterator[tuple[str, float]]:
-        """(sha256, modification time) of every stored file."""
-        for path in self._files():
-            if len(path.name) == 64 and set(path.name) <= _HEX:
-                yield path.name, path.stat().st_mtime
-
-    def remove_leftovers(self, before: float) -> int:
-        """Delete temporary files of interrupted writes older than ``before`` (epoch s)."""
-        removed = 0
-        for path in self._files():
-            if path.name.startswith(".tmp-") and path.stat().st_mtime < before:
-                path.unlink(missing_ok=True)
-                removed += 1
-        return removed
-
-    def _files(self) -> Iterator[Path]:
-        if not self.root.is_dir():
-            return
-        for shard in sorted(self.root.iterdir()):
-            if shard.is_dir():
-                yield from sorted(shard.iterdir())
+    def stored(self) -> Iterator[str]:
+        """The sha256 of every artifact the database holds."""
+        with self.store.session() as session:
+            shas = list(session.scalars(select(BlobRow.sha256).order_by(BlobRow.sha256)))
+        yield from shas

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     UniqueConstraint,
 )
@@ -139,17 +140,20 @@ class WorkerVersionRow(Base):
 
 
 class BlobRow(Base):
-    """An artifact file on disk (``ArtifactStore``), shared by every version with its sha256.
+    """An artifact (``ArtifactStore``), shared by every version with its sha256.
 
-    The row is the file's lock: an upload holds it while writing the file and adding
-    its version, and the last release holds it while checking that no version still
-    refers to the file and deleting both (app/store/blobs.py).
+    The row holds the bytes and is their lock: an upload holds it while writing them
+    and adding its version, and the last release holds it while checking that no
+    version still refers to them and deleting the row (app/store/blobs.py).
     """
 
     __tablename__ = "blobs"
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    size: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # NULL only for an artifact whose file was gone when 0008 moved files into the
+    # database: its versions can't run (as before the upgrade).
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=_now
     )

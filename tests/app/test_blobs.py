@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from app.store import ArtifactStore, SecretBox, Store, blobs, migrate, namespaces, workers
+from app.store import (
+    ArtifactCache,
+    ArtifactStore,
+    SecretBox,
+    Store,
+    blobs,
+    migrate,
+    namespaces,
+    workers,
+)
 
 BOX = SecretBox([Fernet.generate_key().decode()])
 
@@ -29,8 +38,8 @@ def store(database_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
-def artifacts(tmp_path: Path) -> ArtifactStore:
-    return ArtifactStore(tmp_path / "artifacts")
+def artifacts(store: Store, tmp_path: Path) -> ArtifactStore:
+    return ArtifactStore(store, ArtifactCache(tmp_path / "artifacts"))
 
 
 def _sha(content: str) -> str:
@@ -192,6 +201,10 @@ def test_concurrent_uploads_and_deletes_never_lose_a_referenced_file(
 def test_sweep_removes_what_no_version_refers_to(store: Store, artifacts: ArtifactStore) -> None:
     _namespace(store, "ns")
     _save(store, artifacts, "ns", "w", "kept")
-    orphan = artifacts.write(b"left by an older version of the service")
+    with store.session() as session:
+        orphan = blobs.hold(session, artifacts, b"left by an older version of the service")
+    stale = artifacts.cache.write(b"a cached artifact the database no longer holds")
     assert blobs.sweep(store, artifacts) == [orphan]
-    assert [sha for sha, _ in artifacts.stored()] == [_sha("kept")]
+    assert list(artifacts.stored()) == [_sha("kept")]
+    assert [sha for sha, _ in artifacts.cache.stored()] == [_sha("kept")]
+    assert not artifacts.cache.exists(stale)

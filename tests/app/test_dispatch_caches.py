@@ -15,10 +15,12 @@ from sqlalchemy import make_url, update
 
 from app.bundles import BundleCache, WorkerBundle
 from app.store import (
+    ArtifactCache,
     ArtifactStore,
     ReadCache,
     SecretBox,
     Store,
+    blobs,
     hostnames,
     migrate,
     namespaces,
@@ -51,8 +53,11 @@ def test_parse_gives_sources_and_bytecode() -> None:
 def test_the_cache_reads_each_artifact_once_and_keeps_to_its_budget(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    artifacts = ArtifactStore(tmp_path)
-    shas = [artifacts.write(_bundle(f"x = {'1' * 100}{n}")) for n in range(3)]
+    store = Store(f"sqlite:///{tmp_path / 'bundles.db'}", secrets=BOX)
+    migrate(store)
+    artifacts = ArtifactStore(store, ArtifactCache(tmp_path / "artifacts"))
+    with store.session() as session:
+        shas = [blobs.hold(session, artifacts, _bundle(f"x = {'1' * 100}{n}")) for n in range(3)]
     reads: list[str] = []
     real_get = artifacts.get
 
@@ -75,6 +80,7 @@ def test_the_cache_reads_each_artifact_once_and_keeps_to_its_budget(
 
     asyncio.run(scenario())
     assert reads == [shas[0], shas[1], shas[2], shas[1]]
+    store.close()
 
 
 def _target_store(tmp_path: Path) -> Store:
@@ -88,7 +94,9 @@ def _target_store(tmp_path: Path) -> Store:
 
 
 def _artifacts(store: Store) -> ArtifactStore:
-    return ArtifactStore(Path(str(make_url(store.url).database)).parent / "artifacts")
+    return ArtifactStore(
+        store, ArtifactCache(Path(str(make_url(store.url).database)).parent / "artifacts")
+    )
 
 
 def _deploy(store: Store, content: str) -> None:

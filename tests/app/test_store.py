@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import inspect, select, text
 
 from app.store import (
+    ArtifactCache,
     ArtifactStore,
     SecretBox,
     SecretsUnreadable,
@@ -40,8 +41,8 @@ def store(database_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
-def artifacts(tmp_path: Path) -> ArtifactStore:
-    return ArtifactStore(tmp_path / "artifacts")
+def artifacts(store: Store, tmp_path: Path) -> ArtifactStore:
+    return ArtifactStore(store, ArtifactCache(tmp_path / "artifacts"))
 
 
 def test_migrations_create_the_schema_and_are_idempotent(store: Store) -> None:

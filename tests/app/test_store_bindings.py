@@ -10,6 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from app.store import (
+    ArtifactCache,
     ArtifactStore,
     SecretBox,
     SecretsUnreadable,
@@ -70,7 +71,7 @@ def _bindings(store: Store) -> dict[str, str]:
 
 
 def test_none_keeps_bindings_and_a_dict_replaces_them(store: Store, tmp_path: Path) -> None:
-    artifacts = ArtifactStore(tmp_path / "artifacts")
+    artifacts = ArtifactStore(store, ArtifactCache(tmp_path / "artifacts"))
     new = _save(store, "a", artifacts)  # a new worker with none sent has none
     assert (new.vars, new.secret_names) == ({}, [])
     _save(store, "b", artifacts, vars={"V": "1"}, secrets={"S": "s"})
@@ -83,7 +84,7 @@ def test_none_keeps_bindings_and_a_dict_replaces_them(store: Store, tmp_path: Pa
 
 
 def test_secrets_one_at_a_time(store: Store, tmp_path: Path) -> None:
-    artifacts = ArtifactStore(tmp_path / "artifacts")
+    artifacts = ArtifactStore(store, ArtifactCache(tmp_path / "artifacts"))
     with pytest.raises(workers.WorkerNotFound):
         workers.set_secret(store, "ns", "w", "S", "x")
     with pytest.raises(namespaces.NamespaceNotFound):
@@ -105,7 +106,7 @@ def test_secrets_one_at_a_time(store: Store, tmp_path: Path) -> None:
 def test_kept_secrets_move_to_the_newest_key(store: Store, tmp_path: Path, how: str) -> None:
     """Rotation says: keep the old key until every worker with secrets is uploaded again.
     An upload that keeps the secrets, or setting one of them, reseals all with the new key."""
-    artifacts = ArtifactStore(tmp_path / "artifacts")
+    artifacts = ArtifactStore(store, ArtifactCache(tmp_path / "artifacts"))
     _save(store, "a", artifacts, secrets={"S": "s", "U": "u"})
     new_key = Fernet.generate_key().decode()
     rotated = Store(store.url, secrets=SecretBox([new_key, OLD_KEY]))
@@ -128,7 +129,7 @@ def test_kept_secrets_move_to_the_newest_key(store: Store, tmp_path: Path, how: 
 
 
 def test_deploy_by_id_or_number(store: Store, tmp_path: Path) -> None:
-    artifacts = ArtifactStore(tmp_path / "artifacts")
+    artifacts = ArtifactStore(store, ArtifactCache(tmp_path / "artifacts"))
     first = _save(store, "a", artifacts)
     _save(store, "b", artifacts)
     assert first.current is not None
