@@ -178,6 +178,10 @@ def _sqlite_pragmas(connection: object, _record: object) -> None:
     cursor.close()
 
 
+# pg_advisory_xact_lock's key for schema upgrades: any constant no other code uses.
+_MIGRATION_LOCK = 0x5A4D_4C01
+
+
 def migrate(store: Store, artifact_dir: Path | None = None) -> None:
     """Upgrade the database to the newest schema (idempotent).
 
@@ -190,6 +194,11 @@ def migrate(store: Store, artifact_dir: Path | None = None) -> None:
     config.attributes["secret_box"] = store.secrets
     config.attributes["artifact_dir"] = artifact_dir
     with store.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together on a new database would each create the schema:
+            # one migrates, the others wait here and then find it at head. The lock is
+            # the transaction's (DDL is transactional on PostgreSQL), released at commit.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     log.info("database at schema head (%s)", store.engine.dialect.name)
