@@ -155,12 +155,16 @@ class Replica:
     def client(self, timeout: float = 60) -> httpx.Client:
         return self.service.client(timeout)
 
-    def kill(self) -> None:
+    def kill(self) -> tuple[float, float]:
         """SIGKILL the service process, as a crashed machine would leave it; its worker
-        processes (reaped in close()) lose their parent with it."""
+        processes (reaped in close()) lose their parent with it. The time.monotonic() of
+        the signal and of the process's end (a request sent in between may still have
+        reached it)."""
         self._children = self.service.worker_pids()
+        signalled = time.monotonic()
         os.kill(self.service.proc.pid, signal.SIGKILL)
         self.service.proc.wait(10)
+        return signalled, time.monotonic()
 
     def close(self) -> None:
         self.service.close()
