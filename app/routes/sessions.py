@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 from sse_starlette import ServerSentEvent
 
-from app.auth import CallerDep
+from app.auth import CallerDep, Principal
 from app.deps import ServicesDep
 from app.events import (
     EventStream,
@@ -22,6 +22,7 @@ from app.events import (
 )
 from app.policy import caller_ceiling
 from app.schemas import ErrorResponse
+from app.session_proxy import SessionProxy
 from app.session_schemas import (
     SessionCreate,
     SessionExecuteRequest,
@@ -42,6 +43,16 @@ async def get_sessions(request: Request) -> SessionManager:
 
 
 SessionsDep = Annotated[SessionManager, Depends(get_sessions)]
+
+
+async def _elsewhere(request: Request, caller: Principal, session_id: str) -> Response | None:
+    """The owner's answer when another replica holds the session (app/session_proxy.py)."""
+    proxy: SessionProxy | None = getattr(request.app.state, "session_proxy", None)
+    if proxy is None:
+        return None
+    return await proxy.route(request, caller, session_id)
+
+
 SessionId = Annotated[str, Path(description="The session's id (ses_...)", max_length=64)]
 FilePath = Annotated[str, Path(description="Relative to the session's directory (/work)")]
 
@@ -77,24 +88,35 @@ async def create_session(
 
 
 @router.get("", response_model=SessionList, responses={401: _401})
-async def list_sessions(sessions: SessionsDep, caller: CallerDep) -> SessionList:
-    """This key's open sessions."""
-    return SessionList(sessions=[s.describe() for s in sessions.of(caller)])
+async def list_sessions(request: Request, sessions: SessionsDep, caller: CallerDep) -> SessionList:
+    """This key's open sessions (on every replica)."""
+    found = [s.describe() for s in sessions.of(caller)]
+    proxy: SessionProxy | None = getattr(request.app.state, "session_proxy", None)
+    if proxy is not None:
+        found += [
+            SessionOut.model_validate(body) for body in await proxy.described(request, caller)
+        ]
+        found.sort(key=lambda s: s.created_at)
+    return SessionList(sessions=found)
 
 
 @router.get("/{session_id}", response_model=SessionOut, responses={401: _401, 404: _404})
 async def get_session(
-    session_id: SessionId, sessions: SessionsDep, caller: CallerDep
-) -> SessionOut:
+    session_id: SessionId, request: Request, sessions: SessionsDep, caller: CallerDep
+) -> SessionOut | Response:
     """The session: state (an ended one says why), usage so far, expiry, limits."""
+    if (answer := await _elsewhere(request, caller, session_id)) is not None:
+        return answer
     return sessions.get(caller, session_id, ended_ok=True).describe()
 
 
 @router.delete("/{session_id}", status_code=204, responses={401: _401, 404: _404, 410: _410})
 async def delete_session(
-    session_id: SessionId, sessions: SessionsDep, caller: CallerDep
+    session_id: SessionId, request: Request, sessions: SessionsDep, caller: CallerDep
 ) -> Response:
     """Close the session: its interpreter and files are gone (a running turn is ended)."""
+    if (answer := await _elsewhere(request, caller, session_id)) is not None:
+        return answer
     await sessions.end(sessions.get(caller, session_id), "closed")
     return Response(status_code=204)
 
@@ -130,6 +152,8 @@ async def execute_in_session(
     error (cpu_limit, wall_limit, memory_limit, ...) ends the session. One turn at a time:
     another call while one runs gets 409.
     """
+    if (answer := await _elsewhere(request, caller, session_id)) is not None:
+        return answer
     session = sessions.get(caller, session_id)
     ceiling = await caller_ceiling(services.settings, services.store, caller)
     job = sessions.turn_job(session, ceiling, body)
@@ -162,9 +186,11 @@ async def execute_in_session(
     responses={401: _401, 404: _404, 409: _409, 410: _410},
 )
 async def list_files(
-    session_id: SessionId, sessions: SessionsDep, caller: CallerDep
-) -> SessionFiles:
+    session_id: SessionId, request: Request, sessions: SessionsDep, caller: CallerDep
+) -> SessionFiles | Response:
     """The session's files with their sizes (what /work holds; links are left out)."""
+    if (answer := await _elsewhere(request, caller, session_id)) is not None:
+        return answer
     return await sessions.list_files(sessions.get(caller, session_id))
 
 
@@ -194,6 +220,8 @@ async def put_file(
     caller: CallerDep,
 ) -> Response:
     """Write the raw body to ``path`` in the session's directory (replacing any file)."""
+    if (answer := await _elsewhere(request, caller, session_id)) is not None:
+        return answer
     session = sessions.get(caller, session_id)
     await sessions.write_file(session, path, await request.body())
     return Response(status_code=204)
@@ -214,11 +242,14 @@ async def put_file(
 async def get_file(
     session_id: SessionId,
     path: FilePath,
+    request: Request,
     services: ServicesDep,
     sessions: SessionsDep,
     caller: CallerDep,
 ) -> Response:
     """The file's bytes (a regular file; a link the code made is never followed)."""
+    if (answer := await _elsewhere(request, caller, session_id)) is not None:
+        return answer
     session = sessions.get(caller, session_id)
     data = await sessions.read_file(session, path, services.settings.max_request_bytes)
     media = mimetypes.guess_type(path)[0] or "application/octet-stream"
@@ -231,9 +262,15 @@ async def get_file(
     responses={401: _401, 404: _404, 409: _409, 410: _410, 422: _422},
 )
 async def delete_file(
-    session_id: SessionId, path: FilePath, sessions: SessionsDep, caller: CallerDep
+    session_id: SessionId,
+    path: FilePath,
+    request: Request,
+    sessions: SessionsDep,
+    caller: CallerDep,
 ) -> Response:
     """Remove the file (or directory) at ``path``."""
+    if (answer := await _elsewhere(request, caller, session_id)) is not None:
+        return answer
     await sessions.delete_file(sessions.get(caller, session_id), path)
     return Response(status_code=204)
 
