@@ -61,6 +61,10 @@ _404 = {"model": ErrorResponse, "description": "No such session for this key"}
 _409 = {"model": ErrorResponse, "description": "A turn is running in the session"}
 _410 = {"model": ErrorResponse, "description": "The session has ended; the message says why"}
 _422 = {"model": ErrorResponse, "description": "Invalid request; details name the fields"}
+_503 = {
+    "model": ErrorResponse,
+    "description": "Another replica holds the session and did not answer; retry",
+}
 
 
 @router.post(
@@ -100,7 +104,11 @@ async def list_sessions(request: Request, sessions: SessionsDep, caller: CallerD
     return SessionList(sessions=found)
 
 
-@router.get("/{session_id}", response_model=SessionOut, responses={401: _401, 404: _404})
+@router.get(
+    "/{session_id}",
+    response_model=SessionOut,
+    responses={401: _401, 404: _404, 410: _410, 503: _503},
+)
 async def get_session(
     session_id: SessionId, request: Request, sessions: SessionsDep, caller: CallerDep
 ) -> SessionOut | Response:
@@ -110,7 +118,9 @@ async def get_session(
     return sessions.get(caller, session_id, ended_ok=True).describe()
 
 
-@router.delete("/{session_id}", status_code=204, responses={401: _401, 404: _404, 410: _410})
+@router.delete(
+    "/{session_id}", status_code=204, responses={401: _401, 404: _404, 410: _410, 503: _503}
+)
 async def delete_session(
     session_id: SessionId, request: Request, sessions: SessionsDep, caller: CallerDep
 ) -> Response:
@@ -135,7 +145,11 @@ async def delete_session(
         410: _410,
         422: _422,
         429: {"model": ErrorResponse, "description": "The session's worker stayed busy; retry"},
-        503: {"model": ErrorResponse, "description": "The engine is not available"},
+        503: {
+            "model": ErrorResponse,
+            "description": "The engine is not available, or the replica holding the session"
+            " did not answer",
+        },
     },
 )
 async def execute_in_session(
@@ -183,7 +197,7 @@ async def execute_in_session(
 @router.get(
     "/{session_id}/files",
     response_model=SessionFiles,
-    responses={401: _401, 404: _404, 409: _409, 410: _410},
+    responses={401: _401, 404: _404, 409: _409, 410: _410, 503: _503},
 )
 async def list_files(
     session_id: SessionId, request: Request, sessions: SessionsDep, caller: CallerDep
@@ -204,6 +218,7 @@ async def list_files(
         410: _410,
         413: {"model": ErrorResponse, "description": "Over the session's disk quota"},
         422: _422,
+        503: _503,
     },
     openapi_extra={
         "requestBody": {
@@ -237,6 +252,7 @@ async def put_file(
         410: _410,
         413: {"model": ErrorResponse, "description": "Larger than one answer may carry"},
         422: _422,
+        503: _503,
     },
 )
 async def get_file(
@@ -259,7 +275,7 @@ async def get_file(
 @router.delete(
     "/{session_id}/files/{path:path}",
     status_code=204,
-    responses={401: _401, 404: _404, 409: _409, 410: _410, 422: _422},
+    responses={401: _401, 404: _404, 409: _409, 410: _410, 422: _422, 503: _503},
 )
 async def delete_file(
     session_id: SessionId,
