@@ -152,6 +152,13 @@ class Settings(BaseSettings):
     session_max_lifetime_s: int = Field(default=86_400, ge=1)
     session_disk_mb: int = Field(default=512, ge=1)
     session_sweep_ms: int = Field(default=1_000, ge=10, le=60_000)
+    # Several replicas on one database (docs/operations.md, Replicas): this replica's
+    # internal base URL, where the others proxy calls for its sessions (unset: one
+    # process, sessions in its memory only); how often it renews its heartbeat, and how
+    # long a silent replica has until it is lost (its sessions then answer 410).
+    replica_url: str | None = None
+    replica_heartbeat_ms: int = Field(default=1_000, ge=50, le=60_000)
+    replica_lost_ms: int = Field(default=5_000, ge=200, le=600_000)
 
     egress_max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     egress_timeout_ms: int = Field(default=10_000, ge=1)
@@ -300,6 +307,24 @@ class Settings(BaseSettings):
                 f"SANDLOT_SESSION_IDLE_TIMEOUT_S is {self.session_idle_timeout_s}; "
                 f"SANDLOT_SESSION_MAX_IDLE_TIMEOUT_S allows at most "
                 f"{self.session_max_idle_timeout_s}"
+            )
+        if self.replica_url is not None and not re.fullmatch(
+            r"https?://[^/?#\s]+/?", self.replica_url
+        ):
+            raise ValueError(
+                "SANDLOT_REPLICA_URL must be a base URL such as http://10.0.0.5:8000 "
+                "(scheme, host and port; no path)"
+            )
+        if self.replica_url is not None and (self.secrets_key is None or self.admin_key is None):
+            raise ValueError(
+                "SANDLOT_REPLICA_URL is set: set SANDLOT_SECRETS_KEY and SANDLOT_ADMIN_KEY too, "
+                "the same on every replica (keys generated per data dir differ between "
+                "replicas: one could not open the secrets another sealed)"
+            )
+        if self.replica_lost_ms < 2 * self.replica_heartbeat_ms:
+            raise ValueError(
+                f"SANDLOT_REPLICA_LOST_MS is {self.replica_lost_ms}; it must be at least twice "
+                f"SANDLOT_REPLICA_HEARTBEAT_MS ({self.replica_heartbeat_ms})"
             )
         if self.generate_attempts > self.max_generate_attempts:
             raise ValueError(

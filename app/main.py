@@ -27,6 +27,7 @@ from app.mcp_server import PATH as MCP_PATH
 from app.mcp_server import McpEndpoint, serve_mcp
 from app.metrics import Metrics
 from app.quotas import LocalCounters, QuotaGate, RedisCounters
+from app.replicas import Replica
 from app.request_context import RequestIds
 from app.routes import (
     apidocs,
@@ -43,6 +44,7 @@ from app.routes import (
     tools,
     workers,
 )
+from app.session_proxy import SessionProxy
 from app.sessions import SessionManager
 from app.store import ArtifactCache, ArtifactStore, ReadCache, SecretBox, Store, blobs, migrate
 from sandbox import Runner
@@ -187,8 +189,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for runner in await asyncio.gather(*made):
                 runners[runner.name] = runner
             await asyncio.gather(*(runner.start() for runner in runners.values()))
-            app.state.sessions = SessionManager(settings, runners, app.state.quotas)
+            replica = Replica.of(settings, store)
+            app.state.replica = replica
+            if replica is not None:
+                await replica.start()
+            app.state.sessions = SessionManager(settings, runners, app.state.quotas, replica)
             await app.state.sessions.start()
+            if replica is not None:
+                app.state.session_proxy = SessionProxy(
+                    app.state.sessions, replica, settings.max_wall_ms
+                )
             app.state.drain.on_drained(lambda: app.state.sessions.end_all("shutdown"))
             async with serve_mcp(app):
                 log.info("sandlot ready: engines %s", ", ".join(runners))
@@ -196,6 +206,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if getattr(app.state, "sessions", None) is not None:
                 await app.state.sessions.close()
+            if getattr(app.state, "session_proxy", None) is not None:
+                await app.state.session_proxy.close()
+            if getattr(app.state, "replica", None) is not None:
+                await app.state.replica.close()
             await asyncio.gather(*(runner.close() for runner in runners.values()))
             if app.state.model is not None:
                 await app.state.model.close()

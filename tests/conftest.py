@@ -70,7 +70,10 @@ def free_port() -> int:
 
 
 class Service:
-    """A real `python -m app` process on loopback."""
+    """A real `python -m app` process on loopback.
+
+    ``{port}`` in a setting's value is its port (e.g. ``replica_url="http://127.0.0.1:{port}"``).
+    """
 
     def __init__(self, tmp: Path, *, port: int | None = None, **settings: str) -> None:
         self.port = port or free_port()
@@ -89,7 +92,10 @@ class Service:
             "SANDLOT_ADMIN_KEY": ADMIN_KEY,
             # Tests reach their loopback servers by IP literal: the operator's opt-in.
             "SANDLOT_EGRESS_PRIVATE_NETWORKS": LOOPBACK_CIDR,
-            **{f"SANDLOT_{k.upper()}": v for k, v in settings.items()},
+            **{
+                f"SANDLOT_{k.upper()}": v.replace("{port}", str(self.port))
+                for k, v in settings.items()
+            },
         }
         self.log_path = tmp / "service.log"
         self._log = self.log_path.open("ab")

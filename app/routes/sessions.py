@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 from sse_starlette import ServerSentEvent
 
-from app.auth import CallerDep
+from app.auth import CallerDep, Principal
 from app.deps import ServicesDep
 from app.events import (
     EventStream,
@@ -22,6 +22,7 @@ from app.events import (
 )
 from app.policy import caller_ceiling
 from app.schemas import ErrorResponse
+from app.session_proxy import SessionProxy
 from app.session_schemas import (
     SessionCreate,
     SessionExecuteRequest,
@@ -42,6 +43,16 @@ async def get_sessions(request: Request) -> SessionManager:
 
 
 SessionsDep = Annotated[SessionManager, Depends(get_sessions)]
+
+
+async def _elsewhere(request: Request, caller: Principal, session_id: str) -> Response | None:
+    """The owner's answer when another replica holds the session (app/session_proxy.py)."""
+    proxy: SessionProxy | None = getattr(request.app.state, "session_proxy", None)
+    if proxy is None:
+        return None
+    return await proxy.route(request, caller, session_id)
+
+
 SessionId = Annotated[str, Path(description="The session's id (ses_...)", max_length=64)]
 FilePath = Annotated[str, Path(description="Relative to the session's directory (/work)")]
 
@@ -50,6 +61,10 @@ _404 = {"model": ErrorResponse, "description": "No such session for this key"}
 _409 = {"model": ErrorResponse, "description": "A turn is running in the session"}
 _410 = {"model": ErrorResponse, "description": "The session has ended; the message says why"}
 _422 = {"model": ErrorResponse, "description": "Invalid request; details name the fields"}
+_503 = {
+    "model": ErrorResponse,
+    "description": "Another replica holds the session and did not answer; retry",
+}
 
 
 @router.post(
@@ -77,24 +92,41 @@ async def create_session(
 
 
 @router.get("", response_model=SessionList, responses={401: _401})
-async def list_sessions(sessions: SessionsDep, caller: CallerDep) -> SessionList:
-    """This key's open sessions."""
-    return SessionList(sessions=[s.describe() for s in sessions.of(caller)])
+async def list_sessions(request: Request, sessions: SessionsDep, caller: CallerDep) -> SessionList:
+    """This key's open sessions (on every replica)."""
+    found = [s.describe() for s in sessions.of(caller)]
+    proxy: SessionProxy | None = getattr(request.app.state, "session_proxy", None)
+    if proxy is not None:
+        found += [
+            SessionOut.model_validate(body) for body in await proxy.described(request, caller)
+        ]
+        found.sort(key=lambda s: s.created_at)
+    return SessionList(sessions=found)
 
 
-@router.get("/{session_id}", response_model=SessionOut, responses={401: _401, 404: _404})
+@router.get(
+    "/{session_id}",
+    response_model=SessionOut,
+    responses={401: _401, 404: _404, 410: _410, 503: _503},
+)
 async def get_session(
-    session_id: SessionId, sessions: SessionsDep, caller: CallerDep
-) -> SessionOut:
+    session_id: SessionId, request: Request, sessions: SessionsDep, caller: CallerDep
+) -> SessionOut | Response:
     """The session: state (an ended one says why), usage so far, expiry, limits."""
+    if (answer := await _elsewhere(request, caller, session_id)) is not None:
+        return answer
     return sessions.get(caller, session_id, ended_ok=True).describe()
 
 
-@router.delete("/{session_id}", status_code=204, responses={401: _401, 404: _404, 410: _410})
+@router.delete(
+    "/{session_id}", status_code=204, responses={401: _401, 404: _404, 410: _410, 503: _503}
+)
 async def delete_session(
-    session_id: SessionId, sessions: SessionsDep, caller: CallerDep
+    session_id: SessionId, request: Request, sessions: SessionsDep, caller: CallerDep
 ) -> Response:
     """Close the session: its interpreter and files are gone (a running turn is ended)."""
+    if (answer := await _elsewhere(request, caller, session_id)) is not None:
+        return answer
     await sessions.end(sessions.get(caller, session_id), "closed")
     return Response(status_code=204)
 
@@ -113,7 +145,11 @@ async def delete_session(
         410: _410,
         422: _422,
         429: {"model": ErrorResponse, "description": "The session's worker stayed busy; retry"},
-        503: {"model": ErrorResponse, "description": "The engine is not available"},
+        503: {
+            "model": ErrorResponse,
+            "description": "The engine is not available, or the replica holding the session"
+            " did not answer",
+        },
     },
 )
 async def execute_in_session(
@@ -130,6 +166,8 @@ async def execute_in_session(
     error (cpu_limit, wall_limit, memory_limit, ...) ends the session. One turn at a time:
     another call while one runs gets 409.
     """
+    if (answer := await _elsewhere(request, caller, session_id)) is not None:
+        return answer
     session = sessions.get(caller, session_id)
     ceiling = await caller_ceiling(services.settings, services.store, caller)
     job = sessions.turn_job(session, ceiling, body)
@@ -159,12 +197,14 @@ async def execute_in_session(
 @router.get(
     "/{session_id}/files",
     response_model=SessionFiles,
-    responses={401: _401, 404: _404, 409: _409, 410: _410},
+    responses={401: _401, 404: _404, 409: _409, 410: _410, 503: _503},
 )
 async def list_files(
-    session_id: SessionId, sessions: SessionsDep, caller: CallerDep
-) -> SessionFiles:
+    session_id: SessionId, request: Request, sessions: SessionsDep, caller: CallerDep
+) -> SessionFiles | Response:
     """The session's files with their sizes (what /work holds; links are left out)."""
+    if (answer := await _elsewhere(request, caller, session_id)) is not None:
+        return answer
     return await sessions.list_files(sessions.get(caller, session_id))
 
 
@@ -178,6 +218,7 @@ async def list_files(
         410: _410,
         413: {"model": ErrorResponse, "description": "Over the session's disk quota"},
         422: _422,
+        503: _503,
     },
     openapi_extra={
         "requestBody": {
@@ -194,6 +235,8 @@ async def put_file(
     caller: CallerDep,
 ) -> Response:
     """Write the raw body to ``path`` in the session's directory (replacing any file)."""
+    if (answer := await _elsewhere(request, caller, session_id)) is not None:
+        return answer
     session = sessions.get(caller, session_id)
     await sessions.write_file(session, path, await request.body())
     return Response(status_code=204)
@@ -209,16 +252,20 @@ async def put_file(
         410: _410,
         413: {"model": ErrorResponse, "description": "Larger than one answer may carry"},
         422: _422,
+        503: _503,
     },
 )
 async def get_file(
     session_id: SessionId,
     path: FilePath,
+    request: Request,
     services: ServicesDep,
     sessions: SessionsDep,
     caller: CallerDep,
 ) -> Response:
     """The file's bytes (a regular file; a link the code made is never followed)."""
+    if (answer := await _elsewhere(request, caller, session_id)) is not None:
+        return answer
     session = sessions.get(caller, session_id)
     data = await sessions.read_file(session, path, services.settings.max_request_bytes)
     media = mimetypes.guess_type(path)[0] or "application/octet-stream"
@@ -228,12 +275,18 @@ async def get_file(
 @router.delete(
     "/{session_id}/files/{path:path}",
     status_code=204,
-    responses={401: _401, 404: _404, 409: _409, 410: _410, 422: _422},
+    responses={401: _401, 404: _404, 409: _409, 410: _410, 422: _422, 503: _503},
 )
 async def delete_file(
-    session_id: SessionId, path: FilePath, sessions: SessionsDep, caller: CallerDep
+    session_id: SessionId,
+    path: FilePath,
+    request: Request,
+    sessions: SessionsDep,
+    caller: CallerDep,
 ) -> Response:
     """Remove the file (or directory) at ``path``."""
+    if (answer := await _elsewhere(request, caller, session_id)) is not None:
+        return answer
     await sessions.delete_file(sessions.get(caller, session_id), path)
     return Response(status_code=204)
 

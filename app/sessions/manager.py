@@ -16,10 +16,13 @@ from app.config import Settings
 from app.errors import ApiError, invalid_field
 from app.policy import Ceiling, allowlist_refusal, checked_hosts, checked_limits
 from app.quotas import QuotaGate, Subject, run_hold_ms
+from app.replicas import Replica
 from app.runs import build_job, check_requirements
 from app.schemas import RunIn
 from app.session_schemas import SessionCreate, SessionFile, SessionFiles, SessionTurnIn
 from app.sessions.record import Session
+from app.store import replicas
+from app.store.models import SessionOwnerRow
 from sandbox import (
     End,
     Event,
@@ -50,12 +53,19 @@ class SessionManager:
     """Every session of this service process; made and closed in the app's lifespan."""
 
     def __init__(
-        self, settings: Settings, runners: dict[str, Runner], quotas: QuotaGate | None = None
+        self,
+        settings: Settings,
+        runners: dict[str, Runner],
+        quotas: QuotaGate | None = None,
+        replica: Replica | None = None,
     ) -> None:
         self._settings = settings
         self._runners = runners
         # None: nothing counted (tests of the manager alone).
         self._quotas = quotas
+        # One of several replicas: each session is recorded where all of them read it
+        # (app/store/replicas.py) and the caps count every replica's. None: this process's.
+        self.replica = replica
         self._root = settings.scratch_dir / "sessions"
         self._sessions: dict[str, Session] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -80,6 +90,10 @@ class SessionManager:
                 await self._sweeper
         for session in list(self._sessions.values()):
             await self.end(session, "closed")
+
+    def holds(self, session_id: str) -> bool:
+        """Whether this process has (or had, recently) the session."""
+        return session_id in self._sessions
 
     @property
     def open_count(self) -> int:
@@ -138,7 +152,7 @@ class SessionManager:
             hold_ms = (max_lifetime_s + 60) * 1000
             await self._quotas.open_session(caller.quotas, session_id, hold_ms)
         try:
-            reservation = await self._make_room(caller, memory_mb)
+            reservation = await self._make_room(caller, memory_mb, session_id, max_lifetime_s)
         except BaseException:
             await self._close_quota(caller.quotas, session_id)
             raise
@@ -149,6 +163,7 @@ class SessionManager:
         except BaseException:
             await asyncio.to_thread(workspace.remove)
             await self._close_quota(caller.quotas, session_id)
+            await self._unclaim(session_id)
             raise
         finally:
             self._reserved.remove(reservation)
@@ -171,32 +186,39 @@ class SessionManager:
         log.info("session %s created (%s, %d MiB)", session_id, runtime, memory_mb)
         return session
 
-    async def _make_room(self, caller: Principal, memory_mb: int) -> _Reservation:
+    async def _make_room(
+        self, caller: Principal, memory_mb: int, session_id: str, max_lifetime_s: int
+    ) -> _Reservation:
         """Room for one more session of ``caller``'s, reserved (so that creates running at
-        once can't both take the last place); 429 naming the limit when there is none."""
+        once can't both take the last place); 429 naming the limit when there is none.
+
+        The per-key and open-session caps count this process's sessions, or every
+        replica's (a claim in the database) when it is one of several; memory is this
+        process's. Over a cap, this process's longest-idle sessions make room.
+        """
         settings = self._settings
         while True:
             open_sessions = [s for s in self._sessions.values() if s.ended is None]
             holders = [*((s.owner, s.memory_mb) for s in open_sessions), *self._reserved]
-            mine = sum(1 for owner, _ in holders if owner == caller.key_id)
-            if mine >= settings.sessions_max_per_key:
-                raise ApiError(
-                    429,
-                    "too_many_sessions",
-                    f"this API key has {mine} open sessions, the most this server allows "
-                    f"(SANDLOT_SESSIONS_MAX_PER_KEY={settings.sessions_max_per_key}); close one "
-                    "with DELETE /v1/sessions/{id}",
-                    headers={"Retry-After": "1"},
-                )
-            count = len(holders)
             memory = sum(mb for _, mb in holders)
-            if (
-                count + 1 <= settings.sessions_max_open
-                and memory + memory_mb <= settings.sessions_memory_mb
-            ):
-                reservation = (caller.key_id, memory_mb)
-                self._reserved.append(reservation)
-                return reservation
+            memory_ok = memory + memory_mb <= settings.sessions_memory_mb
+            mine, count, where = 0, len(holders), "open"
+            if self.replica is None:
+                mine = sum(1 for owner, _ in holders if owner == caller.key_id)
+                count_ok = count + 1 <= settings.sessions_max_open
+                if mine >= settings.sessions_max_per_key:
+                    raise self._too_many_of_key(mine)
+                if count_ok and memory_ok:
+                    break
+            elif not memory_ok:
+                count_ok = True
+            else:
+                claim = await self._claim(caller, memory_mb, session_id, max_lifetime_s)
+                if claim is None:
+                    break
+                if claim.refused == "key":
+                    raise self._too_many_of_key(claim.mine)
+                count_ok, count, where = False, claim.count, "open on all replicas"
             now = time.monotonic()
             # Longest-idle first; only sessions idle long enough, and never one mid-turn.
             idle = [
@@ -205,27 +227,82 @@ class SessionManager:
                 if not s.busy and s.idle_s(now) >= settings.sessions_shed_idle_s
             ]
             if not idle:
-                if count + 1 > settings.sessions_max_open:
+                if not count_ok:
                     limit = f"SANDLOT_SESSIONS_MAX_OPEN={settings.sessions_max_open} sessions"
                 else:
                     limit = f"SANDLOT_SESSIONS_MEMORY_MB={settings.sessions_memory_mb} MiB"
                 raise ApiError(
                     429,
                     "too_many_sessions",
-                    f"this server holds as many sessions as it may ({limit}, {count} open, "
-                    f"{memory} MiB) and none has been idle long enough to end; retry later "
-                    "or ask for less memory_mb",
+                    f"this server holds as many sessions as it may ({limit}, {count} {where}, "
+                    f"{memory} MiB here) and none has been idle long enough to end; retry "
+                    "later or ask for less memory_mb",
                     headers={"Retry-After": "5"},
                 )
             await self.end(min(idle, key=lambda s: s.last_used), "shed")
+        reservation = (caller.key_id, memory_mb)
+        self._reserved.append(reservation)
+        return reservation
+
+    def _too_many_of_key(self, mine: int) -> ApiError:
+        everywhere = " on all replicas" if self.replica is not None else ""
+        return ApiError(
+            429,
+            "too_many_sessions",
+            f"this API key has {mine} open sessions{everywhere}, the most this server allows "
+            f"(SANDLOT_SESSIONS_MAX_PER_KEY={self._settings.sessions_max_per_key}); close one "
+            "with DELETE /v1/sessions/{id}",
+            headers={"Retry-After": "1"},
+        )
+
+    async def _claim(
+        self, caller: Principal, memory_mb: int, session_id: str, max_lifetime_s: int
+    ) -> replicas.Claim | None:
+        replica = self.replica
+        if replica is None:
+            return None
+        now = time.time()
+        row = SessionOwnerRow(
+            id=session_id,
+            replica_id=replica.id,
+            replica_url=replica.url,
+            key_id=caller.key_id,
+            namespace=caller.namespace,
+            memory_mb=memory_mb,
+            created_at=now,
+            expires_at=now + max_lifetime_s,
+        )
+        return await asyncio.to_thread(
+            replicas.claim,
+            replica.store,
+            row,
+            max_per_key=self._settings.sessions_max_per_key,
+            max_open=self._settings.sessions_max_open,
+            alive_since=replica.alive_since(),
+        )
+
+    async def _unclaim(self, session_id: str) -> None:
+        if self.replica is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(replicas.unclaim, self.replica.store, session_id)
 
     async def end(self, session: Session, reason: str) -> None:
         """End a session (idempotent): drop its instance and its files."""
         if session.ended is None:
             session.ended = reason
             session.ended_at = time.monotonic()
-            log.info("session %s ended: %s", session.id, reason)
+        if not session.released:
+            # Once, also for a session get() found ended (its worker died) and marked.
+            session.released = True
+            log.info("session %s ended: %s", session.id, session.ended)
             await self._close_quota(session.quota_subjects, session.id)
+            if self.replica is not None:
+                try:
+                    await asyncio.to_thread(
+                        replicas.ended, self.replica.store, session.id, session.ended, time.time()
+                    )
+                except Exception:  # other replicas see it end when this one is lost
+                    log.exception("session %s: recording its end failed", session.id)
         await session.runner.close_session(session.instance)
         await asyncio.to_thread(session.workspace.remove)
 

@@ -37,6 +37,8 @@ class Session:
     busy: bool = False
     ended: str | None = None
     ended_at: float = 0.0
+    # Its quota lease and its row among the replicas' sessions are given back (once).
+    released: bool = False
     turns: int = 0
     cpu_ms: float = 0.0
     wall_ms: float = 0.0

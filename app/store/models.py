@@ -25,6 +25,8 @@ __all__ = [
     "BlobRow",
     "HostnameRow",
     "NamespaceRow",
+    "ReplicaRow",
+    "SessionOwnerRow",
     "WorkerRow",
     "WorkerVersionRow",
 ]
@@ -177,3 +179,42 @@ class HostnameRow(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=_now
     )
+
+
+class ReplicaRow(Base):
+    """A running service process (a replica) and its last sign of life.
+
+    ``heartbeat_at`` (epoch seconds) is renewed every SANDLOT_REPLICA_HEARTBEAT_MS; a
+    replica silent for SANDLOT_REPLICA_LOST_MS is lost, and so are its sessions.
+    """
+
+    __tablename__ = "replicas"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # Its internal base URL (SANDLOT_REPLICA_URL): where other replicas proxy to it.
+    url: Mapped[str] = mapped_column(String(2048), nullable=False)
+    started_at: Mapped[float] = mapped_column(Float, nullable=False)
+    heartbeat_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class SessionOwnerRow(Base):
+    """Which replica holds a session (it lives in that process's memory), and whose it is.
+
+    Every replica reads it to route a call for a session it doesn't hold, and to count
+    open sessions per key and in all for the caps (app/sessions/owners.py).
+    """
+
+    __tablename__ = "session_owners"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    replica_id: Mapped[str] = mapped_column(String(40), nullable=False, index=True)
+    replica_url: Mapped[str] = mapped_column(String(2048), nullable=False)
+    # The owner key's id (app/auth.py key_id: a digest, never the key).
+    key_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    namespace: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    memory_mb: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    # The latest it can end (its max lifetime); it may end sooner.
+    expires_at: Mapped[float] = mapped_column(Float, nullable=False)
+    ended: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)

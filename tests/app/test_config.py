@@ -199,3 +199,20 @@ def test_runs_per_worker_is_sized_and_settable(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("SANDLOT_RUNS_PER_WORKER", "0")
     with pytest.raises(ValidationError, match="runs_per_worker"):
         Settings()
+
+
+def test_a_replica_needs_a_base_url_and_the_shared_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANDLOT_REPLICA_URL", "http://10.0.0.5:8000")
+    with pytest.raises(ValidationError, match="the same on every replica"):
+        Settings()
+    monkeypatch.setenv("SANDLOT_ADMIN_KEY", "a" * 32)
+    monkeypatch.setenv("SANDLOT_SECRETS_KEY", "e8Q0qZ6cQ7oWkq0nQbq8gTH5Bm0R6gW3nQp3c2VnL1o=")
+    assert Settings().replica_url == "http://10.0.0.5:8000"
+    for bad in ("10.0.0.5:8000", "http://10.0.0.5:8000/api", "ftp://host"):
+        monkeypatch.setenv("SANDLOT_REPLICA_URL", bad)
+        with pytest.raises(ValidationError, match="SANDLOT_REPLICA_URL must be a base URL"):
+            Settings()
+    monkeypatch.setenv("SANDLOT_REPLICA_URL", "http://10.0.0.5:8000")
+    monkeypatch.setenv("SANDLOT_REPLICA_LOST_MS", "1500")
+    with pytest.raises(ValidationError, match="at least twice"):
+        Settings()

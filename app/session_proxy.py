@@ -1,0 +1,169 @@
+"""Calls for a session another replica holds: proxied to it (issue 15, item 2).
+
+A session lives in the memory of the replica that made it (app/sessions/). When a
+call for it reaches another replica (a load balancer without stickiness), that
+replica proxies it to the owner, not a redirect: clients and load balancers need
+nothing special, and an SSE turn streams through as it happens.
+
+Authorisation is checked twice: here, the caller's key must be the session's owner
+key (else the same 404 as for an unknown id, before anything is sent); on the owner,
+the forwarded ``Authorization`` is authenticated again and the session's owner checked
+again, as for any call. The hop adds ``X-Sandlot-Replica: <owner's replica id>``:
+the owner answers such a call itself and never proxies it further, and a call meant
+for an earlier process on the same URL answers 410 ``replica_lost``. A client sending
+that header gains nothing: the check it skips is only the proxying.
+
+A session whose replica is lost (no heartbeat for SANDLOT_REPLICA_LOST_MS), or whose
+replica refuses the connection, answers 410 naming ``replica_lost`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+import httpx
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.background import BackgroundTask
+
+from app.auth import Principal
+from app.errors import ApiError
+from app.replicas import Replica
+from app.sessions import SessionManager
+from app.store import replicas
+
+__all__ = ["REPLICA_HEADER", "SessionProxy", "lost"]
+
+log = logging.getLogger(__name__)
+
+REPLICA_HEADER = "x-sandlot-replica"
+# Not forwarded either way: framing and connection-level headers (the proxy frames anew).
+_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "x-request-id",
+        REPLICA_HEADER,
+    }
+)
+
+
+def lost(session_id: str) -> ApiError:
+    return ApiError(
+        410,
+        "session_ended",
+        f"session {session_id!r} has ended (replica_lost): the replica that held it stopped; "
+        "create another with POST /v1/sessions",
+    )
+
+
+class SessionProxy:
+    """Forwards calls for sessions of other replicas; made and closed in the lifespan."""
+
+    def __init__(self, sessions: SessionManager, replica: Replica, max_wall_ms: int) -> None:
+        self._sessions = sessions
+        self._replica = replica
+        # A turn may stay silent for as long as its wall-time limit allows (a sleep
+        # sends no event); an owner silent for longer than the most any turn may take
+        # is stuck (or cut off), and the call answers 503.
+        read_s = max_wall_ms / 1000 + 30
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(read_s, connect=3.0, pool=5.0), follow_redirects=False
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def route(self, request: Request, caller: Principal, session_id: str) -> Response | None:
+        """The owner's answer when another replica holds the session; None when this
+        replica answers (it holds the session, or no replica holds one of this key's)."""
+        if self._sessions.holds(session_id):
+            return None
+        meant = request.headers.get(REPLICA_HEADER)
+        if meant is not None:
+            if meant != self._replica.id:
+                raise lost(session_id)
+            return None
+        replica = self._replica
+        owner = await asyncio.to_thread(
+            replicas.find, replica.store, session_id, replica.alive_since()
+        )
+        if owner is None or owner.key_id != caller.key_id or owner.replica_id == replica.id:
+            return None
+        if not owner.replica_alive:
+            raise lost(session_id)
+        return await self._forward(request, owner.replica_url, owner.replica_id, session_id)
+
+    async def _forward(
+        self, request: Request, base_url: str, replica_id: str, session_id: str
+    ) -> Response:
+        headers = [
+            (name, value) for name, value in request.headers.items() if name.lower() not in _HOP
+        ]
+        headers.append((REPLICA_HEADER, replica_id))
+        headers.append(("x-request-id", str(request.scope.get("state", {}).get("request_id", ""))))
+        url = base_url + request.url.path
+        if request.url.query:
+            url += "?" + request.url.query
+        outgoing = self._client.build_request(
+            request.method, url, headers=headers, content=await request.body()
+        )
+        try:
+            answer = await self._client.send(outgoing, stream=True)
+        except httpx.ConnectError:
+            log.info("session %s: its replica %s refuses connections", session_id, replica_id)
+            raise lost(session_id) from None
+        except httpx.HTTPError as exc:
+            raise ApiError(
+                503,
+                "replica_unavailable",
+                f"the replica that holds session {session_id!r} did not answer ({exc}); retry",
+                headers={"Retry-After": "1"},
+            ) from None
+        kept = {name: value for name, value in answer.headers.items() if name.lower() not in _HOP}
+        if "content-length" in answer.headers and "content-encoding" not in answer.headers:
+            kept["content-length"] = answer.headers["content-length"]
+        return StreamingResponse(
+            answer.aiter_raw(),
+            status_code=answer.status_code,
+            headers=kept,
+            background=BackgroundTask(answer.aclose),
+        )
+
+    async def described(self, request: Request, caller: Principal) -> list[dict[str, Any]]:
+        """The caller's open sessions on other replicas, as their owners describe them."""
+        replica = self._replica
+        owners = await asyncio.to_thread(
+            replicas.open_of, replica.store, caller.key_id, time.time(), replica.alive_since()
+        )
+        elsewhere = [o for o in owners if o.replica_id != replica.id]
+
+        async def describe(owner: replicas.Owner) -> dict[str, Any] | None:
+            headers = {
+                "authorization": request.headers.get("authorization", ""),
+                REPLICA_HEADER: owner.replica_id,
+            }
+            url = f"{owner.replica_url}/v1/sessions/{owner.session_id}"
+            try:
+                answer = await self._client.get(url, headers=headers, timeout=5.0)
+            except httpx.HTTPError:
+                return None  # lost meanwhile: not open any more
+            if answer.status_code != 200:
+                return None
+            body: dict[str, Any] = json.loads(answer.content)
+            return body if body.get("state") == "open" else None
+
+        found = await asyncio.gather(*(describe(owner) for owner in elsewhere))
+        return [body for body in found if body is not None]
