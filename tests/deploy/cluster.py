@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from cryptography.fernet import Fernet
 
 from tests.conftest import Service, free_port
 
@@ -179,9 +180,11 @@ def deployment(
 ) -> Iterator[tuple[list[Replica], LoadBalancer]]:
     """``replicas`` service processes on a fresh database behind HAProxy, all ready.
 
-    The replicas start at once (start-up is mostly waiting for worker pools), named
-    replica1, replica2, ... like HAProxy's servers.
+    The replicas start at once (start-up is mostly imports and worker pools), named
+    replica1, replica2, ... like HAProxy's servers, with the same keys (a secrets key
+    generated per data dir would differ between them).
     """
+    settings = {"secrets_key": Fernet.generate_key().decode(), **settings}
     with fresh_database() as database_url:
         names = [f"replica{i}" for i in range(1, replicas + 1)]
         for name in names:

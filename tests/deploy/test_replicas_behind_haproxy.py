@@ -13,7 +13,10 @@ What it shows, with real processes on loopback:
   letting a client retry what is safe to retry): either way it was sent before the kill,
   still unanswered at it, and no surviving replica's log has its request id;
 * nothing written is lost: every namespace and worker whose write was answered, the
-  ones written through the dead replica included, is read and served by the survivors.
+  ones written through the dead replica included, is read and served by the survivors;
+* sessions reached through the load balancer: one held by a survivor keeps working
+  through whichever replica gets the call, one held by the dead replica answers 410
+  replica_lost (it lived in that process's memory).
 """
 
 from __future__ import annotations
@@ -202,6 +205,18 @@ def test_a_replica_killed_under_load_costs_only_its_requests_in_flight(
         orphan = one.put(f"/v1/namespaces/{NAMESPACE}/workers/orphan", json=_worker("orphan"))
         assert orphan.status_code == 200, orphan.text
 
+        # A session on the replica about to die, one on a survivor, both used once.
+        doomed = one.post("/v1/sessions", json={}).json()["id"]
+        kept = two.post("/v1/sessions", json={}).json()["id"]
+        for session in (doomed, kept):
+            turn = httpx.post(
+                f"{lb.url}/v1/sessions/{session}/execute",
+                json={"code": "n = 41"},
+                headers=ADMIN,
+                timeout=60,
+            )
+            assert turn.json()["status"] == "ok", turn.text
+
     outcomes, (signalled, gone), down_after = _load(lb, first)
 
     assert len(outcomes) == REQUESTS
@@ -244,6 +259,16 @@ def test_a_replica_killed_under_load_costs_only_its_requests_in_flight(
             assert survivor.get(f"/dispatch/{NAMESPACE}/orphan/").text == "orphan"
             for i in uploaded[:3]:
                 assert survivor.get(f"/dispatch/{NAMESPACE}/load-{i}/").text == f"load-{i}"
+
+    # Through the load balancer, whichever replica takes the call.
+    with httpx.Client(base_url=lb.url, headers=ADMIN, timeout=60) as client:
+        for _ in range(3):
+            turn = client.post(f"/v1/sessions/{kept}/execute", json={"code": "n += 1\nprint(n)"})
+            assert turn.status_code == 200, turn.text
+        assert turn.json()["stdout"] == "44\n", turn.text
+        lost = client.post(f"/v1/sessions/{doomed}/execute", json={"code": "print(n)"})
+        assert lost.status_code == 410, lost.text
+        assert "replica_lost" in lost.text, lost.text
 
     stats = lb.stats(first.name)
     print(
