@@ -136,6 +136,12 @@ def test_the_pod_runs_as_the_dockerfiles_user_with_what_the_pools_are_sized_for(
     settings = _only("ConfigMap")["data"]
     # A container sees the node's CPUs: the pool is sized from the pod's request.
     assert int(settings["SANDLOT_POOL_SIZE"]) == int(resources["requests"]["cpu"])
+    # Every run slot at the default memory cap, plus the processes themselves (~0.8 GiB
+    # measured idle), fits under the limit.
+    slots = int(settings["SANDLOT_POOL_SIZE"]) * int(settings["SANDLOT_RUNS_PER_WORKER"])
+    default_mb = Settings.model_fields["default_memory_mb"].default
+    limit_mb = int(resources["limits"]["memory"].removesuffix("Gi")) * 1024
+    assert slots * default_mb + 800 <= limit_mb
 
 
 def test_every_setting_the_deployments_set_exists() -> None:
@@ -231,6 +237,10 @@ def test_compose_starts_production_replicas_from_the_env_file(
     with pytest.raises(AssertionError, match="SANDLOT_ADMIN_KEY"):
         _interpolate(service["environment"]["SANDLOT_ADMIN_KEY"], example)
     assert service["expose"] == [env["SANDLOT_PORT"]]
+    # The same sizing as the Kubernetes pod: every run slot fits under the memory limit.
+    slots = settings.pool_size * settings.runs_per_worker
+    limit_mb = int(service["deploy"]["resources"]["limits"]["memory"].removesuffix("g")) * 1024
+    assert slots * settings.default_memory_mb + 800 <= limit_mb
     # The drain finishes before compose's stop gives up.
     grace = int(service["stop_grace_period"].removesuffix("s"))
     assert grace * 1000 > settings.drain_timeout_ms
