@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     metrics: Literal["off", "admin", "public"] = "admin"
     metrics_max_namespaces: int = Field(default=100, ge=0, le=10_000)
     drain_timeout_ms: int = Field(default=30_000, ge=0, le=3_600_000)
+    # After SIGTERM, how long new requests are still served while /readyz already says 503:
+    # long enough for a load balancer's health checks to take this replica out.
+    drain_delay_ms: int = Field(default=0, ge=0, le=60_000)
     # This replica's name, sent back in X-Sandlot-Replica on every response so a client or
     # a load balancer's log can tell which replica answered (deploy/README.md). Unset: no
     # header.

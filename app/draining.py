@@ -2,9 +2,11 @@
 
 Draining, in order (``Drain.shut_down``):
 
-1. ``/readyz`` answers 503 (load balancers stop sending) and every new request except
-   ``/healthz``, ``/readyz`` and ``/metrics`` gets 503 ``shutting_down`` with
-   ``Retry-After`` (:class:`DrainGate`).
+1. ``/readyz`` answers 503 at once, so load balancers stop sending. For
+   ``SANDLOT_DRAIN_DELAY_MS`` (0 by default) new requests are still served: those a load
+   balancer sends before its next health check would otherwise get a 503. Then every new
+   request except ``/healthz``, ``/readyz`` and ``/metrics`` gets 503 ``shutting_down``
+   with ``Retry-After`` (:class:`DrainGate`).
 2. Requests in flight (JSON and streamed runs, dispatches) finish, for up to
    ``SANDLOT_DRAIN_TIMEOUT_MS``.
 3. Past it, runs still going are canceled: a JSON caller gets status ``canceled``, a
@@ -41,11 +43,17 @@ _CANCEL_GRACE_S = 5.0
 
 
 class Drain:
-    """The service's drain state: made in create_app, started by SIGTERM."""
+    """The service's drain state: made in create_app, started by SIGTERM.
 
-    def __init__(self, timeout_ms: int = 30_000) -> None:
+    ``draining``: not ready (set by the signal handler at once). ``refusing``: new
+    requests are refused, from ``delay_ms`` after the drain started.
+    """
+
+    def __init__(self, timeout_ms: int = 30_000, *, delay_ms: int = 0) -> None:
         self.timeout_ms = timeout_ms
+        self.delay_ms = delay_ms
         self.draining = False
+        self.refusing = False
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -72,6 +80,13 @@ class Drain:
     async def shut_down(self) -> None:
         """Steps 1-4 of the module docstring; returns when the server may exit."""
         self.draining = True
+        if self.delay_ms:
+            log.info(
+                "draining: not ready; new requests served for %d ms more (SANDLOT_DRAIN_DELAY_MS)",
+                self.delay_ms,
+            )
+            await asyncio.sleep(self.delay_ms / 1000)
+        self.refusing = True
         log.info(
             "draining: %d requests in flight, up to %d ms (SANDLOT_DRAIN_TIMEOUT_MS)",
             self.in_flight,
@@ -151,7 +166,7 @@ class DrainGate:
         if scope["type"] != "http" or scope["path"] in _ALWAYS_ANSWERED:
             await self.app(scope, receive, send)
             return
-        if self.drain.draining:
+        if self.drain.refusing:
             self.on_refused()
             await _refuse(send)
             return

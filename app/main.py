@@ -227,7 +227,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.drain = Drain(settings.drain_timeout_ms)
+    app.state.drain = Drain(settings.drain_timeout_ms, delay_ms=settings.drain_delay_ms)
     app.state.metrics = Metrics(max_namespaces=settings.metrics_max_namespaces)
     app.state.metrics.watch(
         lambda: getattr(app.state, "runners", {}),

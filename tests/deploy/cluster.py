@@ -135,9 +135,13 @@ class LoadBalancer:
 class Replica:
     """One service process of the deployment, named ``name`` in X-Sandlot-Replica."""
 
-    def __init__(self, tmp: Path, name: str, database_url: str, **settings: str) -> None:
+    def __init__(
+        self, tmp: Path, name: str, database_url: str, port: int | None = None, **settings: str
+    ) -> None:
         self.name = name
-        port = free_port()
+        self.database_url = database_url
+        self.settings = settings
+        port = port or free_port()
         self.service = Service(
             tmp,
             port=port,
@@ -152,6 +156,11 @@ class Replica:
     @property
     def alive(self) -> bool:
         return self.service.proc.poll() is None
+
+    def restarted(self, tmp: Path) -> Replica:
+        """A new process in this one's place: same name, port, database and settings (a
+        new data dir under ``tmp``, as a new container would have)."""
+        return Replica(tmp, self.name, self.database_url, port=self.service.port, **self.settings)
 
     def client(self, timeout: float = 60) -> httpx.Client:
         return self.service.client(timeout)

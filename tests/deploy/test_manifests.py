@@ -241,9 +241,11 @@ def test_compose_starts_production_replicas_from_the_env_file(
     slots = settings.pool_size * settings.runs_per_worker
     limit_mb = int(service["deploy"]["resources"]["limits"]["memory"].removesuffix("g")) * 1024
     assert slots * settings.default_memory_mb + 800 <= limit_mb
-    # The drain finishes before compose's stop gives up.
+    # The drain finishes before compose's stop gives up, and the replica serves until
+    # HAProxy's checks (two, 1 s and 250 ms apart) have taken it out.
     grace = int(service["stop_grace_period"].removesuffix("s"))
-    assert grace * 1000 > settings.drain_timeout_ms
+    assert grace * 1000 > settings.drain_delay_ms + settings.drain_timeout_ms + 5000
+    assert settings.drain_delay_ms >= 2000
     # HAProxy reaches the replicas on the Dockerfile's port.
     lb = _compose()["services"]["lb"]
     assert lb["environment"]["SANDLOT_LB_SERVICE"] == f"sandlot:{env['SANDLOT_PORT']}"
@@ -287,13 +289,15 @@ def test_the_autoscaler_scales_on_cpu_and_a_metric_the_service_exports() -> None
     assert float(by_type["Pods"]["pods"]["target"]["averageValue"]) < slots
 
 
-def test_the_grace_period_covers_the_pause_and_the_drain() -> None:
+def test_the_grace_period_covers_the_drain() -> None:
     pod = _only("Deployment")["spec"]["template"]["spec"]
-    pause = _container()["lifecycle"]["preStop"]["exec"]["command"]
-    assert pause[0] == "sleep"
-    drain_s = int(_only("ConfigMap")["data"]["SANDLOT_DRAIN_TIMEOUT_MS"]) / 1000
+    settings = _only("ConfigMap")["data"]
+    delay_s = int(settings["SANDLOT_DRAIN_DELAY_MS"]) / 1000
+    drain_s = int(settings["SANDLOT_DRAIN_TIMEOUT_MS"]) / 1000
+    # Endpoints are removed within seconds of SIGTERM: the pod keeps serving meanwhile.
+    assert delay_s >= 5
     # uvicorn's own graceful shutdown (app/__main__.py) takes up to 5 s after the drain.
-    assert pod["terminationGracePeriodSeconds"] > int(pause[1]) + drain_s + 5
+    assert pod["terminationGracePeriodSeconds"] > delay_s + drain_s + 5
     assert _only("PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
 
 

@@ -16,13 +16,17 @@ What it shows, with real processes on loopback:
   ones written through the dead replica included, is read and served by the survivors;
 * sessions reached through the load balancer: one held by a survivor keeps working
   through whichever replica gets the call, one held by the dead replica answers 410
-  replica_lost (it lived in that process's memory).
+  replica_lost (it lived in that process's memory);
+* a replica stopped with SIGTERM under load (a rolling update) costs nothing: with
+  SANDLOT_DRAIN_DELAY_MS it keeps serving while HAProxy's checks take it out, finishes
+  its runs and exits 0; started again on its port, HAProxy sends it requests again.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -280,3 +284,60 @@ def test_a_replica_killed_under_load_costs_only_its_requests_in_flight(
         f"{stats['wredis']} of its requests; v2 seen by the others after "
         f"{', '.join(f'{k} {v * 1000:.0f} ms' for k, v in seen_after.items())}"
     )
+
+
+@pytest.fixture
+def pair(tmp_path: Path, artifacts: Artifacts) -> Iterator[tuple[list[Replica], LoadBalancer]]:
+    # HAProxy takes a replica out within ~1.3 s of its /readyz turning 503 (two failed
+    # checks, the second 250 ms after the first): the delay covers that with a margin.
+    with deployment(tmp_path, 2, drain_delay_ms="3000", **SETTINGS) as made:
+        yield made
+
+
+def test_a_replica_stopped_under_load_drains_without_a_single_error(
+    pair: tuple[list[Replica], LoadBalancer], tmp_path: Path
+) -> None:
+    replicas, lb = pair
+    leaving = replicas[0]
+    done = itertools.count(1)
+    local = threading.local()
+    clients: list[httpx.Client] = []
+    stopped: list[float] = []
+
+    def one(index: int) -> Outcome:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(base_url=lb.url, headers=ADMIN, timeout=60)
+            clients.append(local.client)
+        outcome = _send(local.client, "execute", index)
+        if next(done) == 40:
+            stopped.append(time.monotonic())
+            leaving.service.proc.send_signal(signal.SIGTERM)
+        return outcome
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(one, range(200)))
+    finally:
+        for client in clients:
+            client.close()
+    assert [o for o in outcomes if not o.ok] == []
+    # It served until HAProxy stopped sending, then finished and left cleanly.
+    assert any(o.replica == leaving.name and o.started > stopped[0] for o in outcomes)
+    assert leaving.service.proc.wait(30) == 0
+    lb.wait_until({leaving.name: "DOWN"}, timeout_s=10)
+    # Nor did it refuse anything HAProxy might have hidden by retrying elsewhere.
+    statuses = [
+        json.loads(line)["message"].rsplit(" ", 1)[-1]
+        for line in leaving.service.log().splitlines()
+        if line.startswith("{") and '"uvicorn.access"' in line and "/v1/execute" in line
+    ]
+    assert statuses and set(statuses) == {"200"}, statuses
+    leaving.close()
+
+    # Back on its port (the next step of a rolling update): HAProxy sends to it again.
+    (tmp_path / "again").mkdir()
+    replicas[0] = leaving.restarted(tmp_path / "again")
+    lb.wait_until({leaving.name: "UP"}, timeout_s=30)
+    with httpx.Client(base_url=lb.url, headers=ADMIN, timeout=60) as client:
+        answered = {_send(client, "execute", 1000 + i).replica for i in range(8)}
+    assert answered == {r.name for r in replicas}
