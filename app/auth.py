@@ -24,7 +24,7 @@ import hmac
 import logging
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -69,6 +69,10 @@ class Principal:
     key_id: str = ""
     # What its requests count against (app/quotas.py): its namespace, then its key.
     quotas: tuple[Subject, ...] = ()
+    # The request's own Authorization header, for this request only: a session tool call
+    # for a session of another replica is made there as the same caller
+    # (app/session_proxy.py). Never shown, compared or kept past the request.
+    authorization: str = field(default="", repr=False, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -128,7 +132,7 @@ def _admin(app: FastAPI, token: str) -> bool:
     )
 
 
-def _namespace_caller(store: Store, token: str) -> Principal:
+def _namespace_caller(store: Store, token: str, authorization: str) -> Principal:
     holder = keys.holder(store, token)
     if holder is None:
         raise ApiError(401, "unauthorized", "the API key is not valid", headers=_CHALLENGE)
@@ -136,7 +140,12 @@ def _namespace_caller(store: Store, token: str) -> Principal:
         Subject("namespace", holder.namespace, Quotas.of(holder.namespace_quotas)),
         Subject("key", holder.key_id, Quotas.of(holder.key_quotas)),
     )
-    return Principal(namespace=holder.namespace, key_id=key_id(token), quotas=subjects)
+    return Principal(
+        namespace=holder.namespace,
+        key_id=key_id(token),
+        quotas=subjects,
+        authorization=authorization,
+    )
 
 
 def key_id(token: str) -> str:
@@ -152,8 +161,8 @@ async def authenticate(app: FastAPI, authorization: str) -> Principal:
     """
     token = _bearer(authorization)
     if _admin(app, token):
-        return Principal(namespace=None, key_id=key_id(token))
-    return await asyncio.to_thread(_namespace_caller, app.state.store, token)
+        return Principal(namespace=None, key_id=key_id(token), authorization=authorization)
+    return await asyncio.to_thread(_namespace_caller, app.state.store, token, authorization)
 
 
 async def current_caller(request: Request) -> Principal:

@@ -20,6 +20,7 @@ from app.store import ArtifactStore, ReadCache, Store, workers
 from sandbox import Runner
 
 if TYPE_CHECKING:  # app.sessions imports the routes, which import this module
+    from app.session_proxy import SessionProxy
     from app.sessions import SessionManager
 
 
@@ -66,6 +67,8 @@ class Services:
     quotas: QuotaGate
     # The service's sessions (app/sessions/); None only before the lifespan made them.
     sessions: SessionManager | None = None
+    # Calls for sessions other replicas hold (app/session_proxy.py); None: one replica.
+    session_proxy: SessionProxy | None = None
     metrics: Metrics = field(default_factory=lambda: Metrics(max_namespaces=0))
     drain: Drain = field(default_factory=Drain)
 
@@ -82,6 +85,7 @@ def services_of(app: FastAPI) -> Services:
         targets=state.targets,
         quotas=state.quotas,
         sessions=getattr(state, "sessions", None),
+        session_proxy=getattr(state, "session_proxy", None),
         metrics=state.metrics,
         drain=state.drain,
     )

@@ -89,9 +89,18 @@ class SessionProxy:
     async def route(self, request: Request, caller: Principal, session_id: str) -> Response | None:
         """The owner's answer when another replica holds the session; None when this
         replica answers (it holds the session, or no replica holds one of this key's)."""
+        owner = await self._owner(caller, session_id, request.headers.get(REPLICA_HEADER))
+        if owner is None:
+            return None
+        return await self._forward(request, owner.replica_url, owner.replica_id, session_id)
+
+    async def _owner(
+        self, caller: Principal, session_id: str, meant: str | None
+    ) -> replicas.Owner | None:
+        """The other replica holding the caller's session; None when this one answers.
+        410 when the holder is lost (or a hop was meant for an earlier process)."""
         if self._sessions.holds(session_id):
             return None
-        meant = request.headers.get(REPLICA_HEADER)
         if meant is not None:
             if meant != self._replica.id:
                 raise lost(session_id)
@@ -104,7 +113,50 @@ class SessionProxy:
             return None
         if not owner.replica_alive:
             raise lost(session_id)
-        return await self._forward(request, owner.replica_url, owner.replica_id, session_id)
+        return owner
+
+    async def call(
+        self,
+        caller: Principal,
+        session_id: str,
+        method: str,
+        path: str,
+        *,
+        json_body: dict[str, Any] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response | None:
+        """``method path`` (under /v1/sessions/{id}) on the replica holding the caller's
+        session, as the caller (the session tools' way there); None when this replica
+        holds it or none does. An error answer is raised as the owner's ApiError."""
+        owner = await self._owner(caller, session_id, None)
+        if owner is None:
+            return None
+        headers = {"authorization": caller.authorization, REPLICA_HEADER: owner.replica_id}
+        url = f"{owner.replica_url}/v1/sessions/{session_id}{path}"
+        try:
+            answer = await self._client.request(
+                method, url, headers=headers, json=json_body, content=content
+            )
+        except httpx.ConnectError:
+            raise lost(session_id) from None
+        except httpx.HTTPError as exc:
+            raise ApiError(
+                503,
+                "replica_unavailable",
+                f"the replica that holds session {session_id!r} did not answer ({exc}); retry",
+                headers={"Retry-After": "1"},
+            ) from None
+        if answer.status_code >= 400:
+            try:
+                error = answer.json()["error"]
+                raise ApiError(answer.status_code, error["code"], error["message"])
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(
+                    502,
+                    "replica_error",
+                    f"the replica holding the session answered {answer.status_code}",
+                ) from None
+        return answer
 
     async def _forward(
         self, request: Request, base_url: str, replica_id: str, session_id: str

@@ -3,6 +3,8 @@ download_file and close_session (app/tools.py lists them with the others).
 
 Each calls the same service functions as /v1/sessions (app/sessions/), as the caller's
 key: a session made through a tool is the key's like any other, and its HTTP routes see it.
+A session another replica holds is reached through that replica's /v1/sessions routes, as
+the same caller (app/session_proxy.py).
 ``app/tools.py`` makes :data:`SESSION_TOOLS` into its ``Tool`` values; this module imports
 it only inside the calls, so either can be imported first.
 """
@@ -12,7 +14,9 @@ from __future__ import annotations
 import base64
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
+import httpx
 from pydantic import BaseModel
 
 from app.auth import Principal
@@ -20,11 +24,13 @@ from app.deps import Services
 from app.errors import ApiError, invalid_field
 from app.events import to_response
 from app.policy import caller_ceiling
+from app.schemas import ExecuteResponse
 from app.session_schemas import (
     CloseSessionIn,
     DownloadFileIn,
     RunInSessionIn,
     SessionCreate,
+    SessionExecuteResponse,
     UploadFileIn,
 )
 from app.sessions import SessionManager
@@ -43,6 +49,26 @@ def _manager(services: Services) -> SessionManager:
     if services.sessions is None:
         raise ApiError(503, "engine_unavailable", "sessions are not ready yet; retry shortly")
     return services.sessions
+
+
+async def _elsewhere(
+    services: Services,
+    caller: Principal,
+    session_id: str,
+    method: str,
+    path: str,
+    **body: Any,
+) -> httpx.Response | None:
+    """The answer of the replica holding the session, if another one does."""
+    if services.session_proxy is None:
+        return None
+    return await services.session_proxy.call(caller, session_id, method, path, **body)
+
+
+def _file_path(path: str) -> str:
+    """The files route of ``path``, quoted so that no character (``?``, ``#``, a ``..``
+    segment an HTTP client would fold) changes what the owner receives."""
+    return "/files/" + quote(path, safe="/").replace(".", "%2E")
 
 
 async def _create_session(services: Services, caller: Principal, args: SessionCreate) -> ToolOutput:
@@ -67,13 +93,20 @@ async def _run_in_session(
     from app.tools import ToolOutput, render_run
 
     sessions = _manager(services)
-    session = sessions.get(caller, args.session_id)
-    ceiling = await caller_ceiling(services.settings, services.store, caller)
-    job = sessions.turn_job(session, ceiling, args)
-    sessions.claim(session)
-    run = to_response(await collect(await sessions.turn(session, job)))
-    state = session.state()
-    result: dict[str, Any] = run.model_dump(mode="json", by_alias=True)
+    turn = args.model_dump(mode="json", by_alias=True, exclude={"session_id"}, exclude_unset=True)
+    remote = await _elsewhere(services, caller, args.session_id, "POST", "/execute", json_body=turn)
+    run: ExecuteResponse
+    if remote is not None:
+        answer = SessionExecuteResponse.model_validate(remote.json())
+        run, state = answer, answer.session
+    else:
+        session = sessions.get(caller, args.session_id)
+        ceiling = await caller_ceiling(services.settings, services.store, caller)
+        job = sessions.turn_job(session, ceiling, args)
+        sessions.claim(session)
+        run = to_response(await collect(await sessions.turn(session, job)))
+        state = session.state()
+    result: dict[str, Any] = run.model_dump(mode="json", by_alias=True, exclude={"session"})
     result["session"] = state.model_dump(mode="json")
     text = render_run(run)
     if state.state == "ended":
@@ -93,7 +126,6 @@ async def _upload_file(services: Services, caller: Principal, args: UploadFileIn
     from app.tools import ToolOutput
 
     sessions = _manager(services)
-    session = sessions.get(caller, args.session_id)
     if args.encoding == "base64":
         try:
             data = base64.b64decode(args.content, validate=True)
@@ -101,7 +133,11 @@ async def _upload_file(services: Services, caller: Principal, args: UploadFileIn
             raise invalid_field("content", f"is not valid base64: {exc}") from None
     else:
         data = args.content.encode()
-    await sessions.write_file(session, args.path, data)
+    remote = await _elsewhere(
+        services, caller, args.session_id, "PUT", _file_path(args.path), content=data
+    )
+    if remote is None:
+        await sessions.write_file(sessions.get(caller, args.session_id), args.path, data)
     text = f"wrote {len(data)} bytes to {args.path} (the code opens it as {args.path!r})"
     return ToolOutput({"path": args.path, "size": len(data)}, text, False)
 
@@ -110,8 +146,19 @@ async def _download_file(services: Services, caller: Principal, args: DownloadFi
     from app.tools import ToolOutput
 
     sessions = _manager(services)
-    session = sessions.get(caller, args.session_id)
-    data = await sessions.read_file(session, args.path, DOWNLOAD_MAX_BYTES)
+    remote = await _elsewhere(services, caller, args.session_id, "GET", _file_path(args.path))
+    if remote is not None:
+        data = remote.content
+        if len(data) > DOWNLOAD_MAX_BYTES:
+            raise ApiError(
+                413,
+                "payload_too_large",
+                f"{args.path} is {len(data)} bytes; download_file reads at most "
+                f"{DOWNLOAD_MAX_BYTES}",
+            )
+    else:
+        session = sessions.get(caller, args.session_id)
+        data = await sessions.read_file(session, args.path, DOWNLOAD_MAX_BYTES)
     out: dict[str, Any] = {"path": args.path, "size": len(data), "text": None, "base64": None}
     try:
         out["text"] = data.decode()
@@ -126,7 +173,8 @@ async def _close_session(services: Services, caller: Principal, args: CloseSessi
     from app.tools import ToolOutput
 
     sessions = _manager(services)
-    await sessions.end(sessions.get(caller, args.session_id), "closed")
+    if await _elsewhere(services, caller, args.session_id, "DELETE", "") is None:
+        await sessions.end(sessions.get(caller, args.session_id), "closed")
     return ToolOutput(
         {"id": args.session_id, "state": "ended"}, f"session {args.session_id} closed", False
     )

@@ -5,10 +5,11 @@ PostgreSQL database (the bus: LISTEN/NOTIFY), with dispatch caches kept for a mi
 and, side by side, two on one SQLite file (no bus between processes: the 1 s cache TTL
 is all there is). For each kind of write it makes the write through replica A and
 times, from A's answer, until replica B's next calls show it (B is polled as fast as it
-answers, so the figure includes one call's time): p50 / p99 / max. Then a session turn
+answers, so the figure includes one call's time; B has the old value cached each time):
+p50 / p99 / max. Then a session turn
 on its owner against the same turn proxied through the other replica.
 
-    .venv/bin/python bench/replicas.py [--rounds 40]
+    .venv/bin/python bench/replicas.py [--rounds 100] [--sqlite-rounds 20]
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust) and built artifacts.
 """
@@ -16,6 +17,7 @@ Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust) and built artifacts.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import secrets
@@ -115,8 +117,14 @@ def measure(a: str, b: str, rounds: int) -> dict[str, list[float]]:
         on_a.post("/v1/namespaces", json={"name": namespace}).raise_for_status()
         worker = f"/v1/namespaces/{namespace}/workers/site"
         path = f"/dispatch/{namespace}/site/"
-        found: dict[str, list[float]] = {"upload": [], "secret": [], "delete": []}
+        found: dict[str, list[float]] = {"upload": [], "secret": [], "delete": [], "call": []}
+        # Warm-up: B makes its runtime and caches the target.
+        on_a.put(
+            worker, json={"modules": {"main.py": f"VERSION = -1\n{WORKER}"}}
+        ).raise_for_status()
+        until(lambda: on_b.get(path).json().get("version") == -1, limit_s=30)
         for n in range(rounds):
+            # A new version replaces the one B has cached.
             on_a.put(
                 worker, json={"modules": {"main.py": f"VERSION = {n}\n{WORKER}"}}
             ).raise_for_status()
@@ -124,8 +132,19 @@ def measure(a: str, b: str, rounds: int) -> dict[str, list[float]]:
             value = secrets.token_hex(4)
             on_a.put(f"{worker}/secrets/TOKEN", json={"value": value}).raise_for_status()
             found["secret"].append(until(lambda v=value: on_b.get(path).json().get("token") == v))
-            on_a.delete(worker).raise_for_status()
-            found["delete"].append(until(lambda: on_b.get(path).status_code == 404))
+            # What one of B's calls costs by itself (nothing changed): the polling's step.
+            began = time.perf_counter()
+            on_b.get(path).raise_for_status()
+            found["call"].append((time.perf_counter() - began) * 1000)
+        for n in range(rounds):
+            other = f"/v1/namespaces/{namespace}/workers/gone-{n}"
+            on_a.put(
+                other, json={"modules": {"main.py": f"VERSION = {n}\n{WORKER}"}}
+            ).raise_for_status()
+            gone = f"/dispatch/{namespace}/gone-{n}/"
+            until(lambda g=gone: on_b.get(g).status_code == 200, limit_s=30)  # B caches it
+            on_a.delete(other).raise_for_status()
+            found["delete"].append(until(lambda g=gone: on_b.get(g).status_code == 404))
         return found
 
 
@@ -145,9 +164,50 @@ def sessions(a: str, b: str, rounds: int) -> dict[str, list[float]]:
     return times
 
 
+def bus_delay(database_url: str, rounds: int) -> list[float]:
+    """From a commit that writes a cached table to the message reaching another bus
+    (its own LISTEN connection, as another replica's), in ms: the bus alone."""
+    sys.path.insert(0, str(ROOT))
+    from cryptography.fernet import Fernet
+
+    from app.bus import Bus
+    from app.store import SecretBox, Store, migrate, namespaces
+
+    store = Store(database_url, secrets=SecretBox([Fernet.generate_key().decode()]))
+    migrate(store)
+
+    async def scenario() -> list[float]:
+        bus = Bus.for_database(database_url)
+        arrived: asyncio.Queue[float] = asyncio.Queue()
+        await bus.subscribe("cache", lambda _: arrived.put_nowait(time.perf_counter()))
+        await bus.start()
+        delays = []
+        for n in range(rounds):
+            name = f"bus-{n}-{secrets.token_hex(2)}"
+            began = time.perf_counter()
+            await asyncio.to_thread(
+                namespaces.create,
+                store,
+                name,
+                mode="untrusted",
+                limits={},
+                allowed_hosts=[],
+                dispatch_public=True,
+            )
+            delays.append((await asyncio.wait_for(arrived.get(), 5) - began) * 1000)
+        await bus.close()
+        return delays
+
+    try:
+        return asyncio.run(scenario())
+    finally:
+        store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--sqlite-rounds", type=int, default=20)
     args = parser.parse_args()
     name = f"sandlot_bench_{secrets.token_hex(4)}"
     with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
@@ -156,6 +216,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="sandlot-bench-") as tmp:
             pg = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+            delays = bus_delay(pg, args.rounds)
             with (
                 replica(pg, Path(tmp) / "a", 60_000) as a,
                 replica(pg, Path(tmp) / "b", 60_000) as b,
@@ -167,7 +228,7 @@ def main() -> None:
                 replica(lite, Path(tmp) / "c", 1_000) as a,
                 replica(lite, Path(tmp) / "d", 1_000) as b,
             ):
-                results["SQLite shared, no bus, cache TTL 1 s"] = measure(a, b, args.rounds)
+                results["SQLite shared, no bus, cache TTL 1 s"] = measure(a, b, args.sqlite_rounds)
     finally:
         with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -175,7 +236,9 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     for setup, found in results.items():
         for kind, samples in found.items():
-            print(row(f"{setup}: {kind}", samples))
+            label = "B's dispatch call alone (no change)" if kind == "call" else kind
+            print(row(f"{setup}: {label}", samples))
+    print(row("PostgreSQL bus alone: commit start → message on another connection", delays))
     print("\n| session turn `1 + 1` | n | p50 ms | p99 ms | max ms |")
     print("|---|---:|---:|---:|---:|")
     print(row("on the owner replica", turns["owner"]))

@@ -350,3 +350,40 @@ def test_a_lost_replicas_sessions_answer_410_on_the_others(
             os.kill(frozen.proc.pid, signal.SIGKILL)
             frozen.proc.wait()
     assert Path(doomed.data_dir).exists()
+
+
+def test_session_tools_reach_a_session_of_another_replica(
+    trio: tuple[Service, Service, Service],
+) -> None:
+    a, b, c = trio
+    with a.client() as admin:
+        _, key, _ = _key(admin)
+        _, other_key, _ = _key(admin)
+    with _as(a, key) as on_a, _as(b, key) as on_b, _as(c, key) as on_c:
+
+        def tool(client: httpx.Client, name: str, **arguments: object) -> dict[str, object]:
+            answer = client.post(f"/v1/tools/{name}", json=arguments)
+            assert answer.status_code == 200, answer.text
+            body: dict[str, object] = answer.json()
+            return body
+
+        made = tool(on_a, "create_session")
+        sid = made["result"]["id"]  # type: ignore[index]
+        ran = tool(on_b, "run_in_session", session_id=sid, code="y = 6 * 7\ny")
+        assert ran["is_error"] is False, ran
+        assert ran["result"]["result"]["json"] == 42  # type: ignore[index]
+        assert ran["result"]["session"]["state"] == "open"  # type: ignore[index]
+        name = "odd name?#..txt"
+        wrote = tool(on_c, "upload_file", session_id=sid, path=name, content="from C")
+        assert wrote["is_error"] is False, wrote
+        read = tool(on_b, "download_file", session_id=sid, path=name)
+        assert read["result"]["text"] == "from C"  # type: ignore[index]
+        escaped = tool(on_b, "download_file", session_id=sid, path="../../etc/passwd")
+        assert escaped["is_error"] is True and escaped["result"]["status"] == 422  # type: ignore[index]
+        assert on_a.get(f"/v1/sessions/{sid}/files").json()["files"][0]["path"] == name
+        with _as(b, other_key) as stranger:
+            refused = tool(stranger, "run_in_session", session_id=sid, code="y")
+            assert refused["is_error"] is True and refused["result"]["status"] == 404  # type: ignore[index]
+        closed = tool(on_c, "close_session", session_id=sid)
+        assert closed["is_error"] is False, closed
+        assert on_a.get(f"/v1/sessions/{sid}").json()["state"] == "ended"
