@@ -166,9 +166,13 @@ class SessionProxy:
         ]
         headers.append((REPLICA_HEADER, replica_id))
         headers.append(("x-request-id", str(request.scope.get("state", {}).get("request_id", ""))))
-        url = base_url + request.url.path
-        if request.url.query:
-            url += "?" + request.url.query
+        # The path as the caller encoded it (a file named "a?b" stays one path), its dots
+        # encoded too so that no ".." segment is folded on the way: the owner decodes both.
+        raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+        target = raw_path.replace(b".", b"%2E")
+        if request.scope.get("query_string"):
+            target += b"?" + request.scope["query_string"]
+        url = httpx.URL(base_url).copy_with(raw_path=target)
         outgoing = self._client.build_request(
             request.method, url, headers=headers, content=await request.body()
         )

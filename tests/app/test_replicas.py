@@ -241,6 +241,13 @@ def test_a_session_made_on_one_replica_is_used_through_the_others(
             "data/in.txt"
         ]
         assert on_c.get(f"/v1/sessions/{sid}/files").json()["total_bytes"] == 6
+        # A name with '?' reaches the owner as one path; a '..' segment is not folded away.
+        odd = on_b.put(f"/v1/sessions/{sid}/files/odd%3Fname.txt", content=b"?")
+        assert odd.status_code == 204, odd.text
+        assert on_a.get(f"/v1/sessions/{sid}/files/odd%3Fname.txt").content == b"?"
+        climb = on_b.get(f"/v1/sessions/{sid}/files/data/%2E%2E/%2E%2E/etc/passwd")
+        assert climb.status_code in (404, 422), climb.text
+        assert on_b.delete(f"/v1/sessions/{sid}/files/odd%3Fname.txt").status_code == 204
         described = on_c.get(f"/v1/sessions/{sid}")
         assert described.status_code == 200 and described.json()["usage"]["turns"] == 2
         assert [s["id"] for s in on_b.get("/v1/sessions").json()["sessions"]] == [sid]
