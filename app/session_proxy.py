@@ -23,6 +23,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -166,9 +167,13 @@ class SessionProxy:
         ]
         headers.append((REPLICA_HEADER, replica_id))
         headers.append(("x-request-id", str(request.scope.get("state", {}).get("request_id", ""))))
-        url = base_url + request.url.path
-        if request.url.query:
-            url += "?" + request.url.query
+        # The path as the caller encoded it (a file named "a?b" stays one path), its dots
+        # encoded too so that no ".." segment is folded on the way: the owner decodes both.
+        raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+        target = raw_path.replace(b".", b"%2E")
+        if request.scope.get("query_string"):
+            target += b"?" + request.scope["query_string"]
+        url = httpx.URL(base_url).copy_with(raw_path=target)
         outgoing = self._client.build_request(
             request.method, url, headers=headers, content=await request.body()
         )
@@ -188,7 +193,7 @@ class SessionProxy:
         if "content-length" in answer.headers and "content-encoding" not in answer.headers:
             kept["content-length"] = answer.headers["content-length"]
         return StreamingResponse(
-            answer.aiter_raw(),
+            _relay(answer, session_id, framed="content-length" in kept),
             status_code=answer.status_code,
             headers=kept,
             background=BackgroundTask(answer.aclose),
@@ -219,3 +224,16 @@ class SessionProxy:
 
         found = await asyncio.gather(*(describe(owner) for owner in elsewhere))
         return [body for body in found if body is not None]
+
+
+async def _relay(answer: httpx.Response, session_id: str, *, framed: bool) -> AsyncIterator[bytes]:
+    """The owner's body as it comes. If the owner goes away mid-answer, a stream (SSE: no
+    length) just stops, without its ``end`` event, as the owner's own would have; a body
+    of a stated length can't be cut short cleanly, so the connection is aborted."""
+    try:
+        async for chunk in answer.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as exc:
+        log.warning("session %s: its replica went away mid-answer (%s)", session_id, exc)
+        if framed:
+            raise

@@ -28,7 +28,7 @@ class ArtifactMissing(FileNotFoundError):
 
 
 class ArtifactStore:
-    """Artifacts by sha256: this replica's cache first, then the database (``close`` the Store)."""
+    """Artifacts by sha256: this replica's cache first, then the database."""
 
     def __init__(self, store: Store, cache: ArtifactCache) -> None:
         self.store = store

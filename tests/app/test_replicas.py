@@ -11,6 +11,7 @@ with a bound (SEEN_WITHIN_S, far below the TTL); bench/replicas.py measures the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -25,7 +26,8 @@ import pytest
 
 from tests.conftest import Service
 
-pytestmark = pytest.mark.usefixtures("artifacts")
+# Each test may start replicas (seconds each on a loaded box) besides its own work.
+pytestmark = [pytest.mark.usefixtures("artifacts"), pytest.mark.timeout(600)]
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -241,6 +243,13 @@ def test_a_session_made_on_one_replica_is_used_through_the_others(
             "data/in.txt"
         ]
         assert on_c.get(f"/v1/sessions/{sid}/files").json()["total_bytes"] == 6
+        # A name with '?' reaches the owner as one path; a '..' segment is not folded away.
+        odd = on_b.put(f"/v1/sessions/{sid}/files/odd%3Fname.txt", content=b"?")
+        assert odd.status_code == 204, odd.text
+        assert on_a.get(f"/v1/sessions/{sid}/files/odd%3Fname.txt").content == b"?"
+        climb = on_b.get(f"/v1/sessions/{sid}/files/data/%2E%2E/%2E%2E/etc/passwd")
+        assert climb.status_code in (404, 422), climb.text
+        assert on_b.delete(f"/v1/sessions/{sid}/files/odd%3Fname.txt").status_code == 204
         described = on_c.get(f"/v1/sessions/{sid}")
         assert described.status_code == 200 and described.json()["usage"]["turns"] == 2
         assert [s["id"] for s in on_b.get("/v1/sessions").json()["sessions"]] == [sid]
@@ -324,9 +333,32 @@ def test_a_lost_replicas_sessions_answer_410_on_the_others(
     with _as(b, key) as on_b:
         for sid in sessions.values():
             assert on_b.post(f"/v1/sessions/{sid}/execute", json={"code": "1"}).status_code == 200
-        # Killed: its port refuses connections, so the answer is 410 at once.
-        doomed.proc.send_signal(signal.SIGKILL)
-        doomed.proc.wait()
+        # Killed mid-turn: the turn streamed through B stops there (no `end`: it never
+        # ended), and B goes on serving.
+        code = "print('started', flush=True)\nimport time\ntime.sleep(20)"
+        with on_b.stream(
+            "POST",
+            f"/v1/sessions/{sessions[doomed.port]}/execute",
+            json={"code": code, "stream": True},
+        ) as streamed:
+            assert streamed.status_code == 200
+            names = []
+            lines = streamed.iter_lines()
+            for line in lines:
+                if line.startswith("event:"):
+                    names.append(line.split(":", 1)[1].strip())
+                    if names[-1] == "stdout":
+                        break
+            doomed.proc.send_signal(signal.SIGKILL)
+            doomed.proc.wait()
+            began = time.monotonic()
+            with contextlib.suppress(httpx.HTTPError):
+                names += [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("event:")]
+            assert time.monotonic() - began < 5
+        assert names[0] == "start" and "stdout" in names and "end" not in names
+        with b.client() as probe:
+            assert probe.get("/readyz").status_code == 200
+        # Its port refuses connections now, so the answer is 410 at once.
         began = time.monotonic()
         dead = on_b.post(f"/v1/sessions/{sessions[doomed.port]}/execute", json={"code": "1"})
         assert dead.status_code == 410, dead.text
