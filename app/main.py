@@ -38,11 +38,15 @@ from app.routes import (
     playground,
     secrets,
     sessions,
+    tail,
     tools,
+    usage,
     workers,
 )
 from app.sessions import SessionManager
 from app.store import ArtifactStore, ReadCache, SecretBox, Store, blobs, migrate
+from app.tail import TailHub
+from app.usage import UsageMeter
 from sandbox import Runner
 from sandbox.engines import pyodide as pyodide_engine
 from sandbox.engines import stack as stack_engine
@@ -156,18 +160,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.quotas = QuotaGate(
             RedisCounters(settings.redis_url) if settings.redis_url else LocalCounters()
         )
+        app.state.usage = UsageMeter(store, flush_ms=settings.usage_flush_ms)
         if app.state.model is not None:
             log.info("generate: model %r at %s", settings.model, app.state.model.config.origin)
         try:
             await asyncio.to_thread(migrate, store)
             await asyncio.to_thread(blobs.sweep, store, app.state.artifacts)
+            app.state.usage.start()
+            # Once requests are done at shutdown: what this process counted is stored.
+            app.state.drain.on_drained(app.state.usage.flush)
             made = [_wasmtime_runner(settings)]
             if settings.pyodide_enabled:
                 made.append(_pyodide_runner(settings))
             for runner in await asyncio.gather(*made):
                 runners[runner.name] = runner
             await asyncio.gather(*(runner.start() for runner in runners.values()))
-            app.state.sessions = SessionManager(settings, runners, app.state.quotas)
+            app.state.sessions = SessionManager(
+                settings, runners, app.state.quotas, app.state.usage
+            )
             await app.state.sessions.start()
             app.state.drain.on_drained(lambda: app.state.sessions.end_all("shutdown"))
             async with serve_mcp(app):
@@ -180,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.model is not None:
                 await app.state.model.close()
             await app.state.quotas.close()
+            await app.state.usage.close()
             store.close()
 
     app = FastAPI(
@@ -193,7 +204,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.drain = Drain(settings.drain_timeout_ms)
+    app.state.tails = TailHub(
+        max_per_namespace=settings.tail_max_per_namespace, queue_size=settings.tail_queue_events
+    )
     app.state.metrics = Metrics(max_namespaces=settings.metrics_max_namespaces)
+    app.state.metrics.watch_tails(
+        lambda: app.state.tails.open_total, lambda: app.state.tails.dropped_total
+    )
     app.state.metrics.watch(
         lambda: getattr(app.state, "runners", {}),
         lambda: app.state.sessions.open_count if getattr(app.state, "sessions", None) else 0,
@@ -235,6 +252,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sessions.router)
     app.include_router(namespaces.router)
     app.include_router(workers.router)
+    app.include_router(tail.router)
+    app.include_router(usage.router)
     app.include_router(secrets.router)
     app.include_router(hostnames.router)
     app.include_router(dispatch.router)

@@ -20,6 +20,7 @@ from app.runs import build_job, check_requirements
 from app.schemas import RunIn
 from app.session_schemas import SessionCreate, SessionFile, SessionFiles, SessionTurnIn
 from app.sessions.record import Session
+from app.usage import UsageMeter
 from sandbox import (
     End,
     Event,
@@ -50,12 +51,18 @@ class SessionManager:
     """Every session of this service process; made and closed in the app's lifespan."""
 
     def __init__(
-        self, settings: Settings, runners: dict[str, Runner], quotas: QuotaGate | None = None
+        self,
+        settings: Settings,
+        runners: dict[str, Runner],
+        quotas: QuotaGate | None = None,
+        usage: UsageMeter | None = None,
     ) -> None:
         self._settings = settings
         self._runners = runners
         # None: nothing counted (tests of the manager alone).
         self._quotas = quotas
+        # Turns count to their namespace's usage (app/usage.py); None: not counted.
+        self._usage = usage
         self._root = settings.scratch_dir / "sessions"
         self._sessions: dict[str, Session] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -345,6 +352,10 @@ class SessionManager:
                 events = aiter(turn)
             else:
                 events = aiter(session.runner.turn(session.instance, job))
+            if self._usage is not None:
+                events = aiter(
+                    self._usage.observe(events, namespace=session.namespace, kind="session")
+                )
             try:
                 first = await anext(events)
             except SessionEnded as exc:

@@ -5,7 +5,7 @@ to the current schema with Alembic (``migrations/``), so an upgrade keeps data.
 Repository functions live beside it (``namespaces.py``).
 """
 
-from app.store import blobs, errors, hostnames, keys, namespaces, workers
+from app.store import blobs, errors, hostnames, keys, namespaces, usage, workers
 from app.store.artifacts import ArtifactStore
 from app.store.cache import ReadCache
 from app.store.db import Store, migrate
@@ -30,5 +30,6 @@ __all__ = [
     "keys",
     "migrate",
     "namespaces",
+    "usage",
     "workers",
 ]
