@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     # a load balancer's log can tell which replica answered (deploy/README.md). Unset: no
     # header.
     replica_name: str | None = None
+    # Live tails of workers (docs/operations.md, "Tail"): open at once per namespace (per
+    # process); invocations a slow tail may have queued before new ones are dropped; the
+    # heartbeat comment that keeps proxies from closing a quiet tail.
+    tail_max_per_namespace: int = Field(default=10, ge=1, le=1_000)
+    tail_queue_events: int = Field(default=100, ge=2, le=10_000)
+    tail_heartbeat_ms: int = Field(default=15_000, ge=100, le=300_000)
+    # Usage per namespace and day (docs/operations.md, "Usage"): how often this process adds
+    # what it counted to the database (and once more at shutdown).
+    usage_flush_ms: int = Field(default=10_000, ge=100, le=3_600_000)
 
     data_dir: Path = PROJECT_ROOT / "var"
     # SQLite under data_dir when unset; a postgresql+psycopg:// URL for PostgreSQL.

@@ -17,6 +17,8 @@ from app.draining import Drain
 from app.metrics import Metrics
 from app.quotas import QuotaGate
 from app.store import ArtifactStore, ReadCache, Store, workers
+from app.tail import TailHub
+from app.usage import UsageMeter
 from sandbox import Runner
 
 if TYPE_CHECKING:  # app.sessions imports the routes, which import this module
@@ -71,6 +73,9 @@ class Services:
     session_proxy: SessionProxy | None = None
     metrics: Metrics = field(default_factory=lambda: Metrics(max_namespaces=0))
     drain: Drain = field(default_factory=Drain)
+    # Live tails of workers (app/tail.py) and usage per namespace and day (app/usage.py).
+    tails: TailHub = field(default_factory=TailHub)
+    usage: UsageMeter = field(default_factory=UsageMeter)
 
 
 def services_of(app: FastAPI) -> Services:
@@ -88,6 +93,8 @@ def services_of(app: FastAPI) -> Services:
         session_proxy=getattr(state, "session_proxy", None),
         metrics=state.metrics,
         drain=state.drain,
+        tails=state.tails,
+        usage=state.usage,
     )
 
 

@@ -6,10 +6,15 @@ the lowest of the namespace's limits, the worker's own and, for callers holding 
 key, per-call limits, which may not exceed the caller's ceiling), and say what it
 answered (:class:`WorkerAnswer`). The dispatch route (app/routes/dispatch.py), the
 invoke_worker tool and /v1/generate's worker target all run workers through here.
+
+Every finished invocation is handed to the tails of its worker (app/tail.py), and a
+worker's exception is logged with its traceback on the run's line (run id, namespace):
+its namespace sees it in both places; an anonymous caller never does (WorkerAnswer).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from app.bundles import WorkerBundle
@@ -19,12 +24,18 @@ from app.dispatch import InvalidReply, entry_job_fields, reply_from_result
 from app.errors import ApiError
 from app.hostnames import Route
 from app.policy import target_ceiling, worker_run
-from app.quotas import Subject, dispatch_subjects, run_hold_ms
+from app.quotas import Subject, dispatch_subjects
+from app.runs import start_run
 from app.store import workers
 from app.store.errors import NotFound, TargetNotFound
+from app.tail import invocation
 from sandbox import Job, RunResult, Status, collect
 
-__all__ = ["WorkerAnswer", "find_target", "run_target", "worker_job"]
+__all__ = ["WorkerAnswer", "find_target", "finished", "run_target", "worker_job"]
+
+log = logging.getLogger(__name__)
+# What the log keeps of a worker's traceback (its end: where the exception is).
+_LOGGED_TRACEBACK_CHARS = 4_000
 
 # Never passed to a worker: credentials for Sandlot, framing, hop-by-hop headers.
 _NEVER_PASSED = frozenset(
@@ -102,12 +113,51 @@ async def run_target(
     )
     runner = services.runners[found.runtime]
     subjects = dispatch_subjects(found.namespace, target.namespace_quotas, caller_quotas)
-    hold_ms = run_hold_ms(services.settings, job)
-    allowed = await services.quotas.run(subjects, hold_ms, lambda: runner.run(job))
-    metered = services.metrics.observe(
-        allowed, engine=runner.name, kind="dispatch", namespace=found.namespace
+    metered = await start_run(
+        services,
+        runner,
+        job,
+        subjects=subjects,
+        kind="dispatch",
+        namespace=found.namespace,
     )
-    return await collect(services.drain.bounded(metered))
+    result = await collect(services.drain.bounded(metered))
+    finished(services, found.namespace, found.name, method=method, url=url, result=result)
+    return result
+
+
+def finished(
+    services: Services, namespace: str, worker: str, *, method: str, url: str, result: RunResult
+) -> WorkerAnswer:
+    """What an invocation of ``worker`` answered (detailed): handed to the worker's tails,
+    and, when the worker raised, logged with its traceback on the run's log line."""
+    answer = WorkerAnswer.of(result, detailed=True)
+    services.tails.publish(
+        invocation(
+            namespace,
+            worker,
+            method=method,
+            url=url,
+            result=result,
+            outcome=answer.outcome,
+            status=answer.status,
+        )
+    )
+    error = result.error
+    if error is not None and result.status is Status.ERROR:
+        # The worker's own exception, for its namespace's operator: the formatter redacts
+        # credentials; the admin's log is not shown to anyone else.
+        traceback = error.traceback[-_LOGGED_TRACEBACK_CHARS:]
+        log.info(
+            "worker %s/%s run %s raised %s: %s\n%s",
+            namespace,
+            worker,
+            result.run_id,
+            error.type,
+            error.message[:500],
+            traceback.rstrip(),
+        )
+    return answer
 
 
 def worker_job(

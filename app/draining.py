@@ -58,11 +58,17 @@ class Drain:
         self._idle = asyncio.Event()
         self._idle.set()
         self._expired = asyncio.Event()
+        self._started = asyncio.Event()
         self._on_drained: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def expired(self) -> bool:
         return self._expired.is_set()
+
+    async def wait_started(self) -> None:
+        """Return once draining has started (streams that never end on their own, like a
+        tail, end then instead of holding the drain up)."""
+        await self._started.wait()
 
     def on_drained(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run ``callback`` once requests are done, before the server exits."""
@@ -80,6 +86,7 @@ class Drain:
     async def shut_down(self) -> None:
         """Steps 1-4 of the module docstring; returns when the server may exit."""
         self.draining = True
+        self._started.set()
         if self.delay_ms:
             log.info(
                 "draining: not ready; new requests served for %d ms more (SANDLOT_DRAIN_DELAY_MS)",

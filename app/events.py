@@ -21,6 +21,7 @@ from typing import Any
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
@@ -73,15 +74,24 @@ class ShutdownEnd(End):
 class EventStream(EventSourceResponse):
     """A text/event-stream response that disconnects a client which can't keep up.
 
-    Every send (an event, or the ping every 15 s) must be taken by the client within
+    Every send (an event, or the ping comment every ``ping_ms``) must be taken by the client within
     ``send_timeout_ms``; one that isn't ends the response: the event generator is
     closed (a run still going is canceled) and the connection is dropped without the
     final chunk, so the client sees a cut stream, never a complete one without ``end``.
     The run's worker never waits for the client: it was released at the run's end.
     """
 
-    def __init__(self, content: AsyncIterator[ServerSentEvent], *, send_timeout_ms: int) -> None:
-        super().__init__(content, ping=15, send_timeout=send_timeout_ms / 1000)
+    def __init__(
+        self,
+        content: AsyncIterator[ServerSentEvent],
+        *,
+        send_timeout_ms: int,
+        ping_ms: int = 15_000,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        super().__init__(
+            content, ping=ping_ms / 1000, send_timeout=send_timeout_ms / 1000, background=background
+        )
         self.send_timeout_ms = send_timeout_ms
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -51,7 +51,7 @@ async def start(
     engine_notes = _engine_notes(log, runner, runtime, settings.wasmtime_guest)
     target: RunTarget | WorkerTarget
     if body.namespace is None and body.worker is None:
-        target = RunTarget(runner, settings, probe, ceiling)
+        target = RunTarget(services, caller, runner, probe, ceiling)
         system = log.render(
             "system",
             runtime=runtime,
@@ -64,7 +64,7 @@ async def start(
         raise invalid_field(missing, "give both namespace and worker to deploy a worker")
     else:
         require_namespace(caller, body.namespace)
-        target = await WorkerTarget.prepare(body, runtime, services)
+        target = await WorkerTarget.prepare(body, runtime, services, caller)
         system = log.render(
             "worker",
             runtime=runtime,

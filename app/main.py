@@ -41,12 +41,16 @@ from app.routes import (
     playground,
     secrets,
     sessions,
+    tail,
     tools,
+    usage,
     workers,
 )
 from app.session_proxy import SessionProxy
 from app.sessions import SessionManager
 from app.store import ArtifactCache, ArtifactStore, ReadCache, SecretBox, Store, blobs, migrate
+from app.tail import TailHub
+from app.usage import UsageMeter
 from sandbox import Runner
 from sandbox.engines import pyodide as pyodide_engine
 from sandbox.engines import stack as stack_engine
@@ -171,6 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.quotas = QuotaGate(
             RedisCounters(settings.redis_url) if settings.redis_url else LocalCounters()
         )
+        app.state.usage = UsageMeter(store, flush_ms=settings.usage_flush_ms)
         if app.state.model is not None:
             log.info("generate: model %r at %s", settings.model, app.state.model.config.origin)
         try:
@@ -183,6 +188,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app.state.artifacts,
                 app.state.bundles,
             )
+            # Tails see invocations from every replica through the bus.
+            await app.state.tails.connect(bus)
+            app.state.usage.start()
+            # Once requests are done at shutdown: what this process counted is stored.
+            app.state.drain.on_drained(app.state.usage.flush)
             made = [_wasmtime_runner(settings)]
             if settings.pyodide_enabled:
                 made.append(_pyodide_runner(settings))
@@ -193,7 +203,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.replica = replica
             if replica is not None:
                 await replica.start()
-            app.state.sessions = SessionManager(settings, runners, app.state.quotas, replica)
+            app.state.sessions = SessionManager(
+                settings, runners, app.state.quotas, replica, app.state.usage
+            )
             await app.state.sessions.start()
             if replica is not None:
                 app.state.session_proxy = SessionProxy(
@@ -214,7 +226,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.model is not None:
                 await app.state.model.close()
             await app.state.quotas.close()
+            await app.state.tails.disconnect()
             await bus.close()
+            await app.state.usage.close()
             store.close()
 
     app = FastAPI(
@@ -228,7 +242,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.drain = Drain(settings.drain_timeout_ms, delay_ms=settings.drain_delay_ms)
+    app.state.tails = TailHub(
+        max_per_namespace=settings.tail_max_per_namespace, queue_size=settings.tail_queue_events
+    )
     app.state.metrics = Metrics(max_namespaces=settings.metrics_max_namespaces)
+    app.state.metrics.watch_tails(
+        lambda: app.state.tails.open_total, lambda: app.state.tails.dropped_total
+    )
     app.state.metrics.watch(
         lambda: getattr(app.state, "runners", {}),
         lambda: app.state.sessions.open_count if getattr(app.state, "sessions", None) else 0,
@@ -276,6 +296,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sessions.router)
     app.include_router(namespaces.router)
     app.include_router(workers.router)
+    app.include_router(tail.router)
+    app.include_router(usage.router)
     app.include_router(secrets.router)
     app.include_router(hostnames.router)
     app.include_router(dispatch.router)

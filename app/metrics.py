@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from app.request_context import set_run
@@ -103,6 +103,10 @@ class Metrics:
         """Read pool sizes and open sessions from app state at each scrape."""
         self.registry.register(_StateCollector(runners, sessions_open))
 
+    def watch_tails(self, open_now: Callable[[], int], dropped: Callable[[], int]) -> None:
+        """Read the tails open and the invocations dropped for slow tails at each scrape."""
+        self.registry.register(_TailCollector(open_now, dropped))
+
     def namespace_label(self, namespace: str | None) -> str:
         if namespace is None:
             return ADMIN_LABEL
@@ -159,6 +163,20 @@ class Metrics:
         self.namespace_cpu.labels(label).inc(end.usage.cpu_ms / 1000)
         self.duration.labels(engine).observe(end.usage.wall_ms / 1000)
         self.cpu.labels(engine).observe(end.usage.cpu_ms / 1000)
+
+
+class _TailCollector(Collector):
+    def __init__(self, open_now: Callable[[], int], dropped: Callable[[], int]) -> None:
+        self._open = open_now
+        self._dropped = dropped
+
+    def collect(self) -> Iterable[Any]:
+        yield GaugeMetricFamily("sandlot_tails_open", "Live tails open", self._open())
+        yield CounterMetricFamily(
+            "sandlot_tail_events_dropped",
+            "Invocations dropped because a tail read too slowly",
+            self._dropped(),
+        )
 
 
 class _StateCollector(Collector):

@@ -3,21 +3,25 @@
 Used by POST /v1/execute, the execute_code tool and /v1/generate's one-shot target,
 so the same request runs the same way whichever door it came through. ApiError 422
 names the field when a request can't run.
+
+:func:`start_run` is how every run but a session's turn starts: admitted by the quotas,
+counted in the metrics and in its namespace's usage.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from app.config import Settings
 from app.deps import Services
 from app.errors import invalid_field
 from app.policy import Ceiling, checked_hosts, egress_policy, run_limits
+from app.quotas import Subject, run_hold_ms
 from app.schemas import RunIn
-from sandbox import InvalidJob, Job, Runner, Runtime
+from sandbox import Event, InvalidJob, Job, Runner, Runtime
 from sandbox.outputs import FileCaps
 
-__all__ = ["build_job", "check_requirements", "prepare_run", "runner_for"]
+__all__ = ["build_job", "check_requirements", "prepare_run", "runner_for", "start_run"]
 
 
 def runner_for(runners: Mapping[str, Runner], runtime: Runtime) -> Runner:
@@ -34,6 +38,25 @@ def prepare_run(services: Services, body: RunIn, ceiling: Ceiling) -> tuple[Runn
     job = build_job(body, services.settings, ceiling)
     check_requirements(job.requirements, runner, services.runners)
     return runner, job
+
+
+async def start_run(
+    services: Services,
+    runner: Runner,
+    job: Job,
+    *,
+    subjects: tuple[Subject, ...],
+    kind: str,
+    namespace: str | None,
+) -> AsyncIterator[Event]:
+    """``job``'s events on ``runner``, admitted against ``subjects``' quotas (429 now, or
+    at the first event), counted in the metrics as ``kind`` (execute, tool, dispatch,
+    generate) and in ``namespace``'s usage (None: the admin's own run, no namespace).
+    Closing the events cancels a run still going."""
+    hold_ms = run_hold_ms(services.settings, job)
+    allowed = await services.quotas.run(subjects, hold_ms, lambda: runner.run(job))
+    used = services.usage.observe(allowed, namespace=namespace, kind=kind)
+    return services.metrics.observe(used, engine=runner.name, kind=kind, namespace=namespace)
 
 
 def check_requirements(

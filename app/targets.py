@@ -4,28 +4,31 @@ Both take each attempt's code through the services the HTTP routes use
 (app/runs.py, app/uploads.py, app/dispatching.py), so a generated program or
 worker behaves exactly as one sent by hand.
 Each attempt yields the run's events and ends with a Verdict for the loop in
-app/ai/generation.py.
+app/ai/generation.py. Every attempt's run starts as the routes' do (app/runs.py's
+start_run): within the caller's quotas (a 429 ends the generation), counted in the metrics
+(kind ``generate``) and in the namespace's usage.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from app.ai import Deployed, Feedback, RunEvent, Verdict
+from app.auth import Principal
 from app.bundles import WorkerBundle
-from app.config import Settings
 from app.deps import Services
-from app.dispatching import WorkerAnswer, worker_job
+from app.dispatching import finished, worker_job
 from app.errors import ApiError, as_api_error, from_sandbox_error
 from app.policy import Ceiling, ceiling_of, checked_hosts, run_limits
-from app.runs import build_job
+from app.quotas import dispatch_subjects
+from app.runs import build_job, start_run
 from app.schemas import ExecuteRequest, GenerateRequest, WorkerIn
 from app.store import StoreError, namespaces, workers
 from app.uploads import upload_worker
-from sandbox import Event, Job, Limits, Runner, RunResult, Runtime, SandboxError, Status
+from sandbox import Event, Limits, Runner, RunResult, Runtime, SandboxError, Status
 
 __all__ = ["RunTarget", "WorkerTarget"]
 
@@ -45,24 +48,42 @@ class RunTarget:
     """Each attempt's code runs once, exactly as POST /v1/execute would run it."""
 
     def __init__(
-        self, runner: Runner, settings: Settings, request: ExecuteRequest, ceiling: Ceiling
+        self,
+        services: Services,
+        caller: Principal,
+        runner: Runner,
+        request: ExecuteRequest,
+        ceiling: Ceiling,
     ) -> None:
+        self._services = services
+        self._caller = caller
         self._runner = runner
-        self._settings = settings
         self._request = request
         self._ceiling = ceiling
 
     async def attempt(self, number: int, code: str) -> AsyncGenerator[RunEvent | Verdict]:
+        services, caller = self._services, self._caller
         try:
             job = build_job(
-                self._request.model_copy(update={"code": code}), self._settings, self._ceiling
+                self._request.model_copy(update={"code": code}), services.settings, self._ceiling
             )
         except ApiError as exc:
             error = {"type": "invalid_code", "message": exc.message}
             yield Verdict(False, None, error, Feedback("the code was refused", exc.message))
             return
+
+        def start() -> Awaitable[AsyncIterator[Event]]:
+            return start_run(
+                services,
+                self._runner,
+                job,
+                subjects=caller.quotas,
+                kind="generate",
+                namespace=caller.namespace,
+            )
+
         result = RunResult()
-        async for item in _run_events(self._runner, job, number, result):
+        async for item in _run_events(start, number, result):
             if isinstance(item, ApiError):
                 yield Verdict(False, None, {"type": item.code, "message": item.message}, fatal=True)
                 return
@@ -84,6 +105,7 @@ class WorkerTarget:
     runtime: Runtime
     body: GenerateRequest
     services: Services
+    caller: Principal
     limits: Limits
     allowed_hosts: list[str]
     tags: list[str]
@@ -94,7 +116,7 @@ class WorkerTarget:
 
     @classmethod
     async def prepare(
-        cls, body: GenerateRequest, runtime: Runtime, services: Services
+        cls, body: GenerateRequest, runtime: Runtime, services: Services, caller: Principal
     ) -> WorkerTarget:
         """NamespaceNotFound for an unknown namespace; 422 for limits or hosts above the
         namespace's ceiling. An existing worker keeps its tags, vars and secrets (uploads
@@ -116,6 +138,7 @@ class WorkerTarget:
             runtime=runtime,
             body=body,
             services=services,
+            caller=caller,
             limits=limits,
             allowed_hosts=body.allowed_hosts or space.allowed_hosts,
             tags=existing.tags if existing else [],
@@ -158,15 +181,29 @@ class WorkerTarget:
             body=b"",
             per_call={},
         )
+        # The worker's namespace and the caller's key: as a dispatch by that key counts.
+        subjects = dispatch_subjects(self.namespace, target.namespace_quotas, self.caller.quotas)
+
+        def start() -> Awaitable[AsyncIterator[Event]]:
+            return start_run(
+                services,
+                services.runners[self.runtime],
+                job,
+                subjects=subjects,
+                kind="generate",
+                namespace=self.namespace,
+            )
+
         result = RunResult()
-        async for item in _run_events(services.runners[self.runtime], job, number, result):
+        async for item in _run_events(start, number, result):
             if isinstance(item, ApiError):
                 error = {"type": item.code, "message": item.message}
                 yield Deployed(number, self.namespace, self.name, uploaded.version.id, None, error)
                 yield Verdict(False, None, error, fatal=True)
                 return
             yield item
-        answer = WorkerAnswer.of(result)
+        # An invocation of the worker like any other: its tails see it.
+        answer = finished(services, self.namespace, self.name, method="GET", url="/", result=result)
         status = answer.status
         yield Deployed(number, self.namespace, self.name, uploaded.version.id, status)
         if result.status is not Status.OK or status >= 500:
@@ -216,14 +253,22 @@ async def _closing(events: AsyncIterator[Event]) -> AsyncIterator[AsyncIterator[
 
 
 async def _run_events(
-    runner: Runner, job: Job, number: int, result: RunResult
+    start: Callable[[], Awaitable[AsyncIterator[Event]]], number: int, result: RunResult
 ) -> AsyncIterator[RunEvent | ApiError]:
-    """The run's events (also added to ``result``); a sandbox fault comes last, as ApiError."""
-    async with _closing(runner.run(job)) as run:
+    """The run's events (also added to ``result``); a refusal (a quota's 429) or a sandbox
+    fault comes last, as ApiError."""
+    try:
+        events = await start()
+    except ApiError as exc:
+        yield exc
+        return
+    async with _closing(events) as run:
         try:
             async for event in run:
                 result.add(event)
                 yield RunEvent(number, event, result.run_id)
+        except ApiError as exc:
+            yield exc
         except SandboxError as exc:
             yield from_sandbox_error(exc)
 

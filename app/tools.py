@@ -29,8 +29,7 @@ from app.dispatching import WorkerAnswer, find_target, run_target
 from app.errors import ApiError, as_api_error, from_validation_errors
 from app.events import to_response
 from app.policy import caller_ceiling, checked_limits
-from app.quotas import run_hold_ms
-from app.runs import prepare_run
+from app.runs import prepare_run, start_run
 from app.schemas import DeployWorkerIn, ExecuteResponse, InvokeWorkerIn, RunIn, Upload, WorkerIn
 from app.session_tools import SESSION_TOOLS
 from app.uploads import deploy_worker
@@ -175,10 +174,8 @@ def render_run(run: ExecuteResponse) -> str:
 async def _execute_code(services: Services, caller: Principal, args: RunIn) -> ToolOutput:
     ceiling = await caller_ceiling(services.settings, services.store, caller)
     runner, job = prepare_run(services, args, ceiling)
-    hold_ms = run_hold_ms(services.settings, job)
-    allowed = await services.quotas.run(caller.quotas, hold_ms, lambda: runner.run(job))
-    metered = services.metrics.observe(
-        allowed, engine=runner.name, kind="tool", namespace=caller.namespace
+    metered = await start_run(
+        services, runner, job, subjects=caller.quotas, kind="tool", namespace=caller.namespace
     )
     run = to_response(await collect(services.drain.bounded(metered)))
     images = tuple(

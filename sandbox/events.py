@@ -88,7 +88,11 @@ class Files:
 
 @dataclass(frozen=True, slots=True)
 class Subrequest:
-    """One outbound HTTP request (one redirect hop) and the gate's verdict."""
+    """One outbound HTTP request (one redirect hop) and the gate's verdict.
+
+    ``bytes``: the response body read; ``sent_bytes``: what the gate wrote (request line,
+    headers, body).
+    """
 
     method: str
     url: str
@@ -97,6 +101,7 @@ class Subrequest:
     ms: float
     allowed: bool
     reason: str | None = None
+    sent_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -207,6 +207,7 @@ def events_from_message(message: dict[str, Any]) -> list[Event]:
                     ms=message["ms"],
                     allowed=message["allowed"],
                     reason=message.get("reason"),
+                    sent_bytes=int(message.get("sent_bytes", 0)),
                 )
             ]
         if kind == "end":

@@ -16,6 +16,7 @@
 from sandlot_client._async_client import AsyncSandlot
 from sandlot_client._client import Sandlot
 from sandlot_client._errors import ErrorDetail, SandlotConnectionError, SandlotError
+from sandlot_client._observe import Invocation, NamespaceUsage, TailDropped, UsageDay
 from sandlot_client._results import (
     DeployCheck,
     Event,
@@ -46,7 +47,9 @@ __all__ = [
     "File",
     "Generation",
     "Hostname",
+    "Invocation",
     "Namespace",
+    "NamespaceUsage",
     "Output",
     "ResultValue",
     "Retry",
@@ -62,8 +65,10 @@ __all__ = [
     "SessionInfo",
     "Status",
     "Subrequest",
+    "TailDropped",
     "Tool",
     "Usage",
+    "UsageDay",
     "Version",
     "Worker",
     "WorkerResponse",

@@ -12,6 +12,15 @@ import httpx
 
 from sandlot_client import _session, _wire
 from sandlot_client._errors import SandlotError, from_httpx, from_response
+from sandlot_client._observe import (
+    Invocation,
+    NamespaceUsage,
+    TailDropped,
+    tail_item,
+    tail_path,
+    usage_params,
+    usage_path,
+)
 from sandlot_client._results import (
     Event,
     Generation,
@@ -93,15 +102,17 @@ class AsyncSandlot:
         response = await self._send(call.method, call.path, json=call.json, params=call.params)
         return call.parse(_wire.read_json(response))
 
-    async def _events(self, path: str, body: dict[str, Any]) -> AsyncGenerator[ServerSentEvent]:
-        """The events of a streamed POST; refusals before the stream starts are retried
-        as the policy says."""
+    async def _events(
+        self, path: str, body: dict[str, Any] | None, method: str = "POST"
+    ) -> AsyncGenerator[ServerSentEvent]:
+        """The events of a streamed POST (or GET, ``body`` None); refusals before the stream
+        starts are retried as the policy says."""
         headers = {"accept": "text/event-stream"}
         retry = 0
         while True:
             async with (
                 self._translated(),
-                self._http.stream("POST", path, json=body, headers=headers) as response,
+                self._http.stream(method, path, json=body, headers=headers) as response,
             ):
                 if response.status_code == 200:
                     decoder = SSEDecoder()
@@ -112,7 +123,7 @@ class AsyncSandlot:
                     return
                 await response.aread()
                 retry += 1
-                wait = _wire.retry_wait(self.retry, "POST", response, retry)
+                wait = _wire.retry_wait(self.retry, method, response, retry)
                 if wait is None:
                     raise from_response(response)
             await asyncio.sleep(wait)
@@ -311,6 +322,31 @@ class AsyncSandlot:
         content = body.encode() if isinstance(body, str) else body
         response = await self._send(method, url, headers=sent, content=content, json=json)
         return _wire.worker_response(response)
+
+    async def tail(self, namespace: str, name: str) -> AsyncIterator[Invocation | TailDropped]:
+        """The worker's invocations as they finish, live, until the server ends the tail
+        (it shuts down) or the caller stops iterating; a TailDropped where this client read
+        too slowly and invocations were missed. Needs the admin key or the namespace's."""
+        async for sse in self._events(tail_path(namespace, name), None, "GET"):
+            if sse.event == "end":
+                return
+            item = tail_item(sse)
+            if item is not None:
+                yield item
+
+    async def usage(
+        self, namespace: str, *, first: str | None = None, last: str | None = None
+    ) -> NamespaceUsage:
+        """What the namespace used per UTC day from ``first`` to ``last`` (YYYY-MM-DD,
+        inclusive; by default the last 30 days): runs, dispatches, CPU, wall time,
+        subrequests and egress bytes."""
+        call = Call(
+            "GET",
+            usage_path(namespace),
+            NamespaceUsage.from_json,
+            params=usage_params(first, last),
+        )
+        return await self._do(call)
 
     async def get_worker(self, namespace: str, name: str) -> Worker:
         """The worker with its deployed modules (secret names only)."""

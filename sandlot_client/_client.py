@@ -11,6 +11,15 @@ import httpx
 
 from sandlot_client import _session, _wire
 from sandlot_client._errors import SandlotError, from_httpx, from_response
+from sandlot_client._observe import (
+    Invocation,
+    NamespaceUsage,
+    TailDropped,
+    tail_item,
+    tail_path,
+    usage_params,
+    usage_path,
+)
 from sandlot_client._results import (
     Event,
     Generation,
@@ -92,15 +101,17 @@ class Sandlot:
         response = self._send(call.method, call.path, json=call.json, params=call.params)
         return call.parse(_wire.read_json(response))
 
-    def _events(self, path: str, body: dict[str, Any]) -> Generator[ServerSentEvent, None, None]:
-        """The events of a streamed POST; refusals before the stream starts are retried
-        as the policy says."""
+    def _events(
+        self, path: str, body: dict[str, Any] | None, method: str = "POST"
+    ) -> Generator[ServerSentEvent, None, None]:
+        """The events of a streamed POST (or GET, ``body`` None); refusals before the stream
+        starts are retried as the policy says."""
         headers = {"accept": "text/event-stream"}
         retry = 0
         while True:
             with (
                 self._translated(),
-                self._http.stream("POST", path, json=body, headers=headers) as response,
+                self._http.stream(method, path, json=body, headers=headers) as response,
             ):
                 if response.status_code == 200:
                     decoder = SSEDecoder()
@@ -111,7 +122,7 @@ class Sandlot:
                     return
                 response.read()
                 retry += 1
-                wait = _wire.retry_wait(self.retry, "POST", response, retry)
+                wait = _wire.retry_wait(self.retry, method, response, retry)
                 if wait is None:
                     raise from_response(response)
             time.sleep(wait)
@@ -310,6 +321,31 @@ class Sandlot:
         content = body.encode() if isinstance(body, str) else body
         response = self._send(method, url, headers=sent, content=content, json=json)
         return _wire.worker_response(response)
+
+    def tail(self, namespace: str, name: str) -> Iterator[Invocation | TailDropped]:
+        """The worker's invocations as they finish, live, until the server ends the tail
+        (it shuts down) or the caller stops iterating; a TailDropped where this client read
+        too slowly and invocations were missed. Needs the admin key or the namespace's."""
+        for sse in self._events(tail_path(namespace, name), None, "GET"):
+            if sse.event == "end":
+                return
+            item = tail_item(sse)
+            if item is not None:
+                yield item
+
+    def usage(
+        self, namespace: str, *, first: str | None = None, last: str | None = None
+    ) -> NamespaceUsage:
+        """What the namespace used per UTC day from ``first`` to ``last`` (YYYY-MM-DD,
+        inclusive; by default the last 30 days): runs, dispatches, CPU, wall time,
+        subrequests and egress bytes."""
+        call = Call(
+            "GET",
+            usage_path(namespace),
+            NamespaceUsage.from_json,
+            params=usage_params(first, last),
+        )
+        return self._do(call)
 
     def get_worker(self, namespace: str, name: str) -> Worker:
         """The worker with its deployed modules (secret names only)."""

@@ -90,6 +90,14 @@ class Subrequest:
     ms: float
     allowed: bool
     reason: str | None = None
+    # What the server's egress gate wrote for it (request line, headers, body).
+    sent_bytes: int = 0
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> Subrequest:
+        """From a ``subrequest`` event; fields a newer server adds are ignored."""
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        return cls(**known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +206,7 @@ class RunBuilder:
             case "stderr":
                 self._stderr.append(str(data["text"]))
             case "subrequest":
-                self._subrequests.append(Subrequest(**data))
+                self._subrequests.append(Subrequest.of(data))
             case "display":
                 self._outputs.append(Output(str(data["mime_type"]), str(data["data"])))
             case "files":

@@ -21,8 +21,7 @@ from app.events import (
     to_sse,
 )
 from app.policy import caller_ceiling
-from app.quotas import run_hold_ms
-from app.runs import prepare_run
+from app.runs import prepare_run, start_run
 from app.schemas import ErrorResponse, ExecuteRequest, ExecuteResponse
 from sandbox import Event, Started
 
@@ -62,10 +61,13 @@ async def execute(
     """
     ceiling = await caller_ceiling(services.settings, services.store, caller)
     runner, job = prepare_run(services, body, ceiling)
-    hold_ms = run_hold_ms(services.settings, job)
-    allowed = await services.quotas.run(caller.quotas, hold_ms, lambda: runner.run(job))
-    metered = services.metrics.observe(
-        allowed, engine=runner.name, kind="execute", namespace=caller.namespace
+    metered = await start_run(
+        services,
+        runner,
+        job,
+        subjects=caller.quotas,
+        kind="execute",
+        namespace=caller.namespace,
     )
     events = aiter(services.drain.bounded(metered))
     # PoolBusy and quotas (429) surface here, before any response.

@@ -40,6 +40,7 @@ from app.schemas.runs import (
     UsageOut,
 )
 from app.schemas.tools import DeployWorkerIn, InvokeWorkerIn, ToolCallOut, ToolFunction, ToolOut
+from app.schemas.usage import NamespaceUsage, UsageCounts, UsageDay
 from app.schemas.workers import (
     MODULE_PATH,
     TAG,
@@ -96,6 +97,7 @@ __all__ = [
     "NamespaceList",
     "NamespaceOut",
     "NamespacePatch",
+    "NamespaceUsage",
     "OutputOut",
     "QuotasIn",
     "QuotasOut",
@@ -110,6 +112,8 @@ __all__ = [
     "ToolFunction",
     "ToolOut",
     "Upload",
+    "UsageCounts",
+    "UsageDay",
     "UsageOut",
     "VersionItem",
     "VersionList",

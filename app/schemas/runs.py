@@ -126,6 +126,8 @@ class SubrequestOut(BaseModel):
     ms: float
     allowed: bool
     reason: str | None = None
+    # What the egress gate wrote for it: request line, headers and body (bytes).
+    sent_bytes: int = 0
 
 
 class ExecuteResponse(BaseModel):

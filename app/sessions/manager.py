@@ -23,6 +23,7 @@ from app.session_schemas import SessionCreate, SessionFile, SessionFiles, Sessio
 from app.sessions.record import Session
 from app.store import replicas
 from app.store.models import SessionOwnerRow
+from app.usage import UsageMeter
 from sandbox import (
     End,
     Event,
@@ -58,6 +59,7 @@ class SessionManager:
         runners: dict[str, Runner],
         quotas: QuotaGate | None = None,
         replica: Replica | None = None,
+        usage: UsageMeter | None = None,
     ) -> None:
         self._settings = settings
         self._runners = runners
@@ -66,6 +68,8 @@ class SessionManager:
         # One of several replicas: each session is recorded where all of them read it
         # (app/store/replicas.py) and the caps count every replica's. None: this process's.
         self.replica = replica
+        # Turns count to their namespace's usage (app/usage.py); None: not counted.
+        self._usage = usage
         self._root = settings.scratch_dir / "sessions"
         self._sessions: dict[str, Session] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -422,6 +426,10 @@ class SessionManager:
                 events = aiter(turn)
             else:
                 events = aiter(session.runner.turn(session.instance, job))
+            if self._usage is not None:
+                events = aiter(
+                    self._usage.observe(events, namespace=session.namespace, kind="session")
+                )
             try:
                 first = await anext(events)
             except SessionEnded as exc:

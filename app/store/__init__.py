@@ -5,7 +5,7 @@ to the current schema with Alembic (``migrations/``), so an upgrade keeps data.
 Repository functions live beside it (``namespaces.py``).
 """
 
-from app.store import blobs, errors, hostnames, keys, namespaces, replicas, workers
+from app.store import blobs, errors, hostnames, keys, namespaces, replicas, usage, workers
 from app.store.artifact_cache import ArtifactCache
 from app.store.artifacts import ArtifactMissing, ArtifactStore
 from app.store.cache import ReadCache
@@ -34,5 +34,6 @@ __all__ = [
     "migrate",
     "namespaces",
     "replicas",
+    "usage",
     "workers",
 ]

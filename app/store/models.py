@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -27,6 +29,7 @@ __all__ = [
     "NamespaceRow",
     "ReplicaRow",
     "SessionOwnerRow",
+    "UsageDayRow",
     "WorkerRow",
     "WorkerVersionRow",
 ]
@@ -218,3 +221,22 @@ class SessionOwnerRow(Base):
     expires_at: Mapped[float] = mapped_column(Float, nullable=False)
     ended: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class UsageDayRow(Base):
+    """What a namespace used on one UTC day. Replicas add to it (app/store/usage.py); it
+    goes with its namespace."""
+
+    __tablename__ = "usage_days"
+
+    namespace_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    runs: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    dispatches: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    cpu_ms: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    wall_ms: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    subrequests: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    egress_sent_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    egress_received_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

@@ -29,6 +29,8 @@ class _HopFailure(Exception):
         self.status = status
         self.nbytes = nbytes
         self.retriable = retriable
+        # Bytes written to the connection before it failed (set by the gate).
+        self.sent = 0
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class _Reply:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     location: str | None
+    # Bytes written to the connection: request line, headers and body.
+    sent: int = 0
 
 
 def _describe(exc: BaseException) -> str:

@@ -181,11 +181,14 @@ class Gate:
             reason: str | None,
             status: int | None = None,
             nbytes: int = 0,
+            sent: int = 0,
         ) -> None:
             ms = round((self._clock() - hop_started) * 1000, 3)
             # Records are logged and shown in tails: no userinfo, no credential-like query.
             shown = redact_url(hop_url)
-            records.append(SubrequestRecord(method, shown, status, nbytes, ms, allowed, reason))
+            records.append(
+                SubrequestRecord(method, shown, status, nbytes, ms, allowed, reason, sent)
+            )
 
         while True:
             hop_started = self._clock()
@@ -214,6 +217,7 @@ class Gate:
                     reason=failure.reason,
                     status=failure.status,
                     nbytes=failure.nbytes,
+                    sent=failure.sent,
                 )
                 return outcome_error(failure.reason, failure.message)
 
@@ -225,6 +229,7 @@ class Gate:
                     reason=None,
                     status=reply.status,
                     nbytes=len(reply.body),
+                    sent=reply.sent,
                 )
                 reply_headers = reply.headers
                 if reply.location is not None:
@@ -243,12 +248,20 @@ class Gate:
                     allowed=True,
                     reason="too_many_redirects",
                     status=reply.status,
+                    sent=reply.sent,
                 )
                 return outcome_error(
                     "too_many_redirects",
                     f"more than {policy.max_redirects} redirects (max_redirects)",
                 )
-            record(decision.url, hop_started, allowed=True, reason=None, status=reply.status)
+            record(
+                decision.url,
+                hop_started,
+                allowed=True,
+                reason=None,
+                status=reply.status,
+                sent=reply.sent,
+            )
             redirects += 1
             if (reply.status == 303 and method != "HEAD") or (
                 reply.status in (301, 302) and method == "POST"
@@ -410,7 +423,9 @@ class Gate:
             if status in _REDIRECT_STATUSES and location is not None:
                 if watchdog.fired:
                     raise TimeoutError
-                return _Reply(status, reply_headers, b"", _decode_location(location))
+                return _Reply(
+                    status, reply_headers, b"", _decode_location(location), conn.sent_bytes
+                )
             codings = content_codings(response.msg.get_all("Content-Encoding") or ())
             has_body = method != "HEAD" and status >= 200 and status not in _BODYLESS_STATUSES
             unsupported = unsupported_coding(codings) if has_body else None
@@ -469,15 +484,18 @@ class Gate:
                 )
                 if has_body:
                     reply_headers += (("Content-Length", str(decoded)),)
-            return _Reply(status, reply_headers, b"".join(chunks), None)
+            return _Reply(status, reply_headers, b"".join(chunks), None, conn.sent_bytes)
         except _CodingError as exc:
-            raise _HopFailure(
+            invalid = _HopFailure(
                 "protocol_error",
                 f"invalid HTTP response from {decision.authority} ({exc})",
                 status=status,
                 nbytes=received,
-            ) from None
-        except _HopFailure:
+            )
+            invalid.sent = conn.sent_bytes
+            raise invalid from None
+        except _HopFailure as refused:
+            refused.sent = conn.sent_bytes
             raise
         except (OSError, http.client.HTTPException) as exc:
             where = decision.authority
@@ -494,13 +512,15 @@ class Gate:
             else:
                 reason = "connect_error"
                 message = f"connection to {where} failed ({_describe(exc)})"
-            raise _HopFailure(
+            broken = _HopFailure(
                 reason,
                 message,
                 status=status,
                 nbytes=received,
                 retriable=conn.phase == "dial" and reason == "connect_error",
-            ) from None
+            )
+            broken.sent = conn.sent_bytes
+            raise broken from None
         finally:
             # Stop the watchdog before closing so it can never touch a closed descriptor.
             watchdog.stop()

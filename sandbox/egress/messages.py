@@ -93,7 +93,8 @@ class SubrequestRecord:
     ``url`` has no userinfo or fragment; ``status`` is None when no response arrived;
     ``bytes`` is the response body size read; ``ms`` the hop's duration in milliseconds;
     ``allowed`` whether the policy let the hop onto the network; ``reason`` the refusal or
-    failure reason, None on success.
+    failure reason, None on success; ``sent_bytes`` what the gate wrote to the connection
+    (request line, headers and body, before TLS; 0 when nothing left).
     """
 
     method: str
@@ -103,6 +104,7 @@ class SubrequestRecord:
     ms: float
     allowed: bool
     reason: str | None
+    sent_bytes: int = 0
 
 
 @dataclass(frozen=True)

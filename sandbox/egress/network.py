@@ -116,7 +116,18 @@ def _open_pinned(
     return sock
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
+class _CountingSend(http.client.HTTPConnection):
+    """Counts what it writes (request line, headers, body; before TLS) in ``sent_bytes``."""
+
+    sent_bytes = 0
+
+    def send(self, data: object) -> None:
+        super().send(data)  # type: ignore[arg-type]
+        if isinstance(data, bytes | bytearray | memoryview):
+            self.sent_bytes += len(data)
+
+
+class _PinnedHTTPConnection(_CountingSend):
     """HTTP connection to an already-checked address: connect() never resolves names."""
 
     def __init__(
@@ -144,7 +155,7 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         self.phase = "exchange"
 
 
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+class _PinnedHTTPSConnection(http.client.HTTPSConnection, _CountingSend):
     """HTTPS connection to an already-checked address, verifying the certificate by name."""
 
     def __init__(

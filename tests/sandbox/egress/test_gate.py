@@ -58,7 +58,16 @@ def test_get_round_trip(serve: Callable[..., LoopbackServer]) -> None:
     # The gate asks for the codings it can decode and meter, never the guest's.
     assert hit.header("Accept-Encoding") == "gzip, deflate"
     assert outcome.records == (
-        SubrequestRecord("GET", server.at("/hello?x=1"), 200, 8, outcome.records[0].ms, True, None),
+        SubrequestRecord(
+            "GET",
+            server.at("/hello?x=1"),
+            200,
+            8,
+            outcome.records[0].ms,
+            True,
+            None,
+            outcome.records[0].sent_bytes,
+        ),
     )
     assert h.resolver.calls == []  # an IP literal needs no DNS
 
@@ -597,7 +606,28 @@ def test_records_never_carry_headers_or_bodies() -> None:
         "ms",
         "allowed",
         "reason",
+        "sent_bytes",
     ]
+
+
+def test_records_count_the_bytes_the_gate_sent(serve: Callable[..., LoopbackServer]) -> None:
+    """sent_bytes is what went onto the wire for the hop: request line, headers, body (usage
+    counts it as egress); a refused hop sent nothing."""
+    server = serve({"/up": reply(201, b"ok"), "/moved": redirect(307, "/up")})
+    h = harness([f"127.0.0.1:{server.port}"])
+    body = b"y" * 5000
+    outcome = h.fetch(server.at("/moved"), method="POST", body=body)
+    assert outcome.response is not None and outcome.response.status == 201
+    hops = outcome.records
+    assert len(hops) == 2 and len(server.requests) == 2
+    for record, hit in zip(hops, server.requests, strict=True):
+        wire = f"{hit.method} {hit.path} HTTP/1.1\r\n".encode()
+        wire += b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in hit.headers) + b"\r\n"
+        assert record.sent_bytes == len(wire) + len(hit.body)
+        assert hit.body == body
+    refused = h.fetch(f"http://127.0.0.2:{server.port}/up", method="POST", body=body)
+    [record] = refused.records
+    assert not record.allowed and record.sent_bytes == 0
     h = harness(["example.test"])
     outcome = h.fetch("http://user:s3cret@example.test/")
     [record] = outcome.records
