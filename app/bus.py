@@ -13,8 +13,9 @@ reach every replica (tail uses its own channels). The API::
     await off()                             # stop receiving (idempotent)
 
 * **Channels** are names of 1-48 characters ``[a-z0-9_.:-]`` starting with a letter or
-  digit. **Messages** are JSON objects of at most 7,000 bytes encoded (NOTIFY's payload
-  limit is 8,000): send ids, not bodies. Bad names or messages raise ValueError.
+  digit. **Messages** are JSON objects of at most 7,900 bytes encoded (compact separators;
+  NOTIFY's payload limit is 8,000): send ids and short texts, not bodies. Bad names
+  or messages raise ValueError.
 * **Delivery** reaches every subscriber of the channel on every replica, this one
   included, in the order each publisher sent, at most once. Handlers run in the event
   loop, one message at a time: keep them short (hand work to a queue or a task).
@@ -55,7 +56,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None] | None]
 _CHANNEL = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,47}")
-MAX_MESSAGE_BYTES = 7_000
+MAX_MESSAGE_BYTES = 7_900
 _BACKOFF_S = (0.1, 2.0)
 # How long the listener waits for notifications before it looks for new channels.
 _POLL_S = 0.2
