@@ -14,7 +14,7 @@ import pytest
 
 from app.errors import ApiError
 from app.routes.usage import MAX_DAYS, day_range
-from app.store import ArtifactStore, Store, migrate, namespaces
+from app.store import ArtifactCache, ArtifactStore, Store, migrate, namespaces
 from app.store import usage as stored
 from app.usage import DayUsage, UsageMeter
 from sandbox import End, Event, Started, Status, Subrequest, Usage
@@ -53,7 +53,9 @@ def test_add_adds_to_the_days_row(database_url: str, tmp_path: Path) -> None:
         }
         assert stored.days(store, "acme", DAY + timedelta(days=2), DAY + timedelta(days=9)) == {}
         # Usage goes with its namespace: a namespace made again under the name starts at 0.
-        namespaces.remove(store, "beta", artifacts=ArtifactStore(tmp_path / "artifacts"))
+        namespaces.remove(
+            store, "beta", artifacts=ArtifactStore(store, ArtifactCache(tmp_path / "artifacts"))
+        )
         namespaces.create(
             store, "beta", mode="untrusted", limits={}, allowed_hosts=[], dispatch_public=True
         )
