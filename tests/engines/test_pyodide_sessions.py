@@ -9,6 +9,7 @@ run unmetered: each would see its timer fire during the pause if parking failed.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -313,3 +314,16 @@ def test_idle_sessions_leave_runs_alone(runtime: PyodideRuntime, tmp_path: Path)
         assert value(report) is False
     assert [value(turn(runtime, name, "mine")[0]) for name in "abcd"] == list("abcd")
     assert os.path.isdir(tmp_path / "a")
+
+
+def test_sessions_die_with_their_deno_process(runtime: PyodideRuntime, tmp_path: Path) -> None:
+    runtime.open_session("a", tmp_path / "a", 128)
+    runtime.open_session("b", tmp_path / "b", 128)
+    turn(runtime, "a", "x = 1")
+    os.kill(runtime._pid(), signal.SIGKILL)
+    runtime._proc.wait()  # type: ignore[union-attr]
+    for name in "ab":
+        report, alive, _ = turn(runtime, name, "x")
+        assert (report.status, alive) == (Status.INTERNAL_ERROR, False)
+        assert runtime.session_end_reason(name) == "crashed"
+    assert value(runtime.run(Job(code="1 + 1"), Sink())) == 2  # the engine itself goes on

@@ -244,6 +244,7 @@ class PyodideRuntime:
         if self._proc is None or self._proc.poll() is not None:
             if self._proc is not None:
                 log.warning("the Deno host exited; last stderr lines: %s", " | ".join(self._stderr))
+                self._kill_deno()  # closes its control channel
                 self._lose_sessions()
             self._start_deno()
         elif self._rss() > self._backstop_bytes():
