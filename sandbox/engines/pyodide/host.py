@@ -360,20 +360,26 @@ class PyodideRuntime:
             session = self._sessions.get(session_id)
             self._turning = session_id if session is not None else None
         try:
-            if session is not None and self._burned_while_parked(session):
-                self._drop_session(session, "cpu_limit", close=True)
-                session = None
-            if session is not None:
-                self.prepare()  # a Deno restarted here takes the session with it
-                if session_id not in self._sessions:
-                    session = None
-            if session is None:
-                reason = self._ended.pop(session_id, "crashed")
-                self._end_reason = reason
-                return _ended_before(session_id, reason), False
-            report, end = self._execute(job, sink, session)
+            return self._turn(session_id, session, job, sink)
         finally:
+            # Only now: the watchdog must not read this turn's CPU time as parked time.
             self._turning = None
+
+    def _turn(
+        self, session_id: str, session: _Session | None, job: Job, sink: FrameSink
+    ) -> tuple[RunReport, bool]:
+        if session is not None and self._burned_while_parked(session):
+            self._drop_session(session, "cpu_limit", close=True)
+            session = None
+        if session is not None:
+            self.prepare()  # a Deno restarted here takes the session with it
+            if session_id not in self._sessions:
+                session = None
+        if session is None:
+            reason = self._ended.pop(session_id, "crashed")
+            self._end_reason = reason
+            return _ended_before(session_id, reason), False
+        report, end = self._execute(job, sink, session)
         kept = end.get("kept") is True and session.id in self._sessions
         alive = kept and report.status in (Status.OK, Status.ERROR)
         if alive and session.mirror.over_quota:
@@ -437,11 +443,15 @@ class PyodideRuntime:
             with self._sessions_lock:
                 parked = [s for s in self._sessions.values() if s.id != self._turning]
             for session in parked:
-                if self._burned_while_parked(session):
-                    with self._sessions_lock:
-                        if session.id == self._turning:
-                            continue
-                    self._drop_session(session, "cpu_limit", close=True)
+                if not self._burned_while_parked(session):
+                    continue
+                with self._sessions_lock:
+                    # A turn may have begun since: it reads the clock itself.
+                    if session.id == self._turning or self._sessions.get(session.id) is not session:
+                        continue
+                    del self._sessions[session.id]
+                    self._ended[session.id] = "cpu_limit"
+                self._send({"op": "close", "session": session.id})
 
     def _execute(
         self, job: Job, sink: FrameSink, session: _Session | None
