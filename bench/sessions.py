@@ -5,8 +5,9 @@ Starts the real service on loopback and measures one engine's sessions (``--runt
 HTTP with one keep-alive connection:
 
 * a turn in a live session (`print(x)`) against a fresh run of `/v1/execute` doing the same
-  (`x = 1; print(x)`), in blocks and interleaved: issue 14's target is turn p50 <=
-  fresh-run p50;
+  (`x = 1; print(x)`), in blocks, interleaved, and paced (a pause before each, so that a
+  run finds its next interpreter ready: Pyodide's take a restore): issue 14's target is
+  turn p50 <= fresh-run p50;
 * creating a session (`POST /v1/sessions`) against a fresh run of `print(1+1)`: target
   create p50 <= 2x the fresh run;
 * 50 sessions each holding a pandas DataFrame (10,000 x 4 floats; on Pyodide, which has no
@@ -112,6 +113,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--pool-size", type=int, default=2)
     parser.add_argument("--runtime", choices=sorted(FRAMES), default="wasmtime")
+    parser.add_argument("--paced", type=int, default=30, help="paced runs and turns")
+    parser.add_argument("--pause-s", type=float, default=1.5, help="the pause before each")
     args = parser.parse_args()
     settings = {
         "build_on_start": "false",
@@ -141,6 +144,12 @@ def main() -> None:
         for _ in range(args.runs):
             fresh.append(api.run("/v1/execute", "x = 1\nprint(x)"))
             turns.append(api.run(turn_path, "print(x)"))
+        paced_fresh, paced_turns = [], []
+        for _ in range(args.paced):
+            time.sleep(args.pause_s)
+            paced_fresh.append(api.run("/v1/execute", "x = 1\nprint(x)"))
+            time.sleep(args.pause_s)
+            paced_turns.append(api.run(turn_path, "print(x)"))
         api.call("DELETE", f"/v1/sessions/{session_id}")
         for _ in range(min(args.runs, 100)):
             plain.append(api.run("/v1/execute", "print(1+1)"))
@@ -153,6 +162,10 @@ def main() -> None:
         rows.append(("create a session (POST /v1/sessions), interleaved with the above", creates))
         rows.append(("fresh run: x = 1; print(x) (a block of runs)", block_fresh))
         rows.append(("session turn: print(x) (a block of turns)", block_turns))
+        if args.paced:
+            pause = f"{args.pause_s:g} s"
+            rows.append((f"fresh run: x = 1; print(x) (paced, {pause} before each)", paced_fresh))
+            rows.append((f"session turn: print(x) (paced, {pause} before each)", paced_turns))
 
         time.sleep(1)
         pids = workers_of(proc.pid)
@@ -181,7 +194,14 @@ def main() -> None:
     one = statistics.median(rows[2][1])
     create = statistics.median(rows[3][1])
     blocks = statistics.median(rows[5][1]) / statistics.median(rows[4][1])
-    print(f"\nturn p50 / fresh-run p50: {turn / fresh:.2f}x interleaved, {blocks:.2f}x in blocks")
+    paced = ""
+    if args.paced:
+        ratio = statistics.median(rows[7][1]) / statistics.median(rows[6][1])
+        paced = f", {ratio:.2f}x paced"
+    print(
+        f"\nturn p50 / fresh-run p50: {turn / fresh:.2f}x interleaved, "
+        f"{blocks:.2f}x in blocks{paced}"
+    )
     print(f"create p50 / fresh print(1+1) p50: {create / one:.2f}x (target <= 2)")
     rss = (after[0] - before[0]) / args.sessions / MIB
     private = (after[1] - before[1]) / args.sessions / MIB

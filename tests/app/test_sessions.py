@@ -5,6 +5,7 @@ say which engine they are about."""
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import json
 import os
@@ -454,6 +455,24 @@ def test_requests_are_checked_against_the_ceiling(client: httpx.Client) -> None:
         assert refused.json()["error"]["details"][0]["field"] == field, refused.text
 
 
+def test_outputs_come_back_like_executes(client: httpx.Client) -> None:
+    session_id = open_session(client)
+    turn(
+        client, session_id, "class Card:\n    def _repr_html_(self):\n        return '<b>card</b>'"
+    )
+    answer = turn(
+        client,
+        session_id,
+        "import sandlot\nprint('before')\nsandlot.display(b'\\x89PNG', mime_type='image/png')\n"
+        "Card()",
+    )
+    assert answer["stdout"] == "before\n"
+    assert answer["outputs"] == [
+        {"mime_type": "image/png", "data": base64.b64encode(b"\x89PNG").decode()},
+        {"mime_type": "text/html", "data": "<b>card</b>"},
+    ]
+
+
 def test_a_turn_streams_like_execute(client: httpx.Client) -> None:
     session_id = open_session(client)
     turn(client, session_id, "word = 'streamed'")
@@ -491,7 +510,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         sessions_max_open="2",
         sessions_shed_idle_s="2",
         session_sweep_ms="100",
-        pyodide_enabled="false",
+        pyodide_pool_size="1",
     )
     yield service
     service.close()
@@ -512,13 +531,14 @@ def test_a_full_server_sheds_the_longest_idle_session(small: Service) -> None:
 
 
 @pytest.mark.slow
-def test_sessions_die_with_their_worker_process(small: Service) -> None:
+@pytest.mark.parametrize("runtime", ["wasmtime", "pyodide"])
+def test_sessions_die_with_their_worker_process(small: Service, runtime: str) -> None:
     with small.client() as client:
         for listed in client.get("/v1/sessions").json()["sessions"]:
             client.delete(f"/v1/sessions/{listed['id']}")
-        session_id = open_session(client)
+        session_id = open_session(client, runtime=runtime)
         turn(client, session_id, "x = 1")
-        for pid in small.worker_pids():  # the stack workers only: pyodide is off
+        for pid in small.worker_pids():  # every engine's worker processes
             os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -85,9 +85,10 @@ _STDERR_LINES = 20
 # none: it is blocked in Atomics.wait); more, and the session is ended.
 _PARKED_CPU_MS = 50.0
 _WATCH_S = 0.5
-# What one idle session adds to its Deno process beyond its wasm heap (an isolate, the
-# Pyodide JS side): the memory backstop grows by this plus the session's memory cap.
-_SESSION_OVERHEAD_BYTES = 96 * MIB
+# What one idle session adds to its Deno process beyond its wasm heap (a V8 isolate with
+# Pyodide's JS side: about 38 MiB of JS heap, 80-90 MiB in all, measured; BENCHMARKS.md):
+# the memory backstop grows by this plus the session's memory cap.
+_SESSION_OVERHEAD_BYTES = 128 * MIB
 
 
 @dataclass(slots=True)
