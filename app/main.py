@@ -119,6 +119,7 @@ async def _pyodide_runner(settings: Settings) -> Runner:
         spares=settings.pyodide_spares,
         queue_timeout_ms=settings.queue_timeout_ms,
         memory_backstop_mb=settings.pyodide_memory_backstop_mb,
+        session_disk_mb=settings.session_disk_mb,
         env=worker_environment(),
     )
 

@@ -559,7 +559,9 @@ class WorkerPool:
                             if isinstance(event, End):
                                 end = event
                                 if session is not None and not message.get("session_alive"):
-                                    self._end_session(session, _ended_by(end.status))
+                                    self._end_session(
+                                        session, _ended_by(end.status, message.get("session_ended"))
+                                    )
                                 elif session is not None:
                                     memory = message.get("session_memory_bytes")
                                     if isinstance(memory, int):
@@ -786,8 +788,14 @@ class WorkerPool:
         task.add_done_callback(self._background.discard)
 
 
-def _ended_by(status: Status) -> str:
-    """Why a turn with this status ended its session."""
+# Why a turn ended its session, when the worker says and the status alone doesn't.
+_WORKER_REASONS = frozenset({"crashed", "disk_quota", "cpu_limit"})
+
+
+def _ended_by(status: Status, said: object = None) -> str:
+    """Why a turn with this status ended its session (``said``: the worker's reason)."""
+    if isinstance(said, str) and said in _WORKER_REASONS:
+        return said
     if status is Status.INTERNAL_ERROR:
         return "crashed"
     if status in (Status.OK, Status.ERROR):

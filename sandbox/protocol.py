@@ -13,9 +13,11 @@ and ``cancel`` with an ``id`` ends that run only.
 
 Sessions (workers whose runtime keeps instances): ``open`` (``session`` id, ``workdir``,
 ``memory_mb``) is answered by ``opened`` or ``open_failed`` (``detail``); ``turn``
-(``session``, ``job``) is answered like ``run``, its ``end`` also saying ``session_alive``
-and ``session_memory_bytes`` (its linear memory then); ``close`` (``session``) gets no
-answer and is idempotent. The worker reads ``open``, ``turn`` and ``close`` in order
+(``session``, ``job``) is answered like ``run``, its ``end`` also saying ``session_alive``,
+``session_memory_bytes`` (its linear memory then) and ``session_ended`` (why the turn
+ended the session when its status doesn't say: ``crashed``, ``disk_quota``,
+``cpu_limit``); ``close`` (``session``) gets no answer and is idempotent.
+The worker reads ``open``, ``turn`` and ``close`` in order
 between jobs; only ``cancel`` jumps the queue (a ``cancel`` naming a ``session`` ends that
 session's turn only, if it is the one running).
 """

@@ -22,10 +22,11 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Literal
 
 from sandbox.jobs import check_relative_path
 
-__all__ = ["FileEntry", "FileTooLarge", "QuotaExceeded", "Workspace"]
+__all__ = ["FileEntry", "FileTooLarge", "QuotaExceeded", "TreeEntry", "Workspace"]
 
 # How far a listing or a size count goes: a guest can make a million empty files.
 _MAX_ENTRIES = 10_000
@@ -47,6 +48,15 @@ class FileEntry:
 
     path: str
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEntry:
+    """A regular file or a directory of the workspace, as :meth:`Workspace.tree` saw it."""
+
+    is_dir: bool
+    size: int
+    mtime_ns: int
 
 
 class Workspace:
@@ -143,6 +153,42 @@ class Workspace:
             else:
                 os.unlink(name, dir_fd=dir_fd)
 
+    def open(self, path: str, mode: Literal["rb", "wb", "ab"]) -> BinaryIO:
+        """The regular file at ``path``, opened without following a link anywhere on the
+        way: for reading, or for writing or appending (its directories made). No quota
+        check: a caller that writes counts the bytes itself."""
+        check_relative_path(path)
+        parts = path.split("/")
+        flags = os.O_NOFOLLOW | os.O_NONBLOCK
+        if mode == "rb":
+            flags |= os.O_RDONLY
+        else:
+            flags |= os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
+        with self._parent(parts, create=mode != "rb") as dir_fd:
+            try:
+                fd = os.open(parts[-1], flags, 0o600, dir_fd=dir_fd)
+            except OSError as exc:
+                raise _not_a_file(path, exc) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise FileNotFoundError(errno.ENOENT, f"{path!r} is not a regular file")
+        return os.fdopen(fd, mode)
+
+    def make_dirs(self, path: str) -> None:
+        """Make the directory at ``path`` and those above it (none through a link)."""
+        check_relative_path(path)
+        parts = path.split("/")
+        with self._parent(parts, create=True) as dir_fd, contextlib.suppress(FileExistsError):
+            os.mkdir(parts[-1], 0o700, dir_fd=dir_fd)
+
+    def tree(self) -> dict[str, TreeEntry]:
+        """Every regular file and directory (links and other kinds left out), by path."""
+        found: dict[str, TreeEntry] = {}
+        for path, info in self._walk_tree():
+            is_dir = stat.S_ISDIR(info.st_mode)
+            found[path] = TreeEntry(is_dir, 0 if is_dir else info.st_size, info.st_mtime_ns)
+        return found
+
     def files(self) -> list[FileEntry]:
         """Every regular file (links and other kinds are left out), sorted by path."""
         return sorted(self._walk(), key=lambda entry: entry.path)
@@ -186,6 +232,11 @@ class Workspace:
             os.close(fd)
 
     def _walk(self) -> Iterator[FileEntry]:
+        for path, info in self._walk_tree():
+            if stat.S_ISREG(info.st_mode):
+                yield FileEntry(path, info.st_size)
+
+    def _walk_tree(self) -> Iterator[tuple[str, os.stat_result]]:
         budget = [_MAX_ENTRIES]
         try:
             root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
@@ -197,7 +248,10 @@ class Workspace:
             os.close(root)
 
 
-def _walk_at(dir_fd: int, prefix: str, budget: list[int], depth: int) -> Iterator[FileEntry]:
+def _walk_at(
+    dir_fd: int, prefix: str, budget: list[int], depth: int
+) -> Iterator[tuple[str, os.stat_result]]:
+    """Regular files and directories below ``dir_fd``, each with its ``lstat``."""
     if depth > _MAX_DEPTH:
         return
     try:
@@ -214,8 +268,9 @@ def _walk_at(dir_fd: int, prefix: str, budget: list[int], depth: int) -> Iterato
             continue
         path = prefix + name
         if stat.S_ISREG(info.st_mode):
-            yield FileEntry(path, info.st_size)
+            yield path, info
         elif stat.S_ISDIR(info.st_mode):
+            yield path, info
             try:
                 child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
             except OSError:

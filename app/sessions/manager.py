@@ -124,8 +124,8 @@ class SessionManager:
         if not isinstance(runner, WorkerPool) or not runner.sessions:
             raise invalid_field(
                 "runtime",
-                f"sessions run on the wasmtime engine's data-stack guest; runtime {runtime!r} "
-                "keeps no sessions on this server (omit runtime or set it to wasmtime)",
+                f"runtime {runtime!r} keeps no sessions on this server (sessions run on "
+                "pyodide and on the wasmtime engine's data-stack guest)",
             )
         limits = checked_limits(ceiling, body.limits.model_dump())
         hosts = checked_hosts(ceiling, body.allowed_hosts)

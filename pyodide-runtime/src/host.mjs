@@ -1,5 +1,6 @@
 // The Deno process of one Pyodide driver: keeps pre-restored workers ready,
-// runs one job at a time in one of them, and throws each away after use.
+// runs one job at a time in one of them, and throws each away after use;
+// or keeps one for a session, parked between its turns.
 // Config (stdin, one JSON object; never argv, which workers could read):
 // {indexURL, snapshot, lockFile, loader, linkPlan, packagesDir, gate, spares,
 // runtimeDir, control, nonce}. Messages travel over the control connection
@@ -14,7 +15,14 @@ const snapshot = await Deno.readFile(config.snapshot);
 const linkPlan = await Deno.readTextFile(config.linkPlan);
 const STREAMS = new Set(["stdout", "stderr"]);
 const FATAL_GRACE_MS = 50;
+// A session worker's park buffer (src/worker.mjs): RUN lets its thread go on,
+// PARKED is what it writes, itself, just before it posts a turn's end.
+const RUN = 0;
+const PARKED = 1;
+const CLOSE = 2;
 const spares = [];
+// Session id -> its worker's entry, kept between turns.
+const sessions = new Map();
 let created = 0;
 let current = null;
 
@@ -39,7 +47,16 @@ function spawn() {
     },
   });
   const interrupt = new SharedArrayBuffer(4);
-  const entry = { worker, number, interrupt: new Int32Array(interrupt), listener: null };
+  // Only this isolate and the worker's own module code hold it: guest code
+  // can't reach it to wake its thread between turns.
+  const park = new SharedArrayBuffer(4);
+  const entry = {
+    worker,
+    number,
+    interrupt: new Int32Array(interrupt),
+    park: new Int32Array(park),
+    listener: null,
+  };
   entry.ready = new Promise((resolve, reject) => {
     worker.onmessage = ({ data }) => {
       if (entry.listener) entry.listener(data);
@@ -68,6 +85,7 @@ function spawn() {
       indexURL: config.indexURL,
       lockFile: config.lockFile,
       interrupt,
+      park,
       gate: config.gate,
     },
     [ownSnapshot.buffer],
@@ -88,33 +106,57 @@ function fromWorker(data) {
     return { t: "display", m: data.m.slice(0, 100), d: data.d };
   }
   if (data?.t === "end" && typeof data.outcome === "string") {
-    const heapBytes = Number.isSafeInteger(data.heapBytes) && data.heapBytes >= 0 ? data.heapBytes : 0;
-    return { t: "end", outcome: data.outcome, heapBytes };
+    return {
+      t: "end",
+      outcome: data.outcome,
+      heapBytes: count(data.heapBytes),
+      memoryBytes: count(data.memoryBytes),
+      exited: data.exited === true,
+    };
+  }
+  // A session's turn: what it changed under /work (the driver checks every path).
+  if (data?.t === "file" && typeof data.p === "string" && data.d instanceof Uint8Array) {
+    return { t: "file", p: data.p, d: data.d.toBase64(), a: data.a === true };
+  }
+  if ((data?.t === "dir" || data?.t === "gone") && typeof data.p === "string") {
+    return { t: data.t, p: data.p };
   }
   if (data?.t === "fatal") return { t: "fatal", message: String(data.message) };
   return { t: "violation", message: "the worker sent a message the host does not accept" };
 }
 
-async function run({ id, job, token, memoryBytes }) {
+function count(value) {
+  return Number.isSafeInteger(value) && value >= 0 ? value : 0;
+}
+
+// A spare, restored and warmed up; null (and the driver told) if it failed.
+async function takeSpare(id) {
   // With no spare ready, start one now; otherwise replace the used one after
   // the run, so that restoring doesn't compete with the run for the CPU.
   if (!spares.length) refill();
   const entry = spares.shift();
   try {
     await entry.ready;
+    return entry;
   } catch (error) {
     entry.worker.terminate();
     refill();
     channel.send({ t: "end", id, failed: `worker failed to start: ${error}` });
-    return;
+    return null;
   }
+}
+
+// Relays one run's (or turn's) messages from its worker until it ends.
+function follow(id, entry) {
   current = { id, entry, aborted: null, timer: null };
   channel.send({ t: "started", id, worker: entry.number, created });
-  const finished = new Promise((resolve) => {
+  return new Promise((resolve) => {
     entry.listener = (data) => {
       const message = fromWorker(data);
       if (message.t === "out") channel.send({ t: "out", id, s: message.s, d: message.d });
       else if (message.t === "display") channel.send({ t: "display", id, m: message.m, d: message.d });
+      else if (message.t === "file") channel.send({ t: "file", id, p: message.p, d: message.d, a: message.a });
+      else if (message.t === "dir" || message.t === "gone") channel.send({ t: message.t, id, p: message.p });
       // A worker's error event and its last message travel apart: os._exit posts "end"
       // and then brings the interpreter down, and the error may be seen first.
       else if (message.t === "fatal") setTimeout(() => resolve(message), FATAL_GRACE_MS);
@@ -122,6 +164,25 @@ async function run({ id, job, token, memoryBytes }) {
     };
     current.finish = resolve;
   });
+}
+
+function sendEnd(id, result, aborted, extra = {}) {
+  if (result.t === "end") {
+    const { outcome, heapBytes, memoryBytes } = result;
+    channel.send({ t: "end", id, outcome, heapBytes, memoryBytes, aborted, ...extra });
+  } else if (result.t === "violation") {
+    channel.send({ t: "end", id, violation: result.message, aborted, ...extra });
+  } else {
+    // The interpreter died under the guest's code (stack overflow, a fatal
+    // error) or was terminated after an abort.
+    channel.send({ t: "end", id, crashed: result.message, aborted, ...extra });
+  }
+}
+
+async function run({ id, job, token, memoryBytes }) {
+  const entry = await takeSpare(id);
+  if (!entry) return;
+  const finished = follow(id, entry);
   entry.worker.postMessage({ op: "run", job, token, memoryBytes });
   const result = await finished;
   entry.listener = () => {};
@@ -129,19 +190,84 @@ async function run({ id, job, token, memoryBytes }) {
   entry.worker.terminate();
   const aborted = current.aborted;
   current = null;
-  if (result.t === "end") {
-    channel.send({ t: "end", id, outcome: result.outcome, heapBytes: result.heapBytes, aborted });
-  } else if (result.t === "violation") {
-    channel.send({ t: "end", id, violation: result.message, aborted });
-  } else {
-    // The interpreter died under the guest's code (stack overflow, a fatal
-    // error) or was terminated after an abort.
-    channel.send({ t: "end", id, crashed: result.message, aborted });
-  }
+  sendEnd(id, result, aborted);
   // The spare is replaced when the driver says so (op "refill"), after it
   // has looked for worker threads the guest started: until then every worker
   // thread numbered above `created` is the guest's. Starting a worker also
   // copies the snapshot (tens of ms), better done after answering anyway.
+}
+
+// A session: a spare worker, kept (with its memory cap) under the session's id.
+async function open({ id, session, memoryBytes }) {
+  const entry = await takeSpare(id);
+  if (!entry) return;
+  // Until its first turn the worker has run only our own code: nothing to park.
+  entry.listener = () => {};
+  entry.memoryBytes = memoryBytes;
+  sessions.set(session, entry);
+  channel.send({ t: "opened", id, worker: entry.number, created });
+}
+
+// One file change for a session's /work, queued for its worker (parked: it
+// applies them in order when its next turn starts, before the turn's code).
+function sync({ session, path, kind, data, append }) {
+  const entry = sessions.get(session);
+  if (!entry) return;
+  if (kind === "file") {
+    const bytes = Uint8Array.fromBase64(data);
+    entry.worker.postMessage({ op: "sync", path, kind, data: bytes, append }, [bytes.buffer]);
+  } else {
+    entry.worker.postMessage({ op: "sync", path, kind });
+  }
+}
+
+async function turn({ id, session, job, token }) {
+  const entry = sessions.get(session);
+  if (!entry) {
+    channel.send({ t: "end", id, failed: "the session's worker is gone", kept: false });
+    return;
+  }
+  const finished = follow(id, entry);
+  // Wake the parked thread, then hand it the job (it queues behind the files sent
+  // in). In this order: RUN written after the job could land after a quick turn's
+  // own PARKED and let its thread go on unparked.
+  Atomics.store(entry.park, 0, RUN);
+  Atomics.notify(entry.park, 0);
+  entry.worker.postMessage({ op: "run", job: { ...job, session: true }, token, memoryBytes: entry.memoryBytes });
+  const result = await finished;
+  entry.listener = () => {};
+  clearTimeout(current.timer);
+  const aborted = current.aborted;
+  current = null;
+  // A real end comes from our module code, which writes PARKED first and then
+  // blocks; guest code can post an "end" too, but can't touch the buffer.
+  const parked = Atomics.load(entry.park, 0) === PARKED;
+  let verdict = result;
+  if (result.t === "end" && !parked && !result.exited) {
+    verdict = { t: "violation", message: "the worker said its turn ended while it was still running" };
+  }
+  const kept = verdict.t === "end" && !verdict.exited && !aborted;
+  if (!kept) {
+    dismiss(entry);
+    sessions.delete(session);
+  }
+  sendEnd(id, verdict, aborted, { kept });
+}
+
+function close({ session }) {
+  const entry = sessions.get(session);
+  if (!entry) return;
+  sessions.delete(session);
+  dismiss(entry);
+}
+
+// Terminate a session's worker, parked or not. Deno's terminate() does not
+// reach a thread blocked in Atomics.wait (measured): the thread is also woken
+// with CLOSE (never RUN), on which it closes itself (src/worker.mjs).
+function dismiss(entry) {
+  Atomics.store(entry.park, 0, CLOSE);
+  entry.worker.terminate();
+  Atomics.notify(entry.park, 0);
 }
 
 function abort({ id, status, graceMs }) {
@@ -160,6 +286,14 @@ let running = Promise.resolve();
 for await (const message of channel.messages()) {
   if (message.op === "run" && Number.isSafeInteger(message.id)) {
     running = running.then(() => run(message));
+  } else if (message.op === "open" && Number.isSafeInteger(message.id) && typeof message.session === "string") {
+    running = running.then(() => open(message));
+  } else if (message.op === "sync" && typeof message.session === "string" && typeof message.path === "string") {
+    running = running.then(() => sync(message));
+  } else if (message.op === "turn" && Number.isSafeInteger(message.id) && typeof message.session === "string") {
+    running = running.then(() => turn(message));
+  } else if (message.op === "close" && typeof message.session === "string") {
+    running = running.then(() => close(message));
   } else if (message.op === "refill") {
     running = running.then(refill);
   } else if (message.op === "abort" && Number.isSafeInteger(message.graceMs)) {

@@ -1,7 +1,22 @@
 // One Web Worker = one fresh Pyodide, restored from the snapshot, used for
-// one run, then terminated by the host. It runs with the permissions the
-// host gave it: read the Pyodide files, reach the egress gate, nothing else.
+// one run, then terminated by the host; or kept for a session's turns, parked
+// between them (see park()). It runs with the permissions the host gave it:
+// read the Pyodide files, reach the egress gate, nothing else.
 import { loadPyodide } from "../node_modules/pyodide/pyodide.mjs";
+import { changesSince, readChanged, takeManifest, WORKDIR } from "./workdir.mjs";
+
+// Taken before any guest code runs: guest code can replace the globals
+// (js.Atomics.wait = ...), never these bindings.
+const { load: atomicLoad, store: atomicStore, wait: atomicWait } = Atomics;
+const post = globalThis.postMessage.bind(globalThis);
+const closeSelf = globalThis.close.bind(globalThis);
+// The park buffer's states (src/host.mjs writes RUN and CLOSE; only this file
+// writes PARKED).
+const RUN = 0;
+const PARKED = 1;
+const CLOSE = 2;
+// Outbound file chunks: well under the control channel's line limit once in base64.
+const CHUNK_BYTES = 4 * 1024 * 1024;
 
 const RUN_JOB = "import _sandlot_pyodide\nawait _sandlot_pyodide.run(_sandlot_job)";
 let pyodide;
@@ -23,11 +38,13 @@ let pendingChars = 0;
 let lastFlush = 0;
 let timer = null;
 let baseHeapBytes = 0;
+// A session's worker: the park buffer, shared with the host only (never on globalThis).
+let parkState = null;
 
 function flush() {
   clearTimeout(timer);
   timer = null;
-  for (const [stream, text] of pending) self.postMessage({ t: "out", s: stream, d: text });
+  for (const [stream, text] of pending) post({ t: "out", s: stream, d: text });
   pending = [];
   pendingChars = 0;
   lastFlush = performance.now();
@@ -47,19 +64,21 @@ function write(stream, text) {
 // before the output goes first, so the stream keeps the run's order.
 self.sandlotDisplay = (mimeType, data) => {
   flush();
-  self.postMessage({ t: "display", m: String(mimeType), d: String(data) });
+  post({ t: "display", m: String(mimeType), d: String(data) });
 };
 
 self.onmessage = async ({ data }) => {
   try {
     if (data.op === "init") await init(data);
     else if (data.op === "run") await run(data);
+    else if (data.op === "sync") sync(data);
   } catch (error) {
-    self.postMessage({ t: "fatal", message: String(error?.stack ?? error) });
+    post({ t: "fatal", message: String(error?.stack ?? error) });
   }
 };
 
-async function init({ module, snapshot, linkPlan, loader, indexURL, lockFile, interrupt, gate }) {
+async function init({ module, snapshot, linkPlan, loader, indexURL, lockFile, interrupt, park, gate }) {
+  parkState = new Int32Array(park);
   // Before Pyodide loads: its pyfetch binds `fetch` when the snapshot is restored.
   routeFetchThroughGate(gate);
   // Instantiate the wasm the host compiled once, and cap heap growth: past
@@ -117,7 +136,7 @@ async function init({ module, snapshot, linkPlan, loader, indexURL, lockFile, in
   pyodide.globals.set("_sandlot_job", JSON.stringify({ code: "pass", result_max_bytes: 1 }));
   await pyodide.runPythonAsync(RUN_JOB);
   baseHeapBytes = pyodide._module.HEAPU8.length;
-  self.postMessage({ t: "ready" });
+  post({ t: "ready" });
 }
 
 async function run({ job, token, memoryBytes }) {
@@ -136,21 +155,106 @@ async function run({ job, token, memoryBytes }) {
   await loadPackages(job);
   // The operator's packages, named in a missing module's error.
   const installed = Object.keys(lock.packages);
+  // A session's turn: what /work held before the turn's files were written, so
+  // that those and everything the code changes go back to the host after it.
+  const before = job.session ? takeManifest(pyodide.FS) : null;
   pyodide.globals.set("_sandlot_job", JSON.stringify({ ...job, installed }));
-  end(await pyodide.runPythonAsync(RUN_JOB));
+  const outcome = await pyodide.runPythonAsync(RUN_JOB);
+  if (!before) {
+    end(outcome);
+    return;
+  }
+  sendChanges(changesSince(pyodide.FS, before));
+  end(outcome, { park: true });
 }
 
-function end(outcome) {
+function end(outcome, { park = false, exited = false } = {}) {
   flush();
   // Wasm memory only grows: what it grew by is the most the run added.
-  const heapBytes = pyodide._module.HEAPU8.length - baseHeapBytes;
-  self.postMessage({ t: "end", outcome, heapBytes });
+  const memoryBytes = pyodide._module.HEAPU8.length;
+  const heapBytes = memoryBytes - baseHeapBytes;
+  if (!park) {
+    post({ t: "end", outcome, heapBytes, memoryBytes, exited });
+    return;
+  }
+  // A session's turn is over: say so, then block this thread until the host
+  // starts the next turn. Nothing the guest left scheduled (timers, promises,
+  // asyncio tasks, proxies called back from JS) runs meanwhile: they wait for
+  // the next turn, and run inside it, metered with it. PARKED is stored before
+  // "end" is posted, so the host can tell this end from one the guest forged
+  // with postMessage (the buffer is out of the guest's reach).
+  atomicStore(parkState, 0, PARKED);
+  post({ t: "end", outcome, heapBytes, memoryBytes, exited });
+  // CLOSE: the host is done with this worker. Deno's terminate() does not reach
+  // a thread blocked in Atomics.wait (measured), so the host also wakes it with
+  // CLOSE, and the worker closes itself (measured: its thread is gone at once);
+  // never back to the event loop, where the guest's timers wait.
+  let state;
+  while ((state = atomicLoad(parkState, 0)) !== RUN) {
+    if (state === CLOSE) closeSelf();
+    atomicWait(parkState, 0, state);
+  }
 }
 
 // os._exit(n) (_sandlot_pyodide.py): the run ends here, with the guest's exit
-// outcome; the host terminates this worker on "end", whatever the interpreter
-// does next.
-globalThis.sandlotHardExit = (outcome) => end(String(outcome));
+// outcome; the host terminates this worker on "end" (a session's too), whatever
+// the interpreter does next.
+globalThis.sandlotHardExit = (outcome) => end(String(outcome), { exited: true });
+
+// A session's files, sent in before a turn (src/host.mjs relays them from the
+// driver): the host's directory is the truth, this file system its copy.
+function sync({ path, kind, data, append }) {
+  const FS = pyodide.FS;
+  const target = `${WORKDIR}/${path}`;
+  if (kind === "gone") {
+    removeTree(FS, target);
+  } else if (kind === "dir") {
+    FS.mkdirTree(target);
+  } else {
+    FS.mkdirTree(target.slice(0, target.lastIndexOf("/")));
+    if (!append) removeTree(FS, target); // a directory or link there gives way
+    const stream = FS.open(target, append ? "a" : "w");
+    try {
+      FS.write(stream, data, 0, data.length);
+    } finally {
+      FS.close(stream);
+    }
+  }
+}
+
+function removeTree(FS, path) {
+  let stat;
+  try {
+    stat = FS.lstat(path);
+  } catch {
+    return; // nothing there
+  }
+  if (FS.isDir(stat.mode)) {
+    for (const name of FS.readdir(path)) {
+      if (name !== "." && name !== "..") removeTree(FS, `${path}/${name}`);
+    }
+    FS.rmdir(path);
+  } else {
+    FS.unlink(path);
+  }
+}
+
+// What the turn changed under /work, out to the host before "end": files in
+// chunks, then directories made and paths removed.
+function sendChanges({ files, dirs, gone }) {
+  for (const path of gone) post({ t: "gone", p: path });
+  for (const path of dirs) post({ t: "dir", p: path });
+  for (const path of files) {
+    const bytes = readChanged(pyodide.FS, path);
+    if (bytes === null) continue;
+    let offset = 0;
+    do {
+      const chunk = bytes.slice(offset, offset + CHUNK_BYTES);
+      post({ t: "file", p: path, d: chunk, a: offset > 0 }, [chunk.buffer]);
+      offset += CHUNK_BYTES;
+    } while (offset < bytes.length);
+  }
+}
 
 // Every fetch goes to the host's egress gate, which decides and forwards.
 // This wrapper routes; it enforces nothing: the worker's net permission

@@ -68,6 +68,9 @@ class SessionRuntime(Runtime, Protocol):
         """The session's linear memory now, bytes; None when unknown."""
         ...
 
+    # Optional: ``session_end_reason(session_id) -> str | None``, why the last turn ended
+    # its session when the turn's status alone doesn't say (``crashed``, ``disk_quota``).
+
 
 _QUEUED_OPS = frozenset({"run", "open", "turn", "close"})
 
@@ -291,13 +294,17 @@ def _serve_queued(
             else:
                 report, alive = _no_sessions(), False
             memory = None
+            reason = None
             if alive and isinstance(runtime, SessionRuntime):
                 memory = runtime.session_memory_bytes(session_id)
+            elif (end_reason := getattr(runtime, "session_end_reason", None)) is not None:
+                reason = end_reason(session_id)
             sink.send(
                 {
                     **protocol.end_message(report),
                     "session_alive": alive,
                     "session_memory_bytes": memory,
+                    "session_ended": reason,
                 }
             )
         else:

@@ -1,8 +1,11 @@
-"""/v1/sessions over HTTP on the real engine (the data-stack guest): state kept between
-turns, files in and out, each way a session ends, ownership, isolation, capacity."""
+"""/v1/sessions over HTTP on the real engines (the wasmtime data-stack guest, and Pyodide):
+state kept between turns, files in and out, each way a session ends, ownership, isolation,
+capacity. Tests that hold for both engines run on each (the ``runtime`` fixture); the rest
+say which engine they are about."""
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import json
 import os
@@ -17,7 +20,7 @@ import pytest
 
 from tests.conftest import Service
 
-pytestmark = pytest.mark.usefixtures("artifacts")
+pytestmark = pytest.mark.usefixtures("artifacts", "pyodide_artifacts")
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +33,7 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         sessions_max_per_key="3",
         session_sweep_ms="100",
         session_disk_mb="1",
-        pyodide_enabled="false",
+        pyodide_pool_size="1",
     )
     yield service
     service.close()
@@ -42,22 +45,39 @@ def admin(svc: Service) -> Iterator[httpx.Client]:
         yield client
 
 
-def tenant(admin: httpx.Client, svc: Service) -> httpx.Client:
+class Tenant(httpx.Client):
+    """A client holding a key of a new namespace; its sessions are on ``runtime``."""
+
+    runtime: str | None = None
+
+
+def tenant(admin: httpx.Client, svc: Service, runtime: str | None = None) -> Tenant:
     """A client holding a key of a new namespace (close it)."""
     name = "ses-" + secrets.token_hex(4)
     assert admin.post("/v1/namespaces", json={"name": name}).status_code == 201
     key = admin.post(f"/v1/namespaces/{name}/keys", json={}).json()["key"]
-    return httpx.Client(base_url=svc.url, timeout=60, headers={"authorization": f"Bearer {key}"})
+    own = Tenant(base_url=svc.url, timeout=60, headers={"authorization": f"Bearer {key}"})
+    own.runtime = runtime
+    return own
+
+
+@pytest.fixture(params=["wasmtime", "pyodide"])
+def runtime(request: pytest.FixtureRequest) -> str:
+    engine: str = request.param
+    return engine
 
 
 @pytest.fixture
-def client(admin: httpx.Client, svc: Service) -> Iterator[httpx.Client]:
+def client(admin: httpx.Client, svc: Service, runtime: str) -> Iterator[Tenant]:
     # A namespace of its own per test: the per-key cap never carries over between tests.
-    with tenant(admin, svc) as own:
+    with tenant(admin, svc, runtime) as own:
         yield own
 
 
 def open_session(client: httpx.Client, **fields: Any) -> str:
+    engine = getattr(client, "runtime", None)
+    if engine is not None:
+        fields.setdefault("runtime", engine)
     made = client.post("/v1/sessions", json=fields)
     assert made.status_code == 201, made.text
     session_id: str = made.json()["id"]
@@ -78,12 +98,15 @@ def error_of(response: httpx.Response, status: int) -> str:
     return message
 
 
-def test_globals_imports_and_data_persist_across_turns(client: httpx.Client) -> None:
+def test_globals_imports_and_data_persist_across_turns(client: Tenant) -> None:
     session_id = open_session(client)
     assert turn(client, session_id, "x = 41")["status"] == "ok"
     assert turn(client, session_id, "x + 1")["result"]["json"] == 42
-    turn(client, session_id, "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})")
-    assert turn(client, session_id, "int(df.a.sum())")["result"]["json"] == 6
+    if client.runtime == "wasmtime":
+        turn(client, session_id, "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})")
+    else:
+        turn(client, session_id, "import statistics\nclass Frame:\n    a = [1, 2, 3]\ndf = Frame()")
+    assert turn(client, session_id, "int(sum(df.a))")["result"]["json"] == 6
     turn(client, session_id, "def double(v):\n    return v * 2")
     assert turn(client, session_id, "double(x)")["result"]["json"] == 82
     # random.seed() in one turn holds in the next, as in a notebook.
@@ -94,8 +117,10 @@ def test_globals_imports_and_data_persist_across_turns(client: httpx.Client) -> 
     described = client.get(f"/v1/sessions/{session_id}").json()
     assert described["state"] == "open"
     assert described["usage"]["turns"] == 10
-    assert described["runtime"] == "wasmtime"
-    assert described["memory_bytes"] > 100 * 1024 * 1024  # the guest's image and the frame
+    assert described["runtime"] == client.runtime
+    # The guest's image and the data: about 215 MiB on the data stack, 30 on Pyodide.
+    image = 100 if client.runtime == "wasmtime" else 16
+    assert described["memory_bytes"] > image * 1024 * 1024
 
 
 def test_an_error_keeps_the_session(client: httpx.Client) -> None:
@@ -163,10 +188,15 @@ def test_a_client_that_leaves_mid_turn_ends_the_session(client: httpx.Client) ->
     assert described["ended_reason"] == "canceled"
 
 
-def test_memory_is_the_sessions_and_running_out_ends_it(client: httpx.Client) -> None:
-    session_id = open_session(client, memory_mb=64)
-    turn(client, session_id, "import numpy as np\nkept = np.zeros(4 * 1024 * 1024)")  # 32 MiB
-    answer = turn(client, session_id, "more = np.zeros(8 * 1024 * 1024)")  # 64 MiB more
+def test_memory_is_the_sessions_and_running_out_ends_it(client: Tenant) -> None:
+    if client.runtime == "wasmtime":  # memory_mb on top of the guest's own image
+        session_id = open_session(client, memory_mb=64)
+        turn(client, session_id, "import numpy as np\nkept = np.zeros(4 * 1024 * 1024)")  # 32 MiB
+        answer = turn(client, session_id, "more = np.zeros(8 * 1024 * 1024)")  # 64 MiB more
+    else:  # Pyodide: memory_mb caps its whole heap (about 30 MiB at the start)
+        session_id = open_session(client, memory_mb=96)
+        turn(client, session_id, "kept = bytearray(20 * 2**20)")
+        answer = turn(client, session_id, "more = bytearray(60 * 2**20)")
     assert answer["status"] == "memory_limit"
     assert answer["session"]["ended_reason"] == "memory_limit"
     per_turn = client.post(
@@ -200,10 +230,12 @@ def test_files_in_and_out(client: httpx.Client) -> None:
     answer = turn(
         client,
         session_id,
-        "import pandas as pd\n"
-        "totals = pd.read_csv('data/sales.csv').groupby('city').sales.sum()\n"
-        "totals.to_csv('totals.csv')\n"
-        "{k: int(v) for k, v in totals.items()}",
+        "import csv, collections\ntotals = collections.Counter()\n"
+        "for row in csv.DictReader(open('data/sales.csv')):\n"
+        "    totals[row['city']] += int(row['sales'])\n"
+        "lines = [f'{k},{v}\\n' for k, v in sorted(totals.items())]\n"
+        "open('totals.csv', 'w').write('city,sales\\n' + ''.join(lines))\n"
+        "dict(sorted(totals.items()))",
         return_files=["totals.csv"],
     )
     assert answer["result"]["json"] == {"Lima": 4, "Oslo": 8}
@@ -248,7 +280,16 @@ def test_file_paths_that_leave_the_directory_are_refused(
     assert not (svc.data_dir / "scratch" / "escape.txt").exists()
 
 
-def test_links_the_code_made_are_never_followed(client: httpx.Client, svc: Service) -> None:
+def test_links_the_code_made_are_never_followed(client: Tenant, svc: Service) -> None:
+    if client.runtime == "pyodide":
+        # Its links live in the interpreter's memory, pointing nowhere on the host, and
+        # never leave it.
+        session_id = open_session(client)
+        made = turn(client, session_id, "import os\nos.symlink('/etc/passwd', 'link')\n1")
+        assert made["status"] == "ok", made
+        assert client.get(f"/v1/sessions/{session_id}/files/link").status_code == 404
+        assert client.get(f"/v1/sessions/{session_id}/files").json()["files"] == []
+        return
     outside = svc.data_dir / "outside"
     outside.mkdir(exist_ok=True)
     (outside / "secret.txt").write_text("host secret")
@@ -333,18 +374,18 @@ def test_sessions_are_isolated_from_each_other(client: httpx.Client) -> None:
 
 def test_a_resource_bomb_in_one_session_leaves_another_intact(client: httpx.Client) -> None:
     calm, bomb = open_session(client), open_session(client, limits={"cpu_ms": 1500})
-    turn(client, calm, "import pandas as pd\ndf = pd.DataFrame({'v': range(1000)})")
+    turn(client, calm, "class Frame:\n    v = list(range(1000))\ndf = Frame()")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         burning = pool.submit(
             turn, client, bomb, "blobs = []\nwhile True:\n    blobs.append(bytearray(10**6))"
         )
         time.sleep(0.3)
-        answers = [turn(client, calm, "int(df.v.sum())")["result"]["json"] for _ in range(3)]
+        answers = [turn(client, calm, "int(sum(df.v))")["result"]["json"] for _ in range(3)]
         ended = burning.result()
     assert answers == [499500] * 3
     assert ended["status"] in ("memory_limit", "cpu_limit")
     assert ended["session"]["state"] == "ended"
-    assert turn(client, calm, "len(df)")["result"]["json"] == 1000
+    assert turn(client, calm, "len(df.v)")["result"]["json"] == 1000
 
 
 def test_one_turn_at_a_time(client: httpx.Client) -> None:
@@ -405,13 +446,31 @@ def test_requests_are_checked_against_the_ceiling(client: httpx.Client) -> None:
         ({"idle_timeout_s": 10**9}, "idle_timeout_s"),
         ({"max_lifetime_s": 10**9}, "max_lifetime_s"),
         ({"allowed_hosts": ["127.0.0.1"]}, "allowed_hosts"),
-        ({"runtime": "pyodide"}, "runtime"),
+        ({"runtime": "nodejs"}, "runtime"),
         ({"limits": {"memory_mb": 128}}, "limits.memory_mb"),
     ]
     for body, field in cases:
         refused = client.post("/v1/sessions", json=body)
         assert refused.status_code == 422, (body, refused.text)
         assert refused.json()["error"]["details"][0]["field"] == field, refused.text
+
+
+def test_outputs_come_back_like_executes(client: httpx.Client) -> None:
+    session_id = open_session(client)
+    turn(
+        client, session_id, "class Card:\n    def _repr_html_(self):\n        return '<b>card</b>'"
+    )
+    answer = turn(
+        client,
+        session_id,
+        "import sandlot\nprint('before')\nsandlot.display(b'\\x89PNG', mime_type='image/png')\n"
+        "Card()",
+    )
+    assert answer["stdout"] == "before\n"
+    assert answer["outputs"] == [
+        {"mime_type": "image/png", "data": base64.b64encode(b"\x89PNG").decode()},
+        {"mime_type": "text/html", "data": "<b>card</b>"},
+    ]
 
 
 def test_a_turn_streams_like_execute(client: httpx.Client) -> None:
@@ -451,7 +510,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         sessions_max_open="2",
         sessions_shed_idle_s="2",
         session_sweep_ms="100",
-        pyodide_enabled="false",
+        pyodide_pool_size="1",
     )
     yield service
     service.close()
@@ -472,13 +531,14 @@ def test_a_full_server_sheds_the_longest_idle_session(small: Service) -> None:
 
 
 @pytest.mark.slow
-def test_sessions_die_with_their_worker_process(small: Service) -> None:
+@pytest.mark.parametrize("runtime", ["wasmtime", "pyodide"])
+def test_sessions_die_with_their_worker_process(small: Service, runtime: str) -> None:
     with small.client() as client:
         for listed in client.get("/v1/sessions").json()["sessions"]:
             client.delete(f"/v1/sessions/{listed['id']}")
-        session_id = open_session(client)
+        session_id = open_session(client, runtime=runtime)
         turn(client, session_id, "x = 1")
-        for pid in small.worker_pids():  # the stack workers only: pyodide is off
+        for pid in small.worker_pids():  # every engine's worker processes
             os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -514,3 +574,44 @@ def test_a_cancel_for_one_session_leaves_the_others_turn_alone(client: httpx.Cli
         time.sleep(0.3)
         assert client.delete(f"/v1/sessions/{idle}").status_code == 204
         assert slow.result()["result"]["json"] == "done"
+
+
+# -- Pyodide: what a guest leaves scheduled, and idle sessions ------------------------
+
+
+def test_a_pyodide_timer_left_running_does_not_run_between_turns(
+    admin: httpx.Client, svc: Service
+) -> None:
+    with tenant(admin, svc, "pyodide") as client:
+        session_id = open_session(client)
+        made = turn(
+            client,
+            session_id,
+            "import js, time\nfrom pyodide.ffi import create_proxy\n"
+            "def tick(*args):\n    with open('ticks.txt', 'a') as out:\n"
+            "        out.write(f'{time.time()}\\n')\n"
+            "js.setInterval(create_proxy(tick), 10)\nopen('ticks.txt', 'w').close()",
+        )
+        assert made["session"]["state"] == "open", made
+        ended = time.time()
+        time.sleep(1.0)  # a timer that ran now would write about 100 lines
+        resumed = time.time()
+        # The host's copy: what the timer wrote during the turn, if anything, no more.
+        copied = client.get(f"/v1/sessions/{session_id}/files/ticks.txt").content.split()
+        assert len(copied) <= 2 and all(float(t) < ended for t in copied), copied
+        answer = turn(client, session_id, "[float(t) for t in open('ticks.txt').read().split()]")
+        ticks = answer["result"]["json"]
+        assert [t for t in ticks if ended + 0.05 < t < resumed] == []
+        assert len(ticks) <= len(copied) + 2, ticks  # it fires again inside this turn
+
+
+def test_idle_pyodide_sessions_pin_no_worker_process(admin: httpx.Client, svc: Service) -> None:
+    with tenant(admin, svc, "pyodide") as client:
+        # Three sessions on a pool of one Pyodide worker process, all idle.
+        sessions = [open_session(client) for _ in range(3)]
+        for number, session_id in enumerate(sessions):
+            turn(client, session_id, f"mine = {number}")
+        for _ in range(3):
+            run = client.post("/v1/execute", json={"code": "1 + 1", "runtime": "pyodide"})
+            assert run.status_code == 200 and run.json()["result"]["json"] == 2, run.text
+        assert [turn(client, s, "mine")["result"]["json"] for s in sessions] == [0, 1, 2]

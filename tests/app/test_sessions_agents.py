@@ -113,11 +113,23 @@ def test_a_session_over_mcp(service: Service) -> None:
     asyncio.run(main())
 
 
-def test_pyodide_keeps_no_sessions_and_says_so(client: httpx.Client) -> None:
-    refused = client.post("/v1/sessions", json={"runtime": "pyodide"})
-    assert refused.status_code == 422, refused.text
-    error = refused.json()["error"]
-    assert error["details"][0]["field"] == "runtime"
-    assert "keeps no sessions" in error["message"]
-    tool = call(client, "create_session", {"runtime": "pyodide"})
-    assert tool["is_error"] is True and "keeps no sessions" in tool["text"]
+def test_a_pyodide_session_through_the_tools(client: httpx.Client) -> None:
+    made = call(client, "create_session", {"runtime": "pyodide"})
+    assert made["is_error"] is False, made
+    session_id = made["result"]["id"]
+    assert client.get(f"/v1/sessions/{session_id}").json()["runtime"] == "pyodide"
+    call(client, "upload_file", {"session_id": session_id, "path": "in.txt", "content": "41"})
+    call(
+        client,
+        "run_in_session",
+        {"session_id": session_id, "code": "import sys\nn = int(open('in.txt').read())"},
+    )
+    answer = call(
+        client,
+        "run_in_session",
+        {"session_id": session_id, "code": "open('out.txt', 'w').write(str(n + 1))\nsys.platform"},
+    )
+    assert answer["result"]["result"]["json"] == "emscripten"
+    downloaded = call(client, "download_file", {"session_id": session_id, "path": "out.txt"})
+    assert downloaded["result"]["text"] == "42"
+    assert call(client, "close_session", {"session_id": session_id})["is_error"] is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 import pytest
 
@@ -48,10 +49,11 @@ def test_a_session_keeps_state_and_files(service: Service) -> None:
     assert session_id.startswith("ses_")
 
 
-def test_an_async_session(service: Service) -> None:
+@pytest.mark.parametrize("runtime", ["wasmtime", "pyodide"])
+def test_an_async_session(service: Service, runtime: Literal["wasmtime", "pyodide"]) -> None:
     async def main() -> None:
         async with AsyncSandlot(service.url, ADMIN_KEY, timeout=60) as sandlot:
-            async with sandlot.session() as session:
+            async with sandlot.session(runtime=runtime) as session:
                 await session.upload("x.txt", b"forty-one")
                 await session.run("n = len(open('x.txt').read())")
                 answer = await session.run("n + 32")

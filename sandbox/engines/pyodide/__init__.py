@@ -2,7 +2,7 @@
 
 ``build`` makes the snapshot; ``create_runner`` starts a pool of worker
 processes, each driving one Deno process whose Web Workers hold pre-restored
-interpreters, one per run.
+interpreters, one per run, or one per session for all its turns.
 """
 
 from __future__ import annotations
@@ -31,12 +31,15 @@ def create_runner(
     queue_timeout_ms: int = 2_000,
     kill_grace_ms: int = 1_000,
     memory_backstop_mb: int = 4096,
+    session_disk_mb: int = 512,
     env: Mapping[str, str] | None = None,
 ) -> WorkerPool:
     """A pool of ``size`` Deno-driving worker processes. Call ``start()`` on it.
 
     ``deno_dir`` is Deno's own cache, shared by the workers and kept across
     restarts: its V8 code cache saves each fresh Pyodide worker about 95 ms.
+    ``session_disk_mb``: the most a session's turn may leave in its directory (past it,
+    the session ends ``disk_quota``).
 
     Raises EngineUnavailable if the artifacts are missing.
     """
@@ -52,6 +55,8 @@ def create_runner(
         str(memory_backstop_mb),
         "--deno-dir",
         str(deno_dir),
+        "--session-disk-mb",
+        str(session_disk_mb),
     )
     config = PoolConfig(
         command=command,
@@ -60,5 +65,6 @@ def create_runner(
         queue_timeout_ms=queue_timeout_ms,
         kill_grace_ms=kill_grace_ms,
         env={**(env or {}), "PYTHONUNBUFFERED": "1"},
+        sessions=True,
     )
     return WorkerPool(ENGINE_NAME, config, LockFilePackages(artifacts.layout.lock_file))

@@ -42,6 +42,11 @@ _SHAPES: dict[str, dict[str, type | tuple[type, ...]]] = {
     "out": {"id": int, "s": str, "d": str},
     "display": {"id": int, "m": str, "d": str},
     "end": {"id": int},
+    # Sessions: a worker kept for one, and what a turn changed under /work.
+    "opened": {"id": int, "worker": int, "created": int},
+    "file": {"id": int, "p": str, "d": str},
+    "dir": {"id": int, "p": str},
+    "gone": {"id": int, "p": str},
 }
 
 

@@ -28,6 +28,17 @@ Nothing a guest starts may outlive its run. A Web Worker thread the host did
 not create (guest code can make one through ``node:worker_threads``) ends the
 run as an ``error`` (``SandboxViolation``) and takes the whole Deno process
 with it; so does anything on the control channel that the host never sends.
+
+Sessions (docs/sessions.md): :meth:`PyodideRuntime.open_session` keeps a spare
+worker for the session instead of throwing it away. A turn runs in it like a run
+(same limits, same metering of its thread), and ends with the worker parking its
+own thread in ``Atomics.wait`` on a buffer only the host holds: nothing the guest
+left scheduled runs until the next turn, where it is metered with that turn. The
+thread's CPU time while parked is the backstop: a session whose worker used more
+than ``_PARKED_CPU_MS`` between turns is ended (``cpu_limit``), by the next turn or
+by a watchdog thread, whichever looks first. The worker's in-memory ``/work`` is
+kept in step with the session's directory on the host (``mirror.py``). Many idle
+sessions share one Deno process; a turn takes the process like a run does.
 """
 
 from __future__ import annotations
@@ -40,10 +51,11 @@ import json
 import logging
 import queue
 import secrets
+import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -51,6 +63,7 @@ from sandbox.engines.pyodide import proc
 from sandbox.engines.pyodide.control import ControlChannel, HostMessage, ProtocolViolation
 from sandbox.engines.pyodide.deno import RuntimeLayout, deno_env, host_argv, host_config
 from sandbox.engines.pyodide.gateway import GateServer
+from sandbox.engines.pyodide.mirror import DirectoryMirror
 from sandbox.errors import EngineUnavailable
 from sandbox.events import GuestError, RunReport, Status, Usage
 from sandbox.jobs import Job
@@ -68,6 +81,27 @@ _INTERRUPT_GRACE_MS = 500
 _KILL_AFTER_S = 2.0
 _START_TIMEOUT_S = 60
 _STDERR_LINES = 20
+# A parked session worker's thread may use this much CPU between turns (it should use
+# none: it is blocked in Atomics.wait); more, and the session is ended.
+_PARKED_CPU_MS = 50.0
+_WATCH_S = 0.5
+# What one idle session adds to its Deno process beyond its wasm heap (a V8 isolate with
+# Pyodide's JS side: about 38 MiB of JS heap, 80-90 MiB in all, measured; BENCHMARKS.md):
+# the memory backstop grows by this plus the session's memory cap.
+_SESSION_OVERHEAD_BYTES = 128 * MIB
+
+
+@dataclass(slots=True)
+class _Session:
+    """A session's worker in the Deno host, kept between turns."""
+
+    id: str
+    worker: int
+    mirror: DirectoryMirror
+    memory_cap_bytes: int
+    thread: Path | None = None
+    parked_cpu_ms: float = 0.0
+    memory_bytes: int | None = None
 
 
 @dataclass(slots=True)
@@ -88,6 +122,8 @@ class _RunState:
     cpu_ms: float = 0.0
     rss_peak: int = 0
     display_error: str | None = None  # an output the guest sent was malformed
+    session: _Session | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class PyodideRuntime:
@@ -103,6 +139,7 @@ class PyodideRuntime:
         *,
         spares: int = 1,
         memory_backstop_bytes: int = 4096 * MIB,
+        session_disk_bytes: int = 512 * MIB,
     ) -> None:
         if spares < 1:
             raise ValueError(f"spares must be at least 1, got {spares}")
@@ -110,6 +147,17 @@ class PyodideRuntime:
         self._deno_dir = deno_dir
         self._spares = spares
         self._backstop = memory_backstop_bytes
+        self._session_disk_bytes = session_disk_bytes
+        # Sessions' workers in the current Deno process; why those that ended since
+        # their last turn ended (told to their next turn). Guarded by _sessions_lock:
+        # the watchdog thread reads and ends parked ones.
+        self._sessions: dict[str, _Session] = {}
+        self._ended: dict[str, str] = {}
+        self._sessions_lock = threading.Lock()
+        self._turning: str | None = None
+        self._closed = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self._end_reason: str | None = None
         self._gate = GateServer()
         self._run: _RunState | None = None
         self._run_ids = itertools.count(1)
@@ -175,7 +223,17 @@ class PyodideRuntime:
     def _restart_deno(self, why: str) -> None:
         log.warning("restarting the Deno host: %s", why)
         self._kill_deno()
+        self._lose_sessions()
         self._start_deno()
+
+    def _lose_sessions(self) -> None:
+        """The Deno process is gone: so are its sessions' workers (``crashed``)."""
+        with self._sessions_lock:
+            for session_id in self._sessions:
+                self._ended.setdefault(session_id, "crashed")
+            if self._sessions:
+                log.warning("%d sessions lost with their Deno process", len(self._sessions))
+            self._sessions.clear()
 
     def prepare(self) -> None:
         """Deno keeps its own spare workers; restart it if it died or kept a run's memory.
@@ -187,11 +245,20 @@ class PyodideRuntime:
         if self._proc is None or self._proc.poll() is not None:
             if self._proc is not None:
                 log.warning("the Deno host exited; last stderr lines: %s", " | ".join(self._stderr))
+                self._kill_deno()  # closes its control channel
+                self._lose_sessions()
             self._start_deno()
-        elif self._rss() > self._backstop:
+        elif self._rss() > self._backstop_bytes():
             self._restart_deno(f"it kept {self._rss() >> 20} MB after a run")
 
+    def _backstop_bytes(self) -> int:
+        """The process's memory backstop: the engine's, plus what its sessions may hold."""
+        with self._sessions_lock:
+            caps = [s.memory_cap_bytes for s in self._sessions.values()]
+        return self._backstop + sum(caps) + len(caps) * _SESSION_OVERHEAD_BYTES
+
     def close(self) -> None:
+        self._closed.set()
         started, channel = self._proc, self._channel
         if channel is not None:
             channel.send({"op": "exit"})
@@ -215,6 +282,182 @@ class PyodideRuntime:
         )
 
     def run(self, job: Job, sink: FrameSink) -> RunReport:
+        self.prepare()
+        report, _ = self._execute(job, sink, None)
+        return report
+
+    # -- sessions ----------------------------------------------------------
+
+    def open_session(self, session_id: str, workdir: Path, memory_mb: int) -> None:
+        """Keep a worker for the session, its ``/work`` mirrored to ``workdir`` (made
+        here; it must not exist yet), its wasm heap capped at ``memory_mb`` for life.
+
+        Raises ValueError for a session id in use or a directory that exists,
+        EngineUnavailable when the Deno host can't give a worker.
+        """
+        if session_id in self._sessions:
+            raise ValueError(f"session {session_id} is already open")
+        try:
+            workdir.mkdir(mode=0o700)
+        except FileExistsError:
+            raise ValueError(f"session directory {workdir} exists already") from None
+        try:
+            self.prepare()
+            request_id = next(self._run_ids)
+            self._send(
+                {
+                    "op": "open",
+                    "id": request_id,
+                    "session": session_id,
+                    "memoryBytes": memory_mb * MIB,
+                }
+            )
+            opened = self._reply(request_id)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        # The spare it took is replaced now (no guest code has run in it yet).
+        self._send({"op": "refill"})
+        session = _Session(
+            id=session_id,
+            worker=int(opened["worker"]),
+            mirror=DirectoryMirror(workdir, self._session_disk_bytes),
+            memory_cap_bytes=memory_mb * MIB,
+        )
+        session.thread = proc.worker_threads(self._pid()).get(session.worker)
+        session.parked_cpu_ms = proc.thread_cpu_ms(session.thread)
+        with self._sessions_lock:
+            self._sessions[session_id] = session
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(
+                target=self._watch_parked, name="sandlot-parked-watch", daemon=True
+            )
+            self._watchdog.start()
+
+    def _reply(self, request_id: int) -> HostMessage:
+        """The host's ``opened`` for ``request_id``; raises EngineUnavailable otherwise."""
+        channel = self._channel
+        if channel is None:
+            raise EngineUnavailable("the Deno host is not running")
+        try:
+            message = channel.messages.get(timeout=_START_TIMEOUT_S)
+        except queue.Empty:
+            message = ProtocolViolation("no answer to an open in time")
+        if isinstance(message, dict) and message.get("id") == request_id:
+            if message["t"] == "opened":
+                return message
+            if message["t"] == "end" and message.get("failed"):
+                raise EngineUnavailable(f"no Pyodide worker for the session: {message['failed']}")
+        log.error("the Deno host answered an open with %s", message)
+        self._restart_deno("it did not answer an open")
+        raise EngineUnavailable("the Pyodide host failed while opening a session")
+
+    def run_turn(self, session_id: str, job: Job, sink: FrameSink) -> tuple[RunReport, bool]:
+        """One turn in the session's worker (``job.limits.memory_mb`` aside: the session's
+        cap holds): the report, and whether the session lives on (if not,
+        :meth:`session_end_reason` may say why)."""
+        self._end_reason = None
+        with self._sessions_lock:
+            session = self._sessions.get(session_id)
+            self._turning = session_id if session is not None else None
+        try:
+            return self._turn(session_id, session, job, sink)
+        finally:
+            # Only now: the watchdog must not read this turn's CPU time as parked time.
+            self._turning = None
+
+    def _turn(
+        self, session_id: str, session: _Session | None, job: Job, sink: FrameSink
+    ) -> tuple[RunReport, bool]:
+        if session is not None and self._burned_while_parked(session):
+            self._drop_session(session, "cpu_limit", close=True)
+            session = None
+        if session is not None:
+            self.prepare()  # a Deno restarted here takes the session with it
+            if session_id not in self._sessions:
+                session = None
+        if session is None:
+            reason = self._ended.pop(session_id, "crashed")
+            self._end_reason = reason
+            return _ended_before(session_id, reason), False
+        report, end = self._execute(job, sink, session)
+        kept = end.get("kept") is True and session.id in self._sessions
+        alive = kept and report.status in (Status.OK, Status.ERROR)
+        if alive and session.mirror.over_quota:
+            alive, self._end_reason = False, "disk_quota"
+        elif report.status in (Status.OK, Status.ERROR) and (
+            end.get("violation") or end.get("crashed") or end.get("failed")
+        ):
+            self._end_reason = "crashed"  # not the code's own os._exit()
+        if not alive:
+            self._drop_session(session, None, close=kept)
+            return report, False
+        session.mirror.settle()
+        memory = end.get("memoryBytes")
+        session.memory_bytes = memory if isinstance(memory, int) and memory > 0 else None
+        if session.thread is None:
+            session.thread = proc.worker_threads(self._pid()).get(session.worker)
+        session.parked_cpu_ms = proc.thread_cpu_ms(session.thread)
+        return report, True
+
+    def session_end_reason(self, session_id: str) -> str | None:
+        """Why the last turn ended its session, when its status alone doesn't say
+        (``crashed``, ``disk_quota``, ``cpu_limit`` used while parked); else None."""
+        return self._end_reason
+
+    def close_session(self, session_id: str) -> None:
+        """Drop the session's worker. Idempotent."""
+        self._ended.pop(session_id, None)
+        with self._sessions_lock:
+            session = self._sessions.get(session_id)
+        if session is not None:
+            self._drop_session(session, None, close=True)
+
+    def session_memory_bytes(self, session_id: str) -> int | None:
+        """The session's wasm heap after its last turn, bytes (None when unknown)."""
+        session = self._sessions.get(session_id)
+        return session.memory_bytes if session is not None else None
+
+    def _drop_session(self, session: _Session, reason: str | None, *, close: bool) -> None:
+        with self._sessions_lock:
+            if self._sessions.pop(session.id, None) is None:
+                return
+            if reason is not None:
+                self._ended[session.id] = reason
+        if close:
+            self._send({"op": "close", "session": session.id})
+
+    def _burned_while_parked(self, session: _Session) -> bool:
+        used = proc.thread_cpu_ms(session.thread) - session.parked_cpu_ms
+        if used > _PARKED_CPU_MS:
+            log.warning(
+                "session %s: its parked worker used %.0f ms of CPU between turns; ending it",
+                session.id,
+                used,
+            )
+            return True
+        return False
+
+    def _watch_parked(self) -> None:
+        """The backstop between turns: end sessions whose parked worker uses the CPU."""
+        while not self._closed.wait(_WATCH_S):
+            with self._sessions_lock:
+                parked = [s for s in self._sessions.values() if s.id != self._turning]
+            for session in parked:
+                if not self._burned_while_parked(session):
+                    continue
+                with self._sessions_lock:
+                    # A turn may have begun since: it reads the clock itself.
+                    if session.id == self._turning or self._sessions.get(session.id) is not session:
+                        continue
+                    del self._sessions[session.id]
+                    self._ended[session.id] = "cpu_limit"
+                self._send({"op": "close", "session": session.id})
+
+    def _execute(
+        self, job: Job, sink: FrameSink, session: _Session | None
+    ) -> tuple[RunReport, HostMessage]:
+        """Run ``job`` (a turn of ``session``, when given): its report and the host's end."""
         started = time.monotonic()
         run = _RunState(
             id=next(self._run_ids),
@@ -222,9 +465,9 @@ class PyodideRuntime:
             sink=sink,
             meter=OutputMeter(job.limits.output_bytes, sink.output),
             deadline=started + job.limits.wall_ms / 1000,
+            session=session,
         )
         token = secrets.token_urlsafe(24)
-        self.prepare()
         self._run = run
 
         def budget() -> bool:
@@ -238,12 +481,17 @@ class PyodideRuntime:
             with self._gate.register(
                 token, job.egress, deadline=run.deadline, budget=budget, on_record=sink.subrequest
             ):
+                if session is not None:
+                    for change in session.mirror.inbound():
+                        self._send({"op": "sync", "session": session.id, **change})
+                    request: dict[str, Any] = {"op": "turn", "session": session.id}
+                else:
+                    request = {"op": "run", "memoryBytes": job.limits.memory_mb * MIB}
                 self._send(
                     {
-                        "op": "run",
+                        **request,
                         "id": run.id,
                         "token": token,
-                        "memoryBytes": job.limits.memory_mb * MIB,
                         "job": {
                             "code": job.code,
                             "stdin": job.stdin,
@@ -311,8 +559,8 @@ class PyodideRuntime:
             output_truncated=run.meter.truncated,
         )
         if job.return_files:
-            return replace(ended, files=files or ())
-        return ended
+            ended = replace(ended, files=files or ())
+        return ended, end
 
     def _follow(self, run: _RunState) -> HostMessage:
         """Relay the run's messages until it ends; enforce the limits on every tick."""
@@ -347,6 +595,8 @@ class PyodideRuntime:
                     self.abort(Status.OUTPUT_LIMIT)
             elif kind == "display":
                 self._display(run, message["m"], message["d"])
+            elif kind in ("file", "dir", "gone"):
+                self._changed(run, message)
             if self._foreign_workers(run):
                 self._restart_deno("guest code started a Worker")
                 return {"t": "end", "violation": _WORKER_VIOLATION}
@@ -371,6 +621,18 @@ class PyodideRuntime:
             return
         run.sink.flush()
         run.sink.display(output)
+
+    def _changed(self, run: _RunState, message: HostMessage) -> None:
+        """A file change a turn made under /work: copied to the session's directory."""
+        if run.session is None or run.abort_status is not None:
+            return  # a run's worker has no business sending these: ignored
+        mirror = run.session.mirror
+        if message["t"] == "file":
+            mirror.receive_file(message["p"], message["d"], message.get("a") is True)
+        elif message["t"] == "dir":
+            mirror.receive_dir(message["p"])
+        else:
+            mirror.receive_gone(message["p"])
 
     def _begin(self, run: _RunState, worker: int, created: int) -> bool:
         """Note the run's worker; False (and a fresh Deno) if its guest already started one.
@@ -436,7 +698,7 @@ class PyodideRuntime:
             self.abort(Status.WALL_LIMIT)
         elif run.cpu_ms > run.job.limits.cpu_ms:
             self.abort(Status.CPU_LIMIT)
-        elif run.rss_peak > self._backstop:
+        elif run.rss_peak > self._backstop_bytes():
             log.warning("the Deno host is over its memory backstop; killing it")
             run.abort_status = run.abort_status or Status.MEMORY_LIMIT
             run.aborted_at = 0.0  # restart on this tick's check
@@ -463,6 +725,15 @@ _WORKER_VIOLATION = (
     "the code started a Worker (not allowed: it would outlive the run); "
     "the run was stopped and its interpreter discarded"
 )
+
+
+def _ended_before(session_id: str, reason: str) -> RunReport:
+    """The report of a turn for a session that had ended before it began."""
+    status = Status(reason) if reason in Status._value2member_map_ else Status.INTERNAL_ERROR
+    error = GuestError(
+        "SessionEnded", f"session {session_id} ended before this turn began ({reason})"
+    )
+    return RunReport(status=status, usage=Usage(), error=error)
 
 
 def _crash_error(detail: str) -> GuestError:

@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spares", type=int, default=1)
     parser.add_argument("--memory-backstop-mb", type=int, default=4096)
     parser.add_argument("--deno-dir", type=Path, required=True)
+    parser.add_argument("--session-disk-mb", type=int, default=512)
     parser.add_argument("--workdir", type=Path, required=True)
     args = parser.parse_args(argv)
     layout = RuntimeLayout(**{k: Path(v) for k, v in json.loads(args.layout).items()})
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
             args.deno_dir,
             spares=args.spares,
             memory_backstop_bytes=args.memory_backstop_mb * MIB,
+            session_disk_bytes=args.session_disk_mb * MIB,
         )
     )
 

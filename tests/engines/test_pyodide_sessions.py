@@ -1,0 +1,329 @@
+"""Sessions in PyodideRuntime: a Web Worker kept between turns, parked in between, its
+in-memory ``/work`` kept in step with a directory on the host.
+
+The real Deno host and snapshot, driven as a worker process drives them (open, turn,
+prepare, close). The tests of what a guest leaves scheduled between turns are attempts to
+run unmetered: each would see its timer fire during the pause if parking failed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.engines.pyodide import PyodideArtifacts, proc
+from sandbox.engines.pyodide.host import PyodideRuntime
+from sandbox.events import RunReport, Status
+from sandbox.jobs import Job
+from sandbox.limits import MIB, Limits
+from tests.engines.test_stack_runtime import Sink
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def runtime(pyodide_artifacts: PyodideArtifacts, tmp_path: Path) -> Iterator[PyodideRuntime]:
+    rt = PyodideRuntime(pyodide_artifacts.layout, tmp_path / "deno", session_disk_bytes=16 * MIB)
+    yield rt
+    rt.close()
+
+
+def turn(
+    runtime: PyodideRuntime, session: str, code: str, **fields: Any
+) -> tuple[RunReport, bool, Sink]:
+    sink = Sink()
+    limits = fields.pop("limits", {})
+    job = Job(code=code, limits=Limits(**limits), **fields)
+    report, alive = runtime.run_turn(session, job, sink)
+    runtime.prepare()
+    return report, alive, sink
+
+
+def value(report: RunReport) -> Any:
+    assert report.status is Status.OK, report
+    assert report.result is not None
+    return report.result.json
+
+
+def test_state_persists_and_a_run_in_between_sees_none_of_it(
+    runtime: PyodideRuntime, tmp_path: Path
+) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    runtime.prepare()
+    turn(runtime, "a", "import json\ndef double(v):\n    return v * 2\nclass K:\n    n = 10")
+    turn(runtime, "a", "x = 41")
+    fresh = runtime.run(Job(code="'x' in globals(), 'K' in globals()"), Sink())
+    runtime.prepare()
+    assert value(fresh) == [False, False]
+    report, alive, _ = turn(runtime, "a", "x + 1, double(K.n), json.dumps([1])")
+    assert value(report) == [42, 20, "[1]"] and alive
+    assert (runtime.session_memory_bytes("a") or 0) > 16 * MIB
+
+
+def test_files_go_both_ways_and_the_host_directory_is_the_truth(
+    runtime: PyodideRuntime, tmp_path: Path
+) -> None:
+    home = tmp_path / "s"
+    runtime.open_session("s", home, 256)
+    (home / "data").mkdir()
+    (home / "data" / "in.csv").write_text("a,b\n1,2\n")
+    report, _, _ = turn(
+        runtime,
+        "s",
+        "import os\nrows = open('data/in.csv').read().splitlines()\n"
+        "open('out.txt', 'w').write(str(len(rows)))\nos.makedirs('empty/dir')\n"
+        "open('big.bin', 'wb').write(bytes(range(256)) * 40_000)\nrows",
+        files={"note.txt": b"from the turn's body"},
+    )
+    assert value(report) == ["a,b", "1,2"]
+    assert (home / "out.txt").read_text() == "2"
+    assert (home / "note.txt").read_bytes() == b"from the turn's body"
+    assert (home / "empty" / "dir").is_dir()
+    assert (home / "big.bin").read_bytes() == bytes(range(256)) * 40_000  # 10 MB: 3 chunks
+    # Changed on the host between turns (the file calls): the next turn sees that.
+    (home / "out.txt").write_text("replaced")
+    (home / "data" / "in.csv").unlink()
+    (home / "data").rmdir()
+    (home / "big.bin").unlink()
+    report, _, _ = turn(
+        runtime,
+        "s",
+        "import os\n(open('out.txt').read(), os.path.exists('data'), os.path.exists('big.bin'))",
+    )
+    assert value(report) == ["replaced", False, False]
+    # Removed by the turn: gone on the host, a directory with everything in it.
+    turn(runtime, "s", "import os, shutil\nos.remove('out.txt')\nshutil.rmtree('empty')")
+    assert sorted(p.name for p in home.iterdir()) == ["note.txt"]
+    # Rewritten at the same size within a millisecond of the turn's start: still seen.
+    (home / "same.txt").write_text("aaaa")
+    turn(runtime, "s", "open('same.txt', 'w').write('bbbb')")
+    assert (home / "same.txt").read_text() == "bbbb"
+
+
+def test_links_the_code_makes_stay_inside_and_forged_paths_are_refused(
+    runtime: PyodideRuntime, tmp_path: Path
+) -> None:
+    home = tmp_path / "s"
+    runtime.open_session("s", home, 256)
+    report, alive, _ = turn(
+        runtime,
+        "s",
+        "import os, js\nfrom pyodide.ffi import to_js\n"
+        "os.symlink('/etc/passwd', 'link')\n"
+        # Guest code can post what the worker posts: paths out of the directory.
+        "for p in ['../escape.txt', '/abs.txt', 'a/../../escape.txt', 'ok.txt']:\n"
+        "    js.postMessage(to_js({'t': 'file', 'p': p, 'd': js.Uint8Array.new(3), 'a': False},"
+        " dict_converter=js.Object.fromEntries))\n"
+        "js.postMessage(to_js({'t': 'gone', 'p': '..'}, dict_converter=js.Object.fromEntries))\n"
+        "sorted(os.listdir('.'))",
+    )
+    assert value(report) == ["link"] and alive
+    assert not (tmp_path / "escape.txt").exists() and home.is_dir()
+    assert sorted(p.name for p in home.iterdir()) == ["ok.txt"]  # its own directory: its call
+
+
+def test_sessions_in_one_process_are_isolated(runtime: PyodideRuntime, tmp_path: Path) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    runtime.open_session("b", tmp_path / "b", 256)
+    turn(runtime, "a", "secret = 1\nopen('a.txt', 'w').write('a')")
+    report, _, _ = turn(runtime, "b", "import os\n('secret' in globals(), os.listdir('.'))")
+    assert value(report) == [False, []]
+
+
+@pytest.mark.parametrize(
+    ("code", "limits", "status"),
+    [
+        ("while True:\n    pass", {"cpu_ms": 300}, Status.CPU_LIMIT),
+        ("import time\ntime.sleep(5)", {"wall_ms": 300}, Status.WALL_LIMIT),
+        ("print('x' * 100_000)", {"output_bytes": 1000}, Status.OUTPUT_LIMIT),
+    ],
+    ids=["cpu", "wall", "output"],
+)
+def test_a_turn_stopped_mid_way_drops_the_worker(
+    runtime: PyodideRuntime, tmp_path: Path, code: str, limits: dict[str, int], status: Status
+) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    turn(runtime, "a", "x = 1")
+    report, alive, _ = turn(runtime, "a", code, limits=limits)
+    assert (report.status, alive) == (status, False)
+    assert runtime.session_memory_bytes("a") is None
+    again, alive, _ = turn(runtime, "a", "x")
+    assert again.error is not None and again.error.type == "SessionEnded" and not alive
+
+
+def test_errors_and_sys_exit_keep_the_session_os_exit_ends_it(
+    runtime: PyodideRuntime, tmp_path: Path
+) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    turn(runtime, "a", "kept = 'yes'")
+    failed, alive, _ = turn(runtime, "a", "1 / 0")
+    assert failed.status is Status.ERROR and alive
+    exited, alive, _ = turn(runtime, "a", "import sys\nsys.exit(3)")
+    assert (exited.status, exited.exit_code, alive) == (Status.ERROR, 3, True)
+    assert value(turn(runtime, "a", "kept")[0]) == "yes"
+    _, alive, _ = turn(runtime, "a", "import os\nos._exit(0)")
+    assert not alive and runtime.session_end_reason("a") is None  # the pool says "exited"
+
+
+def test_memory_is_capped_for_the_sessions_life(runtime: PyodideRuntime, tmp_path: Path) -> None:
+    runtime.open_session("a", tmp_path / "a", 96)
+    report, alive, _ = turn(runtime, "a", "kept = bytearray(20 * 2**20)")
+    assert report.status is Status.OK and alive
+    report, alive, _ = turn(runtime, "a", "more = bytearray(60 * 2**20)")
+    assert report.status is Status.MEMORY_LIMIT and not alive
+
+
+def test_a_turn_over_the_disk_quota_ends_the_session(
+    runtime: PyodideRuntime, tmp_path: Path
+) -> None:
+    home = tmp_path / "a"
+    runtime.open_session("a", home, 256)
+    report, alive, _ = turn(runtime, "a", "open('huge.bin', 'wb').write(b'z' * 20_000_000)")
+    assert report.status is Status.OK and not alive
+    assert runtime.session_end_reason("a") == "disk_quota"
+    assert sum(p.stat().st_size for p in home.rglob("*")) <= 16 * MIB
+
+
+# -- what a guest leaves scheduled does not run between turns ----------------------
+
+_PAUSE_S = 1.0
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        # A JS timer calling a Python proxy, every 10 ms.
+        "import js\nfrom pyodide.ffi import create_proxy\n"
+        "js.setInterval(create_proxy(lambda *a: ticks.append(time.time())), 10)",
+        # An asyncio task left running after the turn.
+        "import asyncio\nasync def ticker():\n    while True:\n"
+        "        ticks.append(time.time())\n        await asyncio.sleep(0.01)\n"
+        "task = asyncio.ensure_future(ticker())",
+        # A promise chain that re-arms itself through setTimeout.
+        "import js\nfrom pyodide.ffi import create_proxy\n"
+        "def again(*a):\n    ticks.append(time.time())\n    js.setTimeout(proxy, 10)\n"
+        "proxy = create_proxy(again)\njs.setTimeout(proxy, 10)",
+    ],
+    ids=["setInterval-proxy", "asyncio-task", "setTimeout-chain"],
+)
+def test_nothing_the_guest_scheduled_runs_between_turns(
+    runtime: PyodideRuntime, tmp_path: Path, schedule: str
+) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    report, alive, _ = turn(runtime, "a", f"import time\nticks = []\n{schedule}")
+    assert report.status is Status.OK and alive
+    ended = time.time()
+    time.sleep(_PAUSE_S)
+    resumed = time.time()
+    report, _, _ = turn(
+        runtime,
+        "a",
+        "import time\ntime.sleep(0.2)\n"  # the timer runs again, inside this turn
+        f"[t for t in ticks if {ended + 0.05!r} < t < {resumed!r}], len(ticks) > 0",
+    )
+    assert value(report) == [[], True]
+
+
+def test_a_timer_that_spins_runs_in_the_next_turn_and_is_metered(
+    runtime: PyodideRuntime, tmp_path: Path
+) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    report, alive, _ = turn(
+        runtime,
+        "a",
+        "import js\nfrom pyodide.ffi import create_proxy\n"
+        "def spin(*a):\n    while True:\n        pass\n"
+        "js.setTimeout(create_proxy(spin), 100)",
+        limits={"cpu_ms": 500},
+    )
+    assert report.status is Status.OK and alive
+    time.sleep(_PAUSE_S)
+    session = runtime._sessions["a"]
+    # Parked: the worker's thread used (next to) no CPU during the pause.
+    assert proc.thread_cpu_ms(session.thread) - session.parked_cpu_ms < 50
+    report, alive, _ = turn(runtime, "a", "1", limits={"cpu_ms": 500})
+    assert (report.status, alive) == (Status.CPU_LIMIT, False)
+
+
+def test_a_worker_that_used_the_cpu_while_parked_is_ended(
+    runtime: PyodideRuntime, tmp_path: Path
+) -> None:
+    # The backstop, proven by making the CPU reading say so: parking itself leaves
+    # no way to burn CPU between turns (the tests above try).
+    runtime.open_session("a", tmp_path / "a", 256)
+    runtime.open_session("b", tmp_path / "b", 256)
+    turn(runtime, "a", "x = 1")
+    turn(runtime, "b", "x = 1")
+    runtime._sessions["a"].parked_cpu_ms -= 1_000
+    report, alive, _ = turn(runtime, "a", "x")
+    assert (report.status, alive) == (Status.CPU_LIMIT, False)
+    assert runtime.session_end_reason("a") == "cpu_limit"
+    runtime._sessions["b"].parked_cpu_ms -= 1_000  # the watchdog finds this one
+    deadline = time.monotonic() + 5
+    while "b" in runtime._sessions and time.monotonic() < deadline:
+        time.sleep(0.1)
+    report, alive, _ = turn(runtime, "b", "x")
+    assert (report.status, alive) == (Status.CPU_LIMIT, False)
+
+
+def test_an_end_the_guest_forges_ends_the_session(runtime: PyodideRuntime, tmp_path: Path) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    report, alive, _ = turn(
+        runtime,
+        "a",
+        "import js\nfrom pyodide.ffi import to_js\n"
+        "js.postMessage(to_js({'t': 'end', 'outcome': '{}'}, "
+        "dict_converter=js.Object.fromEntries))\n"
+        "while True:\n    pass",
+        limits={"cpu_ms": 2_000},
+    )
+    assert not alive
+    assert report.error is not None and report.error.type == "SandboxViolation"
+    assert runtime.session_end_reason("a") == "crashed"
+
+
+def test_closing_ends_the_workers_thread_and_is_idempotent(
+    runtime: PyodideRuntime, tmp_path: Path
+) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    turn(runtime, "a", "x = 1")
+    number = runtime._sessions["a"].worker
+    pid = runtime._pid()
+    assert number in proc.worker_threads(pid)
+    runtime.close_session("a")
+    runtime.close_session("a")
+    deadline = time.monotonic() + 5
+    while number in proc.worker_threads(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert number not in proc.worker_threads(pid)
+
+
+def test_idle_sessions_leave_runs_alone(runtime: PyodideRuntime, tmp_path: Path) -> None:
+    for name in "abcd":
+        runtime.open_session(name, tmp_path / name, 128)
+        turn(runtime, name, f"mine = {name!r}")
+    for _ in range(3):
+        report = runtime.run(Job(code="'mine' in globals()"), Sink())
+        runtime.prepare()
+        assert value(report) is False
+    assert [value(turn(runtime, name, "mine")[0]) for name in "abcd"] == list("abcd")
+    assert os.path.isdir(tmp_path / "a")
+
+
+def test_sessions_die_with_their_deno_process(runtime: PyodideRuntime, tmp_path: Path) -> None:
+    runtime.open_session("a", tmp_path / "a", 128)
+    runtime.open_session("b", tmp_path / "b", 128)
+    turn(runtime, "a", "x = 1")
+    os.kill(runtime._pid(), signal.SIGKILL)
+    runtime._proc.wait()  # type: ignore[union-attr]
+    for name in "ab":
+        report, alive, _ = turn(runtime, name, "x")
+        assert (report.status, alive) == (Status.INTERNAL_ERROR, False)
+        assert runtime.session_end_reason(name) == "crashed"
+    assert value(runtime.run(Job(code="1 + 1"), Sink())) == 2  # the engine itself goes on
