@@ -172,6 +172,9 @@ class _Worker:
         self.session_lane = asyncio.Lock()
         self.retired = False
         self.runs = 0
+        # When it last gave a slot back (monotonic): a worker that has just answered is
+        # making its next instance, so a tie goes to the one that answered longest ago.
+        self.released_at = 0.0
         self.sessions: dict[str, PoolSession] = {}
 
     @property
@@ -644,7 +647,9 @@ class WorkerPool:
         elif fewest_sessions:
             worker = min(self._idle, key=lambda w: (len(w.sessions), w.active))
         else:
-            worker = min(self._idle, key=lambda w: w.active)  # spread the load
+            # Spread the load; among equals, not the worker still preparing its next
+            # instance after the last answer (it would share its GIL with this run).
+            worker = min(self._idle, key=lambda w: (w.active, w.released_at))
         self._claim(worker)
         return worker
 
@@ -771,6 +776,7 @@ class WorkerPool:
         """Give back one claimed slot."""
         worker.active -= 1
         worker.runs += ran
+        worker.released_at = time.monotonic()
         if worker.retired:
             return
         self._offer(worker)

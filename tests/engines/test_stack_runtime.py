@@ -141,6 +141,57 @@ def test_runs_do_not_see_each_other(runtime: StackRuntime) -> None:
     assert report.result is not None and report.result.json == [False, []]
 
 
+def test_a_run_finds_matplotlib_as_a_fresh_process_does(runtime: StackRuntime) -> None:
+    # The snapshot drew warm-up figures (_boot_csv.py): none of it may show in a run.
+    code = (
+        "import sys, matplotlib, matplotlib.pyplot as plt, matplotlib.units as units\n"
+        "open_at_start = plt.get_fignums()\n"
+        "rc = sorted(k for k, v in matplotlib.rcParams.items()\n"
+        "            if v != matplotlib.rcParamsDefault[k] and not k.startswith('backend'))\n"
+        "converters = sorted(t.__name__ for t in units.registry)\n"
+        "warned = sorted(name for name, m in list(sys.modules.items())\n"
+        "                if set(getattr(m, '__warningregistry__', None) or ()) - {'version'})\n"
+        "[open_at_start, plt.figure().number, rc, converters, warned]"
+    )
+    report, _ = run(runtime, code)
+    assert report.status is Status.OK, report.error
+    assert report.result is not None
+    # What `python -c` shows with the same releases and matplotlib.use("Agg"): no figure,
+    # numbering from 1, rcParams at their defaults but the backend, matplotlib's own
+    # unit converters only (pandas adds its own while it plots), no warning remembered.
+    assert report.result.json == [
+        [],
+        1,
+        [],
+        ["Decimal", "bytes", "bytes_", "date", "datetime", "datetime64", "str", "str_"],
+        [],
+    ]
+
+
+def test_bundled_font_tables_are_kept_and_other_fonts_read_each_time(
+    runtime: StackRuntime,
+) -> None:
+    code = (
+        "import shutil, matplotlib\n"
+        "from matplotlib import ft2font\n"
+        "fonts = matplotlib.get_data_path() + '/fonts/ttf/'\n"
+        "bundled = ft2font.FT2Font(fonts + 'DejaVuSans.ttf')\n"
+        "table = bundled.get_sfnt_table('head')\n"
+        "table['unitsPerEm'] = 1\n"
+        "kept = bundled.get_sfnt_table('head')['unitsPerEm']\n"
+        "shutil.copy(fonts + 'DejaVuSans.ttf', '/work/font.ttf')\n"
+        "first = ft2font.FT2Font('/work/font.ttf').get_sfnt_table('OS/2')['usWeightClass']\n"
+        "shutil.copy(fonts + 'DejaVuSans-Bold.ttf', '/work/font.ttf')\n"
+        "second = ft2font.FT2Font('/work/font.ttf').get_sfnt_table('OS/2')['usWeightClass']\n"
+        "[kept, first, second, bundled.get_sfnt_table('pclt') is None]"
+    )
+    report, _ = run(runtime, code)
+    assert report.status is Status.OK, report.error
+    assert report.result is not None
+    # A caller's change stays its own; a font the code wrote is read again when replaced.
+    assert report.result.json == [2048, 400, 700, True]
+
+
 @pytest.mark.parametrize(
     ("code", "limits", "status"),
     [

@@ -2,9 +2,9 @@
 
     python fake_worker.py MODE --workdir DIR
 
-Modes: ok (echo each job's code as stdout, end ok), exit-at-start, never-ready,
-garbage-at-start, hang (never answers a run, ignores cancel), die-mid-run,
-bad-frame-mid-run, slow-cancel (answers cancel with end canceled after 0.1 s).
+Modes: ok (echo each job's code as stdout, or the pid for code ``pid``; end ok),
+exit-at-start, never-ready, garbage-at-start, hang (never answers a run, ignores cancel),
+die-mid-run, bad-frame-mid-run, slow-cancel (answers cancel with end canceled after 0.1 s).
 hang and slow-cancel write ``pid <their pid>`` to stderr when a run starts.
 
 Sessions (mode ok): ``open`` answers ``opened``; a ``turn`` prints ``<pid> <session>
@@ -73,7 +73,8 @@ def main() -> None:
             # Which process took the run, so tests can tell a reused worker from a new one.
             send({"t": "out", "s": "stderr", "d": f"pid {os.getpid()}"})
         if mode == "ok":
-            send({"t": "out", "s": "stdout", "d": code})
+            # Code "pid": say which process ran it.
+            send({"t": "out", "s": "stdout", "d": str(os.getpid()) if code == "pid" else code})
             send(_end("ok"))
         elif mode == "die-mid-run":
             send({"t": "out", "s": "stdout", "d": "partial"})

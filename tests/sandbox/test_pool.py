@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -441,6 +442,22 @@ def test_a_worker_takes_runs_up_to_its_slots_then_callers_queue(tmp_path: Path) 
                 await anext(pool.run(job()))
             await first.aclose()
             await second.aclose()
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def test_back_to_back_runs_go_to_the_worker_that_answered_longest_ago(tmp_path: Path) -> None:
+    # A worker that has just answered is making its next instance: the next run goes to
+    # the other one, though both have free slots.
+    async def main() -> None:
+        pool = pool_of("ok", tmp_path, size=2, runs_per_worker=4)
+        await pool.start()
+        try:
+            pids = [(await collect(pool.run(job("pid")))).stdout for _ in range(6)]
+            assert len(set(pids)) == 2
+            assert all(a != b for a, b in itertools.pairwise(pids)), pids
         finally:
             await pool.close()
 

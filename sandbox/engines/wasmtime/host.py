@@ -56,7 +56,7 @@ from sandbox.engines.wasmtime.engine import (
     wasmtime_version,
 )
 from sandbox.engines.wasmtime.monitor import CpuBudget, Monitor
-from sandbox.engines.wasmtime.procfs import peak_rss, reset_peak_rss
+from sandbox.engines.wasmtime.procfs import ProcMemory
 from sandbox.engines.wasmtime.workdir import empty_dir, seed_files
 from sandbox.errors import EngineUnavailable
 from sandbox.events import Display, GuestError, RunReport, Status, Usage
@@ -176,6 +176,7 @@ class GuestRuntime:
         self._resolver = resolver
         self._load(precompiled)
         self._monitor = Monitor(self._engine)
+        self._proc_memory = ProcMemory()
         self._run: _RunState | None = None
         self._next: tuple[wasmtime.Store, Callable[[wasmtime.Store, str], str]] | None = None
         # The last run's instance, stopped: dropped by prepare(), after the run is reported
@@ -233,6 +234,7 @@ class GuestRuntime:
             shutil.rmtree(self._spare.workdir, ignore_errors=True)
             self._spare = None
         self._monitor.close()
+        self._proc_memory.close()
 
     def abort(self, status: Status) -> None:
         """End the current run (if any) as soon as possible with ``status``."""
@@ -393,7 +395,7 @@ class GuestRuntime:
         crash = ""
         returned = False
         self._run = run
-        memory_base = reset_peak_rss()
+        memory_base = self._proc_memory.reset_peak()
         cpu_started = time.thread_time()
         try:
             store.set_epoch_deadline(1)
@@ -425,7 +427,7 @@ class GuestRuntime:
         if outcome is not None and status is None and run.abort_status is None:
             # Guests without a door for them (the component) hand outputs back at the end.
             outcome, run.abort_status = deliver_outputs(outcome, run.meter, sink.display)
-        peak = max(0, peak_rss() - memory_base)
+        peak = max(0, self._proc_memory.peak() - memory_base)
         usage = Usage(
             cpu_ms=round(cpu_ms, 3),
             wall_ms=round((time.monotonic() - started) * 1000, 3),
