@@ -7,7 +7,10 @@ frame both ways, relays its events, and guarantees that every run ends:
 
 * the worker reports ``end``: relayed as is;
 * the run overruns ``wall_ms + kill_grace_ms`` (a guest blocked inside a WASI
-  call, a wedged worker): the process is killed, the run ends ``wall_limit``;
+  call, a wedged worker, or a run thread the cores reached late): the run ends
+  ``wall_limit`` and its process is retired: it takes no new run, a replacement starts at
+  once, and it is killed when the other runs in it have ended (each by its own end or
+  hard deadline), so they don't pay for their neighbour;
 * the worker dies mid-run (crash, panic, OOM kill): ``internal_error``;
 * the caller stops listening (client went away): the worker is told to
   cancel, the run ends ``canceled``, and the worker goes back to the pool
@@ -17,8 +20,8 @@ The conversation with the worker does not wait for the caller: events are
 queued in this process as they arrive, so a caller that reads slowly (or not at
 all) never holds a worker past its run's end.
 
-A killed or dead worker is replaced in the background, and the runs it held end
-``internal_error`` (or ``wall_limit`` for the one that overran). When every slot is
+A dead worker is replaced in the background, and the runs it held end
+``internal_error``. When every slot is
 taken, a caller waits at most ``queue_timeout_ms`` and then gets ``PoolBusy``.
 
 Sessions (engines whose worker keeps instances between calls): :meth:`WorkerPool.open_session`
@@ -171,6 +174,11 @@ class _Worker:
         # Session opens and turns run one at a time in the process: held for each.
         self.session_lane = asyncio.Lock()
         self.retired = False
+        # Slots given up on (a run that overran its hard deadline, a cancel never
+        # answered): they never come back, and a retired worker doesn't wait for them.
+        self.abandoned = 0
+        # Set whenever a slot comes back (a retired worker waits for its runs to end).
+        self.slot_freed = asyncio.Event()
         self.runs = 0
         self.sessions: dict[str, PoolSession] = {}
 
@@ -274,6 +282,8 @@ class _Worker:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGKILL)
             await proc.wait()
+        if proc is not None and proc.stdin is not None:
+            proc.stdin.close()  # now, not when the loop may be gone (its __del__ warns)
         for task in (self._reader_task, self._stderr_task):
             if task is not None:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
@@ -315,6 +325,8 @@ class WorkerPool:
             collections.deque()
         )
         self._workers: set[_Worker] = set()
+        # Retired workers with runs still going in them (killed when those end).
+        self._retiring: set[_Worker] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
         self._started = False
@@ -355,8 +367,13 @@ class WorkerPool:
         self._closed = True
         for task in list(self._background):
             task.cancel()
-        await asyncio.gather(*(w.stop() for w in list(self._workers)), return_exceptions=True)
+        await asyncio.gather(
+            *(w.stop() for w in list(self._workers)),
+            *(w.kill() for w in list(self._retiring)),
+            return_exceptions=True,
+        )
         self._workers.clear()
+        self._retiring.clear()
 
     async def run(self, job: Job) -> AsyncIterator[Event]:
         if self._closed:
@@ -542,6 +559,7 @@ class WorkerPool:
         hard_deadline = started + (job.limits.wall_ms + self._config.kill_grace_ms) / 1000
         end: End | None = None
         release = True
+        overran = False
         if session is not None:
             session.turning = True
         worker.open_channel(run_id)
@@ -569,9 +587,10 @@ class WorkerPool:
                             events.put_nowait(event)
             except TimeoutError:
                 log.warning(
-                    "run %s overran its hard deadline; killing worker %d", run_id, worker.id
+                    "run %s overran its hard deadline; retiring worker %d", run_id, worker.id
                 )
                 release = False
+                overran = True
                 self._end_session(session, Status.WALL_LIMIT.value)
                 end = _synthetic_end(Status.WALL_LIMIT, started)
                 events.put_nowait(end)
@@ -600,6 +619,8 @@ class WorkerPool:
                     lane.release()
                 if release:
                     self._release(worker)
+                elif overran:
+                    self._retire(worker)
                 else:
                     self._track(self._replace(worker))
             log.info(
@@ -626,7 +647,8 @@ class WorkerPool:
                 worker = await self._wait_for_worker(want, deadline)
             if worker.alive and not worker.retired:
                 return worker
-            self._track(self._replace(worker))
+            # A retired worker was never claimed (only handed back to say it is gone).
+            self._track(self._replace(worker, abandon=False))
             if session is not None:
                 raise SessionEnded(session.ended or "crashed")
 
@@ -693,7 +715,10 @@ class WorkerPool:
         try:
             await worker.start()
         except BaseException:
+            # Also when the pool closes mid-start (the task is canceled): no process of
+            # ours outlives the pool.
             self._workers.discard(worker)
+            await worker.kill()
             raise
         if self._closed:
             await worker.stop()
@@ -702,9 +727,45 @@ class WorkerPool:
         self._track(self._watch(worker))
         self._offer(worker)
 
-    async def _replace(self, worker: _Worker) -> None:
+    def _retire(self, worker: _Worker) -> None:
+        """Give up a claimed slot of ``worker`` whose run overran: replace the worker now,
+        and kill it once the runs still going in it have ended."""
+        worker.abandoned += 1
+        worker.slot_freed.set()
         if worker.retired:
             return
+        self._withdraw(worker)
+        # Before the task starts: close() kills what is in here, even a task never run.
+        self._retiring.add(worker)
+        if not self._closed:
+            self._track(self._spawn_with_retry())
+        self._track(self._kill_when_drained(worker))
+
+    async def _kill_when_drained(self, worker: _Worker) -> None:
+        try:
+            while worker.active > worker.abandoned and not worker.exited.is_set():
+                worker.slot_freed.clear()
+                await worker.slot_freed.wait()
+            log.info("retired %s worker %d has no runs left; killing it", self.name, worker.id)
+            await worker.kill()
+        finally:
+            self._retiring.discard(worker)
+
+    async def _replace(self, worker: _Worker, *, abandon: bool = True) -> None:
+        """Kill ``worker`` and start another; ``abandon``: a slot the caller claimed on it
+        is given up (on a retired worker, that is all: its retirement kills it)."""
+        if worker.retired:
+            if abandon:
+                worker.abandoned += 1
+                worker.slot_freed.set()
+            return
+        self._withdraw(worker)
+        await worker.kill()
+        if not self._closed:
+            await self._spawn_with_retry()
+
+    def _withdraw(self, worker: _Worker) -> None:
+        """Take the worker out of the pool: no new runs, its sessions end."""
         worker.retired = True
         self._workers.discard(worker)
         with contextlib.suppress(ValueError):
@@ -719,9 +780,6 @@ class WorkerPool:
             if entry[0] is worker and not entry[1].done():
                 self._waiters.remove(entry)
                 entry[1].set_result(worker)
-        await worker.kill()
-        if not self._closed:
-            await self._spawn_with_retry()
 
     async def _spawn_with_retry(self) -> None:
         delay = 0.5
@@ -769,6 +827,7 @@ class WorkerPool:
         """Give back one claimed slot."""
         worker.active -= 1
         worker.runs += ran
+        worker.slot_freed.set()
         if worker.retired:
             return
         self._offer(worker)
@@ -778,7 +837,7 @@ class WorkerPool:
         await worker.exited.wait()
         if not worker.busy and not self._closed:
             log.warning("idle %s worker %d exited; replacing it", self.name, worker.id)
-            await self._replace(worker)
+            await self._replace(worker, abandon=False)
 
     def _track(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

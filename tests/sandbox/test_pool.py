@@ -459,3 +459,39 @@ def test_each_run_gets_its_own_frames_back(tmp_path: Path) -> None:
             await pool.close()
 
     run(main)
+
+
+def test_a_run_past_its_hard_deadline_costs_its_neighbours_nothing(tmp_path: Path) -> None:
+    """The overrun run ends wall_limit; the other run in its process ends as it would have;
+    new runs go to a replacement at once, and the old process goes once it has no runs."""
+
+    async def main() -> None:
+        pool = pool_of("ok", tmp_path, runs_per_worker=3, queue_timeout_ms=2_000)
+        await pool.start()
+        try:
+            old = (await collect(pool.run(job("pid")))).stdout
+            neighbour = asyncio.create_task(collect(pool.run(job("after:1.5", wall_ms=5_000))))
+            started = time.monotonic()
+            overrun = await collect(pool.run(job("hang", wall_ms=300)))
+            assert overrun.status is Status.WALL_LIMIT
+            assert time.monotonic() - started < 1.2  # wall 300 ms + grace 100 ms
+            # The old process is retired: the next run starts in the replacement.
+            fresh = (await collect(pool.run(job("pid")))).stdout
+            assert fresh != old
+            assert not neighbour.done()
+            done = await neighbour
+            assert (done.status, done.stdout) == (Status.OK, "late")
+            # Once its last run has ended, the retired process is killed.
+            deadline = time.monotonic() + 5
+            while Path(f"/proc/{old}").exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert not Path(f"/proc/{old}").exists() or _zombie(int(old))
+            assert {(await collect(pool.run(job("pid")))).stdout for _ in range(3)} == {fresh}
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def _zombie(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
