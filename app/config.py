@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     runs_per_worker: int = Field(default_factory=lambda: default_runs_per_worker(), ge=1, le=256)
     queue_timeout_ms: int = Field(default=2_000, ge=0, le=60_000)
     kill_grace_ms: int = Field(default=500, ge=50, le=60_000)
+    # Fair shares of the cores (sandbox/engines/fairshare.py): a run past this much CPU
+    # (0, the default: never) gets its thread's nice value raised to cpu_heavy_nice, so
+    # short runs go first while busy ones finish their cpu_ms later in wall time.
+    cpu_heavy_after_ms: int = Field(default=0, ge=0, le=3_600_000)
+    cpu_heavy_nice: int = Field(default=10, ge=1, le=19)
     # The guest behind runtime "wasmtime": the data stack (CPython 3.15 with numpy, pandas,
     # matplotlib, scikit-learn, ...), or the CPython 3.14 component (stdlib only).
     wasmtime_guest: Literal["stack", "component"] = "stack"

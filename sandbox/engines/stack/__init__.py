@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from sandbox.engines.fairshare import Demotion
 from sandbox.engines.stack.builder import StackArtifacts, build, locate
 from sandbox.engines.stack.packages import SitePackages
 from sandbox.pool import PoolConfig, WorkerPool, worker_command
@@ -30,6 +31,7 @@ def create_runner(
     kill_grace_ms: int = 500,
     env: Mapping[str, str] | None = None,
     runs_per_worker: int = 1,
+    demotion: Demotion | None = None,
 ) -> WorkerPool:
     """A pool of ``size`` worker processes running the data-stack guest. Call ``start()``.
 
@@ -49,6 +51,7 @@ def create_runner(
         *(["--site", str(artifacts.site)] if artifacts.site is not None else []),
         "--runs",
         str(runs_per_worker),
+        *(demotion or Demotion()).argv(),
     )
     config = PoolConfig(
         command=command,

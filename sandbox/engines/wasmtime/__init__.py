@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from sandbox.engines.fairshare import Demotion
 from sandbox.engines.wasmtime.builder import Artifacts, build, locate
 from sandbox.pool import PoolConfig, WorkerPool, worker_command
 
@@ -26,6 +27,7 @@ def create_runner(
     kill_grace_ms: int = 500,
     env: Mapping[str, str] | None = None,
     runs_per_worker: int = 1,
+    demotion: Demotion | None = None,
 ) -> WorkerPool:
     """A pool of ``size`` worker processes running this engine. Call ``start()`` on it.
 
@@ -43,6 +45,7 @@ def create_runner(
         str(artifacts.stdlib_mount),
         "--runs",
         str(runs_per_worker),
+        *(demotion or Demotion()).argv(),
     )
     config = PoolConfig(
         command=command,
