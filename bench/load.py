@@ -50,9 +50,11 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_KEY = "load-" + "k" * 40
-# Every run's limits unless its kind says otherwise: the busy loop gets to its CPU budget
-# long before its wall time, even with a fifth of a core.
+# Every run's limits unless its kind says otherwise.
 LIMITS = {"cpu_ms": 1_000, "wall_ms": 10_000, "memory_mb": 256, "output_bytes": 262_144}
+# The CPU-bound kinds' wall time is far past their CPU budget, so the budget is what ends
+# them even when they get a twentieth of a core (32 clients on 2 shared cores).
+CPU_BOUND = {"wall_ms": 60_000}
 # How many kinds the statuses table shows as columns, in this order; others after.
 STATUS_ORDER = (
     "ok",
@@ -94,7 +96,7 @@ BENIGN = (
     Kind("sleep", "import time\ntime.sleep(0.05)\nprint('slept')", frozenset({"ok"}), False),
 )
 HOSTILE = (
-    Kind("busy_loop", "while True:\n    pass", frozenset({"cpu_limit"}), True),
+    Kind("busy_loop", "while True:\n    pass", frozenset({"cpu_limit"}), True, CPU_BOUND),
     Kind(
         "sleep_forever",
         "import time\nwhile True:\n    try:\n        time.sleep(60)\n    except BaseException:\n"
@@ -129,6 +131,7 @@ HOSTILE = (
         "import sys\nsys.setrecursionlimit(10**7)\ndef f(n):\n    return f(n + 1)\nf(0)",
         frozenset({"error"}),
         True,
+        CPU_BOUND,
     ),
     Kind(
         "thread_bomb",
@@ -295,14 +298,14 @@ class Client:
         if response.getheader("connection", "").lower() == "close":
             self.close()
         if response.status >= 500:
-            return Outcome(kind.name, "5xx", started, ended, detail=raw[:300].decode("replace"))
+            return Outcome(kind.name, "5xx", started, ended, detail=raw[:300].decode(errors="replace"))
         if response.status == 429:
-            return Outcome(kind.name, "busy", started, ended, detail=raw[:300].decode("replace"))
+            return Outcome(kind.name, "busy", started, ended, detail=raw[:300].decode(errors="replace"))
         try:
             answer = json.loads(raw)
             status = str(answer["status"]) if response.status == 200 else f"http_{response.status}"
         except (ValueError, KeyError):
-            return Outcome(kind.name, "lost", started, ended, detail=raw[:300].decode("replace"))
+            return Outcome(kind.name, "lost", started, ended, detail=raw[:300].decode(errors="replace"))
         error = answer.get("error") or {}
         return Outcome(
             kind.name,
@@ -636,7 +639,7 @@ def run(
     checks = [
         ("lost (no answer, transport error)", len(lost), len(lost) == 0),
         ("5xx answers", len(fivexx), len(fivexx) == 0),
-        ("429 busy answers (at most the configured capacity)", len(busy), True),
+        ("429 busy answers (the clients are fewer than the slots)", len(busy), not busy),
         (
             "runs not in their defined status",
             len(wrong) + len(idle_wrong),
@@ -660,7 +663,7 @@ def run(
             + [[c, str(v), "yes" if ok else "NO"] for c, v, ok in checks]
         )
     )
-    for o in (wrong + idle_wrong + lost + fivexx)[:20]:
+    for o in (wrong + idle_wrong + lost + fivexx + busy)[:20]:
         print(
             f"  finding: {o.kind} -> {o.status} ({o.error_type}: {o.detail[:150]}) {o.ms:.0f} ms",
             file=sys.stderr,

@@ -8,9 +8,10 @@ frame both ways, relays its events, and guarantees that every run ends:
 * the worker reports ``end``: relayed as is;
 * the run overruns ``wall_ms + kill_grace_ms`` (a guest blocked inside a WASI
   call, a wedged worker, or a run thread the cores reached late): the run ends
-  ``wall_limit`` and its process is retired: it takes no new run, a replacement starts at
-  once, and it is killed when the other runs in it have ended (each by its own end or
-  hard deadline), so they don't pay for their neighbour;
+  ``wall_limit`` and its process is retired: a replacement starts at once, the old one
+  takes no new run once the replacement is ready, and it is killed when the other runs in
+  it have ended (each by its own end or hard deadline), so they don't pay for their
+  neighbour;
 * the worker dies mid-run (crash, panic, OOM kill): ``internal_error``;
 * the caller stops listening (client went away): the worker is told to
   cancel, the run ends ``canceled``, and the worker goes back to the pool
@@ -728,21 +729,24 @@ class WorkerPool:
         self._offer(worker)
 
     def _retire(self, worker: _Worker) -> None:
-        """Give up a claimed slot of ``worker`` whose run overran: replace the worker now,
-        and kill it once the runs still going in it have ended."""
+        """Give up a claimed slot of ``worker`` whose run overran, and retire the worker:
+        a replacement starts now; once it is ready the worker takes no new run, and it is
+        killed when the runs still going in it have ended (make before break: the pool
+        never has fewer processes taking runs than before)."""
         worker.abandoned += 1
         worker.slot_freed.set()
-        if worker.retired:
+        if worker in self._retiring or worker.retired:
             return
-        self._withdraw(worker)
         # Before the task starts: close() kills what is in here, even a task never run.
         self._retiring.add(worker)
-        if not self._closed:
-            self._track(self._spawn_with_retry())
-        self._track(self._kill_when_drained(worker))
+        self._track(self._retire_when_replaced(worker))
 
-    async def _kill_when_drained(self, worker: _Worker) -> None:
+    async def _retire_when_replaced(self, worker: _Worker) -> None:
         try:
+            if not self._closed:
+                await self._spawn_with_retry()
+            if not worker.retired:
+                self._withdraw(worker)
             while worker.active > worker.abandoned and not worker.exited.is_set():
                 worker.slot_freed.clear()
                 await worker.slot_freed.wait()
