@@ -297,15 +297,16 @@ class Client:
         ended = time.monotonic()
         if response.getheader("connection", "").lower() == "close":
             self.close()
+        text = raw[:300].decode(errors="replace")
         if response.status >= 500:
-            return Outcome(kind.name, "5xx", started, ended, detail=raw[:300].decode(errors="replace"))
+            return Outcome(kind.name, "5xx", started, ended, detail=text)
         if response.status == 429:
-            return Outcome(kind.name, "busy", started, ended, detail=raw[:300].decode(errors="replace"))
+            return Outcome(kind.name, "busy", started, ended, detail=text)
         try:
             answer = json.loads(raw)
             status = str(answer["status"]) if response.status == 200 else f"http_{response.status}"
         except (ValueError, KeyError):
-            return Outcome(kind.name, "lost", started, ended, detail=raw[:300].decode(errors="replace"))
+            return Outcome(kind.name, "lost", started, ended, detail=text)
         error = answer.get("error") or {}
         return Outcome(
             kind.name,
