@@ -77,6 +77,7 @@ async def _wasmtime_runner(settings: Settings) -> Runner:
         env=worker_environment(),
         runs_per_worker=settings.runs_per_worker,
         demotion=Demotion(settings.cpu_heavy_after_ms, settings.cpu_heavy_nice),
+        memory_budget_mb=settings.run_memory_budget_mb,
     )
 
 
@@ -95,6 +96,7 @@ async def _stack_runner(settings: Settings) -> Runner:
         env=worker_environment(),
         runs_per_worker=settings.runs_per_worker,
         demotion=Demotion(settings.cpu_heavy_after_ms, settings.cpu_heavy_nice),
+        memory_budget_mb=settings.run_memory_budget_mb,
     )
 
 

@@ -55,6 +55,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sandbox import protocol
+from sandbox.budget import MemoryBudget
 from sandbox.egress import redact_url
 from sandbox.errors import (
     EngineUnavailable,
@@ -97,6 +98,10 @@ class PoolConfig:
         runs_per_worker: runs one worker process takes at once (each on its own thread
             in its own instance; the worker must have been started to take as many).
             Session turns and opens stay one at a time per process.
+        memory_budget_mb: what the runs in progress may ask for together (the sum of
+            their ``memory_mb``); a run past it waits like one past the slots, then
+            ``PoolBusy`` (reason ``memory``). None: no budget. Sessions are not counted
+            (the service budgets their memory apart).
     """
 
     command: tuple[str, ...]
@@ -108,10 +113,13 @@ class PoolConfig:
     env: Mapping[str, str] | None = None
     sessions: bool = False
     runs_per_worker: int = 1
+    memory_budget_mb: int | None = None
 
     def __post_init__(self) -> None:
         if not self.command:
             raise ValueError("command must not be empty")
+        if self.memory_budget_mb is not None and self.memory_budget_mb < 1:
+            raise ValueError(f"memory_budget_mb must be at least 1, got {self.memory_budget_mb}")
         for name in (
             "size",
             "queue_timeout_ms",
@@ -331,6 +339,7 @@ class WorkerPool:
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
         self._started = False
+        self._memory = MemoryBudget(config.memory_budget_mb)
 
     @property
     def ready(self) -> bool:
@@ -379,10 +388,22 @@ class WorkerPool:
     async def run(self, job: Job) -> AsyncIterator[Event]:
         if self._closed:
             raise RunnerClosed(f"the {self.name} runner is closed")
-        worker = await self._acquire()
+        memory_mb = job.limits.memory_mb
+        deadline = asyncio.get_running_loop().time() + self._config.queue_timeout_ms / 1000
+        await self._memory.reserve(memory_mb, deadline, self._config.queue_timeout_ms)
+        try:
+            worker = await self._acquire(deadline=deadline)
+        except BaseException:
+            self._memory.release(memory_mb)
+            raise
         request = {"op": "run", "job": protocol.job_message(job)}
-        async for event in self._relay(worker, job, request, None, None):
+        async for event in self._relay(worker, job, request, None, None, memory_mb):
             yield event
+
+    @property
+    def memory_in_use_mb(self) -> int:
+        """The ``memory_mb`` of the runs in progress, together."""
+        return self._memory.in_use_mb
 
     # -- sessions ----------------------------------------------------------
 
@@ -504,9 +525,10 @@ class WorkerPool:
         request: dict[str, Any],
         session: PoolSession | None,
         lane: asyncio.Lock | None,
+        memory_mb: int = 0,
     ) -> AsyncIterator[Event]:
-        """Relay one run or turn on ``worker`` (claimed); ``lane`` (held) is released at
-        its end."""
+        """Relay one run or turn on ``worker`` (claimed); ``lane`` (held) and the run's
+        ``memory_mb`` (reserved) are released at its end."""
         run_id = "run_" + secrets.token_hex(8)
         request = {**request, "id": run_id}
         log.info(
@@ -527,7 +549,7 @@ class WorkerPool:
         # task canceled before its first step would never run the finally that frees
         # the worker.
         conversation = asyncio.Task(
-            self._converse(worker, job, request, run_id, events, session, lane),
+            self._converse(worker, job, request, run_id, events, session, lane, memory_mb),
             loop=asyncio.get_running_loop(),
             eager_start=True,
         )
@@ -554,6 +576,7 @@ class WorkerPool:
         events: asyncio.Queue[Event],
         session: PoolSession | None,
         lane: asyncio.Lock | None,
+        memory_mb: int,
     ) -> None:
         """Run ``request`` on ``worker`` to its End, putting each event on ``events``."""
         started = time.monotonic()
@@ -613,8 +636,13 @@ class WorkerPool:
                 # A canceled turn ends its session (the instance stopped mid-way).
                 log.info("run %s canceled by the caller", run_id)
                 self._end_session(session, Status.CANCELED.value)
-                self._track(self._cancel_and_release(worker, run_id, session, lane, hard_deadline))
+                self._track(
+                    self._cancel_and_release(
+                        worker, run_id, session, lane, hard_deadline, memory_mb
+                    )
+                )
             else:
+                self._memory.release(memory_mb)
                 worker.close_channel(run_id)
                 if lane is not None:
                     lane.release()
@@ -632,7 +660,11 @@ class WorkerPool:
             )
 
     async def _acquire(
-        self, *, session: PoolSession | None = None, fewest_sessions: bool = False
+        self,
+        *,
+        session: PoolSession | None = None,
+        fewest_sessions: bool = False,
+        deadline: float | None = None,
     ) -> _Worker:
         """An idle worker (the session's own, when given), waiting at most the queue wait.
 
@@ -640,8 +672,8 @@ class WorkerPool:
         at the end of the wait, SessionEnded if the session's worker dies meanwhile.
         """
         want = session.worker if session is not None else None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._config.queue_timeout_ms / 1000
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + self._config.queue_timeout_ms / 1000
         while True:
             worker = self._take_idle(want, fewest_sessions)
             if worker is None:
@@ -808,6 +840,7 @@ class WorkerPool:
         session: PoolSession | None,
         lane: asyncio.Lock | None,
         hard_deadline: float,
+        memory_mb: int,
     ) -> None:
         cancel: dict[str, Any] = {"op": "cancel", "id": run_id}
         if session is not None:
@@ -822,6 +855,7 @@ class WorkerPool:
             await self._replace(worker)
             return
         finally:
+            self._memory.release(memory_mb)
             worker.close_channel(run_id)
             if lane is not None:
                 lane.release()

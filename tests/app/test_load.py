@@ -10,6 +10,7 @@ import random
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 
@@ -70,5 +71,42 @@ def test_300_runs_with_hostile_code_and_two_kills(tmp_path: Path) -> None:
             time.sleep(0.2)
         after = load.drive(service.url, ADMIN_KEY, [load.KINDS["print"]] * 3, 1, 60)
         assert [o.status for o in after] == ["ok"] * 3
+    finally:
+        service.close()
+
+
+def test_runs_are_admitted_by_memory_and_refused_with_a_body_naming_it(tmp_path: Path) -> None:
+    service = Service(
+        tmp_path,
+        pool_size="1",
+        run_memory_budget_mb="320",
+        queue_timeout_ms="500",
+        build_on_start="false",
+        pyodide_enabled="false",
+    )
+    try:
+        big = {"memory_mb": 256, "wall_ms": 20_000}
+        with service.client(timeout=60) as client, ThreadPoolExecutor(1) as pool:
+            holding = pool.submit(
+                client.post,
+                "/v1/execute",
+                json={"code": "import time\ntime.sleep(3)", "limits": big},
+            )
+            time.sleep(1)  # it holds 256 of the 320 MiB
+            refused = client.post("/v1/execute", json={"code": "print(1)", "limits": big})
+            assert refused.status_code == 429, refused.text
+            assert refused.headers["retry-after"] == "1"
+            error = refused.json()["error"]
+            assert error["code"] == "busy"
+            assert "256 of the 320 MiB" in error["message"]
+            assert [d["field"] for d in error["details"]] == ["limits.memory_mb"]
+            # A run asking for less fits beside it; a slot was free all along.
+            small = client.post(
+                "/v1/execute", json={"code": "print(1)", "limits": {"memory_mb": 64}}
+            )
+            assert small.status_code == 200 and small.json()["status"] == "ok"
+            assert holding.result().json()["status"] == "ok"
+            again = client.post("/v1/execute", json={"code": "print(1)", "limits": big})
+            assert again.status_code == 200 and again.json()["status"] == "ok"
     finally:
         service.close()

@@ -500,3 +500,28 @@ def test_a_run_past_its_hard_deadline_costs_its_neighbours_nothing(tmp_path: Pat
 
 def _zombie(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+
+
+def test_runs_past_the_memory_budget_wait_then_get_pool_busy_for_memory(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = pool_of("ok", tmp_path, runs_per_worker=4, memory_budget_mb=300)
+        await pool.start()
+        try:
+            big = Limits(wall_ms=5_000, memory_mb=256)
+            holding = asyncio.create_task(collect(pool.run(Job(code="after:1", limits=big))))
+            await asyncio.sleep(0.2)
+            assert pool.memory_in_use_mb == 256
+            # A slot is free, the memory is not: refused after the queue wait, for memory.
+            with pytest.raises(PoolBusy) as refused:
+                await collect(pool.run(Job(code="x", limits=big)))
+            assert refused.value.reason == "memory"
+            # A small run fits beside it.
+            small = Limits(wall_ms=5_000, memory_mb=32)
+            assert (await collect(pool.run(Job(code="x", limits=small)))).status is Status.OK
+            assert (await holding).status is Status.OK
+            assert pool.memory_in_use_mb == 0
+            assert (await collect(pool.run(Job(code="x", limits=big)))).status is Status.OK
+        finally:
+            await pool.close()
+
+    run(main)

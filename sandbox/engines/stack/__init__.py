@@ -32,6 +32,7 @@ def create_runner(
     env: Mapping[str, str] | None = None,
     runs_per_worker: int = 1,
     demotion: Demotion | None = None,
+    memory_budget_mb: int | None = None,
 ) -> WorkerPool:
     """A pool of ``size`` worker processes running the data-stack guest. Call ``start()``.
 
@@ -61,6 +62,7 @@ def create_runner(
         kill_grace_ms=kill_grace_ms,
         env={**(env or {}), "PYTHONUNBUFFERED": "1"},
         runs_per_worker=runs_per_worker,
+        memory_budget_mb=memory_budget_mb,
         sessions=True,
     )
     packages = SitePackages(artifacts.site) if artifacts.site is not None else None

@@ -28,6 +28,7 @@ def create_runner(
     env: Mapping[str, str] | None = None,
     runs_per_worker: int = 1,
     demotion: Demotion | None = None,
+    memory_budget_mb: int | None = None,
 ) -> WorkerPool:
     """A pool of ``size`` worker processes running this engine. Call ``start()`` on it.
 
@@ -55,5 +56,6 @@ def create_runner(
         kill_grace_ms=kill_grace_ms,
         env={**(env or {}), "PYTHONUNBUFFERED": "1"},
         runs_per_worker=runs_per_worker,
+        memory_budget_mb=memory_budget_mb,
     )
     return WorkerPool(ENGINE_NAME, config)
