@@ -115,7 +115,10 @@ class Settings(BaseSettings):
         default_factory=lambda: default_memory_budget_mb(), ge=64, le=16_777_216
     )
     queue_timeout_ms: int = Field(default=2_000, ge=0, le=60_000)
-    kill_grace_ms: int = Field(default=500, ge=50, le=60_000)
+    # Past wall_ms + this, the pool ends a run itself (wall_limit) and retires its process:
+    # for guests blocked where the host cannot interrupt them. Runs on a loaded box report
+    # their own wall_limit up to ~1 s late (bench/load.py), hence 2 s.
+    kill_grace_ms: int = Field(default=2_000, ge=50, le=60_000)
     # Fair shares of the cores (sandbox/engines/fairshare.py): a run past this much CPU
     # (0, the default: never) gets its thread's nice value raised to cpu_heavy_nice, so
     # short runs go first while busy ones finish their cpu_ms later in wall time.

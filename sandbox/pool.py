@@ -108,7 +108,7 @@ class PoolConfig:
     size: int
     scratch_dir: Path
     queue_timeout_ms: int = 2_000
-    kill_grace_ms: int = 500
+    kill_grace_ms: int = 2_000
     start_timeout_ms: int = 60_000
     env: Mapping[str, str] | None = None
     sessions: bool = False
@@ -795,9 +795,11 @@ class WorkerPool:
                 worker.abandoned += 1
                 worker.slot_freed.set()
             return
+        # A worker being retired already has its replacement coming (_retire_when_replaced).
+        replaced = worker in self._retiring
         self._withdraw(worker)
         await worker.kill()
-        if not self._closed:
+        if not self._closed and not replaced:
             await self._spawn_with_retry()
 
     def _withdraw(self, worker: _Worker) -> None:

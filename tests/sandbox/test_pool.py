@@ -525,3 +525,24 @@ def test_runs_past_the_memory_budget_wait_then_get_pool_busy_for_memory(tmp_path
             await pool.close()
 
     run(main)
+
+
+def test_a_retiring_worker_that_dies_is_replaced_once(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = pool_of("ok", tmp_path, size=2, runs_per_worker=2, queue_timeout_ms=2_000)
+        await pool.start()
+        try:
+            overrun = await collect(pool.run(job("hang", wall_ms=200)))
+            assert overrun.status is Status.WALL_LIMIT
+            # Its process dies (a crash, a SIGKILL) while it is being retired.
+            (retiring,) = pool._retiring
+            assert retiring._proc is not None
+            retiring._proc.kill()
+            await asyncio.sleep(1.5)
+            assert len(pool._workers) == 2  # one replacement, not two
+            assert all(w.alive for w in pool._workers)
+            assert (await collect(pool.run(job("x")))).status is Status.OK
+        finally:
+            await pool.close()
+
+    run(main)

@@ -24,7 +24,7 @@ def create_runner(
     size: int,
     scratch_dir: Path,
     queue_timeout_ms: int = 2_000,
-    kill_grace_ms: int = 500,
+    kill_grace_ms: int = 2_000,
     env: Mapping[str, str] | None = None,
     runs_per_worker: int = 1,
     demotion: Demotion | None = None,
