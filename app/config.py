@@ -43,6 +43,18 @@ def default_runs_per_worker() -> int:
     return max(1, min(64, memory_mib // 256 // cores))
 
 
+def default_memory_budget_mb() -> int:
+    """The memory the runs in progress may ask for together when unset: physical memory.
+
+    A run's ``memory_mb`` caps what it may really take (the guest's image is shared), so
+    this is the most runs can hold at once without the machine running out.
+    """
+    try:
+        return max(64, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20)
+    except (ValueError, OSError):
+        return 4_096
+
+
 class Settings(BaseSettings):
     # Errors never echo the input: it may be a key.
     model_config = SettingsConfigDict(
@@ -115,8 +127,21 @@ class Settings(BaseSettings):
     # Runs each wasmtime worker process takes at once (threads, one instance each): a run
     # waiting on a sleep or a fetch holds no CPU. Total = pool_size x runs_per_worker.
     runs_per_worker: int = Field(default_factory=lambda: default_runs_per_worker(), ge=1, le=256)
+    # The sum of memory_mb of the wasmtime runs in progress may not pass this (MiB); the
+    # next run waits like one past the slots, then 429 busy naming the memory.
+    run_memory_budget_mb: int = Field(
+        default_factory=lambda: default_memory_budget_mb(), ge=64, le=16_777_216
+    )
     queue_timeout_ms: int = Field(default=2_000, ge=0, le=60_000)
-    kill_grace_ms: int = Field(default=500, ge=50, le=60_000)
+    # Past wall_ms + this, the pool ends a run itself (wall_limit) and retires its process:
+    # for guests blocked where the host cannot interrupt them. Runs on a loaded box report
+    # their own wall_limit up to ~1 s late (bench/load.py), hence 2 s.
+    kill_grace_ms: int = Field(default=2_000, ge=50, le=60_000)
+    # Fair shares of the cores (sandbox/engines/fairshare.py): a run past this much CPU
+    # (0, the default: never) gets its thread's nice value raised to cpu_heavy_nice, so
+    # short runs go first while busy ones finish their cpu_ms later in wall time.
+    cpu_heavy_after_ms: int = Field(default=0, ge=0, le=3_600_000)
+    cpu_heavy_nice: int = Field(default=10, ge=1, le=19)
     # The guest behind runtime "wasmtime": the data stack (CPython 3.15 with numpy, pandas,
     # matplotlib, scikit-learn, ...), or the CPython 3.14 component (stdlib only).
     wasmtime_guest: Literal["stack", "component"] = "stack"

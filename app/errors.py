@@ -76,10 +76,19 @@ def error_response(error: ApiError) -> JSONResponse:
 
 def from_sandbox_error(exc: SandboxError) -> ApiError:
     if isinstance(exc, PoolBusy):
+        details = []
+        if exc.reason == "memory":
+            details = [
+                ErrorDetail(
+                    field="limits.memory_mb",
+                    message="runs in progress hold the memory budget; ask for less or retry",
+                )
+            ]
         return ApiError(
             429,
             "busy",
             f"{exc}; retry shortly",
+            details=details,
             headers={"Retry-After": "1"},
         )
     if isinstance(exc, EngineUnavailable | RunnerClosed):

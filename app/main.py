@@ -55,6 +55,7 @@ from sandbox import Runner
 from sandbox.engines import pyodide as pyodide_engine
 from sandbox.engines import stack as stack_engine
 from sandbox.engines import wasmtime as wasmtime_engine
+from sandbox.engines.fairshare import Demotion
 
 log = logging.getLogger("sandlot")
 
@@ -83,6 +84,8 @@ async def _wasmtime_runner(settings: Settings) -> Runner:
         kill_grace_ms=settings.kill_grace_ms,
         env=worker_environment(),
         runs_per_worker=settings.runs_per_worker,
+        demotion=Demotion(settings.cpu_heavy_after_ms, settings.cpu_heavy_nice),
+        memory_budget_mb=settings.run_memory_budget_mb,
     )
 
 
@@ -100,6 +103,8 @@ async def _stack_runner(settings: Settings) -> Runner:
         kill_grace_ms=settings.kill_grace_ms,
         env=worker_environment(),
         runs_per_worker=settings.runs_per_worker,
+        demotion=Demotion(settings.cpu_heavy_after_ms, settings.cpu_heavy_nice),
+        memory_budget_mb=settings.run_memory_budget_mb,
     )
 
 

@@ -6,7 +6,7 @@ event (``status``, ``error``). Only faults of the host side raise, from one tree
     SandboxError
      ├── EngineUnavailable   an engine's artifacts are missing or its workers can't start
      ├── BuildError          building a guest artifact failed
-     ├── PoolBusy            no worker became free within the queue wait
+     ├── PoolBusy            no run could start within the queue wait (slots or memory)
      ├── RunnerClosed        the runner was closed
      ├── SessionsUnsupported this engine keeps no sessions
      └── SessionEnded        the session's instance is gone (its reason says why)
@@ -42,11 +42,21 @@ class BuildError(SandboxError):
 
 
 class PoolBusy(SandboxError):
-    """Every worker stayed busy for the whole queue wait."""
+    """No run could start within the queue wait.
 
-    def __init__(self, waited_ms: int) -> None:
-        super().__init__(f"all sandbox workers are busy (waited {waited_ms} ms)")
+    ``reason``: ``slots`` (every worker process held as many runs as it takes) or
+    ``memory`` (the runs in progress hold the pool's memory budget; ``detail`` says how
+    much).
+    """
+
+    def __init__(self, waited_ms: int, *, reason: str = "slots", detail: str = "") -> None:
+        if reason == "memory":
+            message = f"the sandbox is out of memory for more runs: {detail}"
+        else:
+            message = "all sandbox workers are busy"
+        super().__init__(f"{message} (waited {waited_ms} ms)")
         self.waited_ms = waited_ms
+        self.reason = reason
 
 
 class RunnerClosed(SandboxError):

@@ -7,7 +7,11 @@ frame both ways, relays its events, and guarantees that every run ends:
 
 * the worker reports ``end``: relayed as is;
 * the run overruns ``wall_ms + kill_grace_ms`` (a guest blocked inside a WASI
-  call, a wedged worker): the process is killed, the run ends ``wall_limit``;
+  call, a wedged worker, or a run thread the cores reached late): the run ends
+  ``wall_limit`` and its process is retired: a replacement starts at once, the old one
+  takes no new run once the replacement is ready, and it is killed when the other runs in
+  it have ended (each by its own end or hard deadline), so they don't pay for their
+  neighbour;
 * the worker dies mid-run (crash, panic, OOM kill): ``internal_error``;
 * the caller stops listening (client went away): the worker is told to
   cancel, the run ends ``canceled``, and the worker goes back to the pool
@@ -17,8 +21,8 @@ The conversation with the worker does not wait for the caller: events are
 queued in this process as they arrive, so a caller that reads slowly (or not at
 all) never holds a worker past its run's end.
 
-A killed or dead worker is replaced in the background, and the runs it held end
-``internal_error`` (or ``wall_limit`` for the one that overran). When every slot is
+A dead worker is replaced in the background, and the runs it held end
+``internal_error``. When every slot is
 taken, a caller waits at most ``queue_timeout_ms`` and then gets ``PoolBusy``.
 
 Sessions (engines whose worker keeps instances between calls): :meth:`WorkerPool.open_session`
@@ -51,6 +55,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sandbox import protocol
+from sandbox.budget import MemoryBudget
 from sandbox.egress import redact_url
 from sandbox.errors import (
     EngineUnavailable,
@@ -93,21 +98,28 @@ class PoolConfig:
         runs_per_worker: runs one worker process takes at once (each on its own thread
             in its own instance; the worker must have been started to take as many).
             Session turns and opens stay one at a time per process.
+        memory_budget_mb: what the runs in progress may ask for together (the sum of
+            their ``memory_mb``); a run past it waits like one past the slots, then
+            ``PoolBusy`` (reason ``memory``). None: no budget. Sessions are not counted
+            (the service budgets their memory apart).
     """
 
     command: tuple[str, ...]
     size: int
     scratch_dir: Path
     queue_timeout_ms: int = 2_000
-    kill_grace_ms: int = 500
+    kill_grace_ms: int = 2_000
     start_timeout_ms: int = 60_000
     env: Mapping[str, str] | None = None
     sessions: bool = False
     runs_per_worker: int = 1
+    memory_budget_mb: int | None = None
 
     def __post_init__(self) -> None:
         if not self.command:
             raise ValueError("command must not be empty")
+        if self.memory_budget_mb is not None and self.memory_budget_mb < 1:
+            raise ValueError(f"memory_budget_mb must be at least 1, got {self.memory_budget_mb}")
         for name in (
             "size",
             "queue_timeout_ms",
@@ -171,6 +183,11 @@ class _Worker:
         # Session opens and turns run one at a time in the process: held for each.
         self.session_lane = asyncio.Lock()
         self.retired = False
+        # Slots given up on (a run that overran its hard deadline, a cancel never
+        # answered): they never come back, and a retired worker doesn't wait for them.
+        self.abandoned = 0
+        # Set whenever a slot comes back (a retired worker waits for its runs to end).
+        self.slot_freed = asyncio.Event()
         self.runs = 0
         # When it last gave a slot back (monotonic): a worker that has just answered is
         # making its next instance, so a tie goes to the one that answered longest ago.
@@ -277,6 +294,8 @@ class _Worker:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGKILL)
             await proc.wait()
+        if proc is not None and proc.stdin is not None:
+            proc.stdin.close()  # now, not when the loop may be gone (its __del__ warns)
         for task in (self._reader_task, self._stderr_task):
             if task is not None:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
@@ -318,9 +337,12 @@ class WorkerPool:
             collections.deque()
         )
         self._workers: set[_Worker] = set()
+        # Retired workers with runs still going in them (killed when those end).
+        self._retiring: set[_Worker] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._closed = False
         self._started = False
+        self._memory = MemoryBudget(config.memory_budget_mb)
 
     @property
     def ready(self) -> bool:
@@ -358,16 +380,33 @@ class WorkerPool:
         self._closed = True
         for task in list(self._background):
             task.cancel()
-        await asyncio.gather(*(w.stop() for w in list(self._workers)), return_exceptions=True)
+        await asyncio.gather(
+            *(w.stop() for w in list(self._workers)),
+            *(w.kill() for w in list(self._retiring)),
+            return_exceptions=True,
+        )
         self._workers.clear()
+        self._retiring.clear()
 
     async def run(self, job: Job) -> AsyncIterator[Event]:
         if self._closed:
             raise RunnerClosed(f"the {self.name} runner is closed")
-        worker = await self._acquire()
+        memory_mb = job.limits.memory_mb
+        deadline = asyncio.get_running_loop().time() + self._config.queue_timeout_ms / 1000
+        await self._memory.reserve(memory_mb, deadline, self._config.queue_timeout_ms)
+        try:
+            worker = await self._acquire(deadline=deadline)
+        except BaseException:
+            self._memory.release(memory_mb)
+            raise
         request = {"op": "run", "job": protocol.job_message(job)}
-        async for event in self._relay(worker, job, request, None, None):
+        async for event in self._relay(worker, job, request, None, None, memory_mb):
             yield event
+
+    @property
+    def memory_in_use_mb(self) -> int:
+        """The ``memory_mb`` of the runs in progress, together."""
+        return self._memory.in_use_mb
 
     # -- sessions ----------------------------------------------------------
 
@@ -489,9 +528,10 @@ class WorkerPool:
         request: dict[str, Any],
         session: PoolSession | None,
         lane: asyncio.Lock | None,
+        memory_mb: int = 0,
     ) -> AsyncIterator[Event]:
-        """Relay one run or turn on ``worker`` (claimed); ``lane`` (held) is released at
-        its end."""
+        """Relay one run or turn on ``worker`` (claimed); ``lane`` (held) and the run's
+        ``memory_mb`` (reserved) are released at its end."""
         run_id = "run_" + secrets.token_hex(8)
         request = {**request, "id": run_id}
         log.info(
@@ -512,7 +552,7 @@ class WorkerPool:
         # task canceled before its first step would never run the finally that frees
         # the worker.
         conversation = asyncio.Task(
-            self._converse(worker, job, request, run_id, events, session, lane),
+            self._converse(worker, job, request, run_id, events, session, lane, memory_mb),
             loop=asyncio.get_running_loop(),
             eager_start=True,
         )
@@ -539,12 +579,14 @@ class WorkerPool:
         events: asyncio.Queue[Event],
         session: PoolSession | None,
         lane: asyncio.Lock | None,
+        memory_mb: int,
     ) -> None:
         """Run ``request`` on ``worker`` to its End, putting each event on ``events``."""
         started = time.monotonic()
         hard_deadline = started + (job.limits.wall_ms + self._config.kill_grace_ms) / 1000
         end: End | None = None
         release = True
+        overran = False
         if session is not None:
             session.turning = True
         worker.open_channel(run_id)
@@ -574,9 +616,10 @@ class WorkerPool:
                             events.put_nowait(event)
             except TimeoutError:
                 log.warning(
-                    "run %s overran its hard deadline; killing worker %d", run_id, worker.id
+                    "run %s overran its hard deadline; retiring worker %d", run_id, worker.id
                 )
                 release = False
+                overran = True
                 self._end_session(session, Status.WALL_LIMIT.value)
                 end = _synthetic_end(Status.WALL_LIMIT, started)
                 events.put_nowait(end)
@@ -598,13 +641,20 @@ class WorkerPool:
                 # A canceled turn ends its session (the instance stopped mid-way).
                 log.info("run %s canceled by the caller", run_id)
                 self._end_session(session, Status.CANCELED.value)
-                self._track(self._cancel_and_release(worker, run_id, session, lane, hard_deadline))
+                self._track(
+                    self._cancel_and_release(
+                        worker, run_id, session, lane, hard_deadline, memory_mb
+                    )
+                )
             else:
+                self._memory.release(memory_mb)
                 worker.close_channel(run_id)
                 if lane is not None:
                     lane.release()
                 if release:
                     self._release(worker)
+                elif overran:
+                    self._retire(worker)
                 else:
                     self._track(self._replace(worker))
             log.info(
@@ -615,7 +665,11 @@ class WorkerPool:
             )
 
     async def _acquire(
-        self, *, session: PoolSession | None = None, fewest_sessions: bool = False
+        self,
+        *,
+        session: PoolSession | None = None,
+        fewest_sessions: bool = False,
+        deadline: float | None = None,
     ) -> _Worker:
         """An idle worker (the session's own, when given), waiting at most the queue wait.
 
@@ -623,15 +677,16 @@ class WorkerPool:
         at the end of the wait, SessionEnded if the session's worker dies meanwhile.
         """
         want = session.worker if session is not None else None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._config.queue_timeout_ms / 1000
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + self._config.queue_timeout_ms / 1000
         while True:
             worker = self._take_idle(want, fewest_sessions)
             if worker is None:
                 worker = await self._wait_for_worker(want, deadline)
             if worker.alive and not worker.retired:
                 return worker
-            self._track(self._replace(worker))
+            # A retired worker was never claimed (only handed back to say it is gone).
+            self._track(self._replace(worker, abandon=False))
             if session is not None:
                 raise SessionEnded(session.ended or "crashed")
 
@@ -700,7 +755,10 @@ class WorkerPool:
         try:
             await worker.start()
         except BaseException:
+            # Also when the pool closes mid-start (the task is canceled): no process of
+            # ours outlives the pool.
             self._workers.discard(worker)
+            await worker.kill()
             raise
         if self._closed:
             await worker.stop()
@@ -709,9 +767,50 @@ class WorkerPool:
         self._track(self._watch(worker))
         self._offer(worker)
 
-    async def _replace(self, worker: _Worker) -> None:
-        if worker.retired:
+    def _retire(self, worker: _Worker) -> None:
+        """Give up a claimed slot of ``worker`` whose run overran, and retire the worker:
+        a replacement starts now; once it is ready the worker takes no new run, and it is
+        killed when the runs still going in it have ended (make before break: the pool
+        never has fewer processes taking runs than before)."""
+        worker.abandoned += 1
+        worker.slot_freed.set()
+        if worker in self._retiring or worker.retired:
             return
+        # Before the task starts: close() kills what is in here, even a task never run.
+        self._retiring.add(worker)
+        self._track(self._retire_when_replaced(worker))
+
+    async def _retire_when_replaced(self, worker: _Worker) -> None:
+        try:
+            if not self._closed:
+                await self._spawn_with_retry()
+            if not worker.retired:
+                self._withdraw(worker)
+            while worker.active > worker.abandoned and not worker.exited.is_set():
+                worker.slot_freed.clear()
+                await worker.slot_freed.wait()
+            log.info("retired %s worker %d has no runs left; killing it", self.name, worker.id)
+            await worker.kill()
+        finally:
+            self._retiring.discard(worker)
+
+    async def _replace(self, worker: _Worker, *, abandon: bool = True) -> None:
+        """Kill ``worker`` and start another; ``abandon``: a slot the caller claimed on it
+        is given up (on a retired worker, that is all: its retirement kills it)."""
+        if worker.retired:
+            if abandon:
+                worker.abandoned += 1
+                worker.slot_freed.set()
+            return
+        # A worker being retired already has its replacement coming (_retire_when_replaced).
+        replaced = worker in self._retiring
+        self._withdraw(worker)
+        await worker.kill()
+        if not self._closed and not replaced:
+            await self._spawn_with_retry()
+
+    def _withdraw(self, worker: _Worker) -> None:
+        """Take the worker out of the pool: no new runs, its sessions end."""
         worker.retired = True
         self._workers.discard(worker)
         with contextlib.suppress(ValueError):
@@ -726,9 +825,6 @@ class WorkerPool:
             if entry[0] is worker and not entry[1].done():
                 self._waiters.remove(entry)
                 entry[1].set_result(worker)
-        await worker.kill()
-        if not self._closed:
-            await self._spawn_with_retry()
 
     async def _spawn_with_retry(self) -> None:
         delay = 0.5
@@ -753,6 +849,7 @@ class WorkerPool:
         session: PoolSession | None,
         lane: asyncio.Lock | None,
         hard_deadline: float,
+        memory_mb: int,
     ) -> None:
         cancel: dict[str, Any] = {"op": "cancel", "id": run_id}
         if session is not None:
@@ -767,6 +864,7 @@ class WorkerPool:
             await self._replace(worker)
             return
         finally:
+            self._memory.release(memory_mb)
             worker.close_channel(run_id)
             if lane is not None:
                 lane.release()
@@ -777,6 +875,7 @@ class WorkerPool:
         worker.active -= 1
         worker.runs += ran
         worker.released_at = time.monotonic()
+        worker.slot_freed.set()
         if worker.retired:
             return
         self._offer(worker)
@@ -786,7 +885,7 @@ class WorkerPool:
         await worker.exited.wait()
         if not worker.busy and not self._closed:
             log.warning("idle %s worker %d exited; replacing it", self.name, worker.id)
-            await self._replace(worker)
+            await self._replace(worker, abandon=False)
 
     def _track(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast, runtime_checkable
 
 from sandbox import protocol
+from sandbox.engines.fairshare import Demotion, FairShare
 from sandbox.events import GuestError, RunReport, Status, Usage
 from sandbox.jobs import Job
 
@@ -91,10 +92,18 @@ class _Lanes:
     """The runtimes that take runs on their own threads (``runs`` > 1): at most ``runs``
     live at once, each made on first need and reused, one run at a time each."""
 
-    def __init__(self, make_runtime: Callable[[], Runtime], runs: int, out: BinaryIO) -> None:
+    def __init__(
+        self,
+        make_runtime: Callable[[], Runtime],
+        runs: int,
+        out: BinaryIO,
+        demotion: Demotion | None = None,
+    ) -> None:
         self._make = make_runtime
         self._runs = runs
         self._out = out
+        # Each run's thread is its own: demoted once it is CPU-heavy (fairshare.py).
+        self._fair = FairShare(demotion or Demotion(after_ms=0))
         self._lock = threading.Lock()
         # Notified when a runtime goes back to idle or one fewer exists.
         self._freed = threading.Condition(self._lock)
@@ -153,6 +162,13 @@ class _Lanes:
         return runtime
 
     def _run(self, run_id: str, message: dict[str, Any]) -> None:
+        self._fair.watch()
+        try:
+            self._run_watched(run_id, message)
+        finally:
+            self._fair.forget()
+
+    def _run_watched(self, run_id: str, message: dict[str, Any]) -> None:
         sink = protocol.FrameSink(self._out, tag={"id": run_id})
         try:
             job = protocol.job_from_message(message["job"])
@@ -201,6 +217,7 @@ class _Lanes:
             runtime.close()
 
     def close(self) -> None:
+        self._fair.close()
         with self._lock:
             runtimes = [*self._idle, *self._running.values()]
             self._idle.clear()
@@ -215,16 +232,20 @@ def serve(
     *,
     make_runtime: Callable[[], Runtime] | None = None,
     runs: int = 1,
+    demotion: Demotion | None = None,
 ) -> None:
     """Answer the pool until it says exit or closes the pipe.
 
     With ``runs`` > 1 (and ``make_runtime``), a ``run`` that names itself (``id``) runs on
-    a thread of its own in a runtime of its own, up to ``runs`` at once; ``runtime`` keeps
-    the sessions and anything without an id, one at a time, in order.
+    a thread of its own in a runtime of its own, up to ``runs`` at once, demoted by
+    ``demotion`` once CPU-heavy; ``runtime`` keeps the sessions and anything without an
+    id, one at a time, in order.
     """
     out = cast(BinaryIO, _SerialWriter(out))
     sink = protocol.FrameSink(out)
-    lanes = _Lanes(make_runtime, runs, out) if make_runtime is not None and runs > 1 else None
+    lanes = (
+        _Lanes(make_runtime, runs, out, demotion) if make_runtime is not None and runs > 1 else None
+    )
     if lanes is not None:
         lanes.warm()
     jobs: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
@@ -339,10 +360,12 @@ def serve_process(
     *,
     make_lane_runtime: Callable[[], Runtime] | None = None,
     runs: int = 1,
+    demotion: Demotion | None = None,
 ) -> None:
     """Run a worker process: protocol on stdout, everything else printed to stderr.
 
-    ``make_lane_runtime`` and ``runs`` > 1: up to ``runs`` runs at once (see :func:`serve`).
+    ``make_lane_runtime`` and ``runs`` > 1: up to ``runs`` runs at once, CPU-heavy ones
+    demoted by ``demotion`` (see :func:`serve`).
     """
     # The protocol owns the real stdout; anything libraries print (or a panic
     # message) goes to stderr, which the pool logs.
@@ -350,7 +373,14 @@ def serve_process(
     os.dup2(2, 1)
     runtime = make_runtime()
     try:
-        serve(runtime, sys.stdin.buffer, out, make_runtime=make_lane_runtime, runs=runs)
+        serve(
+            runtime,
+            sys.stdin.buffer,
+            out,
+            make_runtime=make_lane_runtime,
+            runs=runs,
+            demotion=demotion,
+        )
     finally:
         runtime.close()
         sys.stderr.flush()

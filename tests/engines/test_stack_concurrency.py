@@ -19,6 +19,7 @@ import pytest
 from sandbox import End, Job, Limits, Output, Started
 from sandbox.egress import EgressPolicy
 from sandbox.engines import stack as stack_engine
+from sandbox.engines.fairshare import Demotion
 from sandbox.engines.stack import StackArtifacts
 from sandbox.pool import WorkerPool
 from tests.conftest import ARTIFACT_DIR
@@ -173,3 +174,63 @@ async def _cancel_one(pool: WorkerPool) -> None:
     after, _ = await run(pool, "print(1 + 1)")
     assert after.status.value == "ok"
     assert pool._workers == {worker} and worker.alive  # the cancel killed no process
+
+
+def test_a_cpu_heavy_run_is_demoted_beside_short_ones(
+    stack_artifacts: StackArtifacts, tmp_path: Path
+) -> None:
+    async def main() -> None:
+        pool = stack_engine.create_runner(
+            stack_artifacts,
+            size=1,
+            scratch_dir=tmp_path / "scratch",
+            queue_timeout_ms=30_000,
+            runs_per_worker=3,
+            demotion=Demotion(after_ms=50, nice=10),
+        )
+        await pool.start()
+        try:
+            await _demoted(pool)
+        finally:
+            await pool.close()
+
+    asyncio.run(main())
+
+
+def _thread_nices(pid: int) -> list[int]:
+    """The nice value of each thread of process ``pid`` (field 19 of its stat)."""
+    nices = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        nices.append(int(stat[stat.rindex(")") + 2 :].split()[16]))
+    return nices
+
+
+async def _demoted(pool: WorkerPool) -> None:
+    (worker,) = pool._workers
+    assert worker._proc is not None
+    pid = worker._proc.pid
+    limits = Limits(cpu_ms=3_000, wall_ms=20_000)
+    busy = asyncio.create_task(run(pool, "while True:\n    pass", limits=limits))
+    # Past 50 ms of CPU the run's thread goes to nice 10.
+    for _ in range(200):
+        if 10 in _thread_nices(pid):
+            break
+        await asyncio.sleep(0.02)
+    assert _thread_nices(pid).count(10) == 1, _thread_nices(pid)
+    # Short runs beside it keep the normal weight, and still end ok.
+    end, out = await run(pool, "print('short')")
+    assert (end.status.value, out) == ("ok", "short\n")
+    end, _ = await busy
+    assert end.status.value == "cpu_limit"  # all of its cpu_ms, at the lower weight
+    assert end.usage.cpu_ms >= 3_000
+    # Its thread ended with it (after preparing the next instance, at its lower weight):
+    # nothing in the process stays demoted.
+    for _ in range(500):
+        if 10 not in _thread_nices(pid):
+            break
+        await asyncio.sleep(0.02)
+    assert 10 not in _thread_nices(pid)

@@ -7,6 +7,9 @@ exit-at-start, never-ready, garbage-at-start, hang (never answers a run, ignores
 die-mid-run, bad-frame-mid-run, slow-cancel (answers cancel with end canceled after 0.1 s).
 hang and slow-cancel write ``pid <their pid>`` to stderr when a run starts.
 
+Mode ok also takes codes: ``pid`` prints the process's pid, ``hang`` never answers (nor
+its cancel), ``after:<s>`` answers ok after s seconds (on a thread: later runs go on).
+
 Sessions (mode ok): ``open`` answers ``opened``; a ``turn`` prints ``<pid> <session>
 <turns so far>`` and ends ok, or with the status its code names after ``status:`` (then
 the session is dropped); code ``sleep:<s>`` sleeps first, code ``die`` kills the process.
@@ -72,8 +75,22 @@ def main() -> None:
         if mode in ("hang", "slow-cancel"):
             # Which process took the run, so tests can tell a reused worker from a new one.
             send({"t": "out", "s": "stderr", "d": f"pid {os.getpid()}"})
-        if mode == "ok":
-            # Code "pid": say which process ran it.
+        if mode == "ok" and code == "hang":
+            continue
+        if mode == "ok" and code.startswith("after:"):
+            run_id = message.get("id")
+
+            def later(
+                delay: float = float(code.removeprefix("after:")), run_id: object = run_id
+            ) -> None:
+                time.sleep(delay)
+                with lock:
+                    for frame in ({"t": "out", "s": "stdout", "d": "late"}, _end("ok")):
+                        protocol.write_frame(out, {**frame, "id": run_id})
+                    out.flush()
+
+            threading.Thread(target=later).start()
+        elif mode == "ok":
             send({"t": "out", "s": "stdout", "d": str(os.getpid()) if code == "pid" else code})
             send(_end("ok"))
         elif mode == "die-mid-run":

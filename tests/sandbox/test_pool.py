@@ -476,3 +476,90 @@ def test_each_run_gets_its_own_frames_back(tmp_path: Path) -> None:
             await pool.close()
 
     run(main)
+
+
+def test_a_run_past_its_hard_deadline_costs_its_neighbours_nothing(tmp_path: Path) -> None:
+    """The overrun run ends wall_limit; the other run in its process ends as it would have;
+    new runs go to a replacement as soon as it is ready, and the old process goes once it
+    has no runs."""
+
+    async def main() -> None:
+        pool = pool_of("ok", tmp_path, runs_per_worker=3, queue_timeout_ms=2_000)
+        await pool.start()
+        try:
+            old = (await collect(pool.run(job("pid")))).stdout
+            neighbour = asyncio.create_task(collect(pool.run(job("after:1.5", wall_ms=5_000))))
+            started = time.monotonic()
+            overrun = await collect(pool.run(job("hang", wall_ms=300)))
+            assert overrun.status is Status.WALL_LIMIT
+            assert time.monotonic() - started < 1.2  # wall 300 ms + grace 100 ms
+            # The old process is retired: once the replacement is ready, runs start there.
+            for _ in range(100):
+                fresh = (await collect(pool.run(job("pid")))).stdout
+                if fresh != old:
+                    break
+                await asyncio.sleep(0.02)
+            assert fresh != old
+            assert not neighbour.done()
+            done = await neighbour
+            assert (done.status, done.stdout) == (Status.OK, "late")
+            # Once its last run has ended, the retired process is killed.
+            deadline = time.monotonic() + 5
+            while Path(f"/proc/{old}").exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert not Path(f"/proc/{old}").exists() or _zombie(int(old))
+            assert {(await collect(pool.run(job("pid")))).stdout for _ in range(3)} == {fresh}
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def _zombie(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+
+
+def test_runs_past_the_memory_budget_wait_then_get_pool_busy_for_memory(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = pool_of("ok", tmp_path, runs_per_worker=4, memory_budget_mb=300)
+        await pool.start()
+        try:
+            big = Limits(wall_ms=5_000, memory_mb=256)
+            holding = asyncio.create_task(collect(pool.run(Job(code="after:1", limits=big))))
+            await asyncio.sleep(0.2)
+            assert pool.memory_in_use_mb == 256
+            # A slot is free, the memory is not: refused after the queue wait, for memory.
+            with pytest.raises(PoolBusy) as refused:
+                await collect(pool.run(Job(code="x", limits=big)))
+            assert refused.value.reason == "memory"
+            # A small run fits beside it.
+            small = Limits(wall_ms=5_000, memory_mb=32)
+            assert (await collect(pool.run(Job(code="x", limits=small)))).status is Status.OK
+            assert (await holding).status is Status.OK
+            assert pool.memory_in_use_mb == 0
+            assert (await collect(pool.run(Job(code="x", limits=big)))).status is Status.OK
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+def test_a_retiring_worker_that_dies_is_replaced_once(tmp_path: Path) -> None:
+    async def main() -> None:
+        pool = pool_of("ok", tmp_path, size=2, runs_per_worker=2, queue_timeout_ms=2_000)
+        await pool.start()
+        try:
+            overrun = await collect(pool.run(job("hang", wall_ms=200)))
+            assert overrun.status is Status.WALL_LIMIT
+            # Its process dies (a crash, a SIGKILL) while it is being retired.
+            (retiring,) = pool._retiring
+            assert retiring._proc is not None
+            retiring._proc.kill()
+            await asyncio.sleep(1.5)
+            assert len(pool._workers) == 2  # one replacement, not two
+            assert all(w.alive for w in pool._workers)
+            assert (await collect(pool.run(job("x")))).status is Status.OK
+        finally:
+            await pool.close()
+
+    run(main)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from sandbox.engines.fairshare import Demotion
 from sandbox.engines.stack.builder import StackArtifacts, build, locate
 from sandbox.engines.stack.packages import SitePackages
 from sandbox.pool import PoolConfig, WorkerPool, worker_command
@@ -27,9 +28,11 @@ def create_runner(
     size: int,
     scratch_dir: Path,
     queue_timeout_ms: int = 2_000,
-    kill_grace_ms: int = 500,
+    kill_grace_ms: int = 2_000,
     env: Mapping[str, str] | None = None,
     runs_per_worker: int = 1,
+    demotion: Demotion | None = None,
+    memory_budget_mb: int | None = None,
 ) -> WorkerPool:
     """A pool of ``size`` worker processes running the data-stack guest. Call ``start()``.
 
@@ -49,6 +52,7 @@ def create_runner(
         *(["--site", str(artifacts.site)] if artifacts.site is not None else []),
         "--runs",
         str(runs_per_worker),
+        *(demotion or Demotion()).argv(),
     )
     config = PoolConfig(
         command=command,
@@ -58,6 +62,7 @@ def create_runner(
         kill_grace_ms=kill_grace_ms,
         env={**(env or {}), "PYTHONUNBUFFERED": "1"},
         runs_per_worker=runs_per_worker,
+        memory_budget_mb=memory_budget_mb,
         sessions=True,
     )
     packages = SitePackages(artifacts.site) if artifacts.site is not None else None

@@ -42,6 +42,7 @@ import wasmtime
 from sandbox.egress import EgressRequest
 from sandbox.engines.stack.builder import MPL_DATA_GUEST_PATH, SITE_GUEST_PATH, StackArtifacts
 from sandbox.engines.wasmtime.host import GuestRuntime, wasmtime_version
+from sandbox.engines.wasmtime.hostcalls import host_call
 from sandbox.errors import EngineUnavailable
 from sandbox.limits import MIB, Limits
 
@@ -126,7 +127,9 @@ class StackRuntime(GuestRuntime):
         self._core_linker = wasmtime.Linker(self._engine)
         self._core_linker.define_wasi()
         door_type = wasmtime.FuncType([_I32, _I32, _I32, _I32], [_I32])
-        self._core_linker.define_func("host", "call", door_type, self._door, access_caller=True)
+        self._core_linker.define_func(
+            "host", "call", door_type, host_call(self._door), access_caller=True
+        )
 
     def _instantiate(self, store: wasmtime.Store) -> Callable[[wasmtime.Store, str], str]:
         exports = self._core_linker.instantiate(store, self._module).exports(store)

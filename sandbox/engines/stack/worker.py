@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sandbox.engines.fairshare import Demotion
 from sandbox.engines.serving import lane_workdirs, serve_process
 from sandbox.engines.stack.builder import StackArtifacts
 from sandbox.engines.stack.host import StackRuntime
@@ -20,6 +21,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     # Runs at once in this process, each on its own thread in its own runtime.
     parser.add_argument("--runs", type=int, default=1)
+    # When a run's thread is demoted for using the cores (fairshare.py).
+    Demotion.add_arguments(parser)
     args = parser.parse_args(argv)
     artifacts = StackArtifacts(
         key=args.key,
@@ -41,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         lambda: make_runtime(args.workdir),
         make_lane_runtime=lambda: make_runtime(next_dir()),
         runs=max(1, args.runs),
+        demotion=Demotion.from_arguments(args),
     )
 
 

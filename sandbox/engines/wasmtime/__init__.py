@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from sandbox.engines.fairshare import Demotion
 from sandbox.engines.wasmtime.builder import Artifacts, build, locate
 from sandbox.pool import PoolConfig, WorkerPool, worker_command
 
@@ -23,9 +24,11 @@ def create_runner(
     size: int,
     scratch_dir: Path,
     queue_timeout_ms: int = 2_000,
-    kill_grace_ms: int = 500,
+    kill_grace_ms: int = 2_000,
     env: Mapping[str, str] | None = None,
     runs_per_worker: int = 1,
+    demotion: Demotion | None = None,
+    memory_budget_mb: int | None = None,
 ) -> WorkerPool:
     """A pool of ``size`` worker processes running this engine. Call ``start()`` on it.
 
@@ -43,6 +46,7 @@ def create_runner(
         str(artifacts.stdlib_mount),
         "--runs",
         str(runs_per_worker),
+        *(demotion or Demotion()).argv(),
     )
     config = PoolConfig(
         command=command,
@@ -52,5 +56,6 @@ def create_runner(
         kill_grace_ms=kill_grace_ms,
         env={**(env or {}), "PYTHONUNBUFFERED": "1"},
         runs_per_worker=runs_per_worker,
+        memory_budget_mb=memory_budget_mb,
     )
     return WorkerPool(ENGINE_NAME, config)

@@ -55,6 +55,7 @@ from sandbox.engines.wasmtime.engine import (
     precompile,
     wasmtime_version,
 )
+from sandbox.engines.wasmtime.hostcalls import host_call, install
 from sandbox.engines.wasmtime.monitor import CpuBudget, Monitor
 from sandbox.engines.wasmtime.procfs import ProcMemory
 from sandbox.engines.wasmtime.workdir import empty_dir, seed_files
@@ -167,6 +168,7 @@ class GuestRuntime:
         stdlib_writable: bool = False,
         resolver: Callable[[str, int], Any] | None = None,
     ) -> None:
+        install()  # several runtimes, one per thread, in one process (hostcalls.py)
         self._engine = self._make_engine()
         self._stdlib = str(stdlib)
         self._workdir = workdir
@@ -201,10 +203,10 @@ class GuestRuntime:
         self._linker = wc.Linker(self._engine)
         self._linker.add_wasip2()
         with self._linker.root() as root, root.add_instance(HOST_INTERFACE) as iface:
-            iface.add_func("fetch", self._host_fetch)
-            iface.add_func("sleep", self._host_sleep)
-            iface.add_func("hard-exit", self._host_hard_exit)
-            iface.add_func("display", self._host_display)
+            iface.add_func("fetch", host_call(self._host_fetch))
+            iface.add_func("sleep", host_call(self._host_sleep))
+            iface.add_func("hard-exit", host_call(self._host_hard_exit))
+            iface.add_func("display", host_call(self._host_display))
 
     def _instantiate(self, store: wasmtime.Store) -> Callable[[wasmtime.Store, str], str]:
         """A fresh instance in ``store``, as the call that runs one job (JSON in, JSON out)."""
