@@ -8,8 +8,9 @@ answered (:class:`WorkerAnswer`). The dispatch route (app/routes/dispatch.py), t
 invoke_worker tool and /v1/generate's worker target all run workers through here.
 
 Every finished invocation is handed to the tails of its worker (app/tail.py), and a
-worker's exception is logged with its traceback on the run's line (run id, namespace):
-its namespace sees it in both places; an anonymous caller never does (WorkerAnswer).
+worker's exception is logged with its traceback at DEBUG on the run's line (run id,
+namespace): its namespace sees it in the tail; an anonymous caller never does
+(WorkerAnswer). Not at INFO: what a worker says may hold its secrets.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def finished(
     services: Services, namespace: str, worker: str, *, method: str, url: str, result: RunResult
 ) -> WorkerAnswer:
     """What an invocation of ``worker`` answered (detailed): handed to the worker's tails,
-    and, when the worker raised, logged with its traceback on the run's log line."""
+    and, when the worker raised, logged with its traceback at DEBUG on the run's line."""
     answer = WorkerAnswer.of(result, detailed=True)
     services.tails.publish(
         invocation(
@@ -145,10 +146,10 @@ def finished(
     )
     error = result.error
     if error is not None and result.status is Status.ERROR:
-        # The worker's own exception, for its namespace's operator: the formatter redacts
-        # credentials; the admin's log is not shown to anyone else.
+        # The worker's own exception, for the operator who asks (DEBUG): it may hold the
+        # worker's secrets, which the formatter's redaction of credentials can't know.
         traceback = error.traceback[-_LOGGED_TRACEBACK_CHARS:]
-        log.info(
+        log.debug(
             "worker %s/%s run %s raised %s: %s\n%s",
             namespace,
             worker,

@@ -51,6 +51,8 @@ def service(tmp_path_factory: pytest.TempPathFactory, artifacts: Artifacts) -> I
         tail_max_per_namespace=str(MAX_TAILS),
         tail_heartbeat_ms=str(HEARTBEAT_MS),
         stream_send_timeout_ms="30000",
+        # A worker's traceback is logged at DEBUG (what a worker says may hold its secrets).
+        log_level="debug",
     )
     yield svc
     svc.close()
@@ -160,7 +162,7 @@ def test_a_dispatch_arrives_with_its_output_and_traceback_which_the_public_never
         assert failed["cpu_ms"] > 0 and failed["wall_ms"] > 0
         assert failed["time"].endswith("+00:00")
         assert fine["outcome"] == "ok" and fine["status"] == 200 and fine["exception"] is None
-        # Kept for the namespace in the service's log too: the run's line, with its traceback.
+        # In the service's log too, at DEBUG: the run's line, with its traceback.
         deadline = time.monotonic() + 10
         while "the order store said no" not in service.log():
             assert time.monotonic() < deadline, "the traceback never reached the log"
