@@ -79,6 +79,24 @@ class Settings(BaseSettings):
     # a load balancer's log can tell which replica answered (deploy/README.md). Unset: no
     # header.
     replica_name: str | None = None
+    # OpenTelemetry traces (docs/operations.md, "Traces"): off (the default; no provider,
+    # no middleware), otlp (needs the opentelemetry-exporter-otlp package; the endpoint,
+    # headers and sampler come from the standard OTEL_* variables), or console (stdout).
+    tracing: Literal["off", "otlp", "console"] = "off"
+    tracing_service_name: str = Field(
+        default="sandlot",
+        min_length=1,
+        max_length=256,
+        validation_alias=AliasChoices("SANDLOT_TRACING_SERVICE_NAME", "OTEL_SERVICE_NAME"),
+    )
+    otlp_protocol: Literal["http/protobuf", "grpc"] = Field(
+        default="http/protobuf",
+        validation_alias=AliasChoices(
+            "SANDLOT_OTLP_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ),
+    )
     # Live tails of workers (docs/operations.md, "Tail"): open at once per namespace (per
     # process); invocations a slow tail may have queued before new ones are dropped; the
     # heartbeat comment that keeps proxies from closing a quiet tail.

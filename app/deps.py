@@ -18,6 +18,7 @@ from app.metrics import Metrics
 from app.quotas import QuotaGate
 from app.store import ArtifactStore, ReadCache, Store, workers
 from app.tail import TailHub
+from app.tracing import Tracing
 from app.usage import UsageMeter
 from sandbox import Runner
 
@@ -76,6 +77,8 @@ class Services:
     # Live tails of workers (app/tail.py) and usage per namespace and day (app/usage.py).
     tails: TailHub = field(default_factory=TailHub)
     usage: UsageMeter = field(default_factory=UsageMeter)
+    # OpenTelemetry spans (app/tracing.py); None: SANDLOT_TRACING=off.
+    tracing: Tracing | None = None
 
 
 def services_of(app: FastAPI) -> Services:
@@ -95,6 +98,7 @@ def services_of(app: FastAPI) -> Services:
         drain=state.drain,
         tails=state.tails,
         usage=state.usage,
+        tracing=getattr(state, "tracing", None),
     )
 
 

@@ -63,11 +63,19 @@ async def find_target(services: Services, namespace: str, worker: str) -> worker
     """The worker and its namespace's defaults; TargetNotFound (404 naming both) when
     either is missing: which one is not said."""
     try:
-        return await services.targets.get(
-            (namespace, worker), lambda: workers.target(services.store, namespace, worker)
-        )
+        if services.tracing is None:
+            return await _lookup(services, namespace, worker)
+        # Not the worker's name: a caller may send anything there.
+        with services.tracing.span("sandlot.dispatch.lookup"):
+            return await _lookup(services, namespace, worker)
     except NotFound:
         raise TargetNotFound(namespace, worker) from None
+
+
+async def _lookup(services: Services, namespace: str, worker: str) -> workers.Target:
+    return await services.targets.get(
+        (namespace, worker), lambda: workers.target(services.store, namespace, worker)
+    )
 
 
 async def run_target(

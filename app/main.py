@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from opentelemetry.sdk.trace.export import SpanExporter
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
@@ -50,6 +51,7 @@ from app.session_proxy import SessionProxy
 from app.sessions import SessionManager
 from app.store import ArtifactCache, ArtifactStore, ReadCache, SecretBox, Store, blobs, migrate
 from app.tail import TailHub
+from app.tracing import RouteNames, ServerSpans, Tracing
 from app.usage import UsageMeter
 from sandbox import Runner
 from sandbox.engines import pyodide as pyodide_engine
@@ -146,13 +148,21 @@ def model_client(settings: Settings) -> ModelClient | None:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, span_exporter: SpanExporter | None = None
+) -> FastAPI:
+    """The service. ``span_exporter``: where spans go when tracing is on, instead of
+    the setting's exporter (tests)."""
     settings = settings or Settings()
+    tracing = Tracing(settings, exporter=span_exporter) if settings.tracing != "off" else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runners: dict[str, Runner] = {}
         app.state.runners = runners
+        if tracing is not None:
+            # First: a missing OTLP exporter stops start-up here, naming the package.
+            tracing.start()
         # A broken template stops start-up here, naming the file, not at the first request.
         app.state.prompts = Prompts.load(settings.prompts_dir)
         # The data dir holds the database, keys and tenants' code: this user's only.
@@ -236,6 +246,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await bus.close()
             await app.state.usage.close()
             store.close()
+            if tracing is not None:
+                # Last: the spans of shutdown itself are exported too.
+                await tracing.close()
 
     app = FastAPI(
         title="Sandlot",
@@ -245,8 +258,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # /docs and /redoc are served from this service's own files (app/routes/apidocs.py).
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own telemetry traces through the global provider and records query
+        # strings and validation errors with the request's values: never on. Ours is
+        # app/tracing.py, with its own provider.
+        telemetry={
+            "tracing": False,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+            "auto_configure": False,
+        },
     )
     app.state.settings = settings
+    app.state.tracing = tracing
     app.state.drain = Drain(settings.drain_timeout_ms, delay_ms=settings.drain_delay_ms)
     app.state.tails = TailHub(
         max_per_namespace=settings.tail_max_per_namespace, queue_size=settings.tail_queue_events
@@ -262,6 +286,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost last. OneHost refuses requests naming two hosts before HostRouting reads
     # Host; HostRouting turns worker hostnames into /dispatch/ paths before the body cap
     # and the key check look at the path; the key is checked before the body is read.
+    if tracing is not None:
+        # Innermost: it sees the scope the router fills in (the matched route).
+        app.add_middleware(RouteNames)
     app.add_middleware(KeyBeforeBody)
     app.add_middleware(
         BodySizeLimit,
@@ -291,6 +318,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
             max_age=600,
         )
+    if tracing is not None:
+        # Inside RequestIds (the span carries the request id), outside the rest: refusals
+        # (503 draining, 401, 413) have their span too.
+        app.add_middleware(ServerSpans, tracing=tracing)
     # Outermost of all: every response, refusals included, carries X-Request-Id (and
     # X-Sandlot-Replica when this replica has a name).
     app.add_middleware(RequestIds, replica=settings.replica_name)

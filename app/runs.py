@@ -56,6 +56,8 @@ async def start_run(
     hold_ms = run_hold_ms(services.settings, job)
     allowed = await services.quotas.run(subjects, hold_ms, lambda: runner.run(job))
     used = services.usage.observe(allowed, namespace=namespace, kind=kind)
+    if services.tracing is not None:
+        used = services.tracing.run_spans(used, engine=runner.name, kind=kind, namespace=namespace)
     return services.metrics.observe(used, engine=runner.name, kind=kind, namespace=namespace)
 
 
