@@ -25,6 +25,9 @@ const spares = [];
 const sessions = new Map();
 let created = 0;
 let current = null;
+// Runs and turns received but not started yet (waiting for a spare, or behind
+// the one in progress), by id: an abort for one of them is kept here.
+const queued = new Map();
 
 function spawn() {
   // Deno names worker threads worker-1, worker-2, ... in creation order; the
@@ -179,9 +182,30 @@ function sendEnd(id, result, aborted, extra = {}) {
   }
 }
 
+// The abort that came for a run or turn before it started (its wall time ran out
+// while a spare was restoring on a busy machine), or null: the job is then not
+// started at all. Kept for the run in progress instead, the abort would have
+// found nothing to stop and been lost, and the job would have run unmetered by
+// its deadline until the driver gave up on Deno.
+function unqueue(id) {
+  const aborted = queued.get(id)?.aborted ?? null;
+  queued.delete(id);
+  return aborted;
+}
+
 async function run({ id, job, token, memoryBytes }) {
+  if (queued.get(id)?.aborted) {
+    channel.send({ t: "end", id, aborted: unqueue(id) });
+    return;
+  }
   const entry = await takeSpare(id);
+  const early = unqueue(id);
   if (!entry) return;
+  if (early) {
+    spares.unshift(entry); // untouched: still a fresh spare
+    channel.send({ t: "end", id, aborted: early });
+    return;
+  }
   const finished = follow(id, entry);
   entry.worker.postMessage({ op: "run", job, token, memoryBytes });
   const result = await finished;
@@ -223,6 +247,13 @@ function sync({ session, path, kind, data, append }) {
 
 async function turn({ id, session, job, token }) {
   const entry = sessions.get(session);
+  const early = unqueue(id);
+  if (early && entry) {
+    // Still parked, nothing of the turn ran: the driver ends the session as for any
+    // turn stopped by a limit (it sends "close").
+    channel.send({ t: "end", id, aborted: early, kept: true });
+    return;
+  }
   if (!entry) {
     channel.send({ t: "end", id, failed: "the session's worker is gone", kept: false });
     return;
@@ -271,6 +302,11 @@ function dismiss(entry) {
 }
 
 function abort({ id, status, graceMs }) {
+  const waiting = queued.get(id);
+  if (waiting) {
+    waiting.aborted ??= String(status);
+    return;
+  }
   if (!current || current.id !== id || current.aborted) return;
   current.aborted = String(status);
   // SIGINT into the interpreter: KeyboardInterrupt at the next bytecode.
@@ -285,12 +321,14 @@ channel.send({ t: "ready" });
 let running = Promise.resolve();
 for await (const message of channel.messages()) {
   if (message.op === "run" && Number.isSafeInteger(message.id)) {
+    queued.set(message.id, { aborted: null });
     running = running.then(() => run(message));
   } else if (message.op === "open" && Number.isSafeInteger(message.id) && typeof message.session === "string") {
     running = running.then(() => open(message));
   } else if (message.op === "sync" && typeof message.session === "string" && typeof message.path === "string") {
     running = running.then(() => sync(message));
   } else if (message.op === "turn" && Number.isSafeInteger(message.id) && typeof message.session === "string") {
+    queued.set(message.id, { aborted: null });
     running = running.then(() => turn(message));
   } else if (message.op === "close" && typeof message.session === "string") {
     running = running.then(() => close(message));

@@ -17,12 +17,14 @@ from typing import Any
 
 import pytest
 
+from sandbox.egress import EgressPolicy
 from sandbox.engines.pyodide import PyodideArtifacts, proc
 from sandbox.engines.pyodide.host import PyodideRuntime
 from sandbox.events import RunReport, Status
 from sandbox.jobs import Job
 from sandbox.limits import MIB, Limits
 from tests.engines.test_stack_runtime import Sink
+from tests.loopback import LOOPBACK_NETWORKS, LoopbackServer
 
 pytestmark = pytest.mark.slow
 
@@ -327,3 +329,45 @@ def test_sessions_die_with_their_deno_process(runtime: PyodideRuntime, tmp_path:
         assert (report.status, alive) == (Status.INTERNAL_ERROR, False)
         assert runtime.session_end_reason(name) == "crashed"
     assert value(runtime.run(Job(code="1 + 1"), Sink())) == 2  # the engine itself goes on
+
+
+# -- a run past its wall time ends alone: the sessions in its Deno process live on ------
+
+_SLEEP = "import time\ntime.sleep(30)"
+
+
+@pytest.mark.parametrize(
+    ("code", "wall_ms", "spare_ready"),
+    [
+        (_SLEEP, 500, True),
+        ("while True:\n    pass", 500, True),
+        ("import urllib.request\nurllib.request.urlopen('{url}/slow?ms=30000').read()", 500, True),
+        # Its wall time is over while its worker is still being restored (no spare:
+        # the session took it): the abort comes before the run starts, and must hold.
+        (_SLEEP, 50, False),
+    ],
+    ids=["sleep", "busy", "fetch-never-answered", "aborted-before-it-started"],
+)
+def test_a_run_past_its_wall_time_ends_alone(
+    runtime: PyodideRuntime,
+    tmp_path: Path,
+    loopback: LoopbackServer,
+    code: str,
+    wall_ms: int,
+    spare_ready: bool,
+) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    turn(runtime, "a", "x = 41")
+    if not spare_ready:
+        runtime.open_session("b", tmp_path / "b", 256)  # takes the spare; none refilled
+    egress = EgressPolicy.from_strings([loopback.host], private_networks=LOOPBACK_NETWORKS)
+    job = Job(code=code.format(url=loopback.url), limits=Limits(wall_ms=wall_ms), egress=egress)
+    started = time.monotonic()
+    report = runtime.run(job, Sink())
+    took = time.monotonic() - started
+    runtime.prepare()
+    assert report.status is Status.WALL_LIMIT, report
+    assert took < 5.0  # generous for a loaded box; the driver gives Deno 2 s, then restarts it
+    again, alive, _ = turn(runtime, "a", "x + 1")
+    assert value(again) == 42 and alive
+    assert runtime.session_end_reason("a") is None
