@@ -371,3 +371,84 @@ def test_a_run_past_its_wall_time_ends_alone(
     again, alive, _ = turn(runtime, "a", "x + 1")
     assert value(again) == 42 and alive
     assert runtime.session_end_reason("a") is None
+
+
+# -- nothing may hold a worker's thread past its run: terminate() can't reach it ----------
+
+_ATOMICS_WAIT = "js.Atomics.wait(js.Int32Array.new(js.SharedArrayBuffer.new(4)), 0, 0)"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        f"import js\n{_ATOMICS_WAIT}",
+        "import js\nbuffer = js.Int32Array.new(js.SharedArrayBuffer.new(4))\n"
+        "js.Reflect.get(js.Atomics, 'wait')(buffer, 0, 0)",
+        # Putting it back: the property is neither writable nor configurable.
+        "import js\nfrom pyodide.code import run_js\n"
+        "run_js('Object.defineProperty(Atomics, \"wait\", {value: () => 0})')\n" + _ATOMICS_WAIT,
+    ],
+    ids=["global", "reflect", "redefined"],
+)
+def test_atomics_wait_is_refused(runtime: PyodideRuntime, tmp_path: Path, code: str) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    turn(runtime, "a", "x = 41")
+    report = runtime.run(Job(code=code, limits=Limits(wall_ms=5000)), Sink())
+    assert report.status is Status.ERROR, report
+    assert report.error is not None
+    assert "not available in the sandbox" in report.error.message or "TypeError" in (
+        report.error.type + report.error.message
+    ), report.error
+    _assert_no_worker_outlives_its_run(runtime)
+    again, alive, _ = turn(runtime, "a", "x + 1")
+    assert value(again) == 42 and alive
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        # A fresh realm has its own Atomics.
+        "from pyodide.code import run_js\nawait run_js(\"(async () => (await import('node:vm'))"
+        ".runInNewContext('Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)'))()\")",
+        # Code that swallows the interrupt: terminate() does not stop a spinning thread.
+        "while True:\n    try:\n        while True:\n            pass\n"
+        "    except BaseException:\n        pass",
+    ],
+    ids=["vm-context", "swallows-interrupt"],
+)
+def test_a_worker_that_outlives_its_run_restarts_deno(runtime: PyodideRuntime, code: str) -> None:
+    report = runtime.run(Job(code=code, limits=Limits(wall_ms=500)), Sink())
+    assert report.status is Status.WALL_LIMIT, report
+    before = runtime._pid()
+    runtime.prepare()
+    assert runtime._pid() != before  # the only way to free that thread
+    assert value(runtime.run(Job(code="1 + 1"), Sink())) == 2
+
+
+def test_a_run_whose_worker_ends_does_not_restart_deno(runtime: PyodideRuntime) -> None:
+    pid = runtime._pid()
+    for _ in range(3):
+        assert value(runtime.run(Job(code="1 + 1"), Sink())) == 2
+        runtime.prepare()
+    report = runtime.run(
+        Job(code="import time\ntime.sleep(30)", limits=Limits(wall_ms=300)), Sink()
+    )
+    assert report.status is Status.WALL_LIMIT
+    runtime.prepare()
+    assert runtime._pid() == pid
+    _assert_no_worker_outlives_its_run(runtime)
+
+
+def _assert_no_worker_outlives_its_run(runtime: PyodideRuntime) -> None:
+    """After prepare(): every worker thread is a spare's or a session's."""
+    runtime.prepare()
+    expected = {s.worker for s in runtime._sessions.values()}
+    deadline = time.monotonic() + 3
+    while True:
+        threads = set(proc.worker_threads(runtime._pid()))
+        extra = threads - expected
+        # One spare at most (spares=1), numbered above every worker let go.
+        if len(extra) <= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(extra) <= 1, (threads, expected)

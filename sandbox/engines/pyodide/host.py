@@ -89,6 +89,11 @@ _WATCH_S = 0.5
 # Pyodide's JS side: about 38 MiB of JS heap, 80-90 MiB in all, measured; BENCHMARKS.md):
 # the memory backstop grows by this plus the session's memory cap.
 _SESSION_OVERHEAD_BYTES = 128 * MIB
+# A worker the host let go (a run's, a closed session's) has this long for its thread to
+# end. Deno's terminate() reaches neither a thread blocked in Atomics.wait nor one
+# spinning in a loop (both measured, Deno 2.9.8): one still there after this is
+# unreachable, and only a new Deno process frees it (docs/security.md).
+_WORKER_EXIT_S = 1.0
 
 
 @dataclass(slots=True)
@@ -158,6 +163,8 @@ class PyodideRuntime:
         self._closed = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._end_reason: str | None = None
+        # Workers let go (number -> when), until their threads are seen gone.
+        self._letting_go: dict[int, float] = {}
         self._gate = GateServer()
         self._run: _RunState | None = None
         self._run_ids = itertools.count(1)
@@ -191,6 +198,7 @@ class PyodideRuntime:
             channel.close()
             raise EngineUnavailable(f"can't start deno: {exc}") from exc
         self._stderr = collections.deque(maxlen=_STDERR_LINES)
+        self._letting_go = {}  # worker numbers start again at 1
         if started.stderr is not None:
             threading.Thread(
                 target=_keep_tail, args=(started.stderr, self._stderr), daemon=True
@@ -250,6 +258,33 @@ class PyodideRuntime:
             self._start_deno()
         elif self._rss() > self._backstop_bytes():
             self._restart_deno(f"it kept {self._rss() >> 20} MB after a run")
+        elif self._unending_workers():
+            self._restart_deno("a worker it let go kept its thread")
+
+    def _unending_workers(self) -> bool:
+        """Whether a worker let go still has its thread past ``_WORKER_EXIT_S``.
+
+        Waits (at most that long after its end) for one still ending: the next run
+        must not share the process with a thread that may never end.
+        """
+        if not self._letting_go:
+            return False
+        pid = self._pid()
+        while True:
+            alive = proc.worker_threads(pid)
+            for number in [n for n in list(self._letting_go) if n not in alive]:
+                self._letting_go.pop(number, None)  # the watchdog may add one meanwhile
+            if not self._letting_go:
+                return False
+            overdue = min(list(self._letting_go.values())) + _WORKER_EXIT_S - time.monotonic()
+            if overdue <= 0:
+                log.error(
+                    "worker threads %s outlived their runs by %.1f s; Deno can't end them",
+                    sorted(self._letting_go),
+                    _WORKER_EXIT_S,
+                )
+                return True
+            time.sleep(min(overdue, _TICK_S))
 
     def _backstop_bytes(self) -> int:
         """The process's memory backstop: the engine's, plus what its sessions may hold."""
@@ -426,6 +461,7 @@ class PyodideRuntime:
                 self._ended[session.id] = reason
         if close:
             self._send({"op": "close", "session": session.id})
+            self._let_go(session.worker)
 
     def _burned_while_parked(self, session: _Session) -> bool:
         used = proc.thread_cpu_ms(session.thread) - session.parked_cpu_ms
@@ -453,6 +489,12 @@ class PyodideRuntime:
                     del self._sessions[session.id]
                     self._ended[session.id] = "cpu_limit"
                 self._send({"op": "close", "session": session.id})
+                self._let_go(session.worker)
+
+    def _let_go(self, worker: int) -> None:
+        """The host ends ``worker`` now: its thread must be gone by the next ``prepare``."""
+        if worker:
+            self._letting_go[worker] = time.monotonic()
 
     def _execute(
         self, job: Job, sink: FrameSink, session: _Session | None
@@ -688,6 +730,8 @@ class PyodideRuntime:
         if run.created and proc.foreign_workers(proc.worker_threads(pid), run.created):
             self._restart_deno("guest code started a Worker")
             return {**end, "violation": _WORKER_VIOLATION}
+        if run.session is None or end.get("kept") is not True:
+            self._let_go(run.worker)  # the host terminated it (a run's, a dropped turn's)
         self._send({"op": "refill"})
         return end
 
