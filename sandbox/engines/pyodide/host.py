@@ -262,29 +262,26 @@ class PyodideRuntime:
             self._restart_deno("a worker it let go kept its thread")
 
     def _unending_workers(self) -> bool:
-        """Whether a worker let go still has its thread past ``_WORKER_EXIT_S``.
+        """Whether a worker let go still has its thread ``_WORKER_EXIT_S`` after its end.
 
-        Waits (at most that long after its end) for one still ending: the next run
-        must not share the process with a thread that may never end.
+        Never waits: a thread still ending (usual right after a run: a few ms) is
+        looked at again by the next ``prepare``, so at most that second's runs share
+        the process with a thread that will never end, before Deno is restarted.
         """
         if not self._letting_go:
             return False
-        pid = self._pid()
-        while True:
-            alive = proc.worker_threads(pid)
-            for number in [n for n in list(self._letting_go) if n not in alive]:
-                self._letting_go.pop(number, None)  # the watchdog may add one meanwhile
-            if not self._letting_go:
-                return False
-            overdue = min(list(self._letting_go.values())) + _WORKER_EXIT_S - time.monotonic()
-            if overdue <= 0:
-                log.error(
-                    "worker threads %s outlived their runs by %.1f s; Deno can't end them",
-                    sorted(self._letting_go),
-                    _WORKER_EXIT_S,
-                )
-                return True
-            time.sleep(min(overdue, _TICK_S))
+        alive = proc.worker_threads(self._pid())
+        for number in [n for n in list(self._letting_go) if n not in alive]:
+            self._letting_go.pop(number, None)  # the watchdog may add one meanwhile
+        now = time.monotonic()
+        stuck = sorted(n for n, t in list(self._letting_go.items()) if now - t >= _WORKER_EXIT_S)
+        if stuck:
+            log.error(
+                "worker threads %s outlived their end by %.1f s; Deno can't end them",
+                stuck,
+                _WORKER_EXIT_S,
+            )
+        return bool(stuck)
 
     def _backstop_bytes(self) -> int:
         """The process's memory backstop: the engine's, plus what its sessions may hold."""
