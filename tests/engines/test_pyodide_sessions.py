@@ -489,3 +489,50 @@ def _assert_no_worker_outlives_its_run(runtime: PyodideRuntime) -> None:
             break
         time.sleep(0.05)
     assert len(extra) <= 1, (threads, expected)
+
+
+def test_the_other_blocking_calls_are_absent_or_return(runtime: PyodideRuntime) -> None:
+    # prompt/alert/confirm read Deno's stdin (they block the thread in Deno's main
+    # isolate); a fresh realm would bring a fresh Atomics; stdin and FIFOs could block
+    # a sync read. Each must be missing, closed or refused in a run's worker.
+    code = (
+        "from pyodide.code import run_js\nimport json\n"
+        "json.loads(run_js('''JSON.stringify({\n"
+        "  globals: ['prompt', 'alert', 'confirm', 'ShadowRealm'].filter((n) => n in globalThis),\n"
+        "  stdin: Deno.stdin.readSync(new Uint8Array(8)),\n"
+        "  read: ['/dev/stdin', '/proc/self/fd/0', '/tmp', '/'].map(\n"
+        "    (path) => Deno.permissions.querySync({ name: 'read', path }).state),\n"
+        "  write: Deno.permissions.querySync({ name: 'write' }).state,\n"
+        "})'''))"
+    )
+    report = runtime.run(Job(code=code, limits=Limits(wall_ms=5000)), Sink())
+    assert value(report) == {
+        "globals": [],
+        "stdin": None,  # EOF: the driver closed it before any worker existed
+        "read": ["prompt"] * 4,  # not granted (no prompt is ever shown: it is denied)
+        "write": "prompt",
+    }
+
+
+def test_a_session_turn_that_blocks_its_thread_is_freed_with_its_deno(
+    runtime: PyodideRuntime, tmp_path: Path
+) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    runtime.open_session("b", tmp_path / "b", 256)
+    turn(runtime, "b", "x = 1")
+    code = (
+        "import js\nfrom pyodide.ffi import to_js\n"
+        f"module = await js.WebAssembly.instantiate(to_js(bytes({_WASM_WAIT!r})))\n"
+        "module.instance.exports.w()"
+    )
+    before = runtime._pid()
+    report, alive, _ = turn(runtime, "a", code, limits={"wall_ms": 1000})
+    assert report.status is Status.WALL_LIMIT and not alive
+    time.sleep(1.2)
+    runtime.prepare()
+    # The one way to free that thread takes the process's other sessions with it.
+    assert runtime._pid() != before
+    _assert_no_worker_outlives_its_run(runtime)
+    report, alive, _ = turn(runtime, "b", "x")
+    assert (report.status, alive) == (Status.INTERNAL_ERROR, False)
+    assert runtime.session_end_reason("b") == "crashed"
