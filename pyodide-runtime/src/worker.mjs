@@ -10,6 +10,22 @@ import { changesSince, readChanged, takeManifest, WORKDIR } from "./workdir.mjs"
 const { load: atomicLoad, store: atomicStore, wait: atomicWait } = Atomics;
 const post = globalThis.postMessage.bind(globalThis);
 const closeSelf = globalThis.close.bind(globalThis);
+// Guest code must not block this thread where terminate() can't reach it: Deno's
+// terminate() does not end a thread blocked in Atomics.wait (measured), so the
+// global one is replaced, for good, before any guest code runs (the park above
+// uses the binding taken first). Pyodide calls it only to sleep between retries of
+// a stream that says EAGAIN (ours never do), and falls back when it throws. Other
+// ways remain (node:vm's fresh context, wasm's memory.atomic.wait32 on a shared
+// memory, a loop that swallows KeyboardInterrupt): the driver restarts Deno when a
+// worker's thread outlives its end (sandbox/engines/pyodide/host.py).
+Object.defineProperty(Atomics, "wait", {
+  value: function wait() {
+    throw new TypeError("Atomics.wait is not available in the sandbox");
+  },
+  writable: false,
+  configurable: false,
+  enumerable: false,
+});
 // The park buffer's states (src/host.mjs writes RUN and CLOSE; only this file
 // writes PARKED).
 const RUN = 0;

@@ -371,3 +371,168 @@ def test_a_run_past_its_wall_time_ends_alone(
     again, alive, _ = turn(runtime, "a", "x + 1")
     assert value(again) == 42 and alive
     assert runtime.session_end_reason("a") is None
+
+
+# -- nothing may hold a worker's thread past its run: terminate() can't reach it ----------
+
+_WASM_WAIT = [
+    *b"\0asm", 1, 0, 0, 0,
+    *(1, 4, 1, 0x60, 0, 0),  # type: () -> ()
+    *(3, 2, 1, 0),  # func 0 of type 0
+    *(5, 4, 1, 3, 1, 1),  # memory: shared, 1..1 page
+    *(7, 5, 1, 1, ord("w"), 0, 0),  # export "w"
+    *(10, 15, 1, 13, 0, 0x41, 0, 0x41, 0, 0x42, 0x7F, 0xFE, 1, 2, 0, 0x1A, 0x0B),
+]  # fmt: skip
+_ATOMICS_WAIT = "js.Atomics.wait(js.Int32Array.new(js.SharedArrayBuffer.new(4)), 0, 0)"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        f"import js\n{_ATOMICS_WAIT}",
+        "import js\nbuffer = js.Int32Array.new(js.SharedArrayBuffer.new(4))\n"
+        "js.Reflect.get(js.Atomics, 'wait')(buffer, 0, 0)",
+        # Putting it back: the property is neither writable nor configurable.
+        "import js\nfrom pyodide.code import run_js\n"
+        'run_js(\'try { Object.defineProperty(Atomics, "wait", {value: () => 0}) } catch {}\\n'
+        "try { Atomics.wait = () => 0 } catch {}\\n"
+        "try { delete Atomics.wait } catch {}')\n" + _ATOMICS_WAIT,
+    ],
+    ids=["global", "reflect", "redefined"],
+)
+def test_atomics_wait_is_refused(runtime: PyodideRuntime, tmp_path: Path, code: str) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    turn(runtime, "a", "x = 41")
+    report = runtime.run(Job(code=code, limits=Limits(wall_ms=5000)), Sink())
+    assert report.status is Status.ERROR, report
+    assert report.error is not None
+    assert "Atomics.wait is not available in the sandbox" in report.error.message, report.error
+    _assert_no_worker_outlives_its_run(runtime)
+    again, alive, _ = turn(runtime, "a", "x + 1")
+    assert value(again) == 42 and alive
+
+
+_BLOCKING = "print('blocking', flush=True)\n"
+
+
+@pytest.mark.parametrize(
+    ("code", "blocks"),
+    [
+        # A fresh realm has its own Atomics.
+        (
+            "from pyodide.code import run_js\nvm = await run_js(\"import('node:vm')\")\n"
+            + _BLOCKING
+            + "vm.runInNewContext('Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)')",
+            True,
+        ),
+        # wasm's own wait instruction, on a shared memory the module declares:
+        # (memory 1 1 shared) (func (export "w") memory.atomic.wait32 0 0 -1, drop).
+        (
+            "import js\nfrom pyodide.ffi import to_js\n"
+            f"wasm = to_js(bytes({_WASM_WAIT!r}))\n"
+            "module = await js.WebAssembly.instantiate(wasm)\n"
+            + _BLOCKING
+            + "module.instance.exports.w()",
+            True,
+        ),
+        # Code that swallows the interrupt: terminate() mostly fails to stop the
+        # spinning thread (measured), sometimes not: either way, it must not stay.
+        (
+            _BLOCKING + "while True:\n    try:\n        while True:\n            pass\n"
+            "    except BaseException:\n        pass",
+            False,
+        ),
+    ],
+    ids=["vm-context", "wasm-wait", "swallows-interrupt"],
+)
+def test_a_worker_that_outlives_its_run_restarts_deno(
+    runtime: PyodideRuntime, code: str, blocks: bool
+) -> None:
+    sink = Sink()
+    report = runtime.run(Job(code=code, limits=Limits(wall_ms=1000)), sink)
+    assert report.status is Status.WALL_LIMIT, report
+    assert "blocking" in "".join(sink.stdout)  # it got as far as the attempt
+    before = runtime._pid()
+    time.sleep(1.2)  # past the driver's grace for a worker's thread to end
+    runtime.prepare()
+    if blocks:  # the thread is blocked where terminate() can't reach: only a new Deno frees it
+        assert runtime._pid() != before
+    _assert_no_worker_outlives_its_run(runtime)
+    assert value(runtime.run(Job(code="1 + 1"), Sink())) == 2
+
+
+def test_a_run_whose_worker_ends_does_not_restart_deno(runtime: PyodideRuntime) -> None:
+    pid = runtime._pid()
+    for _ in range(3):
+        assert value(runtime.run(Job(code="1 + 1"), Sink())) == 2
+        runtime.prepare()
+    report = runtime.run(
+        Job(code="import time\ntime.sleep(30)", limits=Limits(wall_ms=300)), Sink()
+    )
+    assert report.status is Status.WALL_LIMIT
+    time.sleep(1.5)  # past the driver's grace for a worker's thread to end
+    runtime.prepare()
+    assert runtime._pid() == pid
+    _assert_no_worker_outlives_its_run(runtime)
+
+
+def _assert_no_worker_outlives_its_run(runtime: PyodideRuntime) -> None:
+    """After prepare(): every worker thread is a spare's or a session's."""
+    runtime.prepare()
+    expected = {s.worker for s in runtime._sessions.values()}
+    deadline = time.monotonic() + 3
+    while True:
+        threads = set(proc.worker_threads(runtime._pid()))
+        extra = threads - expected
+        # One spare at most (spares=1), numbered above every worker let go.
+        if len(extra) <= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(extra) <= 1, (threads, expected)
+
+
+def test_the_other_blocking_calls_are_absent_or_return(runtime: PyodideRuntime) -> None:
+    # prompt/alert/confirm read Deno's stdin (they block the thread in Deno's main
+    # isolate); a fresh realm would bring a fresh Atomics; stdin and FIFOs could block
+    # a sync read. Each must be missing, closed or refused in a run's worker.
+    code = (
+        "from pyodide.code import run_js\nimport json\n"
+        "json.loads(run_js('''JSON.stringify({\n"
+        "  globals: ['prompt', 'alert', 'confirm', 'ShadowRealm'].filter((n) => n in globalThis),\n"
+        "  stdin: Deno.stdin.readSync(new Uint8Array(8)),\n"
+        "  read: ['/dev/stdin', '/proc/self/fd/0', '/tmp', '/'].map(\n"
+        "    (path) => Deno.permissions.querySync({ name: 'read', path }).state),\n"
+        "  write: Deno.permissions.querySync({ name: 'write' }).state,\n"
+        "})'''))"
+    )
+    report = runtime.run(Job(code=code, limits=Limits(wall_ms=5000)), Sink())
+    assert value(report) == {
+        "globals": [],
+        "stdin": None,  # EOF: the driver closed it before any worker existed
+        "read": ["prompt"] * 4,  # not granted (no prompt is ever shown: it is denied)
+        "write": "prompt",
+    }
+
+
+def test_a_session_turn_that_blocks_its_thread_is_freed_with_its_deno(
+    runtime: PyodideRuntime, tmp_path: Path
+) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    runtime.open_session("b", tmp_path / "b", 256)
+    turn(runtime, "b", "x = 1")
+    code = (
+        "import js\nfrom pyodide.ffi import to_js\n"
+        f"module = await js.WebAssembly.instantiate(to_js(bytes({_WASM_WAIT!r})))\n"
+        "module.instance.exports.w()"
+    )
+    before = runtime._pid()
+    report, alive, _ = turn(runtime, "a", code, limits={"wall_ms": 1000})
+    assert report.status is Status.WALL_LIMIT and not alive
+    time.sleep(1.2)
+    runtime.prepare()
+    # The one way to free that thread takes the process's other sessions with it.
+    assert runtime._pid() != before
+    _assert_no_worker_outlives_its_run(runtime)
+    report, alive, _ = turn(runtime, "b", "x")
+    assert (report.status, alive) == (Status.INTERNAL_ERROR, False)
+    assert runtime.session_end_reason("b") == "crashed"

@@ -28,6 +28,11 @@ Nothing a guest starts may outlive its run. A Web Worker thread the host did
 not create (guest code can make one through ``node:worker_threads``) ends the
 run as an ``error`` (``SandboxViolation``) and takes the whole Deno process
 with it; so does anything on the control channel that the host never sends.
+Deno's ``terminate()`` reaches neither a thread blocked in a wait (``Atomics.wait``
+in a ``node:vm`` context, wasm's ``memory.atomic.wait32``) nor one spinning in a loop
+that swallows the interrupt: every worker the host lets go is looked for at each
+:meth:`PyodideRuntime.prepare`, and one whose thread is still there ``_WORKER_EXIT_S``
+after its end restarts Deno (the global ``Atomics.wait`` is refused in the worker).
 
 Sessions (docs/sessions.md): :meth:`PyodideRuntime.open_session` keeps a spare
 worker for the session instead of throwing it away. A turn runs in it like a run
@@ -89,6 +94,11 @@ _WATCH_S = 0.5
 # Pyodide's JS side: about 38 MiB of JS heap, 80-90 MiB in all, measured; BENCHMARKS.md):
 # the memory backstop grows by this plus the session's memory cap.
 _SESSION_OVERHEAD_BYTES = 128 * MIB
+# A worker the host let go (a run's, a closed session's) has this long for its thread to
+# end. Deno's terminate() reaches neither a thread blocked in Atomics.wait nor one
+# spinning in a loop (both measured, Deno 2.9.8): one still there after this is
+# unreachable, and only a new Deno process frees it (docs/security.md).
+_WORKER_EXIT_S = 1.0
 
 
 @dataclass(slots=True)
@@ -158,6 +168,8 @@ class PyodideRuntime:
         self._closed = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._end_reason: str | None = None
+        # Workers let go (number -> when), until their threads are seen gone.
+        self._letting_go: dict[int, float] = {}
         self._gate = GateServer()
         self._run: _RunState | None = None
         self._run_ids = itertools.count(1)
@@ -191,6 +203,7 @@ class PyodideRuntime:
             channel.close()
             raise EngineUnavailable(f"can't start deno: {exc}") from exc
         self._stderr = collections.deque(maxlen=_STDERR_LINES)
+        self._letting_go = {}  # worker numbers start again at 1
         if started.stderr is not None:
             threading.Thread(
                 target=_keep_tail, args=(started.stderr, self._stderr), daemon=True
@@ -250,6 +263,30 @@ class PyodideRuntime:
             self._start_deno()
         elif self._rss() > self._backstop_bytes():
             self._restart_deno(f"it kept {self._rss() >> 20} MB after a run")
+        elif self._unending_workers():
+            self._restart_deno("a worker it let go kept its thread")
+
+    def _unending_workers(self) -> bool:
+        """Whether a worker let go still has its thread ``_WORKER_EXIT_S`` after its end.
+
+        Never waits: a thread still ending (usual right after a run: a few ms) is
+        looked at again by the next ``prepare``, so at most that second's runs share
+        the process with a thread that will never end, before Deno is restarted.
+        """
+        if not self._letting_go:
+            return False
+        alive = proc.worker_threads(self._pid())
+        for number in [n for n in list(self._letting_go) if n not in alive]:
+            self._letting_go.pop(number, None)  # the watchdog may add one meanwhile
+        now = time.monotonic()
+        stuck = sorted(n for n, t in list(self._letting_go.items()) if now - t >= _WORKER_EXIT_S)
+        if stuck:
+            log.error(
+                "worker threads %s outlived their end by %.1f s; Deno can't end them",
+                stuck,
+                _WORKER_EXIT_S,
+            )
+        return bool(stuck)
 
     def _backstop_bytes(self) -> int:
         """The process's memory backstop: the engine's, plus what its sessions may hold."""
@@ -426,6 +463,7 @@ class PyodideRuntime:
                 self._ended[session.id] = reason
         if close:
             self._send({"op": "close", "session": session.id})
+            self._let_go(session.worker)
 
     def _burned_while_parked(self, session: _Session) -> bool:
         used = proc.thread_cpu_ms(session.thread) - session.parked_cpu_ms
@@ -453,6 +491,12 @@ class PyodideRuntime:
                     del self._sessions[session.id]
                     self._ended[session.id] = "cpu_limit"
                 self._send({"op": "close", "session": session.id})
+                self._let_go(session.worker)
+
+    def _let_go(self, worker: int) -> None:
+        """The host ends ``worker`` now: its thread must be gone by the next ``prepare``."""
+        if worker:
+            self._letting_go[worker] = time.monotonic()
 
     def _execute(
         self, job: Job, sink: FrameSink, session: _Session | None
@@ -688,6 +732,8 @@ class PyodideRuntime:
         if run.created and proc.foreign_workers(proc.worker_threads(pid), run.created):
             self._restart_deno("guest code started a Worker")
             return {**end, "violation": _WORKER_VIOLATION}
+        if run.session is None or end.get("kept") is not True:
+            self._let_go(run.worker)  # the host terminated it (a run's, a dropped turn's)
         self._send({"op": "refill"})
         return end
 
