@@ -276,6 +276,7 @@ def create_app(
         max_per_namespace=settings.tail_max_per_namespace, queue_size=settings.tail_queue_events
     )
     app.state.metrics = Metrics(max_namespaces=settings.metrics_max_namespaces)
+    app.state.metrics.watch_bus(lambda: getattr(app.state, "bus", None))
     app.state.metrics.watch_tails(
         lambda: app.state.tails.open_total, lambda: app.state.tails.dropped_total
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -22,6 +22,9 @@ from prometheus_client.registry import Collector
 
 from app.request_context import set_run
 from sandbox import End, Event, Runner, Started, Subrequest
+
+if TYPE_CHECKING:
+    from app.bus import Bus
 
 __all__ = ["ADMIN_LABEL", "OTHER_LABEL", "Metrics"]
 
@@ -107,6 +110,10 @@ class Metrics:
         """Read the tails open and the invocations dropped for slow tails at each scrape."""
         self.registry.register(_TailCollector(open_now, dropped))
 
+    def watch_bus(self, bus: Callable[[], Bus | None]) -> None:
+        """Read whether the replicas' bus is connected, and its reconnections, at each scrape."""
+        self.registry.register(_BusCollector(bus))
+
     def namespace_label(self, namespace: str | None) -> str:
         if namespace is None:
             return ADMIN_LABEL
@@ -176,6 +183,26 @@ class _TailCollector(Collector):
             "sandlot_tail_events_dropped",
             "Invocations dropped because a tail read too slowly",
             self._dropped(),
+        )
+
+
+class _BusCollector(Collector):
+    def __init__(self, bus: Callable[[], Bus | None]) -> None:
+        self._bus = bus
+
+    def collect(self) -> Iterable[Any]:
+        bus = self._bus()
+        if bus is None:
+            return
+        yield GaugeMetricFamily(
+            "sandlot_bus_connected",
+            "1 while messages from other replicas arrive (app/bus.py); 0 while reconnecting",
+            int(bus.connected),
+        )
+        yield CounterMetricFamily(
+            "sandlot_bus_reconnects",
+            "Times the bus came back after losing its connection (caches were dropped)",
+            bus.reconnects,
         )
 
 

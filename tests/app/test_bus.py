@@ -123,7 +123,9 @@ def test_the_listener_reconnects_and_says_so(database_url: str) -> None:
                 (database,),
             ).fetchall()
         assert killed
+        await _until(lambda: not bus.connected, within_s=10)
         await _until(lambda: len(reconnected) == 1, within_s=10)
+        assert bus.connected and bus.reconnects == 1
         # Listening again: a message after the reconnection arrives.
         await bus.publish("cache", {"tables": ["workers"]})
         await _until(lambda: seen == [{"tables": ["workers"]}])

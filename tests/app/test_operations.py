@@ -148,4 +148,7 @@ def test_metrics_move_and_request_ids_come_back(client: httpx.Client, service: S
     assert _sample(after.text, count, engine="wasmtime") > _sample(before, count, engine="wasmtime")
     assert _sample(after.text, "sandlot_pool_workers", engine="wasmtime") == 4
     assert "sandlot_sessions_open" in after.text
+    # One process on SQLite: the bus is in-process, always connected, never reconnected.
+    assert "sandlot_bus_connected 1.0" in after.text.splitlines()
+    assert "sandlot_bus_reconnects_total 0.0" in after.text.splitlines()
     assert "trace-42.a" in service.log()
