@@ -70,6 +70,19 @@ def lost(session_id: str) -> ApiError:
     )
 
 
+def unreachable(session_id: str, exc: httpx.HTTPError) -> ApiError:
+    """What a caller gets when the session's replica can't be reached: a replica that
+    refuses connections has stopped (410), one that didn't answer may yet (503, retry)."""
+    if isinstance(exc, httpx.ConnectError):
+        return lost(session_id)
+    return ApiError(
+        503,
+        "replica_unavailable",
+        f"the replica that holds session {session_id!r} did not answer ({exc}); retry",
+        headers={"Retry-After": "1"},
+    )
+
+
 class SessionProxy:
     """Forwards calls for sessions of other replicas; made and closed in the lifespan."""
 
@@ -138,15 +151,8 @@ class SessionProxy:
             answer = await self._client.request(
                 method, url, headers=headers, json=json_body, content=content
             )
-        except httpx.ConnectError:
-            raise lost(session_id) from None
         except httpx.HTTPError as exc:
-            raise ApiError(
-                503,
-                "replica_unavailable",
-                f"the replica that holds session {session_id!r} did not answer ({exc}); retry",
-                headers={"Retry-After": "1"},
-            ) from None
+            raise unreachable(session_id, exc) from None
         if answer.status_code >= 400:
             try:
                 error = answer.json()["error"]
@@ -179,16 +185,10 @@ class SessionProxy:
         )
         try:
             answer = await self._client.send(outgoing, stream=True)
-        except httpx.ConnectError:
-            log.info("session %s: its replica %s refuses connections", session_id, replica_id)
-            raise lost(session_id) from None
         except httpx.HTTPError as exc:
-            raise ApiError(
-                503,
-                "replica_unavailable",
-                f"the replica that holds session {session_id!r} did not answer ({exc}); retry",
-                headers={"Retry-After": "1"},
-            ) from None
+            if isinstance(exc, httpx.ConnectError):
+                log.info("session %s: its replica %s refuses connections", session_id, replica_id)
+            raise unreachable(session_id, exc) from None
         kept = {name: value for name, value in answer.headers.items() if name.lower() not in _HOP}
         if "content-length" in answer.headers and "content-encoding" not in answer.headers:
             kept["content-length"] = answer.headers["content-length"]
