@@ -10,9 +10,10 @@ goes up to ``nice`` (``setpriority`` on the thread: unprivileged, since raising 
 is always allowed), and the kernel gives it a smaller weight (nice 10: about a ninth of a
 normal thread's) whenever short runs want the cores; alone on a core it still runs at full
 speed. Its ``cpu_ms`` budget is CPU time, so a demoted run still gets all of it, later in
-wall time under load (``wall_ms`` still bounds it). The thread is the run's own and ends
-with it, so the next run starts at the normal weight: the demotion never needs undoing
-(which an unprivileged process couldn't do).
+wall time under load (``wall_ms`` still bounds it). A run thread takes one run after
+another, but a demoted one ends with its run (:meth:`FairShare.forget` says so), so the next
+run starts at the normal weight on another thread: the demotion never needs undoing (which
+an unprivileged process couldn't do).
 
 The sampler is one thread per worker process, waking every ``tick_s`` while runs are
 going; :class:`Demotion` is the policy, a frozen value checked at construction. It is off
@@ -88,8 +89,11 @@ class FairShare:
         self.demotion = demotion
         self._tick_s = tick_s
         self._cond = threading.Condition()
-        # Run threads at the normal weight: (CPU clock, native thread id).
-        self._watched: dict[int, tuple[int, int]] = {}
+        # Run threads at the normal weight: (CPU clock, native thread id, CPU time used
+        # before this run: a thread takes one run after another).
+        self._watched: dict[int, tuple[int, int, float]] = {}
+        # Threads demoted during their current run, until forget().
+        self._demoted: set[int] = set()
         self.demoted = 0
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -106,13 +110,19 @@ class FairShare:
         ident = threading.get_ident()
         clock = time.pthread_getcpuclockid(ident)
         with self._cond:
-            self._watched[ident] = (clock, threading.get_native_id())
+            self._watched[ident] = (clock, threading.get_native_id(), time.clock_gettime(clock))
             self._cond.notify()
 
-    def forget(self) -> None:
-        """Stop watching the calling thread (it may have been demoted already)."""
+    def forget(self) -> bool:
+        """Stop watching the calling thread; whether it was demoted during its run (then
+        it must end: its weight can't be raised again)."""
+        ident = threading.get_ident()
         with self._cond:
-            self._watched.pop(threading.get_ident(), None)
+            self._watched.pop(ident, None)
+            if ident in self._demoted:
+                self._demoted.discard(ident)
+                return True
+        return False
 
     def close(self) -> None:
         with self._cond:
@@ -127,21 +137,23 @@ class FairShare:
                 if not self._watched:
                     self._cond.wait()
                     continue
-                for ident, (clock, native_id) in list(self._watched.items()):
+                for ident, (clock, native_id, before) in list(self._watched.items()):
                     try:
-                        used = time.clock_gettime(clock)
+                        used = time.clock_gettime(clock) - before
                     except OSError:  # the thread ended without forget()
                         del self._watched[ident]
                         continue
                     if self.demotion.due(used):
                         del self._watched[ident]
-                        self._demote(native_id)
+                        if self._demote(native_id):
+                            self._demoted.add(ident)
                 self._cond.wait(self._tick_s)
 
-    def _demote(self, native_id: int) -> None:
+    def _demote(self, native_id: int) -> bool:
         try:
             os.setpriority(os.PRIO_PROCESS, native_id, self.demotion.nice)
         except OSError as exc:  # it ended meanwhile
             log.debug("could not demote thread %d: %s", native_id, exc)
-            return
+            return False
         self.demoted += 1
+        return True

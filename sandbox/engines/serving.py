@@ -4,7 +4,9 @@ The pool (``sandbox/pool.py``) starts ``python -m sandbox.engines.<engine>.worke
 and talks to it over stdin/stdout with the frames of ``sandbox/protocol.py``.
 :func:`serve_process` owns that conversation; an engine supplies the
 :class:`Runtime` that runs one job at a time, and, to take several runs at once, a
-factory of more runtimes: each run then gets a thread and a runtime of its own.
+factory of more runtimes: each run then gets a thread and a runtime of its own (threads
+wait for the next run when theirs ends, so starting a run wakes a thread instead of making
+one).
 
 The process is disposable: a crash, a panic or a call blocked inside the
 engine is contained here, and the pool kills and replaces the process when a
@@ -74,6 +76,8 @@ class SessionRuntime(Runtime, Protocol):
 
 
 _QUEUED_OPS = frozenset({"run", "open", "turn", "close"})
+# How long a run thread waits for the next run before it ends.
+THREAD_IDLE_S = 30.0
 
 
 class _SerialWriter:
@@ -113,6 +117,13 @@ class _Lanes:
         # Runs started but not yet in a runtime, and those of them canceled meanwhile.
         self._pending: set[str] = set()
         self._canceled: set[str] = set()
+        # Run threads outlive their run: a thread made per run cost ~2 ms before the run
+        # began (the new thread is placed on the idlest core, and waking an idle vCPU is
+        # slow), a thread waiting here is woken like any other. ``_waiting`` counts the
+        # threads blocked on ``_handoff`` that no start() has claimed yet.
+        self._handoff: queue.SimpleQueue[tuple[str, dict[str, Any]] | None] = queue.SimpleQueue()
+        self._waiting = 0
+        self._closed = False
 
     def warm(self) -> None:
         """Make one runtime now, so the first run doesn't pay for it."""
@@ -125,9 +136,36 @@ class _Lanes:
         run_id = str(message["id"])
         with self._lock:
             self._pending.add(run_id)
+            handed = self._waiting > 0
+            if handed:
+                self._waiting -= 1
+        if handed:
+            self._handoff.put((run_id, message))
+            return
         threading.Thread(
-            target=self._run, args=(run_id, message), name=f"sandlot-run-{run_id}", daemon=True
+            target=self._thread, args=((run_id, message),), name="sandlot-run", daemon=True
         ).start()
+
+    def _thread(self, first: tuple[str, dict[str, Any]]) -> None:
+        """Run ``first``, then wait for more; end after ``THREAD_IDLE_S`` without one,
+        when closed, or once demoted (only a new thread runs at the normal weight)."""
+        item: tuple[str, dict[str, Any]] | None = first
+        while item is not None:
+            if self._run(*item):
+                return
+            with self._lock:
+                if self._closed:
+                    return
+                self._waiting += 1
+            try:
+                item = self._handoff.get(timeout=THREAD_IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if self._waiting > 0:  # unclaimed: leave
+                        self._waiting -= 1
+                        return
+                # A start() claimed this thread as the wait ran out: its run is on the way.
+                item = self._handoff.get()
 
     def cancel(self, run_id: str) -> None:
         with self._lock:
@@ -161,12 +199,14 @@ class _Lanes:
             self._running[run_id] = runtime
         return runtime
 
-    def _run(self, run_id: str, message: dict[str, Any]) -> None:
+    def _run(self, run_id: str, message: dict[str, Any]) -> bool:
+        """Run one job on the calling thread; whether the thread was demoted meanwhile."""
         self._fair.watch()
         try:
             self._run_watched(run_id, message)
         finally:
-            self._fair.forget()
+            demoted = self._fair.forget()
+        return demoted
 
     def _run_watched(self, run_id: str, message: dict[str, Any]) -> None:
         sink = protocol.FrameSink(self._out, tag={"id": run_id})
@@ -219,8 +259,12 @@ class _Lanes:
     def close(self) -> None:
         self._fair.close()
         with self._lock:
+            self._closed = True
+            waiting, self._waiting = self._waiting, 0
             runtimes = [*self._idle, *self._running.values()]
             self._idle.clear()
+        for _ in range(waiting):
+            self._handoff.put(None)
         for runtime in runtimes:
             runtime.close()
 

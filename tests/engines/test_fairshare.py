@@ -74,3 +74,32 @@ def test_the_worker_flags_carry_the_policy() -> None:
     Demotion.add_arguments(parser)
     policy = Demotion(after_ms=120, nice=12)
     assert Demotion.from_arguments(parser.parse_args(policy.argv())) == policy
+
+
+def test_only_the_current_runs_cpu_counts_and_forget_says_who_was_demoted() -> None:
+    # Run threads take one run after another: the CPU of earlier runs must not count.
+    fair = FairShare(Demotion(after_ms=50, nice=7), tick_s=0.005)
+    said: list[bool] = []
+
+    def thread() -> None:
+        ends = time.thread_time() + 0.2
+        while time.thread_time() < ends:  # an earlier run's CPU, unwatched
+            pass
+        fair.watch()
+        time.sleep(0.1)  # a short run: 0 ms of CPU, many ticks
+        said.append(fair.forget())
+        fair.watch()
+        ends = time.thread_time() + 0.2
+        while time.thread_time() < ends:
+            pass
+        time.sleep(0.05)
+        said.append(fair.forget())
+
+    try:
+        runner = threading.Thread(target=thread)
+        runner.start()
+        runner.join(30)
+        assert said == [False, True]
+        assert fair.demoted == 1
+    finally:
+        fair.close()

@@ -2,7 +2,8 @@
 
 ``serve`` driven over real pipes with a stand-in runtime (no engine): runs overlap on
 their own threads and runtimes, every frame names its run, a cancel ends only the run it
-names, and a host fault in one runtime ends that run alone.
+names, a host fault in one runtime ends that run alone, and run threads wait for the next
+run instead of being made per run.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from sandbox import protocol
+from sandbox.engines import serving
 from sandbox.engines.serving import serve
 from sandbox.events import RunReport, Status, Usage
 from sandbox.jobs import Job
@@ -25,6 +27,8 @@ class FakeRuntime:
 
     made = 0
     gate = threading.Event()
+    # The thread each run ran on, in the order they began.
+    threads: ClassVar[list[int]] = []
 
     def __init__(self) -> None:
         FakeRuntime.made += 1
@@ -33,6 +37,7 @@ class FakeRuntime:
         self._status: Status | None = None
 
     def run(self, job: Job, sink: protocol.FrameSink) -> RunReport:
+        FakeRuntime.threads.append(threading.get_native_id())
         self._abort.clear()
         self._status = None
         if job.code == "boom":
@@ -60,6 +65,7 @@ class Worker:
     def __init__(self, runs: int) -> None:
         FakeRuntime.made = 0
         FakeRuntime.gate = threading.Event()
+        FakeRuntime.threads = []
         to_worker_r, self._to_worker = os.pipe()
         self._from_worker, from_worker_w = os.pipe()
         inp = os.fdopen(to_worker_r, "rb")
@@ -154,3 +160,41 @@ def test_a_host_fault_ends_its_run_and_spares_the_others(worker: Worker) -> None
     assert worker.ends(1)["c"][0] == "ok"
     FakeRuntime.gate.set()
     assert worker.ends(1) == {"a": ("ok", "wait in runtime 2")}
+
+
+def test_runs_one_after_another_reuse_one_thread(worker: Worker) -> None:
+    for run_id in "abcdefghij":
+        worker.run(run_id, "quick")
+        assert worker.ends(1)[run_id][0] == "ok"
+    # A run may arrive while the last one's thread still prepares (it reported its end
+    # first): then a second thread takes it. Never one per run.
+    assert len(set(FakeRuntime.threads)) <= 2, FakeRuntime.threads
+
+
+def test_an_idle_run_thread_ends_and_the_next_run_gets_a_new_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(serving, "THREAD_IDLE_S", 0.05)
+    worker = Worker(runs=3)
+    try:
+        worker.run("a", "quick")
+        assert worker.ends(1)["a"][0] == "ok"
+        (first,) = FakeRuntime.threads
+        (thread,) = [t for t in threading.enumerate() if t.native_id == first]
+        thread.join(5)  # it waited 50 ms for a run, then ended
+        assert not thread.is_alive()
+        worker.run("b", "quick")
+        assert worker.ends(1)["b"] == ("ok", "quick in runtime 2")
+        assert FakeRuntime.threads[1] != first
+    finally:
+        worker.close()
+
+
+def test_closing_ends_the_waiting_run_threads() -> None:
+    worker = Worker(runs=3)
+    worker.run("a", "quick")
+    assert worker.ends(1)["a"][0] == "ok"
+    (thread,) = [t for t in threading.enumerate() if t.native_id == FakeRuntime.threads[0]]
+    worker.close()
+    thread.join(5)
+    assert not thread.is_alive()
