@@ -433,10 +433,12 @@ function showSession(text) {
   ui.sessionState.textContent = text;
 }
 
-// The session's id, opening one first if there is none for this key; null when refused.
+// The session's id, opening one first if there is none for this key and runtime (one kept
+// for another is closed); null when refused.
 async function openSession() {
   const key = ui.key.value.trim();
-  if (session && session.key === key) return session.id;
+  if (session && session.key === key && session.runtime === ui.runtime.value) return session.id;
+  if (session) await closeSession();
   if (!key) {
     clearAll();
     setStatus("bad", "no key");
@@ -466,7 +468,7 @@ async function openSession() {
     showMessage(await describeRefusal(response));
     return null;
   }
-  session = { id: (await response.json()).id, key };
+  session = { id: (await response.json()).id, key, runtime: body.runtime };
   return session.id;
 }
 
@@ -479,7 +481,8 @@ async function listSessionFiles() {
     return;
   }
   const listing = await response.json();
-  showSession(`Session ${session.id}: ${plural(listing.files.length, "file")}, ` +
+  showSession(`Session ${session.id} (${session.runtime}): ` +
+    `${plural(listing.files.length, "file")}, ` +
     `${listing.total_bytes} of ${listing.quota_bytes} bytes.`);
   ui.sessionFiles.textContent = "";
   for (const file of listing.files) {
@@ -509,6 +512,10 @@ async function closeSession() {
 
 ui.keepState.addEventListener("change", () => {
   if (!ui.keepState.checked) closeSession();
+});
+// A session lives in one engine: another runtime starts a new one (at the next run).
+ui.runtime.addEventListener("change", () => {
+  if (session) closeSession();
 });
 
 // ---- The editor and the keyboard ------------------------------------------------

@@ -266,6 +266,47 @@ def test_keep_state_runs_in_one_session_and_lists_its_files(
     expect(page.locator("#traceback")).to_contain_text("NameError")
 
 
+def test_keep_state_on_pyodide_and_a_new_runtime_starts_a_new_session(
+    browser: Browser, seen: Seen, service: Service
+) -> None:
+    # The session service has both engines (the playground's has wasmtime only).
+    with open_page(browser, seen) as page:
+        page.goto(service.url + "/")
+        enter_key(page)
+        page.get_by_label("Runtime").select_option("pyodide")
+        page.get_by_label("Keep state").check()
+        code = page.get_by_label("Code", exact=True)
+        code.fill("import sys\nx = 41\nopen('kept.txt', 'w').write(sys.platform)")
+        page.get_by_role("button", name="Run", exact=True).click()
+        expect(page.locator("#status")).to_have_text("ok")
+        state = page.locator("#session-state")
+        expect(state).to_contain_text("(pyodide): 1 file")
+        expect(page.get_by_label("What the session holds")).to_contain_text(
+            "kept.txt (10 bytes)"  # "emscripten": the file came from Pyodide's interpreter
+        )
+        code.fill("x + 1")
+        page.get_by_role("button", name="Run", exact=True).click()
+        expect(page.locator("#result-value")).to_have_text("42")
+        session_id = re.search(r"ses_[\w-]+", state.inner_text())
+        assert session_id is not None
+        with service.client() as admin:
+            kept = admin.get(f"/v1/sessions/{session_id.group(0)}").json()
+            assert (kept["runtime"], kept["state"]) == ("pyodide", "open")
+        # Another runtime: the kept session closes, the next run opens one on wasmtime.
+        page.get_by_label("Runtime").select_option("wasmtime")
+        expect(state).to_contain_text("closed")
+        code.fill("import sys\nprint(sys.platform, 'x' in globals())")
+        page.get_by_role("button", name="Run", exact=True).click()
+        expect(page.locator("#output")).to_contain_text("wasi False")
+        expect(state).to_contain_text("(wasmtime): 0 files")
+        with service.client() as admin:
+            closed = admin.get(f"/v1/sessions/{session_id.group(0)}").json()
+            assert closed["ended_reason"] == "closed"
+        page.get_by_label("Keep state").uncheck()
+        expect(state).to_contain_text("closed")
+    only_loopback(seen, service.url)
+
+
 def test_a_turn_past_a_limit_ends_the_kept_session(page: Page) -> None:
     enter_key(page)
     page.get_by_label("Keep state").check()
