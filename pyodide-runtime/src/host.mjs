@@ -20,6 +20,9 @@ const FATAL_GRACE_MS = 50;
 const RUN = 0;
 const PARKED = 1;
 const CLOSE = 2;
+// Written into a worker's interrupt buffer when its KeyboardInterrupt was not enough:
+// its interpreter's next signal check throws past the guest's code (src/worker.mjs).
+const STOP = 0x5354;
 const spares = [];
 // Session id -> its worker's entry, kept between turns.
 const sessions = new Map();
@@ -211,6 +214,8 @@ async function run({ id, job, token, memoryBytes }) {
   const result = await finished;
   entry.listener = () => {};
   clearTimeout(current.timer);
+  // Also after an "end": guest code can post one and go on spinning.
+  Atomics.store(entry.interrupt, 0, STOP);
   entry.worker.terminate();
   const aborted = current.aborted;
   current = null;
@@ -296,6 +301,7 @@ function close({ session }) {
 // reach a thread blocked in Atomics.wait (measured): the thread is also woken
 // with CLOSE (never RUN), on which it closes itself (src/worker.mjs).
 function dismiss(entry) {
+  Atomics.store(entry.interrupt, 0, STOP);
   Atomics.store(entry.park, 0, CLOSE);
   entry.worker.terminate();
   Atomics.notify(entry.park, 0);
@@ -311,9 +317,14 @@ function abort({ id, status, graceMs }) {
   current.aborted = String(status);
   // SIGINT into the interpreter: KeyboardInterrupt at the next bytecode.
   Atomics.store(current.entry.interrupt, 0, 2);
-  // Code that catches BaseException keeps going: then the worker goes.
-  const finish = current.finish;
-  current.timer = setTimeout(() => finish({ t: "fatal", message: "terminated" }), graceMs);
+  // Code that catches BaseException keeps going: then the worker goes, its
+  // interpreter stopped at its next signal check (terminate() alone mostly fails to
+  // stop a spinning thread, measured).
+  const { finish, entry } = current;
+  current.timer = setTimeout(() => {
+    Atomics.store(entry.interrupt, 0, STOP);
+    finish({ t: "fatal", message: "terminated" });
+  }, graceMs);
 }
 
 refill();

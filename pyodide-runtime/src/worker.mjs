@@ -3,6 +3,7 @@
 // between them (see park()). It runs with the permissions the host gave it:
 // read the Pyodide files, reach the egress gate, nothing else.
 import { loadPyodide } from "../node_modules/pyodide/pyodide.mjs";
+import { lockDown } from "./lockdown.mjs";
 import { changesSince, readChanged, takeManifest, WORKDIR } from "./workdir.mjs";
 
 // Taken before any guest code runs: guest code can replace the globals
@@ -10,27 +11,18 @@ import { changesSince, readChanged, takeManifest, WORKDIR } from "./workdir.mjs"
 const { load: atomicLoad, store: atomicStore, wait: atomicWait } = Atomics;
 const post = globalThis.postMessage.bind(globalThis);
 const closeSelf = globalThis.close.bind(globalThis);
-// Guest code must not block this thread where terminate() can't reach it: Deno's
-// terminate() does not end a thread blocked in Atomics.wait (measured), so the
-// global one is replaced, for good, before any guest code runs (the park above
-// uses the binding taken first). Pyodide calls it only to sleep between retries of
-// a stream that says EAGAIN (ours never do), and falls back when it throws. Other
-// ways remain (node:vm's fresh context, wasm's memory.atomic.wait32 on a shared
-// memory, a loop that swallows KeyboardInterrupt): the driver restarts Deno when a
-// worker's thread outlives its end (sandbox/engines/pyodide/host.py).
-Object.defineProperty(Atomics, "wait", {
-  value: function wait() {
-    throw new TypeError("Atomics.wait is not available in the sandbox");
-  },
-  writable: false,
-  configurable: false,
-  enumerable: false,
-});
+// Guest code must not block this thread where terminate() can't reach it (Deno's
+// terminate() does not end a thread blocked in Atomics.wait, measured), nor end the
+// process: src/lockdown.mjs takes those ways away before any guest code runs (the
+// park above uses the binding taken first).
 // The park buffer's states (src/host.mjs writes RUN and CLOSE; only this file
 // writes PARKED).
 const RUN = 0;
 const PARKED = 1;
 const CLOSE = 2;
+// The interrupt buffer's last word (src/host.mjs writes it when a run's grace after its
+// KeyboardInterrupt is over): Python never sees it (see stopOnAbort).
+const STOP = 0x5354;
 // Outbound file chunks: well under the control channel's line limit once in base64.
 const CHUNK_BYTES = 4 * 1024 * 1024;
 
@@ -106,6 +98,7 @@ async function init({ module, snapshot, linkPlan, loader, indexURL, lockFile, in
     const resize = imports.env.emscripten_resize_heap;
     imports.env.emscripten_resize_heap = (size) =>
       (size >>> 0) > memoryCapBytes ? 0 : resize(size);
+    stopOnAbort(imports.env, new Int32Array(interrupt));
     return { module, instance: await instantiate(module, imports) };
   };
   const instantiateStreaming = WebAssembly.instantiateStreaming;
@@ -141,11 +134,12 @@ async function init({ module, snapshot, linkPlan, loader, indexURL, lockFile, in
   if (lock.packages.tzdata) packagesByImport.set("zoneinfo", "tzdata");
   // Sibling workers must not talk to each other (measured: BroadcastChannel
   // crosses workers of one process), and a guest must not start workers of
-  // its own: they would outlive the run. Deleting the global is the polite
-  // refusal; node:worker_threads can still make one, and the driver kills
-  // the whole Deno process when a worker thread it did not ask for appears.
+  // its own: they would outlive the run. node:worker_threads is refused by the
+  // import map (src/imports.json); should a worker thread the host did not ask
+  // for appear anyway, the driver restarts this Deno process.
   delete globalThis.BroadcastChannel;
   delete globalThis.Worker;
+  lockDown();
   // One trivial job, ours, before any user's: the first pass through a run's
   // JS and Python paths costs about 10 ms in a fresh isolate. Nothing of it is
   // left that a run doesn't reset (env, cwd, stdin, argv, random seed, linecache).
@@ -210,6 +204,26 @@ function end(outcome, { park = false, exited = false } = {}) {
     if (state === CLOSE) closeSelf();
     atomicWait(parkState, 0, state);
   }
+}
+
+// Code that swallows KeyboardInterrupt (a loop around `except BaseException: pass`)
+// keeps its thread spinning, and terminate() mostly fails to stop it (measured): the
+// thread would live on, out of reach. So the interpreter's own periodic signal check
+// (an import Python calls every few dozen bytecodes while an interrupt buffer is set)
+// throws once the host has written STOP there: a JavaScript exception that no Python
+// `except` sees unwinds the interpreter (left broken: the worker is thrown away) back
+// to the event loop, where terminate() works. The flag stays set: should a JS->Python
+// boundary on the way turn it into a Python exception, the next check throws again.
+function stopOnAbort(env, interrupt) {
+  const check = env._Py_CheckEmscriptenSignals_Helper;
+  if (typeof check !== "function") throw new Error("Pyodide has no signal check to wrap");
+  env._Py_CheckEmscriptenSignals_Helper = () => {
+    if (atomicLoad(interrupt, 0) === STOP) {
+      closeSelf();
+      throw new Error("the run was stopped");
+    }
+    return check();
+  };
 }
 
 // os._exit(n) (_sandlot_pyodide.py): the run ends here, with the guest's exit

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from sandbox.engines.pyodide.builder import find_deno
 from sandbox.engines.pyodide.deno import (
     SEMI_SPACE_MB,
     RuntimeLayout,
@@ -106,3 +109,38 @@ def test_environment_is_only_denos_own() -> None:
         "DENO_NO_UPDATE_CHECK": "1",
         "NO_COLOR": "1",
     }
+
+
+def test_host_maps_node_builtins_to_the_sandbox_ones() -> None:
+    flags = _flags(host_argv(LAYOUT, GATE, CONTROL))
+    assert flags["--import-map"] == "/srv/pyodide-runtime/src/imports.json"
+
+
+# What Pyodide's loader reads files, URLs and terminals with (src/node/module.mjs): none
+# makes a realm, a thread or a process.
+_OFFERED = {"node:crypto", "node:fs", "node:fs/promises", "node:path", "node:tty", "node:url"}
+_RUNTIME = Path(__file__).parents[2] / "pyodide-runtime"
+
+
+def test_every_node_builtin_of_the_pinned_deno_is_refused_or_offered(tmp_path: Path) -> None:
+    # A Deno upgrade that adds a built-in fails here until imports.json says what it gets.
+    lister = tmp_path / "list.mjs"
+    lister.write_text(
+        'import { builtinModules } from "node:module";\n'
+        "console.log(JSON.stringify(builtinModules));\n"
+    )
+    listed = subprocess.run(
+        [str(find_deno()), "run", "--no-config", "--no-remote", "--quiet", str(lister)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=deno_env(tmp_path / "deno"),
+        timeout=60,
+    )
+    builtins = {f"node:{name.removeprefix('node:')}" for name in json.loads(listed.stdout)}
+    mapped = json.loads((_RUNTIME / "src" / "imports.json").read_text())["imports"]
+    assert builtins - _OFFERED == set(mapped)
+    stubs = {target for target in mapped.values() if "refused.mjs" not in target}
+    assert stubs == {"./node/vm.mjs", "./node/module.mjs"}
+    for name, target in mapped.items():
+        assert target in stubs or target == f"./node/refused.mjs?{name}"

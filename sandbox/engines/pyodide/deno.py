@@ -4,7 +4,8 @@ The Deno process may read only the runtime's own files (its JS, the Pyodide
 package, the snapshot and our lock file) and connect only to the egress gate
 and the driver's control channel, both on loopback. No environment, no
 writes, no subprocesses, no FFI, no system information, no remote or npm
-imports. Per-run Web Workers get narrower permissions: read the same files,
+imports, no Node built-in modules (an import map sends each to a module that
+refuses). Per-run Web Workers get narrower permissions: read the same files,
 connect to the gate only (``--unstable-worker-options``; see ``src/host.mjs``).
 """
 
@@ -95,6 +96,9 @@ def host_argv(layout: RuntimeLayout, gate: str, control: str) -> list[str]:
         *_COMMON_FLAGS,
         "--unstable-worker-options",
         V8_FLAGS,
+        # Every Node built-in resolves to a module that refuses (src/refused.mjs), for
+        # the workers too: guest code gets no node:vm realm, thread or process.
+        f"--import-map={layout.runtime_dir / 'src' / 'imports.json'}",
         allow_read(layout.runtime_dir, *layout.built, layout.lock_file.parent),
         f"--allow-net={gate},{control}",
         str(layout.runtime_dir / "src" / "host.mjs"),

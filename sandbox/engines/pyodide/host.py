@@ -24,15 +24,15 @@ buffer; code that swallows it loses its worker (terminated) after a short
 grace; if even Deno does not answer, the whole Deno process is killed and
 restarted.
 
-Nothing a guest starts may outlive its run. A Web Worker thread the host did
-not create (guest code can make one through ``node:worker_threads``) ends the
-run as an ``error`` (``SandboxViolation``) and takes the whole Deno process
-with it; so does anything on the control channel that the host never sends.
-Deno's ``terminate()`` reaches neither a thread blocked in a wait (``Atomics.wait``
-in a ``node:vm`` context, wasm's ``memory.atomic.wait32``) nor one spinning in a loop
-that swallows the interrupt: every worker the host lets go is looked for at each
-:meth:`PyodideRuntime.prepare`, and one whose thread is still there ``_WORKER_EXIT_S``
-after its end restarts Deno (the global ``Atomics.wait`` is refused in the worker).
+Nothing a guest starts may outlive its run. The worker takes away every way found to
+make what Deno's ``terminate()`` can't end (a thread blocked in a wait, a thread of its
+own) or to kill Deno itself before guest code runs (``pyodide-runtime/src/lockdown.mjs``,
+the import map), and a loop that swallows the interrupt is stopped by the interpreter's
+own signal check. The backstops for what that misses: a Web Worker thread the host did
+not create ends the run as an ``error`` (``SandboxViolation``) and takes the whole Deno
+process with it; so does anything on the control channel that the host never sends;
+every worker the host lets go is looked for at each :meth:`PyodideRuntime.prepare`, and
+one whose thread is still there ``_WORKER_EXIT_S`` after its end restarts Deno.
 
 Sessions (docs/sessions.md): :meth:`PyodideRuntime.open_session` keeps a spare
 worker for the session instead of throwing it away. A turn runs in it like a run
