@@ -15,6 +15,7 @@
 // |   without --allow-run: SIGKILL ends the process)        | refuse(Deno/process, kill) |
 // | wasm memory.atomic.wait32 on a shared memory            | guardWasm()                |
 // | a loop that swallows KeyboardInterrupt                  | stopOnAbort (worker.mjs)   |
+// | Deno.chdir / Deno.addSignalListener (process-wide state)| refuse(Deno, ...)          |
 
 const NOT_AVAILABLE = " is not available in the sandbox";
 
@@ -191,6 +192,10 @@ export function lockDown() {
   // Deno lets a worker signal its own process without --allow-run (measured): one
   // SIGKILL and every session in the process is gone.
   refuse(Deno, "kill", "Deno.kill");
+  // Process-wide state a worker could change for every other run and session in this
+  // Deno: the working directory and the process's signal handling.
+  refuse(Deno, "chdir", "Deno.chdir");
+  refuse(Deno, "addSignalListener", "Deno.addSignalListener");
   // Deno's internals (core.ops, core.evalContext, ...): nothing of ours needs them.
   seal(Deno, Deno.internal, undefined);
 }

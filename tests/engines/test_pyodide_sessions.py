@@ -501,6 +501,16 @@ _DATA_MODULE = (  # JavaScript: a module made of a string, that imports node:vm 
             _RUN_JS + _BLOCKING + "run_js('Deno[Deno.internal].core.ops')",
             "Cannot read properties of undefined (reading 'core')",
         ),
+        # Process-wide state: Deno's working directory, and its signal handling (a
+        # listener keeps SIGTERM from ending the process; Node's process.on goes there).
+        (
+            _RUN_JS + _BLOCKING + "run_js(\"Deno.chdir('/')\")",
+            "Deno.chdir is not available in the sandbox",
+        ),
+        (
+            _RUN_JS + _BLOCKING + "run_js(\"process.on('SIGTERM', () => {})\")",
+            "Deno.addSignalListener is not available in the sandbox",
+        ),
     ],
     ids=[
         "vm-context",
@@ -516,6 +526,8 @@ _DATA_MODULE = (  # JavaScript: a module made of a string, that imports node:vm 
         "deno-kill-self",
         "process-kill-self",
         "deno-internals",
+        "deno-chdir",
+        "signal-listener",
     ],
 )
 def test_what_would_outlive_a_run_or_end_deno_is_refused(
