@@ -83,8 +83,6 @@ __all__ = [
 ]
 
 HOST_INTERFACE = "sandlot:sandbox/host@0.1.0"
-# The GuestError type of a turn the disk watch stopped.
-DISK_QUOTA_ERROR = "DiskQuotaExceeded"
 GUEST_WORKDIR = "/work"
 
 
@@ -374,8 +372,6 @@ class GuestRuntime:
             session.store, session.call, job, sink, started, session=True, disk=session.workspace
         )
         alive = returned and ended.status in _KEEPS_SESSION
-        if ended.error is not None and ended.error.type == DISK_QUOTA_ERROR and not returned:
-            self._end_reason = "disk_quota"
         if not alive:
             # Dropped at once: a trapped store kept alive makes wasmtime's runtime thread
             # panic at interpreter exit.
@@ -482,6 +478,7 @@ class GuestRuntime:
         if run.disk_over is not None and run.abort_status is Status.ERROR:
             error = _disk_quota_error(run.disk_over, disk)
             ended = RunReport(Status.ERROR, usage, error, output_truncated=run.meter.truncated)
+            self._end_reason = "disk_quota"
         return ended, returned and run.abort_status is None
 
     def _over_disk(self, run: _RunState, usage: DiskUsage) -> None:
@@ -670,7 +667,7 @@ def _disk_quota_error(usage: DiskUsage, disk: Workspace | None) -> GuestError:
     else:
         found = f"more than {usage.entries} files and directories (or deeper than 32 levels)"
     return GuestError(
-        DISK_QUOTA_ERROR,
+        "DiskQuotaExceeded",
         f"the session's directory went over its disk quota of {quota} bytes "
         f"(SANDLOT_SESSION_DISK_MB) while the turn ran: {found}; the turn was stopped "
         "and the session ended",
