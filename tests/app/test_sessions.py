@@ -349,12 +349,12 @@ def test_a_turn_writing_past_the_disk_quota_is_stopped_while_it_runs(
     # back after the turn, counted as they arrive: the test above).
     with tenant(admin, svc, "wasmtime") as client:
         session_id = open_session(client)
-        answer = turn(client, session_id, code, limits={"wall_ms": 20_000, "cpu_ms": 20_000})
+        answer = turn(client, session_id, code)
         assert answer["status"] == "error", answer
         assert answer["error"]["type"] == "DiskQuotaExceeded"
         assert "1048576 bytes" in answer["error"]["message"]
         assert answer["session"]["ended_reason"] == "disk_quota"
-        assert answer["usage"]["wall_ms"] < 10_000  # the watch, not the clock
+        assert answer["usage"]["wall_ms"] < 4_000  # the watch, not a limit
         again = client.post(f"/v1/sessions/{session_id}/execute", json={"code": "1"})
         assert "disk_quota" in error_of(again, 410)
 
