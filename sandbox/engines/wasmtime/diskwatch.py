@@ -44,13 +44,13 @@ RECOUNT_S = 1.0
 IDLE_SHARE = 9.0
 
 
-def _write_tally() -> Callable[[], int | None]:
+def _write_tally() -> tuple[Callable[[], int | None], Callable[[], None]]:
     """A reader of the bytes this process has written so far (``wchar``), or of None
-    where the kernel doesn't say."""
+    where the kernel doesn't say; and its close."""
     try:
         fd = os.open("/proc/self/io", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        return lambda: None
+        return (lambda: None), (lambda: None)
 
     def read() -> int | None:
         try:
@@ -61,7 +61,7 @@ def _write_tally() -> Callable[[], int | None]:
             pass
         return None
 
-    return read
+    return read, lambda: os.close(fd)
 
 
 class DiskWatch:
@@ -120,10 +120,13 @@ class DiskWatch:
             return None
 
     def _loop(self) -> None:
-        tally = _write_tally()
-        while (armed := self._next()) is not None:
-            workspace, generation = armed
-            self._watch(workspace, generation, tally)
+        tally, close = _write_tally()
+        try:
+            while (armed := self._next()) is not None:
+                workspace, generation = armed
+                self._watch(workspace, generation, tally)
+        finally:
+            close()
 
     def _watch(
         self, workspace: Workspace, generation: int, tally: Callable[[], int | None]
