@@ -37,12 +37,13 @@ from sandbox.limits import LimitExceeded, Limits
 from sandbox.outputs import FileCaps
 from sandbox.pool import PoolSession, WorkerPool
 from sandbox.runner import RUNTIMES, Packages, Runner, RunResult, Runtime, collect
-from sandbox.workspace import FileEntry, FileTooLarge, QuotaExceeded, Workspace
+from sandbox.workspace import DiskUsage, FileEntry, FileTooLarge, QuotaExceeded, Workspace
 
 __all__ = [
     "RUNTIMES",
     "AllowEntry",
     "BuildError",
+    "DiskUsage",
     "Display",
     "EgressPolicy",
     "End",

@@ -8,8 +8,10 @@ guest made is never followed, and the answer for a path through one is "not a fi
 Paths are checked with :func:`~sandbox.jobs.check_relative_path` first.
 
 The byte quota counts regular files (their sizes, not blocks). Writes are refused when
-they would go over it; what the guest itself writes during a turn is measured after the
-turn (:meth:`Workspace.usage_bytes`), and the caller decides what to do about it.
+they would go over it; what the guest itself writes is measured by :meth:`Workspace.usage`
+(while a turn runs, by the engine's disk watch; after it, by the service), and the caller
+decides what to do about it. A directory with more entries, or deeper, than that walk goes
+is over its quota too: bytes it can't see would be bytes nobody counts.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from typing import BinaryIO, Literal
 
 from sandbox.jobs import check_relative_path
 
-__all__ = ["FileEntry", "FileTooLarge", "QuotaExceeded", "TreeEntry", "Workspace"]
+__all__ = ["DiskUsage", "FileEntry", "FileTooLarge", "QuotaExceeded", "TreeEntry", "Workspace"]
 
-# How far a listing or a size count goes: a guest can make a million empty files.
+# How far a listing goes: a guest can make a million empty files.
 _MAX_ENTRIES = 10_000
 _MAX_DEPTH = 32
+# How far the quota's count goes (files and directories): past it, over the quota.
+MAX_COUNTED_ENTRIES = 10_000
 _CHUNK = 1024 * 1024
 
 
@@ -48,6 +52,21 @@ class FileEntry:
 
     path: str
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class DiskUsage:
+    """What one count of the workspace found: bytes in regular files, entries (files,
+    directories, links) seen, and whether it saw them all (False past
+    ``MAX_COUNTED_ENTRIES`` entries or 32 levels down)."""
+
+    file_bytes: int
+    entries: int
+    complete: bool
+
+    def over(self, quota_bytes: int) -> bool:
+        """Over ``quota_bytes``, or too many entries to tell."""
+        return self.file_bytes > quota_bytes or not self.complete
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +213,17 @@ class Workspace:
         return sorted(self._walk(), key=lambda entry: entry.path)
 
     def usage_bytes(self) -> int:
-        """Bytes in regular files, counted up to the entry cap."""
-        return sum(entry.size for entry in self._walk())
+        """Bytes in regular files, counted up to ``MAX_COUNTED_ENTRIES`` entries."""
+        return self.usage().file_bytes
+
+    def usage(self) -> DiskUsage:
+        """Bytes in regular files, and whether the count saw every entry (see DiskUsage)."""
+        walk = _Walk(MAX_COUNTED_ENTRIES)
+        total = 0
+        for _path, info in self._walk_tree(walk):
+            if stat.S_ISREG(info.st_mode):
+                total += info.st_size
+        return DiskUsage(total, MAX_COUNTED_ENTRIES - walk.left, not walk.truncated)
 
     # -- walking without following links ----------------------------------
 
@@ -236,32 +264,44 @@ class Workspace:
             if stat.S_ISREG(info.st_mode):
                 yield FileEntry(path, info.st_size)
 
-    def _walk_tree(self) -> Iterator[tuple[str, os.stat_result]]:
-        budget = [_MAX_ENTRIES]
+    def _walk_tree(self, walk: _Walk | None = None) -> Iterator[tuple[str, os.stat_result]]:
+        walk = walk or _Walk(_MAX_ENTRIES)
         try:
             root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         except OSError:
             return
         try:
-            yield from _walk_at(root, "", budget, 0)
+            yield from _walk_at(root, "", walk, 0)
         finally:
             os.close(root)
 
 
+class _Walk:
+    """One walk's budget of entries, and whether it left some out."""
+
+    __slots__ = ("left", "truncated")
+
+    def __init__(self, max_entries: int) -> None:
+        self.left = max_entries
+        self.truncated = False
+
+
 def _walk_at(
-    dir_fd: int, prefix: str, budget: list[int], depth: int
+    dir_fd: int, prefix: str, walk: _Walk, depth: int
 ) -> Iterator[tuple[str, os.stat_result]]:
     """Regular files and directories below ``dir_fd``, each with its ``lstat``."""
-    if depth > _MAX_DEPTH:
-        return
     try:
         names = sorted(os.listdir(dir_fd))
     except OSError:
         return
+    if depth > _MAX_DEPTH:
+        walk.truncated = walk.truncated or bool(names)
+        return
     for name in names:
-        if budget[0] <= 0:
+        if walk.left <= 0:
+            walk.truncated = True
             return
-        budget[0] -= 1
+        walk.left -= 1
         try:
             info = os.lstat(name, dir_fd=dir_fd)
         except OSError:
@@ -276,7 +316,7 @@ def _walk_at(
             except OSError:
                 continue
             try:
-                yield from _walk_at(child, path + "/", budget, depth + 1)
+                yield from _walk_at(child, path + "/", walk, depth + 1)
             finally:
                 os.close(child)
 

@@ -10,7 +10,8 @@ their owner, limits, expiry and usage.
 * **One turn at a time**: a turn or a file call while a turn runs is a 409, never a wait.
 * **How a session ends** (later calls get 410 naming the reason for an hour, then 404):
   ``closed`` (DELETE), ``idle_timeout``, ``max_lifetime``, ``shed`` (room for a new
-  session), ``disk_quota`` (a turn left more files than the quota), ``crashed`` (its
+  session), ``disk_quota`` (its directory went over the quota: on wasmtime the engine
+  stops the turn as it does; after every turn this package checks), ``crashed`` (its
   worker process died), ``exited`` (``os._exit``), or the status of the turn that ended it.
 * **Capacity**: per key (``SANDLOT_SESSIONS_MAX_PER_KEY``: 429) and server-wide
   (``SANDLOT_SESSIONS_MAX_OPEN``, ``SANDLOT_SESSIONS_MEMORY_MB``): over a server-wide

@@ -466,9 +466,18 @@ class SessionManager:
         if session.instance.ended is not None:
             await self.end(session, session.instance.ended)
             return
-        session.files_bytes = await asyncio.to_thread(session.workspace.usage_bytes)
-        if session.files_bytes > session.workspace.quota_bytes:
-            log.info("session %s over its disk quota: %d bytes", session.id, session.files_bytes)
+        # The wasmtime engine stops a turn that goes over while it runs; Pyodide's files
+        # come back after it, counted as they arrive; this catches what either let through.
+        usage = await asyncio.to_thread(session.workspace.usage)
+        session.files_bytes = usage.file_bytes
+        if usage.over(session.workspace.quota_bytes):
+            log.info(
+                "session %s over its disk quota: %d bytes, %d entries%s",
+                session.id,
+                usage.file_bytes,
+                usage.entries,
+                "" if usage.complete else " (and more)",
+            )
             await self.end(session, "disk_quota")
 
     def _gone(self, session: Session) -> ApiError:

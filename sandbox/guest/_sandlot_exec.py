@@ -65,9 +65,9 @@ def run_job(
     job: dict[str, Any], run_coroutine: Callable[[Coroutine[Any, Any, Any]], Any]
 ) -> dict[str, Any]:
     """Run a job; top-level ``await`` code is driven by ``run_coroutine``."""
-    namespace = _prepare(job)
+    namespace, filename = _prepare(job)
     try:
-        codes = _compile_cell(job["code"])
+        codes = _compile_cell(job["code"], filename)
     except BaseException as exc:
         return _at_exit(_uncaught(exc, user_frames=False))
     try:
@@ -85,9 +85,9 @@ def run_job(
 
 async def run_job_async(job: dict[str, Any]) -> dict[str, Any]:
     """Run a job inside the running event loop (top-level ``await`` is awaited)."""
-    namespace = _prepare(job)
+    namespace, filename = _prepare(job)
     try:
-        codes = _compile_cell(job["code"])
+        codes = _compile_cell(job["code"], filename)
     except BaseException as exc:
         return _at_exit(_uncaught(exc, user_frames=False))
     try:
@@ -154,7 +154,9 @@ def encode_outcome(outcome: dict[str, Any]) -> str:
         return ENCODE({"status": "error", "error": describe(exc)})
 
 
-def _prepare(job: dict[str, Any]) -> dict[str, Any]:
+def _prepare(job: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Set the interpreter up for the job: its namespace, and the file name its code is
+    compiled under."""
     os.environ.clear()
     os.environ.update(job.get("env") or {})
     cwd = job.get("cwd")
@@ -169,13 +171,17 @@ def _prepare(job: dict[str, Any]) -> dict[str, Any]:
     atexit._clear()
     sys.stdin = io.StringIO(job.get("stdin") or "")
     code = job["code"]
-    linecache.cache[USER_FILENAME] = (len(code), None, code.splitlines(True), USER_FILENAME)
     if job.get("session"):
-        return _session_module().__dict__
-    # Every instance starts from the same snapshot: reseed from the host's
-    # entropy so that runs don't share a random sequence.
-    random.seed()
-    return _main_module().__dict__
+        namespace = _session_module().__dict__
+        filename = _next_turn_filename()
+    else:
+        # Every instance starts from the same snapshot: reseed from the host's
+        # entropy so that runs don't share a random sequence.
+        random.seed()
+        namespace, filename = _main_module().__dict__, USER_FILENAME
+    # mtime None: linecache.checkcache() keeps the entry (there is no such file to check).
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    return namespace, filename
 
 
 def _getcwd() -> str | None:
@@ -188,6 +194,20 @@ def _getcwd() -> str | None:
 # A session's ``__main__``: made by its first turn, kept by the ones after it (the host
 # keeps the instance between turns), like a notebook's cells sharing one namespace.
 _session_main: types.ModuleType | None = None
+# The session's turns so far that reached the interpreter.
+_session_turns = 0
+
+
+def _next_turn_filename() -> str:
+    """The name the session's next turn is compiled under: ``<turn-1>``, ``<turn-2>``, ...
+
+    Each turn under its own name, its source kept in linecache for the session's life
+    (like python's own REPL, ``<python-input-N>``): a traceback through a function an
+    earlier turn defined shows that turn's line, not the current turn's.
+    """
+    global _session_turns
+    _session_turns += 1
+    return f"<turn-{_session_turns}>"
 
 
 def _session_module() -> types.ModuleType:
@@ -217,15 +237,15 @@ def _main_module() -> types.ModuleType:
     return main
 
 
-def _compile_cell(code: str) -> list[types.CodeType]:
+def _compile_cell(code: str, filename: str) -> list[types.CodeType]:
     """Like a notebook cell: the body, then the trailing expression (if any) to evaluate."""
-    tree = ast.parse(code, USER_FILENAME, "exec")
+    tree = ast.parse(code, filename, "exec")
     tail: ast.Expression | None = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         tail = ast.Expression(tree.body.pop().value)
-    codes = [compile(tree, USER_FILENAME, "exec", flags=_TOP_LEVEL_AWAIT)]
+    codes = [compile(tree, filename, "exec", flags=_TOP_LEVEL_AWAIT)]
     if tail is not None:
-        codes.append(compile(tail, USER_FILENAME, "eval", flags=_TOP_LEVEL_AWAIT))
+        codes.append(compile(tail, filename, "eval", flags=_TOP_LEVEL_AWAIT))
     return codes
 
 

@@ -192,6 +192,36 @@ def test_a_turn_over_the_disk_quota_ends_the_session(
     assert sum(p.stat().st_size for p in home.rglob("*")) <= 16 * MIB
 
 
+def test_a_file_the_turn_deleted_no_longer_counts(runtime: PyodideRuntime, tmp_path: Path) -> None:
+    # 10 MiB, deleted, then 10 MiB under another name: 10 MiB in the directory, under 16.
+    runtime.open_session("a", tmp_path / "a", 256)
+    assert turn(runtime, "a", "open('one.bin', 'wb').write(b'1' * (10 * 2**20))")[1]
+    report, alive, _ = turn(
+        runtime,
+        "a",
+        "import os\nos.remove('one.bin')\nopen('two.bin', 'wb').write(b'2' * (10 * 2**20))",
+    )
+    assert report.status is Status.OK and alive, runtime.session_end_reason("a")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["two.bin"]
+
+
+def test_a_traceback_shows_the_line_of_the_turn_that_defined_the_function(
+    runtime: PyodideRuntime, tmp_path: Path
+) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    turn(runtime, "a", "def f(x):\n    raise ValueError(f'bad {x}')\n")
+    turn(runtime, "a", "y = 2")
+    report, alive, sink = turn(runtime, "a", "z = 3\nf(y)")
+    assert (report.status, alive) == (Status.ERROR, True)
+    assert report.error is not None
+    for shown in (report.error.traceback, "".join(sink.stderr)):
+        assert 'File "<turn-3>", line 2, in <module>\n    f(y)' in shown, shown
+        assert "File \"<turn-1>\", line 2, in f\n    raise ValueError(f'bad {x}')" in shown
+    ran = runtime.run(Job(code="x = 1\n1 / 0"), Sink())
+    runtime.prepare()
+    assert ran.error is not None and 'File "main.py", line 2' in ran.error.traceback
+
+
 # -- what a guest leaves scheduled does not run between turns ----------------------
 
 _PAUSE_S = 1.0

@@ -15,7 +15,7 @@ from sandbox.engines.stack import StackArtifacts, build
 from sandbox.engines.stack.host import StackRuntime
 from sandbox.events import RunReport, Status
 from sandbox.jobs import Job
-from sandbox.limits import Limits
+from sandbox.limits import MIB, Limits
 from tests.conftest import ARTIFACT_DIR
 from tests.engines.test_stack_runtime import Sink
 
@@ -148,3 +148,115 @@ def test_close_is_idempotent(runtime: StackRuntime, tmp_path: Path) -> None:
     runtime.close_session("a")
     runtime.close_session("a")
     assert turn(runtime, "a", "1")[1] is False
+
+
+# -- the disk quota while a turn runs (diskwatch.py) ----------------------------------
+
+DISK_QUOTA = 8 * MIB
+# What a turn may write past the quota before the watch stops it: 2 ms and a count at the
+# guest's measured peak write rate (about 1 GiB/s on a loaded box), and the 1 MiB write
+# it is inside (BENCHMARKS.md).
+OVERSHOOT = 8 * MIB
+
+
+@pytest.fixture
+def watched(stack_artifacts: StackArtifacts, tmp_path: Path) -> Iterator[StackRuntime]:
+    rt = StackRuntime(stack_artifacts, tmp_path / "worker", session_disk_bytes=DISK_QUOTA)
+    yield rt
+    rt.close()
+
+
+def _on_disk(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "chunk = b'x' * (1024 * 1024)\n"
+        "with open('big.bin', 'wb') as f:\n"
+        "    while True:\n"
+        "        f.write(chunk)\n",
+        "i = 0\nwhile True:\n    with open(f'f{i}.bin', 'wb') as f:\n"
+        "        f.write(b'x' * 4096)\n    i += 1\n",
+        "import os\nos.makedirs('deep', exist_ok=True)\nchunk = b'x' * 65536\n"
+        "for i in range(10_000_000):\n"
+        "    with open(f'deep/{i % 50}.bin', 'ab') as f:\n        f.write(chunk)\n",
+    ],
+    ids=["one-big-file", "many-small-files", "appends"],
+)
+def test_a_turn_writing_past_the_quota_is_stopped_soon_after(
+    watched: StackRuntime, tmp_path: Path, code: str
+) -> None:
+    watched.open_session("a", tmp_path / "a", 256)
+    turn(watched, "a", "x = 1")
+    report, alive, _ = turn(watched, "a", code, wall_ms=20_000, cpu_ms=20_000)
+    assert (report.status, alive) == (Status.ERROR, False), report
+    assert report.error is not None and report.error.type == "DiskQuotaExceeded"
+    assert str(DISK_QUOTA) in report.error.message
+    assert watched.session_end_reason("a") == "disk_quota"
+    assert report.usage.wall_ms < 10_000  # stopped by the watch, not the clock
+    written = _on_disk(tmp_path / "a")
+    assert DISK_QUOTA < written <= DISK_QUOTA + OVERSHOOT, written
+    assert turn(watched, "a", "x")[1] is False
+
+
+def test_files_the_turn_was_given_over_the_quota_stop_it_at_once(
+    watched: StackRuntime, tmp_path: Path
+) -> None:
+    watched.open_session("a", tmp_path / "a", 256)
+    job = Job(code="import time\ntime.sleep(5)", files={"in.bin": b"x" * (DISK_QUOTA + 1)})
+    report, alive = watched.run_turn("a", job, Sink())
+    assert (report.status, alive) == (Status.ERROR, False)
+    assert report.usage.wall_ms < 2_000
+    assert watched.session_end_reason("a") == "disk_quota"
+
+
+def test_more_entries_than_the_count_sees_is_over_the_quota(
+    watched: StackRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Empty files, then bytes where a capped count would not look: over, not hidden.
+    monkeypatch.setattr("sandbox.workspace.MAX_COUNTED_ENTRIES", 200)
+    watched.open_session("a", tmp_path / "a", 256)
+    report, alive, _ = turn(
+        watched,
+        "a",
+        "for i in range(300):\n    open(f'a{i:04}', 'w').close()\nimport time\ntime.sleep(5)",
+    )
+    assert (report.status, alive) == (Status.ERROR, False), report
+    assert report.error is not None and "more than 200 files" in report.error.message
+
+
+def test_a_turn_under_the_quota_is_untouched(watched: StackRuntime, tmp_path: Path) -> None:
+    watched.open_session("a", tmp_path / "a", 256)
+    report, alive, _ = turn(
+        watched,
+        "a",
+        "import time\nopen('half.bin', 'wb').write(b'x' * (4 * 1024 * 1024))\n"
+        "time.sleep(0.3)\nimport os\nos.remove('half.bin')\n"
+        "open('again.bin', 'wb').write(b'y' * (6 * 1024 * 1024))\ntime.sleep(0.3)\n'done'",
+    )
+    assert (value(report), alive) == ("done", True)
+    assert watched.session_end_reason("a") is None
+    # Runs aren't watched: a run's directory has no quota of its own.
+    ran = watched.run(Job(code="open('r.bin', 'wb').write(b'x' * (10 * 1024 * 1024))"), Sink())
+    watched.prepare()
+    assert ran.status is Status.OK
+
+
+def test_a_traceback_shows_the_line_of_the_turn_that_defined_the_function(
+    runtime: StackRuntime, tmp_path: Path
+) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    turn(runtime, "a", "def f(x):\n    raise ValueError(f'bad {x}')\n")
+    turn(runtime, "a", "y = 2")
+    report, alive, sink = turn(runtime, "a", "z = 3\nf(y)")
+    assert (report.status, alive) == (Status.ERROR, True)
+    assert report.error is not None
+    for shown in (report.error.traceback, "".join(sink.stderr)):
+        assert 'File "<turn-3>", line 2, in <module>\n    f(y)' in shown, shown
+        assert "File \"<turn-1>\", line 2, in f\n    raise ValueError(f'bad {x}')" in shown
+    # A run is main.py, as python shows it.
+    ran = runtime.run(Job(code="x = 1\n1 / 0"), Sink())
+    runtime.prepare()
+    assert ran.error is not None and 'File "main.py", line 2' in ran.error.traceback

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import FileEntry, FileTooLarge, QuotaExceeded, Workspace
+from sandbox import DiskUsage, FileEntry, FileTooLarge, QuotaExceeded, Workspace
 
 
 @pytest.fixture
@@ -84,6 +84,28 @@ def test_the_quota_counts_regular_files(space: Workspace) -> None:
         space.write("b.bin", b"x" * 500)
     space.write("a.bin", b"y" * 900)  # replacing counts the new size only
     assert space.usage_bytes() == 900
+
+
+def test_usage_counts_every_entry_and_says_when_it_stopped(
+    space: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    space.write("a.bin", b"x" * 600)
+    assert space.usage() == DiskUsage(600, 3, True)  # the file and the two links
+    assert not space.usage().over(1000) and space.usage().over(599)
+    # Past the count's cap, bytes would hide behind empty files: that is over the quota.
+    monkeypatch.setattr("sandbox.workspace.MAX_COUNTED_ENTRIES", 20)
+    for n in range(20):
+        (space.root / f"0{n:03}").touch()
+    usage = space.usage()
+    assert (usage.complete, usage.entries, usage.over(10**12)) == (False, 20, True)
+
+
+def test_usage_says_when_files_are_deeper_than_it_looks(space: Workspace) -> None:
+    deep = space.root.joinpath(*["d"] * 33)
+    deep.mkdir(parents=True)
+    assert space.usage().complete  # an empty directory down there hides nothing
+    (deep / "hidden.bin").write_bytes(b"x" * 10_000)
+    assert space.usage().over(10**12)
 
 
 def test_reads_are_capped(space: Workspace) -> None:

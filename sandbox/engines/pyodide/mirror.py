@@ -127,8 +127,19 @@ class DirectoryMirror:
             self._workspace.make_dirs(path)
 
     def receive_gone(self, path: str) -> None:
-        with contextlib.suppress(OSError, ValueError):
+        """A path the turn removed (a file, or a directory with all in it): its bytes no
+        longer count (the worker sends these before the files the turn wrote)."""
+        try:
             self._workspace.delete(path)
+        except FileNotFoundError:
+            pass  # gone already (with a directory the turn removed before)
+        except (OSError, ValueError):
+            return  # still there: it still counts
+        under = path + "/"
+        for gone in [p for p in self._synced if p == path or p.startswith(under)]:
+            entry = self._synced.pop(gone)
+            if not entry.is_dir:
+                self._used -= entry.size
 
     def settle(self) -> None:
         """Note the directory as it is now: the next turn sends in only what changes

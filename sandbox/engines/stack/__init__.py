@@ -33,8 +33,12 @@ def create_runner(
     runs_per_worker: int = 1,
     demotion: Demotion | None = None,
     memory_budget_mb: int | None = None,
+    session_disk_mb: int = 512,
 ) -> WorkerPool:
     """A pool of ``size`` worker processes running the data-stack guest. Call ``start()``.
+
+    ``session_disk_mb``: the most a session's directory may hold, held while its turns run
+    (past it the turn is stopped and the session ends ``disk_quota``).
 
     Raises EngineUnavailable if the artifacts are missing.
     """
@@ -52,6 +56,8 @@ def create_runner(
         *(["--site", str(artifacts.site)] if artifacts.site is not None else []),
         "--runs",
         str(runs_per_worker),
+        "--session-disk-mb",
+        str(session_disk_mb),
         *(demotion or Demotion()).argv(),
     )
     config = PoolConfig(

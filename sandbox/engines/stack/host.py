@@ -91,9 +91,12 @@ class StackRuntime(GuestRuntime):
         resolver: Callable[[str, int], Any] | None = None,
         site: Path | None = None,
         site_writable: bool = False,
+        session_disk_bytes: int | None = None,
     ) -> None:
         """``site`` (default: the artifacts') is the packages' directory, mounted at
-        SITE_GUEST_PATH when it exists; writable only to compile it (packages.py)."""
+        SITE_GUEST_PATH when it exists; writable only to compile it (packages.py).
+        ``session_disk_bytes``: each session's disk quota, held while its turns run
+        (see GuestRuntime)."""
         self._artifacts = artifacts
         self._site = site if site is not None else artifacts.site
         self._site_writable = site_writable
@@ -110,6 +113,7 @@ class StackRuntime(GuestRuntime):
             artifacts.root,
             workdir,
             resolver=resolver,
+            session_disk_bytes=session_disk_bytes,
         )
 
     def _make_engine(self) -> wasmtime.Engine:

@@ -9,6 +9,7 @@ from sandbox.engines.fairshare import Demotion
 from sandbox.engines.serving import lane_workdirs, serve_process
 from sandbox.engines.stack.builder import StackArtifacts
 from sandbox.engines.stack.host import StackRuntime
+from sandbox.limits import MIB
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,6 +20,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--key", required=True)
     parser.add_argument("--site", type=Path, default=None)
     parser.add_argument("--workdir", type=Path, required=True)
+    # Each session's disk quota, held while its turns run.
+    parser.add_argument("--session-disk-mb", type=int, default=None)
     # Runs at once in this process, each on its own thread in its own runtime.
     parser.add_argument("--runs", type=int, default=1)
     # When a run's thread is demoted for using the cores (fairshare.py).
@@ -32,8 +35,10 @@ def main(argv: list[str] | None = None) -> None:
         site=args.site,
     )
 
+    disk_bytes = args.session_disk_mb * MIB if args.session_disk_mb is not None else None
+
     def make_runtime(workdir: Path) -> StackRuntime:
-        runtime = StackRuntime(artifacts, workdir)
+        runtime = StackRuntime(artifacts, workdir, session_disk_bytes=disk_bytes)
         # One throwaway run faults in the pages every run touches.
         runtime.run_simple("pass", cpu_ms=10_000, wall_ms=10_000)
         runtime.prepare()

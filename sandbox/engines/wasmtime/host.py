@@ -30,6 +30,10 @@ output_bytes    counted in the stdout/stderr callbacks and for each rich
                 cap the run is interrupted and the output kept up to it
 subrequests     counted per redirect hop by the egress gate's budget callback;
                 over the cap the run ends at once (a host-function trap)
+disk (sessions) the session's directory, counted while the turn runs by the disk
+                watch (``diskwatch.py``); over the quota the guest is interrupted
+                through the epoch, the turn ends ``error`` (DiskQuotaExceeded) and
+                the session ``disk_quota``
 ==============  ===============================================================
 """
 
@@ -49,6 +53,7 @@ import wasmtime
 from wasmtime import component as wc
 
 from sandbox.egress import EgressPolicy, EgressRequest, EgressResponse, Gate, SubrequestRecord
+from sandbox.engines.wasmtime.diskwatch import DiskWatch
 from sandbox.engines.wasmtime.engine import (
     engine_fingerprint,
     make_engine,
@@ -65,6 +70,7 @@ from sandbox.jobs import Job
 from sandbox.limits import MIB, Limits
 from sandbox.outcome import OutputMeter, deliver_outputs, parse_outcome, report
 from sandbox.outputs import check_display, collect_files
+from sandbox.workspace import DiskUsage, Workspace
 
 # The engine's configuration lives in engine.py; re-exported for the guests' hosts.
 __all__ = [
@@ -129,6 +135,8 @@ class _RunState:
     abort_status: Status | None = None
     subrequests: int = 0
     gate: Gate | None = None
+    # Set by the disk watch: the count that found the directory over its quota.
+    disk_over: DiskUsage | None = None
 
 
 @dataclass(slots=True)
@@ -139,6 +147,8 @@ class _Session:
     call: Callable[[wasmtime.Store, str], str]
     workdir: Path
     memory: wasmtime.Memory | None = None
+    # Its directory and disk quota, once opened (a spare has none yet).
+    workspace: Workspace | None = None
 
 
 # A turn with one of these statuses leaves the instance as the guest left it: kept.
@@ -167,7 +177,11 @@ class GuestRuntime:
         *,
         stdlib_writable: bool = False,
         resolver: Callable[[str, int], Any] | None = None,
+        session_disk_bytes: int | None = None,
     ) -> None:
+        """``session_disk_bytes``: the most a session's directory may hold while its turns
+        run (past it the turn is stopped and the session ends ``disk_quota``); None: not
+        watched (the service still counts after each turn)."""
         install()  # several runtimes, one per thread, in one process (hostcalls.py)
         self._engine = self._make_engine()
         self._stdlib = str(stdlib)
@@ -178,6 +192,10 @@ class GuestRuntime:
         self._resolver = resolver
         self._load(precompiled)
         self._monitor = Monitor(self._engine)
+        self._session_disk_bytes = session_disk_bytes
+        self._disk_watch = DiskWatch()
+        # Why the last turn ended its session, when its status doesn't say (disk_quota).
+        self._end_reason: str | None = None
         self._proc_memory = ProcMemory()
         self._run: _RunState | None = None
         self._next: tuple[wasmtime.Store, Callable[[wasmtime.Store, str], str]] | None = None
@@ -236,6 +254,7 @@ class GuestRuntime:
             shutil.rmtree(self._spare.workdir, ignore_errors=True)
             self._spare = None
         self._monitor.close()
+        self._disk_watch.close()
         self._proc_memory.close()
 
     def abort(self, status: Status) -> None:
@@ -303,6 +322,8 @@ class GuestRuntime:
             workdir.mkdir(mode=0o700)
             session = self._new_session(workdir)
         session.store.set_limits(memory_size=self._memory_limit_bytes(Limits(memory_mb=memory_mb)))
+        if self._session_disk_bytes is not None:
+            session.workspace = Workspace(workdir, self._session_disk_bytes)
         self._sessions[session_id] = session
 
     def _new_session(self, workdir: Path) -> _Session:
@@ -334,8 +355,10 @@ class GuestRuntime:
 
     def run_turn(self, session_id: str, job: Job, sink: Sink) -> tuple[RunReport, bool]:
         """One turn in the session's instance (``job.limits.memory_mb`` aside: the session's
-        cap holds): the report, and whether the session lives on."""
+        cap holds): the report, and whether the session lives on (if not,
+        :meth:`session_end_reason` may say why)."""
         started = time.monotonic()
+        self._end_reason = None
         session = self._sessions.get(session_id)
         if session is None:
             error = GuestError("SessionEnded", f"no session {session_id} in this worker")
@@ -345,7 +368,9 @@ class GuestRuntime:
             wall_ms = round((time.monotonic() - started) * 1000, 3)
             return report(seeding_error, Usage(wall_ms=wall_ms)), True
         workdir = session.workdir
-        ended, returned = self._call(session.store, session.call, job, sink, started, session=True)
+        ended, returned = self._call(
+            session.store, session.call, job, sink, started, session=True, disk=session.workspace
+        )
         alive = returned and ended.status in _KEEPS_SESSION
         if not alive:
             # Dropped at once: a trapped store kept alive makes wasmtime's runtime thread
@@ -355,6 +380,11 @@ class GuestRuntime:
             # Between turns nothing runs in the guest: the directory holds still while we read.
             ended = replace(ended, files=collect_files(workdir, job.return_files, job.file_caps))
         return ended, alive
+
+    def session_end_reason(self, session_id: str) -> str | None:
+        """Why the last turn ended its session when its status alone doesn't say
+        (``disk_quota``); else None."""
+        return self._end_reason
 
     def close_session(self, session_id: str) -> None:
         """Drop a session's instance. Idempotent."""
@@ -371,8 +401,12 @@ class GuestRuntime:
         started: float,
         *,
         session: bool,
+        disk: Workspace | None = None,
     ) -> tuple[RunReport, bool]:
-        """Run ``job`` in the instance: its report, and whether the guest returned (no trap)."""
+        """Run ``job`` in the instance: its report, and whether the guest returned (no trap).
+
+        ``disk``: a directory the disk watch keeps under its quota while the guest runs.
+        """
         limits = job.limits
         run = _RunState(
             limits=limits,
@@ -407,6 +441,8 @@ class GuestRuntime:
                 CpuBudget.for_this_thread(limits.cpu_ms),
                 lambda: _spent(run),
             )
+            if disk is not None:
+                self._disk_watch.arm(disk, lambda usage: self._over_disk(run, usage))
             try:
                 outcome = parse_outcome(func(store, payload))
                 returned = True
@@ -418,6 +454,7 @@ class GuestRuntime:
             except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
                 status, crash = self._classify_trap(run, exc)
         finally:
+            self._disk_watch.disarm()
             self._monitor.disarm()
             cpu_ms = (time.thread_time() - cpu_started) * 1000
             if returned:
@@ -437,7 +474,19 @@ class GuestRuntime:
             subrequests=run.subrequests,
             output_bytes=run.meter.used_bytes,
         )
-        return _report(run, outcome, status, crash, usage), returned and run.abort_status is None
+        ended = _report(run, outcome, status, crash, usage)
+        if run.disk_over is not None and run.abort_status is Status.ERROR:
+            error = _disk_quota_error(run.disk_over, disk)
+            ended = RunReport(Status.ERROR, usage, error, output_truncated=run.meter.truncated)
+            self._end_reason = "disk_quota"
+        return ended, returned and run.abort_status is None
+
+    def _over_disk(self, run: _RunState, usage: DiskUsage) -> None:
+        """The disk watch found the directory over its quota: stop the guest (an ``error``
+        whose GuestError says why; see _call)."""
+        if run.abort_status is None:
+            run.disk_over = usage
+            self.abort(Status.ERROR)
 
     def prepare(self) -> None:
         """Get ready for the next run, off the request path: empty the workdir, instantiate
@@ -609,6 +658,20 @@ class GuestRuntime:
         if "call stack exhausted" in message:
             return Status.ERROR, message
         return Status.INTERNAL_ERROR, message
+
+
+def _disk_quota_error(usage: DiskUsage, disk: Workspace | None) -> GuestError:
+    quota = disk.quota_bytes if disk is not None else 0
+    if usage.complete:
+        found = f"{usage.file_bytes} bytes in files"
+    else:
+        found = f"more than {usage.entries} files and directories (or deeper than 32 levels)"
+    return GuestError(
+        "DiskQuotaExceeded",
+        f"the session's directory went over its disk quota of {quota} bytes "
+        f"(SANDLOT_SESSION_DISK_MB) while the turn ran: {found}; the turn was stopped "
+        "and the session ended",
+    )
 
 
 def _spent(run: _RunState) -> None:
