@@ -88,6 +88,7 @@ async def _wasmtime_runner(settings: Settings) -> Runner:
         runs_per_worker=settings.runs_per_worker,
         demotion=Demotion(settings.cpu_heavy_after_ms, settings.cpu_heavy_nice),
         memory_budget_mb=settings.run_memory_budget_mb,
+        run_disk_mb=settings.run_disk_mb,
     )
 
 
@@ -108,6 +109,7 @@ async def _stack_runner(settings: Settings) -> Runner:
         demotion=Demotion(settings.cpu_heavy_after_ms, settings.cpu_heavy_nice),
         memory_budget_mb=settings.run_memory_budget_mb,
         session_disk_mb=settings.session_disk_mb,
+        run_disk_mb=settings.run_disk_mb,
     )
 
 

@@ -34,11 +34,13 @@ def create_runner(
     demotion: Demotion | None = None,
     memory_budget_mb: int | None = None,
     session_disk_mb: int = 512,
+    run_disk_mb: int = 512,
 ) -> WorkerPool:
     """A pool of ``size`` worker processes running the data-stack guest. Call ``start()``.
 
     ``session_disk_mb``: the most a session's directory may hold, held while its turns run
-    (past it the turn is stopped and the session ends ``disk_quota``).
+    (past it the turn is stopped and the session ends ``disk_quota``); ``run_disk_mb``: the
+    same for a run's working directory (past it the run is stopped).
 
     Raises EngineUnavailable if the artifacts are missing.
     """
@@ -58,6 +60,8 @@ def create_runner(
         str(runs_per_worker),
         "--session-disk-mb",
         str(session_disk_mb),
+        "--run-disk-mb",
+        str(run_disk_mb),
         *(demotion or Demotion()).argv(),
     )
     config = PoolConfig(

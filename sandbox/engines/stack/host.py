@@ -92,11 +92,12 @@ class StackRuntime(GuestRuntime):
         site: Path | None = None,
         site_writable: bool = False,
         session_disk_bytes: int | None = None,
+        run_disk_bytes: int | None = None,
     ) -> None:
         """``site`` (default: the artifacts') is the packages' directory, mounted at
         SITE_GUEST_PATH when it exists; writable only to compile it (packages.py).
-        ``session_disk_bytes``: each session's disk quota, held while its turns run
-        (see GuestRuntime)."""
+        ``session_disk_bytes``, ``run_disk_bytes``: each session's disk quota and each run's
+        disk limit, held while the guest runs (see GuestRuntime)."""
         self._artifacts = artifacts
         self._site = site if site is not None else artifacts.site
         self._site_writable = site_writable
@@ -114,6 +115,7 @@ class StackRuntime(GuestRuntime):
             workdir,
             resolver=resolver,
             session_disk_bytes=session_disk_bytes,
+            run_disk_bytes=run_disk_bytes,
         )
 
     def _make_engine(self) -> wasmtime.Engine:

@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     # Each session's disk quota, held while its turns run.
     parser.add_argument("--session-disk-mb", type=int, default=None)
+    # What a run's working directory may hold, held while it runs.
+    parser.add_argument("--run-disk-mb", type=int, default=None)
     # Runs at once in this process, each on its own thread in its own runtime.
     parser.add_argument("--runs", type=int, default=1)
     # When a run's thread is demoted for using the cores (fairshare.py).
@@ -36,9 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     disk_bytes = args.session_disk_mb * MIB if args.session_disk_mb is not None else None
+    run_disk_bytes = args.run_disk_mb * MIB if args.run_disk_mb is not None else None
 
     def make_runtime(workdir: Path) -> StackRuntime:
-        runtime = StackRuntime(artifacts, workdir, session_disk_bytes=disk_bytes)
+        runtime = StackRuntime(
+            artifacts, workdir, session_disk_bytes=disk_bytes, run_disk_bytes=run_disk_bytes
+        )
         # One throwaway run faults in the pages every run touches.
         runtime.run_simple("pass", cpu_ms=10_000, wall_ms=10_000)
         runtime.prepare()

@@ -29,8 +29,11 @@ def create_runner(
     runs_per_worker: int = 1,
     demotion: Demotion | None = None,
     memory_budget_mb: int | None = None,
+    run_disk_mb: int = 512,
 ) -> WorkerPool:
     """A pool of ``size`` worker processes running this engine. Call ``start()`` on it.
+
+    ``run_disk_mb``: the most a run's working directory may hold, held while it runs.
 
     ``env`` is the workers' entire environment (give them nothing secret); None
     means an empty one apart from ``PYTHONUNBUFFERED``.
@@ -46,6 +49,8 @@ def create_runner(
         str(artifacts.stdlib_mount),
         "--runs",
         str(runs_per_worker),
+        "--run-disk-mb",
+        str(run_disk_mb),
         *(demotion or Demotion()).argv(),
     )
     config = PoolConfig(

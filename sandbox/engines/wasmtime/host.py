@@ -30,10 +30,10 @@ output_bytes    counted in the stdout/stderr callbacks and for each rich
                 cap the run is interrupted and the output kept up to it
 subrequests     counted per redirect hop by the egress gate's budget callback;
                 over the cap the run ends at once (a host-function trap)
-disk (sessions) the session's directory, counted while the turn runs by the disk
-                watch (``diskwatch.py``); over the quota the guest is interrupted
-                through the epoch, the turn ends ``error`` (DiskQuotaExceeded) and
-                the session ``disk_quota``
+disk            the run's (a session's) directory, counted while the guest runs by
+                the disk watch (``diskwatch.py``); over its limit the guest is
+                interrupted through the epoch and the run (turn) ends ``error``
+                (DiskQuotaExceeded); a session then ends ``disk_quota``
 ==============  ===============================================================
 """
 
@@ -178,10 +178,12 @@ class GuestRuntime:
         stdlib_writable: bool = False,
         resolver: Callable[[str, int], Any] | None = None,
         session_disk_bytes: int | None = None,
+        run_disk_bytes: int | None = None,
     ) -> None:
         """``session_disk_bytes``: the most a session's directory may hold while its turns
         run (past it the turn is stopped and the session ends ``disk_quota``); None: not
-        watched (the service still counts after each turn)."""
+        watched (the service still counts after each turn). ``run_disk_bytes``: the same
+        for a run's working directory (past it the run is stopped); None: not watched."""
         install()  # several runtimes, one per thread, in one process (hostcalls.py)
         self._engine = self._make_engine()
         self._stdlib = str(stdlib)
@@ -193,6 +195,7 @@ class GuestRuntime:
         self._load(precompiled)
         self._monitor = Monitor(self._engine)
         self._session_disk_bytes = session_disk_bytes
+        self._run_disk = None if run_disk_bytes is None else Workspace(workdir, run_disk_bytes)
         self._disk_watch = DiskWatch()
         # Why the last turn ended its session, when its status doesn't say (disk_quota).
         self._end_reason: str | None = None
@@ -281,7 +284,7 @@ class GuestRuntime:
             wall_ms = round((time.monotonic() - started) * 1000, 3)
             return report(seeding_error, Usage(wall_ms=wall_ms))
         store.set_limits(memory_size=self._memory_limit_bytes(job.limits))
-        ended, _ = self._call(store, func, job, sink, started, session=False)
+        ended, _ = self._call(store, func, job, sink, started, session=False, disk=self._run_disk)
         # Kept until prepare() (close() at the latest): a trapped store alive at interpreter
         # exit makes wasmtime's runtime thread panic.
         self._finished = (store, func)
@@ -476,9 +479,10 @@ class GuestRuntime:
         )
         ended = _report(run, outcome, status, crash, usage)
         if run.disk_over is not None and run.abort_status is Status.ERROR:
-            error = _disk_quota_error(run.disk_over, disk)
+            error = _disk_quota_error(run.disk_over, disk, session=session)
             ended = RunReport(Status.ERROR, usage, error, output_truncated=run.meter.truncated)
-            self._end_reason = "disk_quota"
+            if session:
+                self._end_reason = "disk_quota"
         return ended, returned and run.abort_status is None
 
     def _over_disk(self, run: _RunState, usage: DiskUsage) -> None:
@@ -660,17 +664,23 @@ class GuestRuntime:
         return Status.INTERNAL_ERROR, message
 
 
-def _disk_quota_error(usage: DiskUsage, disk: Workspace | None) -> GuestError:
+def _disk_quota_error(usage: DiskUsage, disk: Workspace | None, *, session: bool) -> GuestError:
     quota = disk.quota_bytes if disk is not None else 0
     if usage.complete:
         found = f"{usage.file_bytes} bytes in files"
     else:
         found = f"more than {usage.entries} files and directories (or deeper than 32 levels)"
+    if session:
+        return GuestError(
+            "DiskQuotaExceeded",
+            f"the session's directory went over its disk quota of {quota} bytes "
+            f"(SANDLOT_SESSION_DISK_MB) while the turn ran: {found}; the turn was stopped "
+            "and the session ended",
+        )
     return GuestError(
         "DiskQuotaExceeded",
-        f"the session's directory went over its disk quota of {quota} bytes "
-        f"(SANDLOT_SESSION_DISK_MB) while the turn ran: {found}; the turn was stopped "
-        "and the session ended",
+        f"the run's working directory went over its disk limit of {quota} bytes "
+        f"(SANDLOT_RUN_DISK_MB) while it ran: {found}; the run was stopped",
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from sandbox.engines.fairshare import Demotion
 from sandbox.engines.serving import lane_workdirs, serve_process
 from sandbox.engines.wasmtime.host import GuestRuntime
+from sandbox.limits import MIB
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,12 +18,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     # Runs at once in this process, each on its own thread in its own runtime.
     parser.add_argument("--runs", type=int, default=1)
+    # What a run's working directory may hold, held while it runs.
+    parser.add_argument("--run-disk-mb", type=int, default=None)
     # When a run's thread is demoted for using the cores (fairshare.py).
     Demotion.add_arguments(parser)
     args = parser.parse_args(argv)
 
     def make_runtime(workdir: Path) -> GuestRuntime:
-        runtime = GuestRuntime(args.precompiled, args.stdlib, workdir)
+        run_disk = args.run_disk_mb * MIB if args.run_disk_mb is not None else None
+        runtime = GuestRuntime(args.precompiled, args.stdlib, workdir, run_disk_bytes=run_disk)
         # One throwaway run faults in the code pages every run touches, so the
         # first real job is as fast as the rest.
         runtime.run_simple("pass", cpu_ms=10_000, wall_ms=10_000)
