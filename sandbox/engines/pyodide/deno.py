@@ -56,9 +56,11 @@ CODE_FLAGS = (
     "--enable-experimental-regexp-engine",
     "--enable-experimental-regexp-engine-on-excessive-backtracks",
 )
-V8_FLAGS = "--v8-flags=" + ",".join(
-    (f"--min-semi-space-size={SEMI_SPACE_MB}", f"--max-semi-space-size={SEMI_SPACE_MB}", *CODE_FLAGS)
+_SEMI_SPACE_FLAGS = (
+    f"--min-semi-space-size={SEMI_SPACE_MB}",
+    f"--max-semi-space-size={SEMI_SPACE_MB}",
 )
+V8_FLAGS = "--v8-flags=" + ",".join((*_SEMI_SPACE_FLAGS, *CODE_FLAGS))
 
 
 @dataclass(frozen=True, slots=True)
