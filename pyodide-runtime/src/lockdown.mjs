@@ -13,9 +13,13 @@
 // | Deno[Deno.internal].core (ops, evalContext)             | hidden                     |
 // | Deno.kill / process.kill of Deno's own pid (allowed     |                            |
 // |   without --allow-run: SIGKILL ends the process)        | refuse(Deno/process, kill) |
-// | wasm memory.atomic.wait32 on a shared memory            | guardWasm()                |
+// | wasm memory.atomic.wait32, a wasm `loop br 0`            | refuseWasm(): no guest wasm |
 // | a loop that swallows KeyboardInterrupt                  | stopOnAbort (worker.mjs)   |
 // | Deno.chdir / Deno.addSignalListener (process-wide state)| refuse(Deno, ...)          |
+// | JavaScript of its own: run_js, js.eval, Function.new,   | V8 flag: no code from      |
+// |   setTimeout("..."), import("data:...") from those       |   strings (deno.py)        |
+// | a backtracking RegExp ((a*)*b, (?=(a*)*b), /i, \1)      | V8's fallback + guardRegExp() |
+// | crypto.subtle (PBKDF2 2e9 iterations, on Deno's pool)    | refuseSubtleCrypto()       |
 
 const NOT_AVAILABLE = " is not available in the sandbox";
 
@@ -34,153 +38,151 @@ function seal(object, name, value) {
   Object.defineProperty(object, name, { value, writable: false, configurable: false, enumerable: false });
 }
 
-// --- WebAssembly: no shared memory, declared, imported or made ---------------------------
-
 const SHARED_MEMORY = "shared WebAssembly memory";
 
-// Reads a wasm module's import and memory sections and says whether it declares or
-// imports a shared memory (limits flag 0x02). What it can't read is refused too (fail
-// closed): the real compiler would reject it, or it is a proposal we haven't checked.
-export function declaresSharedMemory(bytes) {
-  let at = 8;
-  const byte = () => {
-    if (at >= bytes.length) throw new RangeError("truncated");
-    return bytes[at++];
-  };
-  const leb = () => {
-    let result = 0n;
-    let shift = 0n;
-    for (;;) {
-      const b = byte();
-      result |= BigInt(b & 0x7f) << shift;
-      shift += 7n;
-      if (!(b & 0x80)) return result;
-      if (shift > 70n) throw new RangeError("overlong LEB128");
-    }
-  };
-  const skip = (n) => {
-    at += Number(n);
-    if (at > bytes.length) throw new RangeError("truncated");
-  };
-  const limitsShared = () => {
-    const flags = leb();
-    leb(); // min
-    if (flags & 1n) leb(); // max
-    if (flags & 8n) leb(); // custom page size log2
-    return (flags & 2n) !== 0n;
-  };
-  const refType = () => {
-    const b = byte();
-    if (b === 0x63 || b === 0x64) leb(); // (ref null? heaptype)
-  };
-  const valType = refType; // the numeric types are one byte too
-  try {
-    while (at < bytes.length) {
-      const id = byte();
-      const size = Number(leb());
-      const end = at + size;
-      if (end > bytes.length) throw new RangeError("truncated");
-      if (id === 2) {
-        for (let n = leb(); n > 0n; n--) {
-          skip(leb()); // module name
-          skip(leb()); // field name
-          const kind = byte();
-          if (kind === 0) leb(); // function: type index
-          else if (kind === 1) {
-            refType();
-            limitsShared();
-          } else if (kind === 2) {
-            if (limitsShared()) return true;
-          } else if (kind === 3) {
-            valType();
-            byte(); // mutability
-          } else if (kind === 4) {
-            byte(); // tag attribute
-            leb();
-          } else throw new RangeError(`import kind ${kind}`);
-        }
-      } else if (id === 5) {
-        for (let n = leb(); n > 0n; n--) if (limitsShared()) return true;
-      }
-      at = end;
-    }
-    return false;
-  } catch {
-    return true;
-  }
-}
+// --- WebAssembly: none of the guest's ---------------------------------------------
 
-function moduleBytes(source) {
-  if (source instanceof ArrayBuffer || source instanceof SharedArrayBuffer) return new Uint8Array(source);
-  if (ArrayBuffer.isView(source)) return new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
-  return null; // not bytes: the original raises its own TypeError
-}
-
-function checked(source) {
-  const bytes = moduleBytes(source);
-  // Checked on a copy: the caller could change a shared buffer between the check and
-  // the compile.
-  const copy = bytes === null ? source : bytes.slice();
-  if (copy !== source && declaresSharedMemory(copy)) {
-    throw new WebAssembly.CompileError(SHARED_MEMORY + NOT_AVAILABLE);
-  }
-  return copy;
-}
-
-// Guest code gets WebAssembly without shared memories: a thread blocked in wasm's
-// memory.atomic.wait32 is out of terminate()'s reach (measured), and the wait needs a
-// shared memory (on an unshared one it traps). Modules given as bytes are read before
-// they are compiled; modules given as Module objects were compiled by these same
-// functions (or are Pyodide's own, compiled by the host).
-function guardWasm() {
+// Guest code compiles no wasm at all: a thread in a wasm loop (`loop br 0`) is out of
+// terminate()'s reach (measured), and so is one blocked in memory.atomic.wait32.
+// Pyodide's own module was compiled by the host and instantiated before this runs, our
+// packages are pure Python (a wheel with a .so, or ctypes.CDLL on a file the guest
+// wrote, would compile wasm: refused too). A Module object that exists now is
+// Pyodide's: instantiating it again runs none of the guest's code, so that stays.
+function refuseWasm() {
   const W = WebAssembly;
-  const { Module, Memory, compile, instantiate, validate, compileStreaming, instantiateStreaming } = W;
-  const GuardedModule = new Proxy(Module, {
-    construct(target, args, newTarget) {
-      return Reflect.construct(target, [checked(args[0]), ...args.slice(1)], newTarget === GuardedModule ? target : newTarget);
+  const { Module, Memory, instantiate } = W;
+  const label = "WebAssembly compilation";
+  const refusal = () => new W.CompileError(label + NOT_AVAILABLE);
+  const RefusedModule = new Proxy(Module, {
+    construct() {
+      throw refusal();
     },
     apply(target, self, args) {
       return Reflect.apply(target, self, args);
     },
   });
+  // A shared memory's buffer can't be waited on without Atomics.wait (refused), but a
+  // memory made here outlives nothing we need to keep: refused as before.
   const GuardedMemory = new Proxy(Memory, {
     construct(target, args, newTarget) {
       if (args[0]?.shared) throw new TypeError(SHARED_MEMORY + NOT_AVAILABLE);
       return Reflect.construct(target, args, newTarget === GuardedMemory ? target : newTarget);
     },
   });
-  const bytesOf = async (response) => new Uint8Array(await (await response).arrayBuffer());
-  seal(W, "Module", GuardedModule);
-  seal(Module.prototype, "constructor", GuardedModule);
+  seal(W, "Module", RefusedModule);
+  seal(Module.prototype, "constructor", RefusedModule);
   seal(W, "Memory", GuardedMemory);
   seal(Memory.prototype, "constructor", GuardedMemory);
-  seal(W, "compile", (source, ...rest) => {
-    try {
-      return compile(checked(source), ...rest);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  const rejected = async () => {
+    throw refusal();
+  };
+  seal(W, "compile", rejected);
+  seal(W, "compileStreaming", rejected);
+  seal(W, "instantiateStreaming", rejected);
+  seal(W, "validate", () => {
+    throw refusal();
   });
-  seal(W, "validate", (source, ...rest) => validate(checked(source), ...rest));
-  seal(W, "instantiate", (source, ...rest) => {
-    if (source instanceof Module) return instantiate(source, ...rest);
+  // A real Module (its internal slot, not its prototype: bytes dressed as a Module
+  // would be compiled).
+  const isModule = (value) => {
     try {
-      return instantiate(checked(source), ...rest);
-    } catch (error) {
-      return Promise.reject(error);
+      Module.exports(value);
+      return true;
+    } catch {
+      return false;
     }
+  };
+  seal(W, "instantiate", (source, ...rest) => (isModule(source) ? instantiate(source, ...rest) : rejected()));
+}
+
+// --- RegExp: only what runs in linear time -------------------------------------------
+
+// A backtracking RegExp can run for ages on a short string ((a*)*b on 60 characters):
+// Deno's terminate() does not stop it. V8 falls back to its linear-time engine after
+// too many backtracks (deno.py CODE_FLAGS), but only for what that engine can run: no
+// lookahead, no backreferences, no i/u/v/d flags, no large counted repeats. Every
+// RegExp the guest runs goes through exec (the spec's RegExpExec; V8 leaves its fast
+// paths once exec is not the original): one the linear engine can't run is refused
+// there, however it was made (the constructor, String.prototype.match with a string, a
+// species constructor). Deno's own code uses its copies of the originals.
+function guardRegExp() {
+  const R = RegExp;
+  const proto = R.prototype;
+  const original = proto.exec;
+  const getter = (name) => Object.getOwnPropertyDescriptor(proto, name)?.get;
+  const source = getter("source");
+  const flagGetters = [
+    ["hasIndices", "d"],
+    ["global", "g"],
+    ["ignoreCase", "i"],
+    ["multiline", "m"],
+    ["dotAll", "s"],
+    ["unicode", "u"],
+    ["unicodeSets", "v"],
+    ["sticky", "y"],
+    ["linear", "l"],
+  ]
+    .map(([name, flag]) => [getter(name), flag])
+    .filter(([get]) => get);
+  const checked = new WeakMap();
+  const linear = (regexp) => {
+    let known = checked.get(regexp);
+    if (known === undefined) {
+      // The getters read the RegExp's own slots: properties the guest sets can't lie.
+      const pattern = Reflect.apply(source, regexp, []);
+      const flags = flagGetters.map(([get, flag]) => (Reflect.apply(get, regexp, []) ? flag : "")).join("");
+      try {
+        new R(pattern, flags.includes("l") ? flags : flags + "l");
+        known = true;
+      } catch {
+        known = false;
+      }
+      checked.set(regexp, known);
+    }
+    return known;
+  };
+  seal(proto, "exec", function exec(string) {
+    if (this !== proto && isRegExp(this) && !linear(this)) throw new SyntaxError(LINEAR + NOT_AVAILABLE);
+    return Reflect.apply(original, this, [string]); // not a RegExp: its own TypeError
   });
-  seal(W, "compileStreaming", async (response, ...rest) => W.compile(await bytesOf(response), ...rest));
-  seal(W, "instantiateStreaming", async (response, ...rest) =>
-    W.instantiate(await bytesOf(response), ...rest),
-  );
+  // Recompiles a RegExp in place (one made by Deno's code too): nothing needs it.
+  refuse(proto, "compile", "RegExp.prototype.compile");
+  function isRegExp(value) {
+    try {
+      Reflect.apply(source, value, []);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+const LINEAR = "a RegExp that can't run in linear time (lookahead, backreferences, i/u/v/d flags, large counted repeats)";
+
+// --- native work that outlives a run -------------------------------------------------
+
+// WebCrypto runs on Deno's thread pool, outside every worker thread: a PBKDF2 with 2e9
+// iterations keeps a core busy after its run ended and its worker is gone (measured),
+// and RSA key generation can take minutes. Python has hashlib, hmac and secrets (in
+// wasm, interruptible); crypto.getRandomValues and randomUUID stay (Pyodide's
+// os.urandom).
+function refuseSubtleCrypto() {
+  const proto = globalThis.SubtleCrypto?.prototype;
+  if (!proto) return;
+  for (const name of Object.getOwnPropertyNames(proto)) {
+    if (name !== "constructor" && typeof Object.getOwnPropertyDescriptor(proto, name).value === "function") {
+      refuse(proto, name, `crypto.subtle.${name}`);
+    }
+  }
 }
 
 // --- the rest ------------------------------------------------------------------------
 
 export function lockDown() {
   refuse(Atomics, "wait", "Atomics.wait");
-  guardWasm();
+  refuseWasm();
+  guardRegExp();
+  refuseSubtleCrypto();
   // A Node built-in without an import: the import map never sees it.
   const process = globalThis.process;
   if (process) {

@@ -194,7 +194,10 @@ def test_pyodide_js_heap_bomb_ends_and_spares_the_next_run(tmp_path: Path) -> No
     # The wasm heap is capped per run; a JS-side bomb is caught by the Deno
     # process's resident-memory backstop, and the next run starts clean.
     with pyodide_service(tmp_path, pyodide_memory_backstop_mb="1500") as (_, client):
-        bomb = "import js\njs.eval('const a = []; while (true) a.push(new Array(1e6).fill(1.5))')"
+        bomb = (
+            "import js\na = js.Array.new()\n"
+            "while True:\n    a.push(js.Array.new(1_000_000).fill(1.5))"
+        )
         body = execute(client, bomb, limits={"cpu_ms": 20_000, "wall_ms": 30_000})
         assert body["status"] in {"memory_limit", "cpu_limit"}, body
         assert execute(client, "print('clean')")["stdout"] == "clean\n"

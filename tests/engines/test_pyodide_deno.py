@@ -144,3 +144,11 @@ def test_every_node_builtin_of_the_pinned_deno_is_refused_or_offered(tmp_path: P
     assert stubs == {"./node/vm.mjs", "./node/module.mjs"}
     for name, target in mapped.items():
         assert target in stubs or target == f"./node/refused.mjs?{name}"
+
+
+def test_host_compiles_no_code_from_strings_and_bounds_backtracking() -> None:
+    # Deno's terminate() can't stop a worker spinning in JavaScript: guest code gets no
+    # JavaScript of its own (test_pyodide_spinning.py).
+    v8 = _flags(host_argv(LAYOUT, GATE, CONTROL))["--v8-flags"].split(",")
+    assert "--disallow-code-generation-from-strings" in v8
+    assert "--enable-experimental-regexp-engine-on-excessive-backtracks" in v8

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "CODE_FLAGS",
     "SEMI_SPACE_MB",
     "V8_FLAGS",
     "RuntimeLayout",
@@ -42,7 +43,24 @@ _COMMON_FLAGS = (
 # restore (645 -> 520 ms, process total) and about 10% less wall time; 64 MiB
 # gained nothing more. See BENCHMARKS.md.
 SEMI_SPACE_MB = 32
-V8_FLAGS = f"--v8-flags=--min-semi-space-size={SEMI_SPACE_MB},--max-semi-space-size={SEMI_SPACE_MB}"
+# Deno's terminate() can't stop a worker thread that spins outside Python (measured, Deno
+# 2.9.8: a worker in `for(;;){}` burns a core forever after it), so guest code must not
+# get to run long in JavaScript at all:
+# - no code from strings (eval, Function, setTimeout with a string, pyodide's run_js):
+#   guest code calls only the JavaScript that is there, it writes none. Process-wide;
+#   the host's and Pyodide's own code compile no strings.
+# - a backtracking RegExp falls back to V8's linear-time engine after 50,000 backtracks
+#   (default); what that engine can't run is refused in workers (src/lockdown.mjs).
+CODE_FLAGS = (
+    "--disallow-code-generation-from-strings",
+    "--enable-experimental-regexp-engine",
+    "--enable-experimental-regexp-engine-on-excessive-backtracks",
+)
+_SEMI_SPACE_FLAGS = (
+    f"--min-semi-space-size={SEMI_SPACE_MB}",
+    f"--max-semi-space-size={SEMI_SPACE_MB}",
+)
+V8_FLAGS = "--v8-flags=" + ",".join((*_SEMI_SPACE_FLAGS, *CODE_FLAGS))
 
 
 @dataclass(frozen=True, slots=True)
