@@ -1,8 +1,9 @@
 """Engine B: Pyodide (CPython 3.14 for the web) in Deno, with Workers-for-Platforms semantics.
 
 ``build`` makes the snapshot; ``create_runner`` starts a pool of worker
-processes, each driving one Deno process whose Web Workers hold pre-restored
-interpreters, one per run, or one per session for all its turns.
+processes, each driving a Deno process whose Web Workers hold pre-restored
+interpreters, one per run, and a Deno process per tenant (namespace) whose sessions it
+holds, a Web Worker per session for all its turns (``tenants.py``).
 """
 
 from __future__ import annotations
@@ -66,5 +67,7 @@ def create_runner(
         kill_grace_ms=kill_grace_ms,
         env={**(env or {}), "PYTHONUNBUFFERED": "1"},
         sessions=True,
+        # Each tenant's sessions have a Deno of their own in a process (tenants.py).
+        session_tenants=True,
     )
     return WorkerPool(ENGINE_NAME, config, LockFilePackages(artifacts.layout.lock_file))

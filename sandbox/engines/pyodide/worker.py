@@ -1,4 +1,5 @@
-"""The Pyodide engine's worker process (see ``sandbox/engines/serving.py``)."""
+"""The Pyodide engine's worker process (see ``sandbox/engines/serving.py``): a Deno for
+runs, and one per tenant for sessions (``tenants.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from sandbox.engines.pyodide.deno import RuntimeLayout
 from sandbox.engines.pyodide.host import PyodideRuntime
+from sandbox.engines.pyodide.tenants import TenantRuntimes
 from sandbox.engines.serving import serve_process
 from sandbox.limits import MIB
 
@@ -22,15 +24,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     args = parser.parse_args(argv)
     layout = RuntimeLayout(**{k: Path(v) for k, v in json.loads(args.layout).items()})
-    serve_process(
-        lambda: PyodideRuntime(
+
+    def make_runtime(for_tenant: bool) -> PyodideRuntime:
+        # A tenant's Deno keeps no spare past the one it starts with (tenants.py).
+        return PyodideRuntime(
             layout,
             args.deno_dir,
-            spares=args.spares,
+            spares=1 if for_tenant else args.spares,
+            refill=not for_tenant,
             memory_backstop_bytes=args.memory_backstop_mb * MIB,
             session_disk_bytes=args.session_disk_mb * MIB,
         )
-    )
+
+    serve_process(lambda: TenantRuntimes(make_runtime))
 
 
 if __name__ == "__main__":
