@@ -21,17 +21,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-backstop-mb", type=int, default=4096)
     parser.add_argument("--deno-dir", type=Path, required=True)
     parser.add_argument("--session-disk-mb", type=int, default=512)
+    parser.add_argument("--tenant-spare", action="store_true")
     parser.add_argument("--workdir", type=Path, required=True)
     args = parser.parse_args(argv)
     layout = RuntimeLayout(**{k: Path(v) for k, v in json.loads(args.layout).items()})
 
     def make_runtime(for_tenant: bool) -> PyodideRuntime:
-        # A tenant's Deno keeps no spare past the one it starts with (tenants.py).
+        # A tenant's Deno keeps no spare past the one it starts with, unless told to
+        # (tenants.py).
         return PyodideRuntime(
             layout,
             args.deno_dir,
             spares=1 if for_tenant else args.spares,
-            refill=not for_tenant,
+            refill=args.tenant_spare or not for_tenant,
             memory_backstop_bytes=args.memory_backstop_mb * MIB,
             session_disk_bytes=args.session_disk_mb * MIB,
         )
