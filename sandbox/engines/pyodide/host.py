@@ -43,7 +43,8 @@ thread's CPU time while parked is the backstop: a session whose worker used more
 than ``_PARKED_CPU_MS`` between turns is ended (``cpu_limit``), by the next turn or
 by a watchdog thread, whichever looks first. The worker's in-memory ``/work`` is
 kept in step with the session's directory on the host (``mirror.py``). Many idle
-sessions share one Deno process; a turn takes the process like a run does.
+sessions share one Deno process (in a worker process, one namespace's: ``tenants.py``); a
+turn takes the process like a run does.
 """
 
 from __future__ import annotations
