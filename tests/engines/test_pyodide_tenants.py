@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.engines.pyodide import PyodideArtifacts
+from sandbox.engines.pyodide import PyodideArtifacts, create_runner, proc
 from sandbox.engines.pyodide.host import PyodideRuntime
 from sandbox.engines.pyodide.tenants import TenantRuntimes
 from sandbox.events import RunReport, Status
@@ -213,3 +213,37 @@ def test_abort_reaches_the_turn_under_way(tenants: TenantRuntimes, tmp_path: Pat
     tenants.abort(Status.CANCELED)
     runner.join(10)
     assert result and result[0][0].status is Status.CANCELED and not result[0][1]
+
+
+@pytest.mark.parametrize("spare", [False, True], ids=["no-spare", "tenant-spare"])
+def test_a_tenants_deno_keeps_a_spare_only_when_told(
+    pyodide_artifacts: PyodideArtifacts, tmp_path: Path, spare: bool
+) -> None:
+    def make(for_tenant: bool) -> PyodideRuntime:
+        return PyodideRuntime(
+            pyodide_artifacts.layout, tmp_path / "deno", refill=spare or not for_tenant
+        )
+
+    tenants = TenantRuntimes(make)
+    try:
+        for name in ("a", "b"):
+            tenants.open_session(name, tmp_path / name, 128, tenant="A")
+            tenants.prepare()
+        pid = deno_pid(tenants, "a")
+        # The sessions' two workers, and a spare restored behind them when told to.
+        assert wait_until(lambda: len(proc.worker_threads(pid)) == 2 + spare)
+        time.sleep(0.5)
+        assert len(proc.worker_threads(pid)) == 2 + spare
+    finally:
+        tenants.close()
+
+
+@pytest.mark.parametrize("spare", [False, True])
+def test_the_runner_tells_its_workers_whether_tenants_keep_a_spare(
+    pyodide_artifacts: PyodideArtifacts, tmp_path: Path, spare: bool
+) -> None:
+    pool = create_runner(
+        pyodide_artifacts, size=1, scratch_dir=tmp_path, deno_dir=tmp_path, tenant_spare=spare
+    )
+    assert ("--tenant-spare" in pool._config.command) is spare
+    assert pool._config.session_tenants
