@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     pyodide_runtime_dir: Path = PROJECT_ROOT / "pyodide-runtime"
     pyodide_pool_size: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
     pyodide_spares: int = Field(default=1, ge=1, le=8)
+    # Whether each namespace's own Deno (its sessions') keeps a restored worker ready for
+    # its next session: opens stay fast, at ~125 MiB more per namespace (docs/sessions.md).
+    pyodide_tenant_spare: bool = False
     pyodide_memory_backstop_mb: int = Field(default=4096, ge=256)
 
     # Per-run limits: the default a request gets, and the most it may ask for.

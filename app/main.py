@@ -127,6 +127,7 @@ async def _pyodide_runner(settings: Settings) -> Runner:
         scratch_dir=settings.scratch_dir,
         deno_dir=settings.data_dir / "deno",
         spares=settings.pyodide_spares,
+        tenant_spare=settings.pyodide_tenant_spare,
         queue_timeout_ms=settings.queue_timeout_ms,
         memory_backstop_mb=settings.pyodide_memory_backstop_mb,
         session_disk_mb=settings.session_disk_mb,

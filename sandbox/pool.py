@@ -26,7 +26,8 @@ A dead worker is replaced in the background, and the runs it held end
 taken, a caller waits at most ``queue_timeout_ms`` and then gets ``PoolBusy``.
 
 Sessions (engines whose worker keeps instances between calls): :meth:`WorkerPool.open_session`
-makes an instance in the worker process with the fewest sessions, and each
+makes an instance in the worker process with the fewest sessions (with ``session_tenants``:
+in an idle process that already holds the tenant's sessions, when there is one), and each
 :meth:`WorkerPool.turn` is routed to that process (affinity), where it waits for the
 process like any run: one queue, first come first served; opens and turns then run one at
 a time in their process (its session lane). A session pins no process:
@@ -102,6 +103,10 @@ class PoolConfig:
             their ``memory_mb``); a run past it waits like one past the slots, then
             ``PoolBusy`` (reason ``memory``). None: no budget. Sessions are not counted
             (the service budgets their memory apart).
+        session_tenants: place a tenant's new session in a process that holds (or held
+            within ``_TENANT_AFFINITY_S``) that tenant's sessions, when one is idle: for
+            engines that keep each tenant's sessions apart at a cost per tenant and
+            process (Pyodide: a Deno process each).
     """
 
     command: tuple[str, ...]
@@ -114,6 +119,7 @@ class PoolConfig:
     sessions: bool = False
     runs_per_worker: int = 1
     memory_budget_mb: int | None = None
+    session_tenants: bool = False
 
     def __post_init__(self) -> None:
         if not self.command:
@@ -139,6 +145,9 @@ class _WorkerDied(Exception):
 # How long a worker may take to make a session's instance (instantiate + a warm-up turn,
 # milliseconds when the machine is calm).
 _OPEN_TIMEOUT_S = 30.0
+# How long after a tenant's last session in a process ended that process is still
+# preferred for the tenant's next one (the Pyodide worker stops a tenant's Deno 30 s after).
+_TENANT_AFFINITY_S = 30.0
 
 
 @dataclass(eq=False, slots=True)
@@ -157,6 +166,7 @@ class PoolSession:
     ended: str | None = None
     turning: bool = False
     memory_bytes: int | None = None
+    tenant: str | None = None
 
 
 class _Worker:
@@ -193,6 +203,15 @@ class _Worker:
         # making its next instance, so a tie goes to the one that answered longest ago.
         self.released_at = 0.0
         self.sessions: dict[str, PoolSession] = {}
+        # Tenant -> when its last session here ended (monotonic).
+        self.tenants_left: dict[str, float] = {}
+
+    def holds_tenant(self, tenant: str, now: float) -> bool:
+        """Whether this process holds the tenant's sessions, or did a moment ago."""
+        if any(s.tenant == tenant for s in self.sessions.values()):
+            return True
+        left = self.tenants_left.get(tenant)
+        return left is not None and now - left < _TENANT_AFFINITY_S
 
     @property
     def alive(self) -> bool:
@@ -410,12 +429,16 @@ class WorkerPool:
 
     # -- sessions ----------------------------------------------------------
 
-    async def open_session(self, session_id: str, workdir: Path, memory_mb: int) -> PoolSession:
-        """Make a session's instance in the worker process holding the fewest sessions.
+    async def open_session(
+        self, session_id: str, workdir: Path, memory_mb: int, *, tenant: str | None = None
+    ) -> PoolSession:
+        """Make a session's instance in the worker process holding the fewest sessions
+        (with ``session_tenants``, one holding ``tenant``'s first, when one is idle).
 
         ``workdir`` (the worker makes it; it must not exist) is mounted at /work for every
         turn; ``memory_mb`` caps the instance's linear memory for its whole life (on top of
-        the guest's own image).
+        the guest's own image). ``tenant`` (who owns it: a namespace, say) goes to the
+        worker, which may keep different tenants' sessions apart.
         Waits for a worker like a run. Raises SessionsUnsupported, PoolBusy, RunnerClosed,
         or EngineUnavailable when the worker could not make it.
         """
@@ -423,7 +446,7 @@ class WorkerPool:
             raise SessionsUnsupported(f"the {self.name} engine keeps no sessions")
         if self._closed:
             raise RunnerClosed(f"the {self.name} runner is closed")
-        worker = await self._acquire(fewest_sessions=True)
+        worker = await self._acquire(fewest_sessions=True, tenant=tenant)
         try:
             await self._enter_lane(worker)
         except BaseException:  # PoolBusy, or the caller gave up while waiting
@@ -431,14 +454,15 @@ class WorkerPool:
             raise
         release = False
         try:
-            await worker.send(
-                {
-                    "op": "open",
-                    "session": session_id,
-                    "workdir": str(workdir),
-                    "memory_mb": memory_mb,
-                }
-            )
+            opening: dict[str, Any] = {
+                "op": "open",
+                "session": session_id,
+                "workdir": str(workdir),
+                "memory_mb": memory_mb,
+            }
+            if tenant is not None:
+                opening["tenant"] = tenant
+            await worker.send(opening)
             async with asyncio.timeout(_OPEN_TIMEOUT_S):
                 answer = await worker.receive()
             if answer.get("t") != "opened" or answer.get("session") != session_id:
@@ -458,7 +482,7 @@ class WorkerPool:
                 self._release(worker)
             else:
                 self._track(self._replace(worker))
-        session = PoolSession(session_id, worker)
+        session = PoolSession(session_id, worker, tenant=tenant)
         worker.sessions[session_id] = session
         log.info("session %s opened on %s worker %d", session_id, self.name, worker.id)
         return session
@@ -502,6 +526,12 @@ class WorkerPool:
         worker = session.worker
         if worker.sessions.pop(session.id, None) is None:
             return
+        if session.tenant is not None:
+            now = time.monotonic()
+            left = worker.tenants_left
+            for gone in [t for t, at in left.items() if now - at >= _TENANT_AFFINITY_S]:
+                del left[gone]
+            left[session.tenant] = now
         if worker.alive:
             with contextlib.suppress(_WorkerDied):
                 await worker.send({"op": "close", "session": session.id})
@@ -669,6 +699,7 @@ class WorkerPool:
         *,
         session: PoolSession | None = None,
         fewest_sessions: bool = False,
+        tenant: str | None = None,
         deadline: float | None = None,
     ) -> _Worker:
         """An idle worker (the session's own, when given), waiting at most the queue wait.
@@ -680,7 +711,7 @@ class WorkerPool:
         if deadline is None:
             deadline = asyncio.get_running_loop().time() + self._config.queue_timeout_ms / 1000
         while True:
-            worker = self._take_idle(want, fewest_sessions)
+            worker = self._take_idle(want, fewest_sessions, tenant)
             if worker is None:
                 worker = await self._wait_for_worker(want, deadline)
             if worker.alive and not worker.retired:
@@ -690,7 +721,9 @@ class WorkerPool:
             if session is not None:
                 raise SessionEnded(session.ended or "crashed")
 
-    def _take_idle(self, want: _Worker | None, fewest_sessions: bool) -> _Worker | None:
+    def _take_idle(
+        self, want: _Worker | None, fewest_sessions: bool, tenant: str | None = None
+    ) -> _Worker | None:
         # Every worker with a free slot is one no waiting caller wants (_offer hands slots
         # out first), so taking one here jumps no queue.
         if not self._idle:
@@ -700,7 +733,16 @@ class WorkerPool:
                 return None
             worker = want
         elif fewest_sessions:
-            worker = min(self._idle, key=lambda w: (len(w.sessions), w.active))
+            now = time.monotonic()
+            together = tenant is not None and self._config.session_tenants
+            worker = min(
+                self._idle,
+                key=lambda w: (
+                    together and not w.holds_tenant(tenant or "", now),
+                    len(w.sessions),
+                    w.active,
+                ),
+            )
         else:
             # Spread the load; among equals, not the worker still preparing its next
             # instance after the last answer (it would share its GIL with this run).

@@ -12,8 +12,9 @@ carries the same ``id`` (a worker may run several at once and interleave their f
 and ``cancel`` with an ``id`` ends that run only.
 
 Sessions (workers whose runtime keeps instances): ``open`` (``session`` id, ``workdir``,
-``memory_mb``) is answered by ``opened`` or ``open_failed`` (``detail``); ``turn``
-(``session``, ``job``) is answered like ``run``, its ``end`` also saying ``session_alive``,
+``memory_mb``, and ``tenant``, who owns it, when the pool knows) is answered by ``opened``
+or ``open_failed`` (``detail``); ``turn`` (``session``, ``job``) is answered like ``run``,
+its ``end`` also saying ``session_alive``,
 ``session_memory_bytes`` (its linear memory then) and ``session_ended`` (why the turn
 ended the session when its status doesn't say: ``crashed``, ``disk_quota``,
 ``cpu_limit``); ``close`` (``session``) gets no answer and is idempotent.

@@ -50,6 +50,12 @@ _TURN_LIMITS = ("cpu_ms", "wall_ms", "output_bytes", "subrequests")
 _Reservation = tuple[str, int]
 
 
+def tenant_of(caller: Principal) -> str:
+    """Whose a session is, to the engine: its namespace, or the admin's own (an engine may
+    keep different tenants' sessions apart: Pyodide gives each a Deno process of its own)."""
+    return f"namespace:{caller.namespace}" if caller.namespace is not None else "admin"
+
+
 class SessionManager:
     """Every session of this service process; made and closed in the app's lifespan."""
 
@@ -163,7 +169,9 @@ class SessionManager:
         # The worker makes the directory (renaming a spare's into place).
         workspace = Workspace(self._root / session_id, settings.session_disk_mb * MIB)
         try:
-            instance = await runner.open_session(session_id, workspace.root, memory_mb)
+            instance = await runner.open_session(
+                session_id, workspace.root, memory_mb, tenant=tenant_of(caller)
+            )
         except BaseException:
             await asyncio.to_thread(workspace.remove)
             await self._close_quota(caller.quotas, session_id)

@@ -54,9 +54,12 @@ class Runtime(Protocol):
 class SessionRuntime(Runtime, Protocol):
     """A runtime that also keeps instances between turns (sessions), one turn at a time."""
 
-    def open_session(self, session_id: str, workdir: Path, memory_mb: int) -> None:
+    def open_session(
+        self, session_id: str, workdir: Path, memory_mb: int, *, tenant: str | None = None
+    ) -> None:
         """Make the session's instance with ``workdir`` (made here) at /work; raises on a
-        host fault."""
+        host fault. ``tenant`` (a namespace, say) is who owns it: an engine may keep
+        different tenants' sessions apart (Pyodide: a Deno process each), or ignore it."""
 
     def run_turn(
         self, session_id: str, job: Job, sink: protocol.FrameSink
@@ -383,8 +386,14 @@ def _open(runtime: Runtime, message: dict[str, Any], sink: protocol.FrameSink) -
     if not isinstance(runtime, SessionRuntime):
         sink.send({"t": "open_failed", "session": session_id, "detail": "no sessions here"})
         return
+    tenant = message.get("tenant")
     try:
-        runtime.open_session(session_id, Path(str(message["workdir"])), int(message["memory_mb"]))
+        runtime.open_session(
+            session_id,
+            Path(str(message["workdir"])),
+            int(message["memory_mb"]),
+            tenant=tenant if isinstance(tenant, str) else None,
+        )
     except Exception as exc:  # a host fault: the pool reports it, this process lives on
         sink.send({"t": "open_failed", "session": session_id, "detail": str(exc)})
         return

@@ -12,7 +12,8 @@ its cancel), ``after:<s>`` answers ok after s seconds (on a thread: later runs g
 
 Sessions (mode ok): ``open`` answers ``opened``; a ``turn`` prints ``<pid> <session>
 <turns so far>`` and ends ok, or with the status its code names after ``status:`` (then
-the session is dropped); code ``sleep:<s>`` sleeps first, code ``die`` kills the process.
+the session is dropped); code ``sleep:<s>`` sleeps first, code ``die`` kills the process,
+code ``tenant`` prints ``<pid> <the tenant its open named, or ->``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main() -> None:
     out.flush()
     lock = threading.Lock()
     sessions: dict[str, int] = {}
+    tenants: dict[str, str] = {}
     # The run under way: every frame about it names it, as real workers' do.
     current: list[object] = [None]
 
@@ -54,8 +56,8 @@ def main() -> None:
         op = message["op"]
         if op == "exit":
             return
-        if op in ("run", "turn"):
-            current[0] = message.get("id")
+        if op in ("run", "turn", "open"):
+            current[0] = message.get("id")  # an open has none: its answer names none
         if op == "cancel":
             if mode == "slow-cancel":
                 time.sleep(0.1)
@@ -63,12 +65,18 @@ def main() -> None:
             continue
         if op == "open":
             sessions[message["session"]] = 0
+            tenants[message["session"]] = str(message.get("tenant", "-"))
             send({"t": "opened", "session": message["session"]})
             continue
         if op == "close":
             sessions.pop(message["session"], None)
             continue
         code = message["job"]["code"]
+        if op == "turn" and code == "tenant":
+            said = f"{os.getpid()} {tenants.get(message['session'])}"
+            send({"t": "out", "s": "stdout", "d": said})
+            send({**_end("ok"), "session_alive": True})
+            continue
         if op == "turn":
             _turn(message["session"], code, sessions, send)
             continue

@@ -256,7 +256,7 @@ def test_pool_config_validates(tmp_path: Path, field: str, value: int) -> None:
 # -- sessions ---------------------------------------------------------------------
 
 
-def session_pool(tmp_path: Path, **config: int) -> WorkerPool:
+def session_pool(tmp_path: Path, **config: Any) -> WorkerPool:
     settings = {
         "size": 2,
         "queue_timeout_ms": 2_000,
@@ -293,6 +293,43 @@ def test_turns_go_to_the_process_holding_the_session(tmp_path: Path) -> None:
             other = await collect(pool.turn(second, job("x")))
             assert other.stdout.split()[0] not in seen
             assert first.ended is None
+        finally:
+            await pool.close()
+
+    run(main)
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["session-tenants", "by-load"])
+def test_a_tenants_sessions_go_to_the_process_holding_its_others(
+    tmp_path: Path, together: bool
+) -> None:
+    async def main() -> None:
+        pool = session_pool(tmp_path, session_tenants=together)
+        await pool.start()
+        try:
+
+            async def where(session: Any) -> list[str]:
+                said: list[str] = (await collect(pool.turn(session, job("tenant")))).stdout.split()
+                return said
+
+            first = await pool.open_session("ses_a1", tmp_path, 64, tenant="namespace:a")
+            pid, tenant = await where(first)
+            assert tenant == "namespace:a"  # the open frame named it
+            # Fewest sessions says the other process; the tenant's says this one.
+            second = await pool.open_session("ses_a2", tmp_path, 64, tenant="namespace:a")
+            assert ((await where(second))[0] == pid) is together
+            # Another tenant goes by load; so does a session of no tenant.
+            other = await pool.open_session("ses_b", tmp_path, 64, tenant="namespace:b")
+            untold = await pool.open_session("ses_x", tmp_path, 64)
+            assert (await where(untold))[1] == "-"
+            if together:
+                assert (await where(other))[0] != pid
+            # Its last session closed a moment ago: the process is still the tenant's.
+            await pool.close_session(first)
+            await pool.close_session(second)
+            third = await pool.open_session("ses_a3", tmp_path, 64, tenant="namespace:a")
+            if together:
+                assert (await where(third))[0] == pid
         finally:
             await pool.close()
 

@@ -43,7 +43,8 @@ thread's CPU time while parked is the backstop: a session whose worker used more
 than ``_PARKED_CPU_MS`` between turns is ended (``cpu_limit``), by the next turn or
 by a watchdog thread, whichever looks first. The worker's in-memory ``/work`` is
 kept in step with the session's directory on the host (``mirror.py``). Many idle
-sessions share one Deno process; a turn takes the process like a run does.
+sessions share one Deno process (in a worker process, one namespace's: ``tenants.py``); a
+turn takes the process like a run does.
 """
 
 from __future__ import annotations
@@ -148,14 +149,19 @@ class PyodideRuntime:
         deno_dir: Path,
         *,
         spares: int = 1,
+        refill: bool = True,
         memory_backstop_bytes: int = 4096 * MIB,
         session_disk_bytes: int = 512 * MIB,
     ) -> None:
+        """``refill`` False: a spare Deno restores at its start is not replaced once taken;
+        each later open or run restores its worker then (a tenant's Deno: ``tenants.py``).
+        """
         if spares < 1:
             raise ValueError(f"spares must be at least 1, got {spares}")
         self._layout = layout
         self._deno_dir = deno_dir
         self._spares = spares
+        self._refill = refill
         self._backstop = memory_backstop_bytes
         self._session_disk_bytes = session_disk_bytes
         # Sessions' workers in the current Deno process; why those that ended since
@@ -325,9 +331,13 @@ class PyodideRuntime:
 
     # -- sessions ----------------------------------------------------------
 
-    def open_session(self, session_id: str, workdir: Path, memory_mb: int) -> None:
+    def open_session(
+        self, session_id: str, workdir: Path, memory_mb: int, *, tenant: str | None = None
+    ) -> None:
         """Keep a worker for the session, its ``/work`` mirrored to ``workdir`` (made
         here; it must not exist yet), its wasm heap capped at ``memory_mb`` for life.
+        ``tenant`` is not used here: :class:`~sandbox.engines.pyodide.tenants.TenantRuntimes`
+        gives each tenant a runtime of its own.
 
         Raises ValueError for a session id in use or a directory that exists,
         EngineUnavailable when the Deno host can't give a worker.
@@ -354,7 +364,7 @@ class PyodideRuntime:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
         # The spare it took is replaced now (no guest code has run in it yet).
-        self._send({"op": "refill"})
+        self._refill_spares()
         session = _Session(
             id=session_id,
             worker=int(opened["worker"]),
@@ -734,7 +744,7 @@ class PyodideRuntime:
             return {**end, "violation": _WORKER_VIOLATION}
         if run.session is None or end.get("kept") is not True:
             self._let_go(run.worker)  # the host terminated it (a run's, a dropped turn's)
-        self._send({"op": "refill"})
+        self._refill_spares()
         return end
 
     def _tick(self, run: _RunState) -> None:
@@ -755,6 +765,16 @@ class PyodideRuntime:
         if run.thread is not None:
             run.cpu_ms = max(run.cpu_ms, proc.thread_cpu_ms(run.thread) - run.cpu_start_ms)
         run.rss_peak = max(run.rss_peak, self._rss())
+
+    def _refill_spares(self) -> None:
+        if self._refill:
+            self._send({"op": "refill"})
+
+    @property
+    def session_count(self) -> int:
+        """How many sessions' workers this Deno holds now."""
+        with self._sessions_lock:
+            return len(self._sessions)
 
     def _pid(self) -> int:
         return self._proc.pid if self._proc is not None else 0

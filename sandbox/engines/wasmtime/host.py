@@ -296,10 +296,12 @@ class GuestRuntime:
 
     # -- sessions ----------------------------------------------------------
 
-    def open_session(self, session_id: str, workdir: Path, memory_mb: int) -> None:
+    def open_session(
+        self, session_id: str, workdir: Path, memory_mb: int, *, tenant: str | None = None
+    ) -> None:
         """Make a session's instance with ``workdir`` (made here; it must not exist yet) at
         /work, its linear memory capped at ``memory_mb`` (on top of the guest's image) for
-        its whole life.
+        its whole life. ``tenant`` is not used: every instance is a Store of its own.
 
         Once a worker has opened one session it keeps a spare ready, off the request path
         (:meth:`prepare`): an instance already warmed up over a directory of its own, which
