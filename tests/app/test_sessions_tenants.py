@@ -1,7 +1,7 @@
 """Pyodide sessions of one namespace can't end another namespace's, over HTTP.
 
-Code whose Web Worker thread Deno can't stop (a JavaScript loop, a guest-compiled wasm
-loop) makes the driver restart the Deno process it is in. Two namespaces' keys (and the
+Code whose Web Worker thread Deno can't stop (a JavaScript built-in running over a huge
+array) makes the driver restart the Deno process it is in. Two namespaces' keys (and the
 admin's) against a real service with one Pyodide worker process, so every session is in
 the same process: namespace A's spinning code ends A's own sessions (``crashed``), never
 B's or the admin's, and A can go on.
