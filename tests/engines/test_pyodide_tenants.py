@@ -1,9 +1,9 @@
 """TenantRuntimes: each tenant's Pyodide sessions in a Deno process of their own.
 
 The real Deno host and snapshot, driven as a worker process drives them. The attack: code
-whose Web Worker thread Deno's ``terminate()`` can't stop (a JavaScript built-in over a huge array) makes
-the driver restart its Deno; that restart must end only the sessions of the tenant whose
-code did it.
+whose Web Worker thread Deno's ``terminate()`` can't stop (a JavaScript built-in over a
+huge array) makes the driver restart its Deno; that restart must end only the sessions of
+the tenant whose code did it.
 """
 
 from __future__ import annotations
