@@ -172,7 +172,7 @@ class Settings(BaseSettings):
     pyodide_spares: int = Field(default=1, ge=1, le=8)
     # Whether each namespace's own Deno (its sessions') keeps a restored worker ready for
     # its next session: opens stay fast, at ~125 MiB more per namespace (docs/sessions.md).
-    pyodide_tenant_spare: bool = False
+    pyodide_tenant_spare: bool = True
     pyodide_memory_backstop_mb: int = Field(default=4096, ge=256)
 
     # Per-run limits: the default a request gets, and the most it may ask for.
