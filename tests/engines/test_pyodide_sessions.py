@@ -24,6 +24,7 @@ from sandbox.events import RunReport, Status
 from sandbox.jobs import Job
 from sandbox.limits import MIB, Limits
 from tests.engines.test_stack_runtime import Sink
+from tests.engines.test_stack_sessions import check_tracebacks_name_each_turn
 from tests.loopback import LOOPBACK_NETWORKS, LoopbackServer
 
 pytestmark = pytest.mark.slow
@@ -208,18 +209,7 @@ def test_a_file_the_turn_deleted_no_longer_counts(runtime: PyodideRuntime, tmp_p
 def test_a_traceback_shows_the_line_of_the_turn_that_defined_the_function(
     runtime: PyodideRuntime, tmp_path: Path
 ) -> None:
-    runtime.open_session("a", tmp_path / "a", 256)
-    turn(runtime, "a", "def f(x):\n    raise ValueError(f'bad {x}')\n")
-    turn(runtime, "a", "y = 2")
-    report, alive, sink = turn(runtime, "a", "z = 3\nf(y)")
-    assert (report.status, alive) == (Status.ERROR, True)
-    assert report.error is not None
-    for shown in (report.error.traceback, "".join(sink.stderr)):
-        assert 'File "<turn-3>", line 2, in <module>\n    f(y)' in shown, shown
-        assert "File \"<turn-1>\", line 2, in f\n    raise ValueError(f'bad {x}')" in shown
-    ran = runtime.run(Job(code="x = 1\n1 / 0"), Sink())
-    runtime.prepare()
-    assert ran.error is not None and 'File "main.py", line 2' in ran.error.traceback
+    check_tracebacks_name_each_turn(runtime, tmp_path)
 
 
 # -- what a guest leaves scheduled does not run between turns ----------------------

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sandbox.engines.serving import SessionRuntime
 from sandbox.engines.stack import StackArtifacts, build
 from sandbox.engines.stack.host import StackRuntime
 from sandbox.events import RunReport, Status
@@ -247,10 +248,23 @@ def test_a_turn_under_the_quota_is_untouched(watched: StackRuntime, tmp_path: Pa
 def test_a_traceback_shows_the_line_of_the_turn_that_defined_the_function(
     runtime: StackRuntime, tmp_path: Path
 ) -> None:
+    check_tracebacks_name_each_turn(runtime, tmp_path)
+
+
+def check_tracebacks_name_each_turn(runtime: SessionRuntime, tmp_path: Path) -> None:
+    """Each turn is compiled as ``<turn-N>`` with its source kept: a function turn 1 defined
+    shows turn 1's line when turn 3 calls it. A run stays ``main.py``. (Both engines.)"""
+
+    def turn(code: str) -> tuple[RunReport, bool, Sink]:
+        sink = Sink()
+        report, alive = runtime.run_turn("a", Job(code=code), sink)
+        runtime.prepare()
+        return report, alive, sink
+
     runtime.open_session("a", tmp_path / "a", 256)
-    turn(runtime, "a", "def f(x):\n    raise ValueError(f'bad {x}')\n")
-    turn(runtime, "a", "y = 2")
-    report, alive, sink = turn(runtime, "a", "z = 3\nf(y)")
+    turn("def f(x):\n    raise ValueError(f'bad {x}')\n")
+    turn("y = 2")
+    report, alive, sink = turn("z = 3\nf(y)")
     assert (report.status, alive) == (Status.ERROR, True)
     assert report.error is not None
     for shown in (report.error.traceback, "".join(sink.stderr)):
