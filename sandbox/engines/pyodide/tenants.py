@@ -1,9 +1,10 @@
 """A Pyodide worker process's Deno processes: one for runs, one per tenant for sessions.
 
-Deno can't end a Web Worker whose thread spins in JavaScript or wasm (``run_js('for(;;){}')``,
-a guest-compiled ``loop br 0``: ``terminate()`` leaves it burning a core, measured on Deno
-2.9.8), and the driver frees such a thread the only way there is, by restarting the whole
-Deno process (``host.py``). That restart ends every session in that process. So the
+Deno can't end a Web Worker whose thread is busy in JavaScript or wasm (``terminate()``
+leaves it burning a core, measured on Deno 2.9.8). Guest code writes no JavaScript or wasm
+of its own (``lockdown.mjs``), but a built-in over a huge array still holds the thread for
+about a minute, and the driver frees such a thread the only way there is, by restarting
+the whole Deno process (``host.py``). That restart ends every session in that process. So the
 sessions of one tenant (a namespace; the admin's are a tenant of their own) live in a Deno
 process that holds only that tenant's sessions, and a forced restart ends only the
 sessions of the tenant whose code forced it. Runs keep a Deno of their own, which holds no
@@ -11,9 +12,10 @@ session: one run at a time, so a restart after a run ends no one else's.
 
 =================  ============================================================
 runs               one :class:`PyodideRuntime` with its spares (as before)
-a tenant's Deno    a :class:`PyodideRuntime` that keeps the spare it started
-                   with for its first session and restores one per later open
-                   (no spare kept: ~136 MiB a Deno instead of ~282 MiB)
+a tenant's Deno    a :class:`PyodideRuntime` that keeps a restored spare for its
+                   next open (the service's default, SANDLOT_PYODIDE_TENANT_SPARE;
+                   ~250 MiB a Deno) or, without, restores one per open after
+                   its first (~125 MiB)
 the warm Deno      one unclaimed tenant Deno with its spare restored, made once
                    sessions are used here; the next tenant without a Deno takes
                    it (its open costs what one with a spare does) and another is
