@@ -24,9 +24,10 @@ from tests.engines.test_stack_runtime import Sink
 pytestmark = pytest.mark.slow
 
 LIMIT = 8 * MIB
-# What a run may write past the limit before the watch stops it (tests/engines/
-# test_stack_sessions.py: a tick and a count at the guest's peak rate, and one write).
-OVERSHOOT = 8 * MIB
+# What a run may write past the limit before the watch stops it: as for a session's turn
+# (tests/engines/test_stack_sessions.py, OVERSHOOT: measured at most ~9 MiB, more while
+# the watch's thread waits for a core on a loaded box).
+OVERSHOOT = 32 * MIB
 WRITE_FOREVER = (
     "chunk = b'x' * (1024 * 1024)\n"
     "with open('big.bin', 'wb') as f:\n"

@@ -154,10 +154,12 @@ def test_close_is_idempotent(runtime: StackRuntime, tmp_path: Path) -> None:
 # -- the disk quota while a turn runs (diskwatch.py) ----------------------------------
 
 DISK_QUOTA = 8 * MIB
-# What a turn may write past the quota before the watch stops it: 2 ms and a count at the
-# guest's measured peak write rate (about 1 GiB/s on a loaded box), and the 1 MiB write
-# it is inside (BENCHMARKS.md).
-OVERSHOOT = 8 * MIB
+# What a turn may write past the quota before the watch stops it: a tick and a count at
+# the guest's peak write rate, and the 1 MiB write it is inside. Measured at most ~9 MiB
+# (BENCHMARKS.md); on a loaded 2-core CI box the watch's thread waits for a core too, and
+# at GiB/s each millisecond of that is another MiB (17 MiB seen): the bound tells "soon
+# after" from "not stopped" (gigabytes within wall_ms), not the exact overshoot.
+OVERSHOOT = 32 * MIB
 
 
 @pytest.fixture
