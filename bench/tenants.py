@@ -13,42 +13,32 @@ Private_Clean + Private_Dirty) after each step, and split by difference into wha
 namespace's Deno adds and what each session adds.
 
     .venv/bin/python bench/tenants.py [--namespaces 6] [--next 3] [--pause-s 3]
-        [--tenant-spare]
+        [--no-tenant-spare]
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import statistics
 import time
-from typing import Any
 
 from execute import BENCH_KEY, is_deno, service
-from sessions import memory, workers_of
+from sessions import Api, memory, workers_of
 
 MIB = 1024 * 1024
 
 
-class Client:
+class Client(Api):
+    """sessions.py's client, holding ``key`` (a namespace's) instead of the admin's."""
+
     def __init__(self, port: int, key: str) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        super().__init__(port, "pyodide")
         self.headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
 
     def connect(self) -> None:
         """A fresh connection (the server closes an idle one after a few seconds)."""
         self.conn.close()
         self.conn.connect()
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any, float]:
-        data = None if body is None else json.dumps(body).encode()
-        started = time.perf_counter()
-        self.conn.request(method, path, body=data, headers=self.headers)
-        response = self.conn.getresponse()
-        raw = response.read()
-        elapsed = (time.perf_counter() - started) * 1000
-        return response.status, (json.loads(raw) if raw else None), elapsed
 
     def create(self) -> tuple[str, float]:
         status, answer, elapsed = self.call(
@@ -77,9 +67,16 @@ def main() -> None:
     parser.add_argument("--next", type=int, default=3, help="more sessions per namespace")
     parser.add_argument("--pause-s", type=float, default=3.0)
     parser.add_argument(
-        "--tenant-spare", action="store_true", help="SANDLOT_PYODIDE_TENANT_SPARE=true"
+        "--tenant-spare",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="SANDLOT_PYODIDE_TENANT_SPARE (the service's default: on)",
     )
     args = parser.parse_args()
+    if args.namespaces < 2:
+        parser.error(
+            "--namespaces must be at least 2 (the first session of the process has no warm Deno)"
+        )
     settings = {
         "build_on_start": "false",
         "pool_size": "1",
@@ -87,8 +84,7 @@ def main() -> None:
         "sessions_max_per_key": "50",
         "queue_timeout_ms": "30000",
     }
-    if args.tenant_spare:
-        settings["pyodide_tenant_spare"] = "true"
+    settings["pyodide_tenant_spare"] = "true" if args.tenant_spare else "false"
     firsts, nexts = [], []
     deno_steps: list[tuple[int, int]] = []  # (private bytes added, rss added) per Deno
     session_steps: list[tuple[int, int]] = []
