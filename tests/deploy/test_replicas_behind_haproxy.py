@@ -56,6 +56,8 @@ SETTINGS = {
 REQUESTS = 240
 CONCURRENCY = 12
 KILL_AFTER = 80
+# How httpx words a connection the server closed: before any answer, or mid-body.
+CONNECTION_CUT = ("without sending a response", "without sending complete message body")
 ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
 
 
@@ -237,7 +239,10 @@ def test_a_replica_killed_under_load_costs_only_its_requests_in_flight(
         assert outcome.started < gone and outcome.ended > signalled, outcome
         assert outcome.request_id not in survivors_served, outcome
         if outcome.status is None:
-            assert "without sending a response" in outcome.error, outcome
+            # Cut before the answer began, or mid-way through its body (HAProxy had
+            # already passed the headers on): either way the connection closed, no
+            # other failure.
+            assert any(cut in outcome.error for cut in CONNECTION_CUT), outcome
         else:
             assert (outcome.status, outcome.lb_server) == (502, first.name), outcome
     answered_by = {o.replica for o in outcomes if o.ok}
