@@ -280,11 +280,19 @@ class FrameSink:
 
     def send(self, message: dict[str, Any]) -> None:
         with self._lock:
-            self._flush_locked()
-            write_frame(self._out, {**message, **self._tag})
+            # One write for the pending output and the message: a run's last output and
+            # its end reach the pool together (one wakeup of its reader, not two).
+            self._out.write(b"".join([*self._take_pending(), encode({**message, **self._tag})]))
 
     def _flush_locked(self) -> None:
-        for stream, text in self._pending:
-            write_frame(self._out, {"t": "out", "s": stream, "d": text, **self._tag})
+        if self._pending:
+            self._out.write(b"".join(self._take_pending()))
+
+    def _take_pending(self) -> list[bytes]:
+        frames = [
+            encode({"t": "out", "s": stream, "d": text, **self._tag})
+            for stream, text in self._pending
+        ]
         self._pending.clear()
         self._pending_bytes = 0
+        return frames

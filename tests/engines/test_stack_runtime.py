@@ -16,7 +16,7 @@ import pytest
 
 from sandbox.egress import EgressPolicy, SubrequestRecord
 from sandbox.engines.stack import StackArtifacts, build
-from sandbox.engines.stack.host import StackRuntime
+from sandbox.engines.stack.host import INLINE_JOB_MAX_CHARS, StackRuntime
 from sandbox.events import Display, RunReport, Status
 from sandbox.jobs import Job
 from sandbox.limits import Limits
@@ -133,6 +133,23 @@ def test_output_streams_and_errors_are_the_users(runtime: StackRuntime) -> None:
     stderr = "".join(sink.stderr)
     assert stderr.startswith("oops\nTraceback (most recent call last):\n")
     assert stderr.endswith("ZeroDivisionError: division by zero\n")
+
+
+@pytest.mark.parametrize("padding", [0, INLINE_JOB_MAX_CHARS], ids=["in-source", "by-door"])
+def test_the_job_arrives_whole_in_the_turns_source_or_by_the_door(
+    runtime: StackRuntime, padding: int
+) -> None:
+    # A short job travels in the turn's source as a literal, a long one through the door:
+    # either way the code, stdin and env arrive exactly, whatever characters they hold.
+    tricky = "quote ' \" \\ \\x00 \x01 \u2028 é \U0001f600 ''' \"\"\" )\n_sandlot_stack.run()\nend"
+    code = f"# {'x' * padding}\nimport os, sys\n[{tricky!r}, sys.stdin.read(), os.environ['K']]"
+    job = Job(code=code, stdin=tricky, env={"K": tricky.replace("\x00", "")})
+    sink = Sink()
+    report = runtime.run(job, sink)
+    runtime.prepare()
+    assert report.status is Status.OK, report.error
+    assert report.result is not None
+    assert report.result.json == [tricky, tricky, tricky.replace("\x00", "")]
 
 
 def test_runs_do_not_see_each_other(runtime: StackRuntime) -> None:

@@ -125,3 +125,31 @@ def test_a_tagged_sink_names_its_run_on_every_frame() -> None:
         ("run_a", "out", "a1"),
         ("run_a", "sub", None),
     ]
+
+
+class _Writes(io.BytesIO):
+    """A pipe that remembers each write it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.writes.append(bytes(data))
+        return super().write(data)
+
+
+def test_a_runs_last_output_and_its_end_leave_in_one_write() -> None:
+    # The pool's reader wakes once for both (not once per frame), in order.
+    pipe = _Writes()
+    sink = protocol.FrameSink(pipe, tag={"id": "run_a"})
+    sink.output("stdout", "2\n")
+    sink.output("stderr", "warn\n")
+    sink.send(protocol.end_message(RunReport(Status.OK, Usage())))
+    sink.flush()  # nothing pending: no empty write
+    assert len(pipe.writes) == 1
+    stream = io.BytesIO(pipe.writes[0])
+    frames = []
+    while (frame := protocol.read_frame(stream)) is not None:
+        frames.append((frame["t"], frame.get("s"), frame.get("d")))
+    assert frames == [("out", "stdout", "2\n"), ("out", "stderr", "warn\n"), ("end", None, None)]

@@ -7,9 +7,10 @@ The same :class:`~sandbox.engines.wasmtime.host.GuestRuntime` as the component g
 the guest           a core module (WASI preview 1 reactor) made by Wizer with
                     numpy, pandas and matplotlib imported; mapped copy-on-write
                     (``memory_init_cow``), so a run pays only for pages it touches
-a run               one call of the reactor's ``turn`` export with a fixed
-                    source that asks for the job through the door and hands the
-                    outcome back the same way (``guest/_sandlot_stack.py``)
+a run               one call of the reactor's ``turn`` export with a short
+                    source that holds the job (or, for a long one, asks for it
+                    through the door) and hands the outcome back through the
+                    door (``guest/_sandlot_stack.py``)
 the door            ``host.call(ptr, len, out_ptr_ptr, out_len_ptr) -> 0 | -2``:
                     a JSON frame in guest memory; the answer goes into memory
                     the guest's ``host_alloc`` export gives us (an empty answer,
@@ -43,18 +44,31 @@ from sandbox.egress import EgressRequest
 from sandbox.engines.stack.builder import MPL_DATA_GUEST_PATH, SITE_GUEST_PATH, StackArtifacts
 from sandbox.engines.wasmtime.host import GuestRuntime, wasmtime_version
 from sandbox.engines.wasmtime.hostcalls import host_call
+from sandbox.engines.wasmtime.i32call import I32Call
 from sandbox.errors import EngineUnavailable
 from sandbox.limits import MIB, Limits
 
 __all__ = ["StackRuntime", "engine_fingerprint", "make_engine", "precompile"]
 
+# A turn's source: the job in it as a string literal while it is short (no door frame and
+# no call back into host_alloc for it: ~0.1 ms of a run), else asked for through the door
+# (a long literal costs more to compile than the frame).
 TURN_SOURCE = b"import _sandlot_stack\n_sandlot_stack.run()\n"
+INLINE_JOB_MAX_CHARS = 16 * 1024
 WARM_UP_JOB = json.dumps({"code": "pass", "stdin": "", "env": {}, "cwd": "/work"})
 _MASK32 = 0xFFFFFFFF
 _DOOR_OK = 0
 _DOOR_FAULT = -2
 _I32 = wasmtime.ValType.i32()
 _CONFIG_DESCRIPTION = "exceptions;memory-init-cow;epoch-interruption"
+
+
+def _turn_source(payload: str) -> bytes:
+    """The source of the turn that runs ``payload`` (a job's JSON)."""
+    if len(payload) > INLINE_JOB_MAX_CHARS:
+        return TURN_SOURCE
+    # repr() of a str is a string literal whatever it holds: nothing in it runs.
+    return f"import _sandlot_stack\n_sandlot_stack.run({payload!r})\n".encode()
 
 
 def _config() -> wasmtime.Config:
@@ -104,7 +118,7 @@ class StackRuntime(GuestRuntime):
         self._payload = b""
         self._outcome: str | None = None
         # The turning instance's memory and host_alloc, while a turn is under way.
-        self._door_exports: tuple[wasmtime.Memory, wasmtime.Func] | None = None
+        self._door_exports: tuple[wasmtime.Memory, I32Call] | None = None
         # Each new instance's memory export, until a session takes it (_memory_export).
         self._memories: weakref.WeakKeyDictionary[wasmtime.Store, wasmtime.Memory] = (
             weakref.WeakKeyDictionary()
@@ -146,16 +160,21 @@ class StackRuntime(GuestRuntime):
             and isinstance(turn, wasmtime.Func)
         ):
             raise EngineUnavailable("the data-stack guest lacks host_alloc, memory or turn")
+        try:
+            alloc_call, turn_call = I32Call(alloc, store), I32Call(turn, store)
+        except TypeError as exc:
+            raise EngineUnavailable(f"the data-stack guest's exports: {exc}") from exc
 
         def call(store: wasmtime.Store, payload: str) -> str:
             self._payload, self._outcome = payload.encode(), None
-            where = alloc(store, len(TURN_SOURCE)) & _MASK32
-            memory.write(store, TURN_SOURCE, where)
+            source = _turn_source(payload)
+            where = alloc_call(store, len(source)) & _MASK32
+            memory.write(store, source, where)
             # The door answers through this instance's exports (one turn at a time per
             # runtime): looking them up on the caller cost ~45 us a frame.
-            self._door_exports = (memory, alloc)
+            self._door_exports = (memory, alloc_call)
             try:
-                turn(store, where, len(TURN_SOURCE))
+                turn_call(store, where, len(source))
             finally:
                 self._door_exports = None
             if self._outcome is None:

@@ -467,7 +467,7 @@ class GuestRuntime:
                 store.set_epoch_deadline(2**62)
             self._run = None
             run.meter.close()
-            sink.flush()
+            # What output is still buffered leaves with the run's end frame (FrameSink.send).
         if outcome is not None and status is None and run.abort_status is None:
             # Guests without a door for them (the component) hand outputs back at the end.
             outcome, run.abort_status = deliver_outputs(outcome, run.meter, sink.display)

