@@ -88,6 +88,29 @@ def test_an_excepthook_the_code_sets_is_called(run: Run) -> None:
 
 
 @pytest.mark.parametrize(
+    ("code", "stdout", "result"),
+    [
+        ("print(6 * 7)", "42\n", None),
+        ("6 * 7  # a comment\n\n", "", "42"),
+        ('"\\d"', "", "'\\\\d'"),
+        ('"\\d" + "e"\nx = 1\nx + 1', "", "2"),
+    ],
+    ids=["call", "value", "warns", "warns-then-more"],
+)
+def test_a_cell_warns_once_and_gives_its_last_value(
+    run: Run, code: str, stdout: str, result: str | None
+) -> None:
+    # One expression is compiled as it is; anything else is parsed to split off its tail
+    # (a failed first try must not warn a second time).
+    body = run(code)
+    assert body["status"] == "ok", body["error"]
+    assert body["stdout"] == stdout
+    assert (body["result"] or {}).get("repr") == result
+    warned = "\\d" in code
+    assert body["stderr"].count("SyntaxWarning") == int(warned), body["stderr"]
+
+
+@pytest.mark.parametrize(
     ("source", "line"),
     [("x = 1\ny = (\n", "line 2"), ("def f():\n    pass\nreturn 1\n", "line 3")],
     ids=["parser", "compiler"],
