@@ -71,6 +71,7 @@ async def build(
         stdin=upload,
         limits=limits,
         result_bytes=min(_MAX_RESULT, 4 * size + _MIB),
+        live_output=False,
     )
     result = await collect(runner.run(job))
     if result.status is not Status.OK or result.result is None or not result.result.has_json:

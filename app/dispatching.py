@@ -209,6 +209,8 @@ def worker_job(
         env=fields_["env"],
         requirements=bundle.requirements,
         result_bytes=_RESPONSE_BYTES,
+        # What a worker prints reaches its logs and tails once the call is over.
+        live_output=False,
     )
 
 

@@ -32,10 +32,13 @@ def runner_for(runners: Mapping[str, Runner], runtime: Runtime) -> Runner:
     return runner
 
 
-def prepare_run(services: Services, body: RunIn, ceiling: Ceiling) -> tuple[Runner, Job]:
-    """The runner and the job for a run within the caller's ``ceiling``."""
+def prepare_run(
+    services: Services, body: RunIn, ceiling: Ceiling, *, live_output: bool
+) -> tuple[Runner, Job]:
+    """The runner and the job for a run within the caller's ``ceiling``; ``live_output``:
+    whether its output is streamed to the caller as it comes (Job.live_output)."""
     runner = runner_for(services.runners, body.runtime or services.settings.default_runtime)
-    job = build_job(body, services.settings, ceiling)
+    job = build_job(body, services.settings, ceiling, live_output=live_output)
     check_requirements(job.requirements, runner, services.runners)
     return runner, job
 
@@ -87,7 +90,9 @@ def check_requirements(
         )
 
 
-def build_job(body: RunIn, settings: Settings, ceiling: Ceiling) -> Job:
+def build_job(
+    body: RunIn, settings: Settings, ceiling: Ceiling, *, live_output: bool = True
+) -> Job:
     """Validate a request against the caller's ceiling (app/policy.py) and make it a Job."""
     limits = run_limits(ceiling, body.limits.model_dump())
     egress = egress_policy(settings, ceiling, checked_hosts(ceiling, body.allowed_hosts))
@@ -112,6 +117,7 @@ def build_job(body: RunIn, settings: Settings, ceiling: Ceiling) -> Job:
                 max_bytes=settings.return_files_max_bytes,
                 max_file_bytes=settings.return_file_max_bytes,
             ),
+            live_output=live_output,
         )
     except InvalidJob as exc:
         raise invalid_field(exc.field, exc.message) from None

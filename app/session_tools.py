@@ -102,7 +102,7 @@ async def _run_in_session(
     else:
         session = sessions.get(caller, args.session_id)
         ceiling = await caller_ceiling(services.settings, services.store, caller)
-        job = sessions.turn_job(session, ceiling, args)
+        job = sessions.turn_job(session, ceiling, args, live_output=False)
         sessions.claim(session)
         run = to_response(await collect(await sessions.turn(session, job)))
         state = session.state()

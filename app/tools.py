@@ -173,7 +173,7 @@ def render_run(run: ExecuteResponse) -> str:
 
 async def _execute_code(services: Services, caller: Principal, args: RunIn) -> ToolOutput:
     ceiling = await caller_ceiling(services.settings, services.store, caller)
-    runner, job = prepare_run(services, args, ceiling)
+    runner, job = prepare_run(services, args, ceiling, live_output=False)
     metered = await start_run(
         services, runner, job, subjects=caller.quotas, kind="tool", namespace=caller.namespace
     )

@@ -152,6 +152,7 @@ def job_message(job: Job) -> dict[str, Any]:
         "figure_format": job.figure_format,
         "return_files": list(job.return_files),
         "file_caps": asdict(job.file_caps),
+        "live_output": job.live_output,
     }
 
 
@@ -172,6 +173,7 @@ def job_from_message(message: dict[str, Any]) -> Job:
         figure_format=message.get("figure_format") or "png",
         return_files=tuple(message.get("return_files") or ()),
         file_caps=FileCaps(**(message.get("file_caps") or {})),
+        live_output=bool(message.get("live_output", True)),
     )
 
 

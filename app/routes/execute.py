@@ -60,7 +60,8 @@ async def execute(
     memory_limit, output_limit, subrequest_limit, canceled, internal_error.
     """
     ceiling = await caller_ceiling(services.settings, services.store, caller)
-    runner, job = prepare_run(services, body, ceiling)
+    streaming = body.stream or "text/event-stream" in request.headers.get("accept", "")
+    runner, job = prepare_run(services, body, ceiling, live_output=streaming)
     metered = await start_run(
         services,
         runner,
@@ -74,7 +75,7 @@ async def execute(
     first = await anext(events)
     if not isinstance(first, Started):
         raise RuntimeError(f"runner sent {first!r} before start")
-    if body.stream or "text/event-stream" in request.headers.get("accept", ""):
+    if streaming:
         return EventStream(
             _sse(first, events), send_timeout_ms=services.settings.stream_send_timeout_ms
         )

@@ -170,7 +170,8 @@ async def execute_in_session(
         return answer
     session = sessions.get(caller, session_id)
     ceiling = await caller_ceiling(services.settings, services.store, caller)
-    job = sessions.turn_job(session, ceiling, body)
+    streaming = body.stream or "text/event-stream" in request.headers.get("accept", "")
+    job = sessions.turn_job(session, ceiling, body, live_output=streaming)
     sessions.claim(session)
     turn = services.metrics.observe(
         await sessions.turn(session, job),
@@ -182,7 +183,7 @@ async def execute_in_session(
     first = await anext(events)
     if not isinstance(first, Started):
         raise RuntimeError(f"runner sent {first!r} before start")
-    if body.stream or "text/event-stream" in request.headers.get("accept", ""):
+    if streaming:
         return EventStream(
             _sse(first, events, session), send_timeout_ms=services.settings.stream_send_timeout_ms
         )

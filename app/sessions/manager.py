@@ -380,9 +380,12 @@ class SessionManager:
         session: Session,
         ceiling: Ceiling,
         body: SessionTurnIn,
+        *,
+        live_output: bool,
     ) -> Job:
         """The job of one turn: the session's limits under the turn's own, all within the
-        caller's ceiling of today; 422 naming the field."""
+        caller's ceiling of today; 422 naming the field. ``live_output``: whether the turn's
+        output is streamed as it comes (Job.live_output)."""
         requested = body.limits.model_dump(exclude_none=True)
         if "memory_mb" in requested:
             raise invalid_field(
@@ -411,7 +414,7 @@ class SessionManager:
                 "return_files": body.return_files,
             }
         )
-        job = build_job(run, self._settings, ceiling)
+        job = build_job(run, self._settings, ceiling, live_output=live_output)
         runner = self._runners.get(session.runtime)
         if runner is not None:  # gone only if the server stopped it: the turn says so
             check_requirements(job.requirements, runner, self._runners)

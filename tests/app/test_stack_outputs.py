@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -209,3 +210,34 @@ def test_files_come_in_a_files_event_before_end(client: httpx.Client) -> None:
     events = stream(client, "open('x.txt', 'w').write('hi')", return_files=["*.txt"])
     assert [n for n, _ in events][-2:] == ["files", "end"]
     assert events[-2][1]["files"][0]["path"] == "x.txt"
+
+
+BUSY_HALF_SECOND = (
+    "import time\n"
+    "print('first')\n"
+    "t = time.monotonic()\n"
+    "while time.monotonic() - t < 0.5:\n"
+    "    pass\n"
+    "print('last')\n"
+)
+
+
+def test_a_streamed_runs_output_comes_as_it_is_printed(client: httpx.Client) -> None:
+    # Over SSE the guest writes each line through at once; a JSON answer's output is held
+    # in the guest until the end (tests/engines/test_stack_outbox.py) and is the same.
+    arrived: dict[str, float] = {}
+    started = time.monotonic()
+    with client.stream(
+        "POST",
+        "/v1/execute",
+        json={"code": BUSY_HALF_SECOND},
+        headers={"accept": "text/event-stream"},
+    ) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: ") and '"first' in line:
+                arrived.setdefault("first", time.monotonic() - started)
+            if line.startswith("event: end"):
+                arrived["end"] = time.monotonic() - started
+    assert arrived["end"] - arrived["first"] >= 0.3, arrived
+    body = execute(client, BUSY_HALF_SECOND)
+    assert (body["status"], body["stdout"]) == ("ok", "first\nlast\n")

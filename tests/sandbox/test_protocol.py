@@ -96,13 +96,16 @@ def test_a_job_keeps_its_outputs_options() -> None:
         figure_format="svg",
         return_files=("*.csv",),
         file_caps=FileCaps(max_bytes=5, max_file_bytes=4, max_count=3),
+        live_output=False,
     )
     again = protocol.job_from_message(protocol.job_message(job))
-    assert (again.figure_format, again.return_files, again.file_caps) == (
+    assert (again.figure_format, again.return_files, again.file_caps, again.live_output) == (
         "svg",
         ("*.csv",),
         FileCaps(5, 4, 3),
+        False,
     )
+    assert protocol.job_from_message(protocol.job_message(Job(code="1"))).live_output
 
 
 def test_a_tagged_sink_names_its_run_on_every_frame() -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import struct
 import weakref
 from collections.abc import Callable
@@ -46,21 +47,45 @@ from sandbox.engines.wasmtime.host import GuestRuntime, wasmtime_version
 from sandbox.engines.wasmtime.hostcalls import host_call
 from sandbox.engines.wasmtime.i32call import I32Call
 from sandbox.errors import EngineUnavailable
+from sandbox.jobs import Job
 from sandbox.limits import MIB, Limits
 
 __all__ = ["StackRuntime", "engine_fingerprint", "make_engine", "precompile"]
+
+log = logging.getLogger(__name__)
 
 # A turn's source: the job in it as a string literal while it is short (no door frame and
 # no call back into host_alloc for it: ~0.1 ms of a run), else asked for through the door
 # (a long literal costs more to compile than the frame).
 TURN_SOURCE = b"import _sandlot_stack\n_sandlot_stack.run()\n"
 INLINE_JOB_MAX_CHARS = 16 * 1024
+# The guest's outbox (guest/_sandlot_outbox.py): its magic, header and capacity.
+OUTBOX_MAGIC = b"sandlot-outbox\x00\x01"
+OUTBOX_CAPACITY = 64 * 1024
+_OUTBOX_HEAD = struct.Struct("<II")
+_OUTBOX_HEADER = len(OUTBOX_MAGIC) + _OUTBOX_HEAD.size
+_OUTBOX_NONE = 0xFFFFFFFF
 WARM_UP_JOB = json.dumps({"code": "pass", "stdin": "", "env": {}, "cwd": "/work"})
 _MASK32 = 0xFFFFFFFF
 _DOOR_OK = 0
 _DOOR_FAULT = -2
 _I32 = wasmtime.ValType.i32()
 _CONFIG_DESCRIPTION = "exceptions;memory-init-cow;epoch-interruption"
+
+
+def _find_outbox(store: wasmtime.Store, memory: wasmtime.Memory, address: int) -> int | None:
+    """Where the outbox's bytes are, given its ``bytearray`` object's address: the object's
+    data pointer (PyByteArrayObject on wasm32: refcount, type, size, alloc, then ``ob_bytes``
+    at offset 16), checked by the magic the buffer starts with. None when it doesn't hold."""
+    size = memory.data_len(store)
+    if not 0 < address <= size - 24:
+        return None
+    (data,) = struct.unpack("<I", memory.read(store, address + 16, address + 20))
+    if not 0 < data <= size - _OUTBOX_HEADER - OUTBOX_CAPACITY:
+        return None
+    if memory.read(store, data, data + len(OUTBOX_MAGIC)) != OUTBOX_MAGIC:
+        return None
+    return int(data)
 
 
 def _turn_source(payload: str) -> bytes:
@@ -119,6 +144,11 @@ class StackRuntime(GuestRuntime):
         self._outcome: str | None = None
         # The turning instance's memory and host_alloc, while a turn is under way.
         self._door_exports: tuple[wasmtime.Memory, I32Call] | None = None
+        # Where the guest's outbox holds a turn's output (_sandlot_outbox.py): found once,
+        # in the first instance's warm-up, the same in every instance of the snapshot; None
+        # until then, or when it can't be found (output then goes line by line through WASI).
+        self._outbox_at: int | None = None
+        self._outbox_hint: int | None = None
         # Each new instance's memory export, until a session takes it (_memory_export).
         self._memories: weakref.WeakKeyDictionary[wasmtime.Store, wasmtime.Memory] = (
             weakref.WeakKeyDictionary()
@@ -177,6 +207,8 @@ class StackRuntime(GuestRuntime):
                 turn_call(store, where, len(source))
             finally:
                 self._door_exports = None
+                # However the turn ended: what it wrote and the guest still holds.
+                self._drain_outbox(store, memory)
             if self._outcome is None:
                 # The guest never said how the run went (it was patched, or it crashed
                 # in a way Python survived): parse_outcome makes that an error.
@@ -189,7 +221,46 @@ class StackRuntime(GuestRuntime):
         outcome = json.loads(call(store, WARM_UP_JOB))
         if not isinstance(outcome, dict) or outcome.get("status") != "ok":
             raise EngineUnavailable(f"the data-stack guest failed its warm-up run: {outcome!r}")
+        if self._outbox_at is None and self._outbox_hint is not None:
+            # Our own job in a fresh instance said where: no user code has run in it.
+            self._outbox_at = _find_outbox(store, memory, self._outbox_hint)
+            self._outbox_hint = None
+            if self._outbox_at is None:
+                log.warning("the data-stack guest's outbox was not found: output goes line by line")
         return call
+
+    def _live_output(self, job: Job) -> bool:
+        # Held in the outbox only where the host can read it back.
+        return job.live_output or self._outbox_at is None
+
+    def _drain_outbox(self, store: wasmtime.Store, memory: wasmtime.Memory) -> None:
+        """Hand the outbox's records to the run's output (as if written through WASI) and
+        empty it. What the guest wrote there is read as untrusted: a record that doesn't
+        fit ends the reading."""
+        at = self._outbox_at
+        if at is None:
+            return
+        used, last = _OUTBOX_HEAD.unpack(
+            memory.read(store, at + len(OUTBOX_MAGIC), at + _OUTBOX_HEADER)
+        )
+        if not used:
+            return
+        records = memory.read(
+            store, at + _OUTBOX_HEADER, at + _OUTBOX_HEADER + min(used, OUTBOX_CAPACITY)
+        )
+        memory.write(store, _OUTBOX_HEAD.pack(0, _OUTBOX_NONE), at + len(OUTBOX_MAGIC))
+        offset = 0
+        while offset + 5 <= len(records):
+            fd = records[offset]
+            if offset == last:  # its bytes run to `used` (its length field isn't kept)
+                length = len(records) - offset - 5
+            else:
+                (length,) = struct.unpack_from("<I", records, offset + 1)
+            data = bytes(records[offset + 5 : offset + 5 + length])
+            if fd not in (1, 2) or len(data) != length:
+                break
+            self._on_output(fd, data)
+            offset += 5 + length
 
     def _memory_export(self, store: wasmtime.Store) -> wasmtime.Memory | None:
         return self._memories.pop(store, None)
@@ -250,6 +321,8 @@ class StackRuntime(GuestRuntime):
             return self._payload
         if op == "outcome":
             self._outcome = str(frame["outcome"])
+            if self._outbox_at is None and isinstance(hint := frame.get("outbox"), int):
+                self._outbox_hint = hint
             return b""
         if op == "sleep":
             self._host_sleep(None, int(frame["ms"]))

@@ -341,6 +341,11 @@ class GuestRuntime:
             raise EngineUnavailable(f"can't make the session's instance: {exc}") from exc
         return _Session(store, call, workdir, self._memory_export(store))
 
+    def _live_output(self, job: Job) -> bool:
+        """Whether the guest must write its output as it comes (else it may hold it back
+        until the turn's end, where the host reads it)."""
+        return True
+
     def _memory_export(self, store: wasmtime.Store) -> wasmtime.Memory | None:
         """The linear memory of the instance last made in ``store``, if the guest exports one."""
         return None
@@ -429,6 +434,7 @@ class GuestRuntime:
                 "result_max_bytes": job.result_bytes,
                 "figure_format": job.figure_format,
                 "session": session,
+                "live": self._live_output(job),
             }
         )
         outcome: dict[str, Any] | None = None

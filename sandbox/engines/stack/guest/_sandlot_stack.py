@@ -6,7 +6,8 @@ in, bytes out, reached from Python as ``_host.call``. Our frames are JSON object
 
 * ``job``: the run's job (code, stdin, env, cwd, result_max_bytes), when it is too long
   to travel in the turn's source;
-* ``outcome``: the run's outcome, once, at its end;
+* ``outcome``: the run's outcome, once, at its end (and where the outbox is: the host
+  reads the run's stdout and stderr from it, ``_sandlot_outbox.py``);
 * ``sleep``: ``ms`` on the host, bounded by the run's deadline;
 * ``display``: one rich output (``mime_type``, ``data``: base64 for images), checked
   and counted by the host as it arrives; ``error`` in the answer when refused;
@@ -30,6 +31,7 @@ import time
 import _host  # type: ignore[import-not-found]  # the reactor's door, built in
 import _sandlot_exec
 import _sandlot_http
+import _sandlot_outbox
 import _sandlot_urllib
 import _sandlot_wasi
 import sandlot
@@ -42,8 +44,8 @@ SITE = "/usr/local/lib/python3.15/site-packages"
 
 def install() -> None:
     sys.dont_write_bytecode = True
-    sys.stdout = _sandlot_wasi.line_stream(1)
-    sys.stderr = _sandlot_wasi.line_stream(2)
+    sys.stdout = _sandlot_outbox.stream(1)
+    sys.stderr = _sandlot_outbox.stream(2)
     sys.__stdout__ = sys.stdout
     sys.__stderr__ = sys.stderr
     time.sleep = _sandlot_wasi.install_loop(_host_sleep)
@@ -60,7 +62,7 @@ def install() -> None:
     import workers
 
     _sandlot_exec.hide_frames_from(
-        sys.modules[__name__], _sandlot_urllib, _sandlot_http, sandlot, workers
+        sys.modules[__name__], _sandlot_outbox, _sandlot_urllib, _sandlot_http, sandlot, workers
     )
 
 
@@ -97,6 +99,7 @@ def run(payload: str | None = None) -> None:
         job = _sandlot_exec.DECODE(
             payload if payload is not None else _call({"op": "job"}).decode()
         )
+        _sandlot_outbox.begin(bool(job.get("live", True)))
         _use_site()
         sandlot._outputs.begin(job)
         outcome = _sandlot_exec.run_job(job, _sandlot_wasi.run_coroutine)
@@ -104,7 +107,13 @@ def run(payload: str | None = None) -> None:
     except BaseException as exc:  # a trap here would lose the outcome
         outcome = _sandlot_exec.internal_error(exc)
     _sandlot_exec.flush_output()
-    _call({"op": "outcome", "outcome": _sandlot_exec.encode_outcome(outcome)})
+    _call(
+        {
+            "op": "outcome",
+            "outcome": _sandlot_exec.encode_outcome(outcome),
+            "outbox": _sandlot_outbox.OUTBOX.address(),
+        }
+    )
 
 
 def _call(frame: dict[str, object]) -> bytes:
