@@ -11,8 +11,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sse_starlette import ServerSentEvent
 
-from app.auth import CallerDep
-from app.deps import ServicesDep
+from app.auth import current_caller
+from app.deps import services_of
 from app.events import (
     EventStream,
     close_events,
@@ -50,15 +50,15 @@ _ERRORS: dict[int | str, dict[str, object]] = {
         **_ERRORS,
     },
 )
-async def execute(
-    body: ExecuteRequest, request: Request, services: ServicesDep, caller: CallerDep
-) -> Response | ExecuteResponse:
+async def execute(body: ExecuteRequest, request: Request) -> Response | ExecuteResponse:
     """Run ``code`` in a fresh interpreter and return (or stream) what it did.
 
     A namespace's key runs within its namespace's limits and allowed_hosts (422 above
     them). Every run ends in one status: ok, error, cpu_limit, wall_limit,
     memory_limit, output_limit, subrequest_limit, canceled, internal_error.
     """
+    services = services_of(request.app)
+    caller = await current_caller(request)
     ceiling = await caller_ceiling(services.settings, services.store, caller)
     streaming = body.stream or "text/event-stream" in request.headers.get("accept", "")
     runner, job = prepare_run(services, body, ceiling, live_output=streaming)
@@ -82,7 +82,11 @@ async def execute(
     result = await collect_unless_disconnected(first, events, request)
     if result is None:
         return Response(status_code=499)
-    return to_response(result)
+    # Serialized here: FastAPI would validate the model against response_model again and
+    # encode it twice over (the OpenAPI document still says ExecuteResponse).
+    return Response(
+        to_response(result).model_dump_json(by_alias=True), media_type="application/json"
+    )
 
 
 async def _sse(first: Started, events: AsyncIterator[Event]) -> AsyncIterator[ServerSentEvent]:

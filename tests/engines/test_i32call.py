@@ -50,10 +50,11 @@ def _export(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> wa
 def test_it_returns_what_func_returns(instance: tuple[wasmtime.Store, wasmtime.Instance]) -> None:
     store, inst = instance
     add = _export(store, inst, "add")
-    fast = I32Call(add, store)
+    fast = I32Call(add, I32Call.arity_of(add, store))
     for a, b in [(2, 3), (-5, 1), (2**31 - 1, 1), (0, 0)]:
         assert fast(store, a, b) == add(store, a, b)
-    assert I32Call(_export(store, inst, "seven"), store)(store) == 7
+    seven = _export(store, inst, "seven")
+    assert I32Call(seven, I32Call.arity_of(seven, store))(store) == 7
 
 
 def test_traps_and_host_exceptions_surface_as_with_func(
@@ -61,8 +62,8 @@ def test_traps_and_host_exceptions_surface_as_with_func(
 ) -> None:
     store, inst = instance
     with pytest.raises(wasmtime.Trap, match="divide by zero"):
-        I32Call(_export(store, inst, "div"), store)(store, 1, 0)
-    via_host = I32Call(_export(store, inst, "via_host"), store)
+        I32Call(_export(store, inst, "div"), 2)(store, 1, 0)
+    via_host = I32Call(_export(store, inst, "via_host"), 1)
     assert via_host(store, 21) == 42
     with pytest.raises(HostFault, match="refused -1"):
         via_host(store, -1)
@@ -74,7 +75,7 @@ def test_other_signatures_and_argument_counts_are_refused(
 ) -> None:
     store, inst = instance
     with pytest.raises(TypeError, match="not an"):
-        I32Call(_export(store, inst, "wide"), store)
-    add = I32Call(_export(store, inst, "add"), store)
+        I32Call.arity_of(_export(store, inst, "wide"), store)
+    add = I32Call(_export(store, inst, "add"), 2)
     with pytest.raises(wasmtime.WasmtimeError, match="expected 2 arguments"):
         add(store, 1)

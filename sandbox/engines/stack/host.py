@@ -33,6 +33,7 @@ import base64
 import hashlib
 import json
 import logging
+import os
 import struct
 import weakref
 from collections.abc import Callable
@@ -140,8 +141,20 @@ class StackRuntime(GuestRuntime):
         self._artifacts = artifacts
         self._site = site if site is not None else artifacts.site
         self._site_writable = site_writable
+        # What _mounts mounts, as strings once (pathlib's work per instance was ~0.1 ms).
+        # The zip's folder only (not a root): like the component guest, the guest sees no
+        # directory tree beyond its mounts.
+        zip_dir = artifacts.zip.parent
+        self._mount_paths = (
+            str(zip_dir),
+            "/" + zip_dir.relative_to(artifacts.root).as_posix(),
+            str(artifacts.mpl_data),
+            None if self._site is None else str(self._site),
+        )
         self._payload = b""
         self._outcome: str | None = None
+        # host_alloc's and turn's parameter counts, checked in the first instance.
+        self._arities: tuple[int, int] | None = None
         # The turning instance's memory and host_alloc, while a turn is under way.
         self._door_exports: tuple[wasmtime.Memory, I32Call] | None = None
         # Where the guest's outbox holds a turn's output (_sandlot_outbox.py): found once,
@@ -190,10 +203,12 @@ class StackRuntime(GuestRuntime):
             and isinstance(turn, wasmtime.Func)
         ):
             raise EngineUnavailable("the data-stack guest lacks host_alloc, memory or turn")
-        try:
-            alloc_call, turn_call = I32Call(alloc, store), I32Call(turn, store)
-        except TypeError as exc:
-            raise EngineUnavailable(f"the data-stack guest's exports: {exc}") from exc
+        if self._arities is None:
+            try:
+                self._arities = (I32Call.arity_of(alloc, store), I32Call.arity_of(turn, store))
+            except TypeError as exc:
+                raise EngineUnavailable(f"the data-stack guest's exports: {exc}") from exc
+        alloc_call, turn_call = I32Call(alloc, self._arities[0]), I32Call(turn, self._arities[1])
 
         def call(store: wasmtime.Store, payload: str) -> str:
             self._payload, self._outcome = payload.encode(), None
@@ -270,17 +285,13 @@ class StackRuntime(GuestRuntime):
 
     def _mounts(self, wasi: wasmtime.WasiConfig) -> None:
         wasi.argv = ["python"]
-        # The zip's folder only (not a root): like the component guest, the guest sees
-        # no directory tree beyond its mounts.
-        zip_dir = self._artifacts.zip.parent
-        wasi.preopen_dir(
-            str(zip_dir), "/" + zip_dir.relative_to(self._artifacts.root).as_posix(), False
-        )
-        wasi.preopen_dir(str(self._artifacts.mpl_data), MPL_DATA_GUEST_PATH, False)
+        zip_dir, zip_guest, mpl_data, site = self._mount_paths
+        wasi.preopen_dir(zip_dir, zip_guest, False)
+        wasi.preopen_dir(mpl_data, MPL_DATA_GUEST_PATH, False)
         # Checked per run: packages installed while the service runs are mounted by the
         # next run (the symlink packages.py replaces is resolved here, once per run).
-        if self._site is not None and self._site.is_dir():
-            wasi.preopen_dir(str(self._site.resolve()), SITE_GUEST_PATH, self._site_writable)
+        if site is not None and os.path.isdir(site):
+            wasi.preopen_dir(os.path.realpath(site), SITE_GUEST_PATH, self._site_writable)
 
     # -- the door -----------------------------------------------------------
 

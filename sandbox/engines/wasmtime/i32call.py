@@ -3,16 +3,18 @@
 ``wasmtime.Func.__call__`` looks the function's type up and builds a ``FuncType``, a list
 of ``ValType``s and a ``Val`` per argument on every call: about 45 us, where the call into
 wasm itself is a few (measured with the data-stack guest's ``host_alloc``, BENCHMARKS.md).
-A run makes three such calls on its path (``host_alloc`` for the turn's source and for the
-job, ``turn``). :class:`I32Call` checks the type once and then calls
+A run makes two such calls on its path (``host_alloc`` for the turn's source, ``turn``),
+and one more per door answer (``host_alloc``). :class:`I32Call` calls
 ``wasmtime_func_call`` with argument and result arrays it keeps, raising what
 ``Func.__call__`` raises (a ``Trap``, a ``WasmtimeError``, or the exception a host function
 raised, through ``wasmtime._func.maybe_raise_last_exn``, which hostcalls.py makes per
 thread).
 
-One instance per export and instance; not for concurrent use (its arrays are its own),
-which a store's one-call-at-a-time rule already gives. It may be called from inside a host
-function with the ``Caller`` as the store, as ``Func`` may.
+The export's type is checked once per module (:meth:`arity_of`): checking it per instance
+cost ~30 us of each run's preparation. One I32Call per export and instance; not for
+concurrent use (its arrays are its own), which a store's one-call-at-a-time rule already
+gives. It may be called from inside a host function with the ``Caller`` as the store, as
+``Func`` may.
 """
 
 from __future__ import annotations
@@ -30,18 +32,22 @@ _I32 = wasmtime.ValType.i32()
 
 
 class I32Call:
-    """``func`` (i32 parameters, one i32 result) as a plain callable: ``call(store, *ints)``.
+    """``func`` (``arity`` i32 parameters, one i32 result, as :meth:`arity_of` found) as a
+    plain callable: ``call(store, *ints)``."""
 
-    Raises TypeError at construction for any other signature.
-    """
-
-    def __init__(self, func: wasmtime.Func, store: wasmtime.Store) -> None:
+    @staticmethod
+    def arity_of(func: wasmtime.Func, store: wasmtime.Store) -> int:
+        """How many i32 parameters ``func`` takes; TypeError unless it is (i32...) -> i32.
+        Every instance of one module has the same: ask once."""
         ty = func.type(store)
         params, results = ty.params, ty.results
         if any(p != _I32 for p in params) or len(results) != 1 or results[0] != _I32:
             raise TypeError(f"not an (i32...) -> i32 function: {params} -> {results}")
+        return len(params)
+
+    def __init__(self, func: wasmtime.Func, arity: int) -> None:
         self._func = func._func
-        self._nparams = len(params)
+        self._nparams = arity
         self._params = (ffi.wasmtime_val_t * max(1, self._nparams))()
         for value in self._params:
             value.kind = ffi.WASMTIME_I32.value  # type: ignore[assignment]  # a c_uint8 field
