@@ -26,6 +26,16 @@ from tests.loopback import LOOPBACK_CIDR, LoopbackServer
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACT_DIR = Path(os.environ.get("SANDLOT_ARTIFACT_DIR", ROOT / ".artifacts"))
+# Prints a line, computes for half a second (no sleep: nothing that flushes), prints again:
+# whether output reaches the host as it is printed or only at the end.
+PRINT_THEN_BUSY = (
+    "import time\n"
+    "print('first')\n"
+    "t = time.monotonic()\n"
+    "while time.monotonic() - t < 0.5:\n"
+    "    pass\n"
+    "print('last')\n"
+)
 ADMIN_KEY = "test-admin-key-" + "0123456789abcdef" * 2
 # Worker hostnames in tests: sent as Host headers to 127.0.0.1, never looked up.
 DISPATCH_DOMAIN = "workers.test"

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from sandbox.engines.wasmtime import Artifacts
-from tests.conftest import Service, execute
+from tests.conftest import PRINT_THEN_BUSY, Service, execute
 
 pytestmark = pytest.mark.slow
 
@@ -212,25 +212,15 @@ def test_files_come_in_a_files_event_before_end(client: httpx.Client) -> None:
     assert events[-2][1]["files"][0]["path"] == "x.txt"
 
 
-BUSY_HALF_SECOND = (
-    "import time\n"
-    "print('first')\n"
-    "t = time.monotonic()\n"
-    "while time.monotonic() - t < 0.5:\n"
-    "    pass\n"
-    "print('last')\n"
-)
-
-
 def test_a_streamed_runs_output_comes_as_it_is_printed(client: httpx.Client) -> None:
     # Over SSE the guest writes each line through at once; a JSON answer's output is held
-    # in the guest until the end (tests/engines/test_stack_outbox.py) and is the same.
+    # in the guest until the end (tests/engines/test_stack_runtime.py) and is the same.
     arrived: dict[str, float] = {}
     started = time.monotonic()
     with client.stream(
         "POST",
         "/v1/execute",
-        json={"code": BUSY_HALF_SECOND},
+        json={"code": PRINT_THEN_BUSY},
         headers={"accept": "text/event-stream"},
     ) as response:
         for line in response.iter_lines():
@@ -239,5 +229,5 @@ def test_a_streamed_runs_output_comes_as_it_is_printed(client: httpx.Client) -> 
             if line.startswith("event: end"):
                 arrived["end"] = time.monotonic() - started
     assert arrived["end"] - arrived["first"] >= 0.3, arrived
-    body = execute(client, BUSY_HALF_SECOND)
+    body = execute(client, PRINT_THEN_BUSY)
     assert (body["status"], body["stdout"]) == ("ok", "first\nlast\n")
