@@ -315,7 +315,7 @@ def test_held_output_comes_back_whole_and_in_order(runtime: StackRuntime) -> Non
         "    print(f'line {i}')\n"
         "    if i % 1000 == 0:\n"
         "        print(f'err {i}', file=sys.stderr)\n"
-        "        sys.stdout.buffer.write(b'raw\\xc3\\xa9\\n')\n"
+        "        sys.stdout.buffer.write(memoryview(b'raw\\xc3\\xa9\\n').cast('H'))\n"
         "print('no newline at the end', end='')\n"
     )
     report, sink = run(runtime, code, live=False)

@@ -161,7 +161,10 @@ class StackRuntime(GuestRuntime):
         # in the first instance's warm-up, the same in every instance of the snapshot; None
         # until then, or when it can't be found (output then goes line by line through WASI).
         self._outbox_at: int | None = None
+        self._outbox_looked = False
+        # Where the guest says the outbox is: taken from our own warm-up turn only.
         self._outbox_hint: int | None = None
+        self._warming_up = False
         # Each new instance's memory export, until a session takes it (_memory_export).
         self._memories: weakref.WeakKeyDictionary[wasmtime.Store, wasmtime.Memory] = (
             weakref.WeakKeyDictionary()
@@ -233,13 +236,18 @@ class StackRuntime(GuestRuntime):
         self._memories[store] = memory
         # Off the request path (prepare): a no-op job of our own faults in the pages
         # every run touches (about 500 page faults, 2 ms), so the user's run doesn't.
-        outcome = json.loads(call(store, WARM_UP_JOB))
+        self._warming_up = True
+        try:
+            outcome = json.loads(call(store, WARM_UP_JOB))
+        finally:
+            self._warming_up = False
         if not isinstance(outcome, dict) or outcome.get("status") != "ok":
             raise EngineUnavailable(f"the data-stack guest failed its warm-up run: {outcome!r}")
-        if self._outbox_at is None and self._outbox_hint is not None:
+        if not self._outbox_looked:
             # Our own job in a fresh instance said where: no user code has run in it.
-            self._outbox_at = _find_outbox(store, memory, self._outbox_hint)
-            self._outbox_hint = None
+            self._outbox_looked = True
+            hint, self._outbox_hint = self._outbox_hint, None
+            self._outbox_at = None if hint is None else _find_outbox(store, memory, hint)
             if self._outbox_at is None:
                 log.warning("the data-stack guest's outbox was not found: output goes line by line")
         return call
@@ -255,15 +263,19 @@ class StackRuntime(GuestRuntime):
         at = self._outbox_at
         if at is None:
             return
-        used, last = _OUTBOX_HEAD.unpack(
-            memory.read(store, at + len(OUTBOX_MAGIC), at + _OUTBOX_HEADER)
-        )
-        if not used:
+        try:
+            used, last = _OUTBOX_HEAD.unpack(
+                memory.read(store, at + len(OUTBOX_MAGIC), at + _OUTBOX_HEADER)
+            )
+            if not used:
+                return
+            records = memory.read(
+                store, at + _OUTBOX_HEADER, at + _OUTBOX_HEADER + min(used, OUTBOX_CAPACITY)
+            )
+            memory.write(store, _OUTBOX_HEAD.pack(0, _OUTBOX_NONE), at + len(OUTBOX_MAGIC))
+        except (wasmtime.WasmtimeError, ValueError, IndexError):
+            log.exception("the data-stack guest's outbox could not be read")
             return
-        records = memory.read(
-            store, at + _OUTBOX_HEADER, at + _OUTBOX_HEADER + min(used, OUTBOX_CAPACITY)
-        )
-        memory.write(store, _OUTBOX_HEAD.pack(0, _OUTBOX_NONE), at + len(OUTBOX_MAGIC))
         offset = 0
         while offset + 5 <= len(records):
             fd = records[offset]
@@ -332,7 +344,7 @@ class StackRuntime(GuestRuntime):
             return self._payload
         if op == "outcome":
             self._outcome = str(frame["outcome"])
-            if self._outbox_at is None and isinstance(hint := frame.get("outbox"), int):
+            if self._warming_up and isinstance(hint := frame.get("outbox"), int):
                 self._outbox_hint = hint
             return b""
         if op == "sleep":

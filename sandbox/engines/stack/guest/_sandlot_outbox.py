@@ -123,6 +123,8 @@ class _Raw(io.RawIOBase):
         return self._fd
 
     def write(self, data: bytes) -> int:  # type: ignore[override]
+        if type(data) is not bytes:  # a memoryview's len() counts items, not bytes
+            data = bytes(data)
         self._outbox.write(self._fd, data)
         return len(data)
 
