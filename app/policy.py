@@ -158,13 +158,19 @@ async def caller_ceiling(settings: Settings, store: Store, caller: Principal) ->
     if caller.namespace is None:
         return server_ceiling(settings)
     try:
-        space = await asyncio.to_thread(namespaces.get, store, caller.namespace)
+        space = await asyncio.to_thread(namespaces.policy, store, caller.namespace)
     except namespaces.NamespaceNotFound:
         # The key's namespace was deleted after the key was checked: the key is gone too.
         raise ApiError(
             401, "unauthorized", "the API key is not valid", headers={"WWW-Authenticate": "Bearer"}
         ) from None
-    return ceiling_of(settings, space)
+    return namespace_ceiling(
+        settings,
+        caller.namespace,
+        limits=space.limits,
+        allowed_hosts=space.allowed_hosts,
+        private_egress=space.private_egress,
+    )
 
 
 def checked_limits(

@@ -120,6 +120,31 @@ def get(store: Store, name: str) -> Namespace:
         return _from_row(row, _worker_count(session, row.id), blobs.usage(session, row.id))
 
 
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What a request with one of the namespace's keys runs within (app/policy.py)."""
+
+    limits: dict[str, Any]
+    allowed_hosts: list[str]
+    private_egress: bool
+
+
+def policy(store: Store, name: str) -> Policy:
+    """The namespace's policy, in one query of three columns (every request with one of its
+    keys reads it: get() also counts its workers and sums its storage). Raises
+    NamespaceNotFound."""
+    with store.session() as session:
+        found = session.execute(
+            select(
+                NamespaceRow.limits, NamespaceRow.allowed_hosts, NamespaceRow.private_egress
+            ).where(NamespaceRow.name == name)
+        ).first()
+    if found is None:
+        raise NamespaceNotFound(name)
+    limits, allowed_hosts, private_egress = found
+    return Policy(dict(limits), list(allowed_hosts), bool(private_egress))
+
+
 def page(store: Store, *, limit: int, after: str | None) -> tuple[list[Namespace], str | None]:
     """Up to ``limit`` namespaces by name, after the cursor; and the next cursor (or None)."""
     query = select(NamespaceRow).order_by(NamespaceRow.name).limit(limit + 1)
