@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.config import Settings
 from app.errors import ApiError, error_response
 from app.quotas import Quotas, Subject
-from app.store import Store, keys
+from app.store import ReadCache, Store, keys, namespaces
 
 __all__ = [
     "AdminDep",
@@ -73,6 +73,8 @@ class Principal:
     # for a session of another replica is made there as the same caller
     # (app/session_proxy.py). Never shown, compared or kept past the request.
     authorization: str = field(default="", repr=False, compare=False)
+    # Its namespace's policy as read with the key (None: read it when needed).
+    policy: namespaces.Policy | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -132,8 +134,7 @@ def _admin(app: FastAPI, token: str) -> bool:
     )
 
 
-def _namespace_caller(store: Store, token: str, authorization: str) -> Principal:
-    holder = keys.holder(store, token)
+def _namespace_caller(holder: keys.KeyHolder | None, token: str, authorization: str) -> Principal:
     if holder is None:
         raise ApiError(401, "unauthorized", "the API key is not valid", headers=_CHALLENGE)
     subjects = (
@@ -145,6 +146,7 @@ def _namespace_caller(store: Store, token: str, authorization: str) -> Principal
         key_id=key_id(token),
         quotas=subjects,
         authorization=authorization,
+        policy=holder.policy,
     )
 
 
@@ -156,13 +158,21 @@ def key_id(token: str) -> str:
 async def authenticate(app: FastAPI, authorization: str) -> Principal:
     """The caller an ``Authorization`` header names; ApiError 401 when missing or unknown.
 
-    The admin key is checked in the event loop; only a namespace key's database
-    lookup goes to a thread.
+    The admin key is checked in the event loop. A namespace key is looked up with its
+    namespace's policy through ``app.state.key_holders``: a ReadCache by the key's digest,
+    which a write to keys or namespaces makes stale at once. It keeps entries only in a
+    service that is its database's one writer (SQLite); with replicas it reads every time.
     """
     token = _bearer(authorization)
     if _admin(app, token):
         return Principal(namespace=None, key_id=key_id(token), authorization=authorization)
-    return await asyncio.to_thread(_namespace_caller, app.state.store, token, authorization)
+    store: Store = app.state.store
+    cache: ReadCache[str, keys.KeyHolder | None] | None = getattr(app.state, "key_holders", None)
+    if cache is None:
+        holder = await asyncio.to_thread(keys.holder, store, token)
+    else:
+        holder = await cache.get(keys.digest(token), lambda: keys.holder(store, token))
+    return _namespace_caller(holder, token, authorization)
 
 
 async def current_caller(request: Request) -> Principal:

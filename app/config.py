@@ -123,8 +123,9 @@ class Settings(BaseSettings):
     # https://app.example.com; "*" for any). Empty: no CORS headers, as for a same-origin
     # page or a server-side client. Keys travel in the Authorization header, never cookies.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    # How long dispatch may reuse a worker lookup. Writes through this process
-    # invalidate it at once; this bounds how late another process's writes are seen.
+    # How long dispatch may reuse a worker lookup (and, on SQLite, app/auth.py a namespace
+    # key's). Writes through this process invalidate it at once; this bounds how late
+    # another process's writes are seen.
     dispatch_cache_ms: int = Field(default=1_000, ge=0, le=60_000)
     # Quotas and rate limits are counted here when set (redis://host:port/db), shared by
     # every replica; unset: in this process's memory (one replica's view).

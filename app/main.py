@@ -17,7 +17,7 @@ from app import errors, openapi
 from app.ai import ModelClient, ModelConfig, Prompts
 from app.auth import KeyBeforeBody, admin_key_for, secrets_key_for
 from app.bundles import BundleCache
-from app.bus import Bus
+from app.bus import Bus, LocalBus
 from app.config import Settings
 from app.draining import Drain, DrainGate
 from app.host_header import OneHost
@@ -190,6 +190,15 @@ def create_app(
         # How replicas tell each other what changed (app/bus.py).
         bus = Bus.for_database(settings.database)
         app.state.bus = bus
+        # Namespace keys with their namespaces' policies, by the key's digest (app/auth.py):
+        # looked up on every request made with one. Kept only where this process is the
+        # only one writing (a write here makes an entry stale at once): with replicas, a key
+        # revoked on one must be refused by the others at once, before the bus could say so.
+        app.state.key_holders = ReadCache(
+            store,
+            settings.dispatch_cache_ms if isinstance(bus, LocalBus) else 0,
+            tables=("namespaces", "api_keys"),
+        )
         store.on_notify = bus.publish_threadsafe
         app.state.model = model_client(settings)
         app.state.quotas = QuotaGate(
@@ -204,7 +213,7 @@ def create_app(
             await bus.start()
             await follow(
                 bus,
-                [app.state.targets, app.state.hostname_routes],
+                [app.state.targets, app.state.hostname_routes, app.state.key_holders],
                 app.state.artifacts,
                 app.state.bundles,
             )

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.store.db import Store
 from app.store.errors import KeyNotFound, NamespaceNotFound
 from app.store.models import ApiKeyRow, NamespaceRow
+from app.store.namespaces import Policy
 
 __all__ = [
     "ApiKey",
@@ -46,12 +47,14 @@ class ApiKey:
 
 @dataclass(frozen=True, slots=True)
 class KeyHolder:
-    """What a request with a namespace key needs: whose it is and the quotas that apply."""
+    """What a request with a namespace key needs: whose it is, the quotas that apply, and
+    its namespace's policy (what its runs run within: app/policy.py)."""
 
     namespace: str
     key_id: str
     namespace_quotas: dict[str, Any]
     key_quotas: dict[str, Any]
+    policy: Policy
 
 
 def digest(key: str) -> str:
@@ -148,16 +151,31 @@ def authenticate(store: Store, key: str) -> str | None:
 
 
 def holder(store: Store, key: str) -> KeyHolder | None:
-    """The namespace, id and quotas of a key (one indexed query), or None for an unknown key."""
+    """The namespace, id, quotas and namespace policy of a key (one indexed query), or None
+    for an unknown key."""
     if not key.startswith(PREFIX):
         return None
     with store.session() as session:
         found = session.execute(
-            select(NamespaceRow.name, ApiKeyRow.id, NamespaceRow.quotas, ApiKeyRow.quotas)
+            select(
+                NamespaceRow.name,
+                ApiKeyRow.id,
+                NamespaceRow.quotas,
+                ApiKeyRow.quotas,
+                NamespaceRow.limits,
+                NamespaceRow.allowed_hosts,
+                NamespaceRow.private_egress,
+            )
             .join(ApiKeyRow, ApiKeyRow.namespace_id == NamespaceRow.id)
             .where(ApiKeyRow.digest == digest(key))
         ).first()
     if found is None:
         return None
-    name, key_id, namespace_quotas, key_quotas = found
-    return KeyHolder(name, key_id, dict(namespace_quotas or {}), dict(key_quotas or {}))
+    name, key_id, namespace_quotas, key_quotas, limits, allowed_hosts, private_egress = found
+    return KeyHolder(
+        name,
+        key_id,
+        dict(namespace_quotas or {}),
+        dict(key_quotas or {}),
+        Policy(dict(limits), list(allowed_hosts), bool(private_egress)),
+    )

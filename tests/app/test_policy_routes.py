@@ -181,6 +181,24 @@ def test_namespace_key_cannot_raise_its_cpu_limit(tenant_of: Any) -> None:
     assert lower.json()["status"] == "ok", lower.text
 
 
+def test_a_keys_next_request_runs_within_its_namespaces_new_limits(
+    admin: httpx.Client, tenant_of: Any
+) -> None:
+    # The key and its namespace's policy are read once and kept (app/auth.py): a change
+    # made by the admin must reach the key's very next request, never a later one.
+    tenant = tenant_of(limits={"cpu_ms": 2000})
+    body = {"code": "1", "limits": {"cpu_ms": 1500}}
+    for _ in range(3):
+        assert tenant.client.post("/v1/execute", json=body).json()["status"] == "ok"
+    narrowed = admin.patch(f"/v1/namespaces/{tenant.name}", json={"limits": {"cpu_ms": 1000}})
+    assert narrowed.status_code == 200, narrowed.text
+    refused = tenant.client.post("/v1/execute", json=body)
+    assert "allows at most 1000" in refusal(refused, "limits.cpu_ms")
+    widened = admin.patch(f"/v1/namespaces/{tenant.name}", json={"limits": {"cpu_ms": 2000}})
+    assert widened.status_code == 200, widened.text
+    assert tenant.client.post("/v1/execute", json=body).json()["status"] == "ok"
+
+
 def test_namespace_without_limits_gets_the_server_defaults_as_ceilings(tenant_of: Any) -> None:
     tenant = tenant_of()
     response = tenant.client.post("/v1/execute", json={"code": "1", "limits": {"cpu_ms": 60_000}})

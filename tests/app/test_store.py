@@ -350,13 +350,21 @@ def test_quotas_are_stored_for_namespaces_and_keys(store: Store) -> None:
     record, key = keys.issue(store, "quoted", "ci", {"requests_per_second": 5})
     assert record.quotas == {"requests_per_second": 5}
     holder = keys.holder(store, key)
+    policy = namespaces.Policy(limits={}, allowed_hosts=[], private_egress=False)
     assert holder == keys.KeyHolder(
-        "quoted", record.id, {"concurrent_runs": 2}, {"requests_per_second": 5}
+        "quoted", record.id, {"concurrent_runs": 2}, {"requests_per_second": 5}, policy
     )
     changed = keys.update(store, "quoted", record.id, {"quotas": {"sessions": 1}})
     assert changed.quotas == {"sessions": 1}
     namespaces.update(store, "quoted", {"quotas": {}})
-    assert keys.holder(store, key) == keys.KeyHolder("quoted", record.id, {}, {"sessions": 1})
+    namespaces.update(store, "quoted", {"limits": {"cpu_ms": 500}, "allowed_hosts": ["a.test"]})
+    assert keys.holder(store, key) == keys.KeyHolder(
+        "quoted",
+        record.id,
+        {},
+        {"sessions": 1},
+        namespaces.Policy(limits={"cpu_ms": 500}, allowed_hosts=["a.test"], private_egress=False),
+    )
     assert keys.holder(store, key + "x") is None
     with pytest.raises(keys.KeyNotFound):
         keys.update(store, "quoted", "key_missing", {"label": "x"})
