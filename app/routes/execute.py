@@ -57,6 +57,8 @@ async def execute(body: ExecuteRequest, request: Request) -> Response | ExecuteR
     them). Every run ends in one status: ok, error, cpu_limit, wall_limit,
     memory_limit, output_limit, subrequest_limit, canceled, internal_error.
     """
+    # The hottest route: its services and caller are taken here, not through Depends
+    # (FastAPI's dependency solving was ~0.1 ms of a ~4 ms print(1+1); BENCHMARKS.md).
     services = services_of(request.app)
     caller = await current_caller(request)
     ceiling = await caller_ceiling(services.settings, services.store, caller)
