@@ -8,7 +8,8 @@ loopback with its defaults (Pyodide off), sends warm-ups, then the measured requ
 one keep-alive connection. Also printed: the CPU the service process and its worker
 processes spent per request (from /proc), steadier than wall time on a shared box; and
 10,000 ``print`` calls answered as JSON (the data-stack guest holds the output until the
-end) against the same streamed over SSE (each line written through WASI as printed).
+end) against the same streamed over SSE (each line written through WASI as printed); and
+``print(1+1)`` with the admin key against a namespace's key (the rounds use the admin's).
 
     .venv/bin/python bench/hello.py [--rounds 3] [--requests 400]
 """
@@ -100,6 +101,36 @@ def printing(runs: int = 5) -> tuple[float, float]:
     return statistics.median(held), statistics.median(live)
 
 
+def by_key(requests: int = 300) -> tuple[float, float]:
+    """p50 ms of print(1+1) with the admin key and with a namespace's key (what agents
+    send: the key and its namespace are looked up), alternating in one service."""
+    with service(pyodide_enabled="false") as (port, _):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        admin = {"content-type": "application/json", "authorization": f"Bearer {BENCH_KEY}"}
+        conn.request("POST", "/v1/namespaces", json.dumps({"name": "hello-bench"}), admin)
+        conn.getresponse().read()
+        conn.request("POST", "/v1/namespaces/hello-bench/keys", "{}", admin)
+        key = json.loads(conn.getresponse().read())["key"]
+        tenant = {**admin, "authorization": f"Bearer {key}"}
+        body = json.dumps({"code": "print(1+1)"})
+
+        def once(headers: dict[str, str]) -> float:
+            started = time.perf_counter()
+            conn.request("POST", "/v1/execute", body, headers)
+            answer = json.loads(conn.getresponse().read())
+            if answer.get("stdout") != "2\n":
+                raise SystemExit(f"unexpected answer: {answer}")
+            return (time.perf_counter() - started) * 1000
+
+        for _ in range(WARM_UPS):
+            once(admin), once(tenant)
+        admins, tenants = [], []
+        for _ in range(requests):
+            admins.append(once(admin))
+            tenants.append(once(tenant))
+    return statistics.median(admins), statistics.median(tenants)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -118,6 +149,9 @@ def main() -> None:
             f"| {n} | {p50:.2f} | {p10:.2f} | {base:.2f} | {p50 / base:.3f}x "
             f"| {service_cpu:.2f} | {workers_cpu:.2f} |"
         )
+    admin, tenant = by_key()
+    print("\n| `print(1+1)` over HTTP, alternating in one service | p50 ms |\n|---|---:|")
+    print(f"| the admin key | {admin:.2f} |\n| a namespace's key | {tenant:.2f} |")
     held, live = printing()
     print("\n| 10,000 `print(i)` over HTTP | p50 ms |\n|---|---:|")
     print(f"| JSON answer (output held in the guest until the end) | {held:.1f} |")
