@@ -131,11 +131,15 @@ def namespace_ceiling(
     )
 
 
-def ceiling_of(settings: Settings, space: namespaces.Namespace) -> Ceiling:
-    """A stored namespace's ceiling."""
+def ceiling_of(
+    settings: Settings,
+    space: namespaces.Namespace | namespaces.Policy,
+    name: str | None = None,
+) -> Ceiling:
+    """A stored namespace's ceiling, from the namespace or its policy (then ``name``)."""
     return namespace_ceiling(
         settings,
-        space.name,
+        space.name if isinstance(space, namespaces.Namespace) else str(name),
         limits=space.limits,
         allowed_hosts=space.allowed_hosts,
         private_egress=space.private_egress,
@@ -170,13 +174,7 @@ async def caller_ceiling(settings: Settings, store: Store, caller: Principal) ->
                 "the API key is not valid",
                 headers={"WWW-Authenticate": "Bearer"},
             ) from None
-    return namespace_ceiling(
-        settings,
-        caller.namespace,
-        limits=space.limits,
-        allowed_hosts=space.allowed_hosts,
-        private_egress=space.private_egress,
-    )
+    return ceiling_of(settings, space, caller.namespace)
 
 
 def checked_limits(
