@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import Service
+from tests.rawhttp import Answer, RawConnection, request
 
 pytestmark = pytest.mark.usefixtures("artifacts", "pyodide_artifacts")
 
@@ -46,18 +47,27 @@ def admin(svc: Service) -> Iterator[httpx.Client]:
 
 
 class Tenant(httpx.Client):
-    """A client holding a key of a new namespace; its sessions are on ``runtime``."""
+    """A client holding a key of ``namespace``; its sessions are on ``runtime``."""
 
     runtime: str | None = None
+    namespace: str = ""
 
 
-def tenant(admin: httpx.Client, svc: Service, runtime: str | None = None) -> Tenant:
-    """A client holding a key of a new namespace (close it)."""
+def tenant(admin: httpx.Client, svc: Service, runtime: str | None = None, **policy: Any) -> Tenant:
+    """A client holding a key of a new namespace with ``policy`` (close it)."""
     name = "ses-" + secrets.token_hex(4)
-    assert admin.post("/v1/namespaces", json={"name": name}).status_code == 201
-    key = admin.post(f"/v1/namespaces/{name}/keys", json={}).json()["key"]
+    made = admin.post("/v1/namespaces", json={"name": name, **policy})
+    assert made.status_code == 201, made.text
+    return another_key(admin, svc, name, runtime)
+
+
+def another_key(
+    admin: httpx.Client, svc: Service, namespace: str, runtime: str | None = None
+) -> Tenant:
+    """A client holding a new key of ``namespace`` (close it)."""
+    key = admin.post(f"/v1/namespaces/{namespace}/keys", json={}).json()["key"]
     own = Tenant(base_url=svc.url, timeout=60, headers={"authorization": f"Bearer {key}"})
-    own.runtime = runtime
+    own.runtime, own.namespace = runtime, namespace
     return own
 
 
@@ -260,27 +270,60 @@ def test_files_in_and_out(client: httpx.Client) -> None:
     assert turn(client, session_id, "import os\nos.path.exists('data')")["result"]["json"] is False
 
 
+def raw_call(
+    svc: Service, client: httpx.Client, method: str, target: str, body: bytes = b""
+) -> Answer:
+    """``target`` sent exactly as written (httpx would resolve ``..`` itself and ask for
+    another path, which only the router would refuse)."""
+    headers = [
+        ("host", f"127.0.0.1:{svc.port}"),
+        ("authorization", client.headers["authorization"]),
+        ("content-length", str(len(body))),
+        ("connection", "close"),
+    ]
+    with RawConnection(svc.port) as connection:
+        connection.send(request(method, target, headers, body))
+        return connection.read_answer()
+
+
 @pytest.mark.parametrize(
-    "path",
+    ("path", "seen"),
     [
-        "../escape.txt",
-        "a/../../escape.txt",
-        "%2e%2e/escape.txt",
-        "a//b",
-        "a/%2e/b",
-        "a\\b",
-        "%2fetc/passwd",
+        ("../escape.txt", "../escape.txt"),
+        ("a/../../escape.txt", "a/../../escape.txt"),
+        ("%2e%2e/escape.txt", "../escape.txt"),
+        ("%2E%2E/escape.txt", "../escape.txt"),
+        ("a//b", "a//b"),
+        ("a/%2e/b", "a/./b"),
+        ("a\\b", "a\\\\b"),
+        ("%2fetc/passwd", "/etc/passwd"),
+    ],
+    ids=[
+        "dotdot",
+        "a-dotdot-dotdot",
+        "encoded-dotdot",
+        "encoded-DOTDOT",
+        "empty-part",
+        "encoded-dot",
+        "backslash",
+        "encoded-slash",
     ],
 )
 def test_file_paths_that_leave_the_directory_are_refused(
-    client: httpx.Client, svc: Service, path: str
+    client: httpx.Client, svc: Service, path: str, seen: str
 ) -> None:
     session_id = open_session(client)
-    put = client.put(f"/v1/sessions/{session_id}/files/{path}", content=b"x")
-    assert put.status_code in (404, 422), put.text
-    assert client.get(f"/v1/sessions/{session_id}/files/{path}").status_code in (404, 422)
+    target = f"/v1/sessions/{session_id}/files/{path}"
+    for method in ("PUT", "GET", "DELETE"):
+        answer = raw_call(svc, client, method, target, b"x" if method == "PUT" else b"")
+        # The path check's own answer (the route was found), naming the path it saw.
+        assert answer.status == 422, (method, answer)
+        error = json.loads(answer.body)["error"]
+        assert [detail["field"] for detail in error["details"]] == ["path"], error
+        assert f"path: '{seen}' must be a relative path" in error["message"], error
     assert not (svc.data_dir / "scratch" / "sessions" / "escape.txt").exists()
     assert not (svc.data_dir / "scratch" / "escape.txt").exists()
+    assert client.get(f"/v1/sessions/{session_id}/files").json()["files"] == []
 
 
 def test_links_the_code_made_are_never_followed(client: Tenant, svc: Service) -> None:
@@ -375,10 +418,17 @@ def test_a_traceback_shows_the_line_of_the_turn_that_defined_the_function(
         assert "File \"<turn-1>\", line 2, in f\n    raise ValueError(f'bad {x}')" in shown
 
 
-def test_other_keys_get_404(client: httpx.Client, admin: httpx.Client, svc: Service) -> None:
+@pytest.mark.parametrize("whose", ["another-namespace", "same-namespace"])
+def test_other_keys_get_404(client: Tenant, admin: httpx.Client, svc: Service, whose: str) -> None:
     session_id = open_session(client)
     client.put(f"/v1/sessions/{session_id}/files/mine.txt", content=b"mine")
-    with tenant(admin, svc) as other:
+    # A session is its key's, not its namespace's: another key of the same namespace is a
+    # stranger to it too.
+    if whose == "same-namespace":
+        other = another_key(admin, svc, client.namespace)
+    else:
+        other = tenant(admin, svc)
+    with other:
         for method, path in [
             ("GET", ""),
             ("DELETE", ""),
@@ -468,11 +518,14 @@ def test_sessions_end_at_their_lifetime(client: httpx.Client) -> None:
     assert "max_lifetime" in error_of(ended, 410)
 
 
-def test_per_key_cap(client: httpx.Client) -> None:
+def test_per_key_cap(client: Tenant, admin: httpx.Client, svc: Service) -> None:
     made = [open_session(client) for _ in range(3)]
     refused = client.post("/v1/sessions", json={})
     message = error_of(refused, 429)
     assert "SANDLOT_SESSIONS_MAX_PER_KEY" in message
+    # The cap is the key's: another key of the same namespace still has all of its own.
+    with another_key(admin, svc, client.namespace, client.runtime) as sibling:
+        open_session(sibling)
     client.delete(f"/v1/sessions/{made[0]}")
     open_session(client)
 
