@@ -617,15 +617,57 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 @pytest.mark.slow
 def test_a_full_server_sheds_the_longest_idle_session(small: Service) -> None:
     with small.client() as client:
-        oldest, recent = open_session(client), open_session(client)
+        older, newer = open_session(client), open_session(client)
         message = error_of(client.post("/v1/sessions", json={}), 429)
         assert "SANDLOT_SESSIONS_MAX_OPEN" in message
-        time.sleep(2.2)
-        turn(client, recent, "1")
+        time.sleep(1)
+        # The older session is now the more recently used: the newer has been idle longer.
+        turn(client, older, "1")
+        time.sleep(2.2)  # both idle past SANDLOT_SESSIONS_SHED_IDLE_S (2): either may go
         newest = open_session(client)
-        assert "shed" in error_of(client.get(f"/v1/sessions/{oldest}/files"), 410)
-        assert turn(client, recent, "2")["session"]["state"] == "open"
+        assert "shed" in error_of(client.get(f"/v1/sessions/{newer}/files"), 410)
+        assert turn(client, older, "2")["session"]["state"] == "open"
         assert turn(client, newest, "3")["session"]["state"] == "open"
+
+
+@pytest.fixture(scope="module")
+def memory_capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    service = Service(
+        tmp_path_factory.mktemp("sessions-memory"),
+        pool_size="1",
+        build_on_start="false",
+        pyodide_enabled="false",
+        sessions_memory_mb="600",
+        sessions_shed_idle_s="2",
+        session_sweep_ms="100",
+    )
+    yield service
+    service.close()
+
+
+@pytest.mark.slow
+def test_the_memory_cap_refuses_then_sheds_the_longest_idle_session(
+    memory_capped: Service,
+) -> None:
+    # Capacity is the service's bookkeeping (app/sessions/manager.py), the same for both
+    # engines: the default one, alone, keeps the service small.
+    with memory_capped.client() as client:
+        first = open_session(client, memory_mb=256)
+        second = open_session(client, memory_mb=256)
+        refused = client.post("/v1/sessions", json={"memory_mb": 256})  # 768 MiB of 600
+        message = error_of(refused, 429)
+        assert "SANDLOT_SESSIONS_MEMORY_MB=600" in message
+        assert refused.headers["retry-after"] == "5"
+        # Counted in memory_mb, not sessions: a small one still fits (576 MiB).
+        little = open_session(client, memory_mb=64)
+        time.sleep(2.2)  # all idle past SANDLOT_SESSIONS_SHED_IDLE_S (2)
+        # Ending the longest idle (256 MiB) makes room: one goes, no more.
+        last = open_session(client, memory_mb=256)
+        assert "shed" in error_of(client.get(f"/v1/sessions/{first}/files"), 410)
+        described = client.get(f"/v1/sessions/{first}").json()
+        assert (described["state"], described["ended_reason"]) == ("ended", "shed")
+        for kept in (second, little, last):
+            assert turn(client, kept, "1")["session"]["state"] == "open"
 
 
 @pytest.mark.slow
