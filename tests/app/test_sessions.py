@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import Service
+from tests.loopback import LoopbackServer
 from tests.rawhttp import Answer, RawConnection, request
 
 pytestmark = pytest.mark.usefixtures("artifacts", "pyodide_artifacts")
@@ -518,6 +519,20 @@ def test_sessions_end_at_their_lifetime(client: httpx.Client) -> None:
     assert "max_lifetime" in error_of(ended, 410)
 
 
+def test_a_session_reaching_its_lifetime_mid_turn_ends_and_the_turn_is_canceled(
+    client: httpx.Client,
+) -> None:
+    # CPU for 5 s: the lifetime (1 s), not a limit, must stop it.
+    session_id = open_session(client, max_lifetime_s=1, limits={"cpu_ms": 5000})
+    answer = turn(client, session_id, "while True:\n    pass")
+    # Not cpu_limit: the sweep ended it at its lifetime, as DELETE would have (canceled).
+    assert answer["status"] == "canceled", answer
+    assert answer["session"] == {"id": session_id, "state": "ended", "ended_reason": "max_lifetime"}
+    later = client.post(f"/v1/sessions/{session_id}/execute", json={"code": "1"})
+    assert "max_lifetime" in error_of(later, 410)
+    assert "max_lifetime" in error_of(client.get(f"/v1/sessions/{session_id}/files"), 410)
+
+
 def test_per_key_cap(client: Tenant, admin: httpx.Client, svc: Service) -> None:
     made = [open_session(client) for _ in range(3)]
     refused = client.post("/v1/sessions", json={})
@@ -597,6 +612,113 @@ def test_a_turn_streams_like_execute(client: httpx.Client) -> None:
     ) as response:
         text = "".join(response.iter_text())
     assert '"state": "ended", "ended_reason": "exited"' in text
+
+
+# -- allowed_hosts: the session's, a turn's own, and the namespace's of today ------------
+
+FETCH = "from sandlot import fetch\nfetch('{url}/hello').text"
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[LoopbackServer]:
+    """A second loopback server, on a port of its own (a host of its own to an allowlist)."""
+    server = LoopbackServer()
+    yield server
+    server.close()
+
+
+def egress_tenant(
+    admin: httpx.Client, svc: Service, runtime: str, *servers: LoopbackServer
+) -> Tenant:
+    """A new namespace whose policy lets its keys reach ``servers`` (loopback: the admin
+    grants private_egress too)."""
+    hosts = [server.host for server in servers]
+    return tenant(admin, svc, runtime, allowed_hosts=hosts, private_egress=True)
+
+
+def fetched(answer: dict[str, Any]) -> Any:
+    """What the turn's fetch got (it must have ended ok)."""
+    assert answer["status"] == "ok", answer
+    return answer["result"]["json"]
+
+
+def refused_fetch(answer: dict[str, Any]) -> None:
+    """The turn's fetch was refused by the egress gate, and the session goes on."""
+    assert answer["status"] == "error", answer
+    assert answer["error"]["type"] == "FetchError", answer
+    assert [s["allowed"] for s in answer["subrequests"]] == [False], answer
+    assert answer["session"]["state"] == "open"
+
+
+def test_a_sessions_allowed_hosts_let_its_turns_reach_them(
+    admin: httpx.Client,
+    svc: Service,
+    runtime: str,
+    loopback: LoopbackServer,
+    elsewhere: LoopbackServer,
+) -> None:
+    with egress_tenant(admin, svc, runtime, loopback, elsewhere) as client:
+        session_id = open_session(client, allowed_hosts=[loopback.host])
+        for number in (1, 2):  # every turn, not only the first
+            reached = turn(client, session_id, FETCH.format(url=loopback.url))
+            assert fetched(reached) == "hello from loopback"
+            assert loopback.hit_count == number
+        # The namespace allows the other server; the session doesn't.
+        refused_fetch(turn(client, session_id, FETCH.format(url=elsewhere.url)))
+        assert elsewhere.hit_count == 0
+
+
+def test_a_turns_allowed_hosts_replace_the_sessions(
+    admin: httpx.Client,
+    svc: Service,
+    runtime: str,
+    loopback: LoopbackServer,
+    elsewhere: LoopbackServer,
+) -> None:
+    # docs/sessions.md: a turn's allowed_hosts are "this turn's; the session's when omitted".
+    with egress_tenant(admin, svc, runtime, loopback, elsewhere) as client:
+        session_id = open_session(client, allowed_hosts=[loopback.host])
+        own = [elsewhere.host]
+        reached = turn(client, session_id, FETCH.format(url=elsewhere.url), allowed_hosts=own)
+        assert fetched(reached) == "hello from loopback"
+        assert elsewhere.hit_count == 1
+        # Replaced, not added to: the session's host is out of this turn's reach.
+        for hosts in (own, []):
+            answer = turn(client, session_id, FETCH.format(url=loopback.url), allowed_hosts=hosts)
+            refused_fetch(answer)
+        assert loopback.hit_count == 0
+        # The next turn that names none has the session's again.
+        again = turn(client, session_id, FETCH.format(url=loopback.url))
+        assert fetched(again) == "hello from loopback"
+        # A turn's own hosts are held to the namespace's, like a run's.
+        wider = client.post(
+            f"/v1/sessions/{session_id}/execute",
+            json={"code": "1", "allowed_hosts": ["127.0.0.1:1"]},
+        )
+        assert "outside the allowed_hosts of namespace" in error_of(wider, 422)
+
+
+def test_a_host_the_admin_takes_from_the_namespace_is_gone_from_the_sessions_next_turn(
+    admin: httpx.Client,
+    svc: Service,
+    runtime: str,
+    loopback: LoopbackServer,
+    elsewhere: LoopbackServer,
+) -> None:
+    with egress_tenant(admin, svc, runtime, loopback, elsewhere) as client:
+        session_id = open_session(client, allowed_hosts=[loopback.host, elsewhere.host])
+        before = turn(client, session_id, FETCH.format(url=loopback.url))
+        assert fetched(before) == "hello from loopback"
+        assert loopback.hit_count == 1
+        narrowed = admin.patch(
+            f"/v1/namespaces/{client.namespace}", json={"allowed_hosts": [elsewhere.host]}
+        )
+        assert narrowed.status_code == 200, narrowed.text
+        # Dropped from the session's list, not a 422: the rest of it still holds.
+        refused_fetch(turn(client, session_id, FETCH.format(url=loopback.url)))
+        assert loopback.hit_count == 1
+        kept = turn(client, session_id, FETCH.format(url=elsewhere.url))
+        assert fetched(kept) == "hello from loopback"
 
 
 @pytest.fixture(scope="module")
