@@ -29,6 +29,16 @@ CLIENTS = {
         "answer",
         "URLError",
     ),
+    # build_opener() makes its own HTTPSHandler: where there is no ssl module (the WASI
+    # guests) the guest supplies one over the gate's http.client.
+    "urllib opener": (
+        "import json, urllib.request\n"
+        "opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=None))\n"
+        "with opener.open('{url}/json', timeout=5) as r:\n"
+        "    answer = [r.status, json.load(r)['answer']]\n"
+        "answer",
+        "URLError",
+    ),
     "http.client": (
         "import http.client, json\n"
         "c = http.client.HTTPConnection('{host}', {port}, timeout=5)\n"
