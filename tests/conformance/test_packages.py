@@ -154,7 +154,7 @@ DATA_PACKAGES: dict[str, tuple[str, object, str | None]] = {
     ),
     "chardet": (
         "import chardet\n"
-        "text = 'Съешь же ещё этих мягких французских булок, да выпей чаю.'\n"
+        "text = 'Привет, мир! Это тест кодировки текста на русском языке.'\n"
         "guess = chardet.detect(text.encode('cp1251'))\n"
         "[guess['encoding'], guess['confidence'] > 0.8]",
         ["windows-1251", True],
