@@ -23,7 +23,25 @@ from sandbox.engines.stack.host import StackRuntime  # noqa: E402
 from sandbox.jobs import Job  # noqa: E402
 from sandbox.limits import Limits  # noqa: E402
 
-IMPORTS = ["json", "requests", "faker", "holidays", "pytz", "folium"]
+IMPORTS = [
+    "json",
+    "requests",
+    "faker",
+    "holidays",
+    "pytz",
+    "folium",
+    "natsort",
+    "chardet",
+    "xlwt",
+    "docx",
+    "rsa",
+    "prettytable",
+    "texttable",
+    "pyquery",
+    "flask",
+    "nltk",
+    "textblob",
+]
 
 
 class _Sink:
@@ -47,6 +65,7 @@ class _Sink:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--only", nargs="*", default=None, help="these imports only")
     parser.add_argument("--artifacts", type=Path, default=ROOT / ".artifacts")
     args = parser.parse_args()
     artifacts = build(args.artifacts)
@@ -55,7 +74,7 @@ def main() -> None:
         try:
             print("| import (fresh instance each) | p50 ms | p90 ms |")
             print("|---|---:|---:|")
-            for module in IMPORTS:
+            for module in args.only or IMPORTS:
                 code = (
                     "import time\n"
                     "t = time.perf_counter()\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import urllib.error
 import urllib.request
@@ -15,6 +16,11 @@ import sandlot
 
 def install() -> None:
     """Make urlopen() use the gate; proxies from the environment are ignored."""
+    if not hasattr(urllib.request, "HTTPSHandler"):
+        # CPython without ssl (the WASI guests) defines no HTTPSHandler, so build_opener()
+        # fails with a NameError and code that names the class (nltk) can't be imported.
+        urllib.request.HTTPSHandler = HTTPSHandler  # type: ignore[misc]
+        urllib.request.__all__.append("HTTPSHandler")
     urllib.request.install_opener(
         urllib.request.build_opener(urllib.request.ProxyHandler({}), GateHandler())
     )
@@ -52,6 +58,22 @@ class GateHandler(urllib.request.BaseHandler):
         return result
 
     https_open = http_open
+
+
+class HTTPSHandler(urllib.request.AbstractHTTPHandler):
+    """urllib's HTTPSHandler where there is no ssl module: http.client's HTTPSConnection is
+    the gate's (_sandlot_http), which does TLS on the host; ``context`` is not used."""
+
+    def __init__(
+        self, debuglevel: int | None = None, context: Any = None, check_hostname: Any = None
+    ) -> None:
+        super().__init__(debuglevel)
+        self._context = context
+
+    def https_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(http.client.HTTPSConnection, req, context=self._context)
+
+    https_request = urllib.request.AbstractHTTPHandler.do_request_
 
 
 def _request_body(data: Any) -> bytes | None:

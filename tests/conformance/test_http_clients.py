@@ -29,6 +29,18 @@ CLIENTS = {
         "answer",
         "URLError",
     ),
+    # build_opener() makes its own HTTPSHandler: where there is no ssl module (the WASI
+    # guests) the guest supplies one over the gate's http.client.
+    "urllib opener": (
+        "import json, urllib.request\n"
+        "opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=None))\n"
+        "with opener.open('{url}/json', timeout=5) as r:\n"
+        "    answer = [r.status, json.load(r)['answer']]\n"
+        "answer",
+        # The gate's http.client sends when the response is read, past the try in which
+        # urllib's do_open turns OSError into URLError: the refusal is the FetchError.
+        "FetchError",
+    ),
     "http.client": (
         "import http.client, json\n"
         "c = http.client.HTTPConnection('{host}', {port}, timeout=5)\n"

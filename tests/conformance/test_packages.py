@@ -140,3 +140,122 @@ def test_uninstalled_import_fails_cleanly(client: httpx.Client) -> None:
     body = execute(client, "import numpy", runtime="pyodide")
     assert body["status"] == "error"
     assert body["error"]["type"] == "ModuleNotFoundError"
+
+
+# What data code reaches for beyond the stack's built-ins, each doing one real thing:
+# package → (code whose last expression is the answer, the answer, why Pyodide lacks it
+# or None). The component guest has no packages; Pyodide has no compiled ones (lxml,
+# markupsafe, regex), so none of what needs them.
+DATA_PACKAGES: dict[str, tuple[str, object, str | None]] = {
+    "natsort": (
+        "from natsort import natsorted\nnatsorted(['run10.csv', 'run2.csv', 'run1.csv'])",
+        ["run1.csv", "run2.csv", "run10.csv"],
+        None,
+    ),
+    "chardet": (
+        "import chardet\n"
+        "text = 'Привет, мир! Это тест кодировки текста на русском языке.'\n"
+        "guess = chardet.detect(text.encode('cp1251'))\n"
+        "[guess['encoding'], guess['confidence'] > 0.8]",
+        ["windows-1251", True],
+        None,
+    ),
+    "xlwt": (
+        # xlrd opens a file by name with mmap on CPython: not on WASI (the guest reads it).
+        "import xlrd, xlwt\n"
+        "book = xlwt.Workbook()\n"
+        "sheet = book.add_sheet('q1')\n"
+        "for row, (name, n) in enumerate([('a', 3), ('b', 4)]):\n"
+        "    sheet.write(row, 0, name)\n"
+        "    sheet.write(row, 1, n)\n"
+        "book.save('out.xls')\n"
+        "back = xlrd.open_workbook('out.xls').sheet_by_name('q1')\n"
+        "[back.col_values(0), sum(back.col_values(1))]",
+        [["a", "b"], 7.0],
+        None,
+    ),
+    "rsa": (
+        "import rsa\n"
+        "public, private = rsa.newkeys(512)\n"
+        "signature = rsa.sign(b'report', private, 'SHA-256')\n"
+        "secret = rsa.encrypt(b'hi', public)\n"
+        "[rsa.decrypt(secret, private).decode(), rsa.verify(b'report', signature, public)]",
+        ["hi", "SHA-256"],
+        None,
+    ),
+    "prettytable": (
+        "from prettytable import PrettyTable\nfrom texttable import Texttable\n"
+        "t = PrettyTable(['city', 'n'])\nt.add_row(['Oslo', 7])\n"
+        "u = Texttable()\nu.add_rows([['city', 'n'], ['Oslo', 7]])\n"
+        "['| Oslo |' in t.get_string(), '| Oslo |' in u.draw()]",
+        [True, True],
+        None,
+    ),
+    "xmltodict": (
+        "import xmltodict\nxmltodict.parse('<r><i k=\"1\">a</i><i k=\"2\">b</i></r>')['r']['i'][1]",
+        {"@k": "2", "#text": "b"},
+        None,
+    ),
+    "python-docx": (
+        "from docx import Document\n"
+        "d = Document()\nd.add_heading('Q1', 1)\nt = d.add_table(rows=1, cols=2)\n"
+        "t.rows[0].cells[1].text = 'total'\nd.save('r.docx')\n"
+        "back = Document('r.docx')\n"
+        "[back.paragraphs[0].text, back.tables[0].rows[0].cells[1].text]",
+        ["Q1", "total"],
+        "needs lxml",
+    ),
+    "pyquery": (
+        "from pyquery import PyQuery\n"
+        'page = PyQuery(\'<ul><li><a href="/a">A</a></li><li><a href="/b">B</a></li></ul>\')\n'
+        "[a.attr('href') for a in page('li a').items()]",
+        ["/a", "/b"],
+        "needs lxml",
+    ),
+    "flask": (
+        "from flask import Flask, jsonify\n"
+        "app = Flask('api')\n"
+        "@app.get('/sum/<int:a>/<int:b>')\n"
+        "def total(a, b):\n"
+        "    return jsonify(total=a + b)\n"
+        "r = app.test_client().get('/sum/2/40')\n"
+        "[r.status_code, r.get_json()]",
+        [200, {"total": 42}],
+        "needs markupsafe",
+    ),
+    "textblob": (
+        # Sentiment and spelling need no nltk data; tokenizing (words, sentences) does.
+        "from textblob import TextBlob\nfrom nltk.stem import PorterStemmer\n"
+        "s = TextBlob('I love this').sentiment\n"
+        "[s.polarity, s.subjectivity, PorterStemmer().stem('running')]",
+        [0.5, 0.6, "run"],
+        "nltk needs regex",
+    ),
+}
+
+
+@pytest.mark.parametrize("package", DATA_PACKAGES)
+def test_data_packages_import_and_work(run: Run, engine: str, package: str) -> None:
+    code, expected, pyodide_lacks = DATA_PACKAGES[package]
+    engine_gap(engine, "component", "no packages (the data-stack guest has them)")
+    if pyodide_lacks:
+        engine_gap(engine, "pyodide", f"{package} {pyodide_lacks}, which is compiled")
+    body = run(code)
+    assert body["status"] == "ok", body
+    assert body["result"]["json"] == expected
+
+
+def test_nltk_without_its_data_says_what_is_missing(client: httpx.Client) -> None:
+    # Nothing downloads nltk's data: what needs it fails with nltk's own LookupError.
+    code = (
+        "import nltk\n"
+        "try:\n"
+        "    nltk.word_tokenize('Hello there.')\n"
+        "    outcome = 'tokenized'\n"
+        "except LookupError as exc:\n"
+        "    outcome = 'punkt' in str(exc)\n"
+        "[outcome, nltk.tokenize.wordpunct_tokenize('a-b.')]"
+    )
+    body = execute(client, code, runtime="wasmtime")
+    assert body["status"] == "ok", body
+    assert body["result"]["json"] == [True, ["a", "-", "b", "."]]

@@ -27,9 +27,12 @@ import base64
 import os
 import sys
 import time
+from types import ModuleType
+from typing import Any
 
 import _host  # type: ignore[import-not-found]  # the reactor's door, built in
 import _sandlot_exec
+import _sandlot_hooks
 import _sandlot_http
 import _sandlot_outbox
 import _sandlot_urllib
@@ -54,6 +57,8 @@ def install() -> None:
     _sandlot_urllib.install()
     _sandlot_http.install_http_client()
     _sandlot_http.install_urllib3_hook()
+    _sandlot_hooks.after_import("xlrd.book", _xlrd_without_mmap)
+    _sandlot_hooks.after_import("nltk.data", _nltk_download_dir)
     # WASI's proc_exit carries the code to the host (wasmtime's ExitTrap).
     _sandlot_exec.install_hard_exit(os._exit)
     _sandlot_exec.install_module_help(_module_help)
@@ -64,6 +69,35 @@ def install() -> None:
     _sandlot_exec.hide_frames_from(
         sys.modules[__name__], _sandlot_outbox, _sandlot_urllib, _sandlot_http, sandlot, workers
     )
+
+
+def _xlrd_without_mmap(book: ModuleType) -> None:
+    # xlrd maps a file it opens by name; WASI has no mmap (the stack's module is a stub
+    # that raises), so read the file instead, as xlrd does when told use_mmap=False.
+    load = book.Book.biff2_8_load
+
+    def biff2_8_load(self: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs["use_mmap"] = False
+        return load(self, *args, **kwargs)
+
+    book.Book.biff2_8_load = biff2_8_load
+
+
+def _nltk_download_dir(data: ModuleType) -> None:
+    # Importing nltk picks a download folder: the first writable folder on its data path,
+    # else ~/nltk_data, and raises if "~" does not expand, as in a run (no HOME in its
+    # environment, no pwd database under WASI). Offer the working directory while
+    # nltk.downloader loads, then take it off again: nltk 3.10 checks the owner of every
+    # data folder it searches with os.geteuid, which WASI lacks, so a missing resource
+    # stays nltk's own LookupError.
+    if os.path.expanduser("~") == "~":
+        data.path.append(os.getcwd())
+        _sandlot_hooks.after_import("nltk.downloader", lambda _: _drop(data.path, os.getcwd()))
+
+
+def _drop(items: list[str], item: str) -> None:
+    if item in items:
+        items.remove(item)
 
 
 def _module_help(name: str) -> str:
