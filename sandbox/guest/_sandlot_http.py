@@ -26,15 +26,13 @@ timeout ``sandlot.FetchTimeout`` (also a ``TimeoutError``); through urllib3 they
 from __future__ import annotations
 
 import http.client
-import importlib.abc
-import importlib.machinery
 import io
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
 from types import ModuleType
 from typing import Any
 
+import _sandlot_imports
 import sandlot
 
 _FRAMING = frozenset({"content-length", "transfer-encoding", "content-encoding"})
@@ -48,8 +46,7 @@ def install_http_client() -> None:
 
 def install_urllib3_hook() -> None:
     """Swap urllib3's connection classes for gate ones as soon as urllib3 is imported."""
-    if not any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _AfterImport({"urllib3": _patch_urllib3}))
+    _sandlot_imports.after_import("urllib3", _patch_urllib3)
 
 
 # -- the exchange ---------------------------------------------------------------------
@@ -249,40 +246,6 @@ class _Replay:
 
 
 # -- urllib3 --------------------------------------------------------------------------
-
-
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs a function on a module right after it is first imported."""
-
-    def __init__(self, hooks: dict[str, Callable[[ModuleType], None]]) -> None:
-        self._hooks = hooks
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        hook = self._hooks.get(name)
-        if hook is None:
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.loader is None:
-            return spec
-        spec.loader = _HookedLoader(spec.loader, hook)
-        return spec
-
-
-class _HookedLoader(importlib.abc.Loader):
-    def __init__(self, loader: Any, hook: Callable[[ModuleType], None]) -> None:
-        self._loader = loader
-        self._hook = hook
-
-    def create_module(self, spec: Any) -> ModuleType | None:
-        created: ModuleType | None = self._loader.create_module(spec)
-        return created
-
-    def exec_module(self, module: ModuleType) -> None:
-        self._loader.exec_module(module)
-        self._hook(module)
-
-    def __getattr__(self, name: str) -> Any:  # get_resource_reader, get_source, ...
-        return getattr(self._loader, name)
 
 
 def _patch_urllib3(urllib3: ModuleType) -> None:
