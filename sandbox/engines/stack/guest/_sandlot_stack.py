@@ -32,6 +32,7 @@ import _host  # type: ignore[import-not-found]  # the reactor's door, built in
 import _sandlot_exec
 import _sandlot_http
 import _sandlot_outbox
+import _sandlot_pools
 import _sandlot_urllib
 import _sandlot_wasi
 import sandlot
@@ -54,6 +55,7 @@ def install() -> None:
     _sandlot_urllib.install()
     _sandlot_http.install_http_client()
     _sandlot_http.install_urllib3_hook()
+    _sandlot_pools.install()
     # WASI's proc_exit carries the code to the host (wasmtime's ExitTrap).
     _sandlot_exec.install_hard_exit(os._exit)
     _sandlot_exec.install_module_help(_module_help)
