@@ -15,6 +15,7 @@ from typing import Any
 
 import _sandlot_exec
 import _sandlot_http
+import _sandlot_pools
 import _sandlot_urllib
 import sandlot
 import sandlot._outputs
@@ -37,6 +38,7 @@ def install() -> None:
     # fetch, which knows no timeout or gate errors: both go through sandlot.fetch.
     _sandlot_http.install_http_client()
     _sandlot_http.install_urllib3_hook()
+    _sandlot_pools.install()
     _sandlot_exec.install_module_help(_module_help)
     _sandlot_exec.install_hard_exit(_hard_exit)
     _sandlot_exec.hide_frames_from(

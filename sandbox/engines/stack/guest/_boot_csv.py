@@ -160,6 +160,9 @@ _LATER = (
     "unittest",
     "unittest.mock",
     "xml.etree.ElementTree",
+    # 6-8 ms each; the glue runs their pools in-line (sandbox/guest/_sandlot_pools.py).
+    "multiprocessing.pool",
+    "concurrent.futures.process",
 )
 
 

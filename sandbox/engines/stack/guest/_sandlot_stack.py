@@ -35,6 +35,7 @@ import _sandlot_exec
 import _sandlot_hooks
 import _sandlot_http
 import _sandlot_outbox
+import _sandlot_pools
 import _sandlot_urllib
 import _sandlot_wasi
 import sandlot
@@ -59,6 +60,7 @@ def install() -> None:
     _sandlot_http.install_urllib3_hook()
     _sandlot_hooks.after_import("xlrd.book", _xlrd_without_mmap)
     _sandlot_hooks.after_import("nltk.data", _nltk_download_dir)
+    _sandlot_pools.install()
     # WASI's proc_exit carries the code to the host (wasmtime's ExitTrap).
     _sandlot_exec.install_hard_exit(os._exit)
     _sandlot_exec.install_module_help(_module_help)

@@ -9,6 +9,8 @@ Installed once, before the snapshot is taken:
 * ``os._exit(n)`` ends the run through the ``hard-exit`` host import, with exit code n.
 * A missing module's error says what this guest has and where the module is.
 * ``sandlot.display`` sends each output through the ``display`` host import.
+* Executors and pools run their tasks in-line; starting a thread or a process says so
+  (``_sandlot_pools``).
 * Writing ``.pyc`` files is off: the standard library is mounted read-only.
 """
 
@@ -19,6 +21,7 @@ import time
 
 import _sandlot_exec
 import _sandlot_http
+import _sandlot_pools
 import _sandlot_urllib
 import _sandlot_wasi
 import sandlot
@@ -39,6 +42,7 @@ def install() -> None:
     _sandlot_urllib.install()
     _sandlot_http.install_http_client()
     _sandlot_http.install_urllib3_hook()
+    _sandlot_pools.install()
     # WASI preview 2's exit carries only success or failure: the host takes the code.
     _sandlot_exec.install_hard_exit(host.hard_exit)
     _sandlot_exec.install_module_help(_module_help)
