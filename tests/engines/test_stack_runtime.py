@@ -359,6 +359,26 @@ def test_held_output_is_not_lost_when_the_run_is_stopped(
         assert sink.text("stdout") == "a\nc"
 
 
+@pytest.mark.parametrize("live", [False, True], ids=["held", "live"])
+def test_output_printed_before_a_display_is_counted_before_it(
+    runtime: StackRuntime, live: bool
+) -> None:
+    # The display goes over output_bytes: what was printed before it must be what's kept,
+    # held in the outbox or not (a unittest verdict before a chart: it used to be lost).
+    code = (
+        "import sys, sandlot\n"
+        "print('before')\n"
+        "print('err-before', file=sys.stderr)\n"
+        "sandlot.display('x' * 5000, mime_type='text/plain')\n"
+        "print('after')\n"
+    )
+    report, sink = run(runtime, code, live=live, output_bytes=2000)
+    assert report.status is Status.OUTPUT_LIMIT, report.error
+    assert sink.text("stdout") == "before\n"
+    assert sink.text("stderr") == "err-before\n"
+    assert sink.displays == []
+
+
 def test_live_output_comes_as_it_is_written_held_output_at_the_end(
     runtime: StackRuntime,
 ) -> None:

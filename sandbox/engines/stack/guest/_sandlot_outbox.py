@@ -151,6 +151,13 @@ def stream(fd: int) -> io.TextIOWrapper:
     return text
 
 
+def write_through() -> None:
+    """Write what is held through WASI now, live or not: before an output the host counts
+    against the same ``output_bytes`` (a display), so what was printed first is counted
+    first and isn't the part lost when the display goes over."""
+    OUTBOX.flush()
+
+
 def begin(live: bool) -> None:
     """At a turn's start: whether its output is followed as it comes."""
     OUTBOX.begin()

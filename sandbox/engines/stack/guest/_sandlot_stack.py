@@ -162,6 +162,7 @@ def _host_sleep(ms: int) -> None:
 
 
 def _host_display(mime_type: str, data: str) -> None:
+    _sandlot_outbox.write_through()
     answer = _sandlot_exec.DECODE(
         _call({"op": "display", "mime_type": mime_type, "data": data}).decode()
     )
