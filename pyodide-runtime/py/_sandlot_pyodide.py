@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 import _sandlot_exec
+import _sandlot_hashlib
 import _sandlot_http
 import _sandlot_pools
 import _sandlot_urllib
@@ -39,6 +40,7 @@ def install() -> None:
     _sandlot_http.install_http_client()
     _sandlot_http.install_urllib3_hook()
     _sandlot_pools.install()
+    _sandlot_hashlib.install()
     _sandlot_exec.install_module_help(_module_help)
     _sandlot_exec.install_hard_exit(_hard_exit)
     _sandlot_exec.hide_frames_from(

@@ -32,6 +32,7 @@ from typing import Any
 
 import _host  # type: ignore[import-not-found]  # the reactor's door, built in
 import _sandlot_exec
+import _sandlot_hashlib
 import _sandlot_hooks
 import _sandlot_http
 import _sandlot_outbox
@@ -61,6 +62,7 @@ def install() -> None:
     _sandlot_hooks.after_import("xlrd.book", _xlrd_without_mmap)
     _sandlot_hooks.after_import("nltk.data", _nltk_download_dir)
     _sandlot_pools.install()
+    _sandlot_hashlib.install()
     # WASI's proc_exit carries the code to the host (wasmtime's ExitTrap).
     _sandlot_exec.install_hard_exit(os._exit)
     _sandlot_exec.install_module_help(_module_help)

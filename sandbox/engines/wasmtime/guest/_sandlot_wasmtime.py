@@ -20,6 +20,7 @@ import sys
 import time
 
 import _sandlot_exec
+import _sandlot_hashlib
 import _sandlot_http
 import _sandlot_pools
 import _sandlot_urllib
@@ -43,6 +44,7 @@ def install() -> None:
     _sandlot_http.install_http_client()
     _sandlot_http.install_urllib3_hook()
     _sandlot_pools.install()
+    _sandlot_hashlib.install()
     # WASI preview 2's exit carries only success or failure: the host takes the code.
     _sandlot_exec.install_hard_exit(host.hard_exit)
     _sandlot_exec.install_module_help(_module_help)
