@@ -721,19 +721,27 @@ def test_a_host_the_admin_takes_from_the_namespace_is_gone_from_the_sessions_nex
         assert fetched(kept) == "hello from loopback"
 
 
-@pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def capped_service(
+    tmp_path_factory: pytest.TempPathFactory, name: str, **settings: str
+) -> Iterator[Service]:
+    """A small service of its own that sheds sessions idle for 2 s, with ``settings``."""
     service = Service(
-        tmp_path_factory.mktemp("sessions-small"),
+        tmp_path_factory.mktemp(name),
         pool_size="1",
         build_on_start="false",
-        sessions_max_open="2",
         sessions_shed_idle_s="2",
         session_sweep_ms="100",
-        pyodide_pool_size="1",
+        **settings,
     )
     yield service
     service.close()
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    yield from capped_service(
+        tmp_path_factory, "sessions-small", sessions_max_open="2", pyodide_pool_size="1"
+    )
 
 
 @pytest.mark.slow
@@ -754,17 +762,9 @@ def test_a_full_server_sheds_the_longest_idle_session(small: Service) -> None:
 
 @pytest.fixture(scope="module")
 def memory_capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = Service(
-        tmp_path_factory.mktemp("sessions-memory"),
-        pool_size="1",
-        build_on_start="false",
-        pyodide_enabled="false",
-        sessions_memory_mb="600",
-        sessions_shed_idle_s="2",
-        session_sweep_ms="100",
+    yield from capped_service(
+        tmp_path_factory, "sessions-memory", sessions_memory_mb="600", pyodide_enabled="false"
     )
-    yield service
-    service.close()
 
 
 @pytest.mark.slow
