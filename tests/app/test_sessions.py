@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import json
 import os
 import secrets
@@ -48,10 +49,22 @@ def admin(svc: Service) -> Iterator[httpx.Client]:
 
 
 class Tenant(httpx.Client):
-    """A client holding a key of ``namespace``; its sessions are on ``runtime``."""
+    """A client holding a key of ``namespace``; its sessions are on ``runtime``.
+
+    Leaving it (``with``) deletes the key's open sessions: the module's one service holds
+    at most SANDLOT_SESSIONS_MEMORY_MB of them across all its tests, whatever their order.
+    """
 
     runtime: str | None = None
     namespace: str = ""
+
+    def __exit__(self, *exc: Any) -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            listed = self.get("/v1/sessions")
+            if listed.status_code == 200:
+                for session in listed.json()["sessions"]:
+                    self.delete(f"/v1/sessions/{session['id']}")
+        super().__exit__(*exc)
 
 
 def tenant(admin: httpx.Client, svc: Service, runtime: str | None = None, **policy: Any) -> Tenant:
