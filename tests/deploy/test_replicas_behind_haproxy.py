@@ -283,7 +283,7 @@ def test_a_replica_killed_under_load_costs_only_its_requests_in_flight(
     print(
         f"\n{REQUESTS} requests at concurrency {CONCURRENCY}, replica1 killed after "
         f"{KILL_AFTER}: {len(failed)} failed (in flight on it: "
-        f"{sorted((o.kind, o.status or 'closed') for o in failed)}), marked DOWN "
+        f"{sorted((o.kind, str(o.status or 'closed')) for o in failed)}), marked DOWN "
         f"{down_after:.2f} s "
         f"after the kill; HAProxy retried {stats['wretr']} and redispatched "
         f"{stats['wredis']} of its requests; v2 seen by the others after "
