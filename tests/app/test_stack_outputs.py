@@ -155,19 +155,58 @@ def test_sandlot_display_sends_rich_objects(client: httpx.Client) -> None:
     ]
 
 
+# One noisy chart of about 2 MB (1.98 MB measured) as PNG.
+NOISE = (
+    "import numpy as np, matplotlib.pyplot as plt\n"
+    "plt.figure(figsize=(10, 10), dpi=100)\n"
+    "plt.imshow(np.random.default_rng(1).random((1000, 1000, 3)))\n"
+    "plt.axis('off')\n"
+)
+
+
 def test_outputs_count_against_output_bytes(client: httpx.Client) -> None:
-    # Nothing printed; one noisy chart of about 2 MB (1.98 MB measured) as PNG.
-    code = (
-        "import numpy as np, matplotlib.pyplot as plt\n"
-        "plt.figure(figsize=(10, 10), dpi=100)\n"
-        "plt.imshow(np.random.default_rng(1).random((1000, 1000, 3)))\n"
-        "plt.axis('off')\n"
-    )
-    body = execute(client, code, limits={"output_bytes": 100_000})
+    body = execute(client, NOISE + "plt.show()\n", limits={"output_bytes": 100_000})
     assert body["status"] == "output_limit"
     assert body["outputs"] == []
     assert body["output_truncated"] is True
     assert body["usage"]["output_bytes"] <= 100_000  # type: ignore[index]
+
+
+def test_a_figure_left_open_over_output_bytes_is_left_out_not_the_run(
+    client: httpx.Client,
+) -> None:
+    # The code finished: a small figure left open still comes back, the big one is left
+    # out with a line saying why, and the run keeps its status and what it printed.
+    code = CHART + "print('tests passed')\n" + NOISE + "plt.figure(figsize=(2, 2), dpi=50)\n"
+    body = execute(client, code, limits={"output_bytes": 100_000})
+    assert body["status"] == "ok", body
+    assert body["stdout"] == "tests passed\n"
+    sizes = [png_size(o["data"]) for o in body["outputs"]]  # type: ignore[attr-defined]
+    assert sizes == [(400, 300)]
+    assert "2 figure(s) left open at the end were not sent back (figure 2, 3)" in body["stderr"]
+    assert "limits.output_bytes" in body["stderr"]
+    assert body["output_truncated"] is False
+    assert body["usage"]["output_bytes"] <= 100_000  # type: ignore[index]
+
+
+def test_figures_left_open_stop_before_the_cpu_limit(client: httpx.Client) -> None:
+    # Forty figures take longer to draw than the run's CPU budget: the run ends ok with
+    # the ones drawn in time (was: cpu_limit, with the test suite's verdict on stdout).
+    code = (
+        "import matplotlib.pyplot as plt\n"
+        "for i in range(40):\n"
+        "    fig, ax = plt.subplots(figsize=(4, 3), dpi=100)\n"
+        "    ax.plot(range(200), [j * i % 17 for j in range(200)])\n"
+        "    ax.set_title(f'figure {i}')\n"
+        "print('OK')\n"
+    )
+    body = execute(client, code, limits={"cpu_ms": 1500})
+    assert body["status"] == "ok", body
+    assert body["stdout"] == "OK\n"
+    assert 0 < len(body["outputs"]) < 40  # type: ignore[arg-type]
+    assert "figure(s) left open at the end were not sent back" in body["stderr"]
+    assert "limits.cpu_ms" in body["stderr"]
+    assert body["usage"]["cpu_ms"] <= 1500  # type: ignore[index]
 
 
 def test_a_malformed_display_frame_is_the_guests_error(client: httpx.Client) -> None:

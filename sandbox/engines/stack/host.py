@@ -354,6 +354,8 @@ class StackRuntime(GuestRuntime):
             return json.dumps(self._door_display(frame)).encode()
         if op == "fetch":
             return json.dumps(self._door_fetch(frame)).encode()
+        if op == "budget":
+            return json.dumps(self._budget_left()).encode()
         raise ValueError(f"unknown op {op!r}")
 
     def _door_display(self, frame: dict[str, Any]) -> dict[str, Any]:

@@ -137,6 +137,8 @@ class _RunState:
     gate: Gate | None = None
     # Set by the disk watch: the count that found the directory over its quota.
     disk_over: DiskUsage | None = None
+    # The run's CPU clock and budget, once armed.
+    cpu: CpuBudget | None = None
 
 
 @dataclass(slots=True)
@@ -446,12 +448,8 @@ class GuestRuntime:
         cpu_started = time.thread_time()
         try:
             store.set_epoch_deadline(1)
-            self._monitor.arm(
-                run.deadline,
-                sink,
-                CpuBudget.for_this_thread(limits.cpu_ms),
-                lambda: _spent(run),
-            )
+            run.cpu = CpuBudget.for_this_thread(limits.cpu_ms)
+            self._monitor.arm(run.deadline, sink, run.cpu, lambda: _spent(run))
             if disk is not None:
                 self._disk_watch.arm(disk, lambda usage: self._over_disk(run, usage))
             try:
@@ -588,6 +586,16 @@ class GuestRuntime:
             raise _Abort(Status.OUTPUT_LIMIT)
         run.sink.display(output)
         return None
+
+    def _budget_left(self) -> dict[str, int]:
+        """What is left of the current run's CPU and wall time (ms) and output (bytes)."""
+        run = self._current()
+        cpu_s = run.cpu.left() if run.cpu is not None else 0.0
+        return {
+            "cpu_ms": max(0, int(cpu_s * 1000)),
+            "wall_ms": max(0, int((run.deadline - time.monotonic()) * 1000)),
+            "output_bytes": max(0, run.meter.limit_bytes - run.meter.used_bytes),
+        }
 
     def _host_fetch(self, _store: Any, request: Any) -> Any:
         try:

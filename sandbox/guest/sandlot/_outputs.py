@@ -13,6 +13,13 @@ one (mime type from its allowlist, base64 decodable, size counted against the ru
 
 The glue calls :func:`begin` before a job and :func:`finish` after it; ``_sandlot_exec``
 calls :func:`show_result` with a trailing expression's value.
+
+Figures still open when the code ends are drawn by :func:`finish`, after the code: they
+are its epilogue, not its work. Where the glue can say what is left of the run's limits
+(``set_transport``'s ``budget``: the data-stack guest's door), a figure that would take
+the run over ``cpu_ms``, ``wall_ms`` or ``output_bytes`` is not drawn or not sent, and a
+line on stderr says so: the code finished, so the run keeps its status, instead of ending
+``cpu_limit`` or ``output_limit`` after a test suite that passed left its figures open.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import functools
 import io
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -51,14 +59,23 @@ _SAVED_PNG = "_sandlot_saved_png"
 
 # (mime_type, data) -> None; raises when the host refuses the output.
 Transport = Callable[[str, str], None]
+# () -> what is left of the run's limits: {"cpu_ms", "wall_ms", "output_bytes"}.
+Budget = Callable[[], dict[str, int]]
 _transport: Transport | None = None
+_budget: Budget | None = None
+# Before a figure left open is drawn, at least this much CPU and wall time must be left
+# (milliseconds), and twice what the slowest figure so far took: drawing one costs
+# 0.1-0.5 s on the data-stack guest (BENCHMARKS.md).
+EPILOGUE_MIN_MS = 300
+# Output kept for the line that says which figures were left out.
+_NOTE_BYTES = 400
 _pending: list[dict[str, str]] = []
 _figure_format = "png"
 
 
-def set_transport(transport: Transport | None) -> None:
-    global _transport
-    _transport = transport
+def set_transport(transport: Transport | None, budget: Budget | None = None) -> None:
+    global _transport, _budget
+    _transport, _budget = transport, budget
 
 
 def begin(job: dict[str, Any]) -> None:
@@ -77,7 +94,7 @@ def begin(job: dict[str, Any]) -> None:
 def finish(outcome: dict[str, Any]) -> dict[str, Any]:
     """Send the figures still open, and attach what no transport took to ``outcome``."""
     try:
-        _show()
+        _show_left_open()
     except BaseException as exc:  # a figure the code broke: say so, keep the outcome
         with contextlib.suppress(Exception):
             print(f"sandlot: open figures could not be sent back: {exc!r}", file=sys.stderr)
@@ -136,6 +153,61 @@ def _show(*_args: Any, **_kwargs: Any) -> None:
             _emit(*_render_figure(figure))
         finally:
             pyplot.close(figure)
+
+
+def _show_left_open() -> None:
+    """The figures still open at the end, each while the run's limits leave room for it."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is None:
+        return
+    numbers = pyplot.get_fignums()
+    if _budget is None:
+        _show()
+        return
+    slowest_ms = 0.0
+    for at, number in enumerate(numbers):
+        figure = pyplot.figure(number)
+        try:
+            left = _budget()
+            short = _short_of(left, max(EPILOGUE_MIN_MS, 2 * slowest_ms))
+            if short is None:
+                started = time.perf_counter()
+                mime_type, data = _render_figure(figure)
+                slowest_ms = max(slowest_ms, (time.perf_counter() - started) * 1000)
+                size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8"))
+                if size + _NOTE_BYTES > left["output_bytes"]:
+                    short = "output_bytes"
+                else:
+                    _emit(mime_type, data)
+        finally:
+            pyplot.close(figure)
+        if short is not None:
+            for rest in numbers[at + 1 :]:
+                pyplot.close(rest)
+            if left["output_bytes"] >= _NOTE_BYTES:  # else there is no room to say so
+                _say_left_out(numbers[at:], short)
+            return
+
+
+def _short_of(left: dict[str, int], needed_ms: float) -> str | None:
+    """The limit too little is left of to draw a figure (``cpu_ms``, ``wall_ms``), if any."""
+    for limit in ("cpu_ms", "wall_ms"):
+        if left[limit] < needed_ms:
+            return limit
+    return None
+
+
+def _say_left_out(numbers: list[int], limit: str) -> None:
+    figures = ", ".join(str(number) for number in numbers[:8])
+    if len(numbers) > 8:
+        figures += ", ..."
+    print(
+        f"sandlot: {len(numbers)} figure(s) left open at the end were not sent back "
+        f"(figure {figures}): drawing them would take the run over limits.{limit}. "
+        f"Show or close figures as you go (plt.show(), plt.close()), or raise "
+        f"limits.{limit}.",
+        file=sys.stderr,
+    )
 
 
 def _is_figure(obj: Any) -> bool:

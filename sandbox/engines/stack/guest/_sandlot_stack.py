@@ -11,6 +11,8 @@ in, bytes out, reached from Python as ``_host.call``. Our frames are JSON object
 * ``sleep``: ``ms`` on the host, bounded by the run's deadline;
 * ``display``: one rich output (``mime_type``, ``data``: base64 for images), checked
   and counted by the host as it arrives; ``error`` in the answer when refused;
+* ``budget``: what is left of the run's ``cpu_ms``, ``wall_ms`` and ``output_bytes``,
+  asked before each figure left open at the end is drawn (``sandlot/_outputs.py``);
 * ``fetch``: one request through the egress gate (bodies in base64; ``follow_redirects``
   false hands a redirect back); the answer has
   ``status``, ``url``, ``headers``, ``body``, or ``error`` when the gate refused it.
@@ -55,7 +57,7 @@ def install() -> None:
     sys.__stderr__ = sys.stderr
     time.sleep = _sandlot_wasi.install_loop(_host_sleep)
     sandlot._set_transport(_host_fetch)
-    sandlot._outputs.set_transport(_host_display)
+    sandlot._outputs.set_transport(_host_display, _host_budget)
     _sandlot_urllib.install()
     _sandlot_http.install_http_client()
     _sandlot_http.install_urllib3_hook()
@@ -170,6 +172,12 @@ def _host_display(mime_type: str, data: str) -> None:
     )
     if "error" in answer:
         raise ValueError(str(answer["error"]))
+
+
+def _host_budget() -> dict[str, int]:
+    _sandlot_outbox.write_through()  # what the run printed counts in what is left
+    left: dict[str, int] = _sandlot_exec.DECODE(_call({"op": "budget"}).decode())
+    return left
 
 
 def _host_fetch(
