@@ -16,6 +16,7 @@ from typing import Any
 import _sandlot_exec
 import _sandlot_hashlib
 import _sandlot_http
+import _sandlot_multiprocessing
 import _sandlot_pools
 import _sandlot_urllib
 import sandlot
@@ -40,6 +41,7 @@ def install() -> None:
     _sandlot_http.install_http_client()
     _sandlot_http.install_urllib3_hook()
     _sandlot_pools.install()
+    _sandlot_multiprocessing.install()
     _sandlot_hashlib.install()
     _sandlot_exec.install_module_help(_module_help)
     _sandlot_exec.install_hard_exit(_hard_exit)
