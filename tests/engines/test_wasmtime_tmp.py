@@ -8,12 +8,14 @@ tests/conformance/test_tmp.py.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sandbox import Job, Status
+from sandbox import Job, Status, Workspace, collect
+from sandbox.engines import stack as stack_engine
 from sandbox.engines.stack import StackArtifacts
 from sandbox.engines.stack import build as build_stack
 from sandbox.engines.stack.host import StackRuntime
@@ -120,3 +122,36 @@ def test_links_the_guest_leaves_in_tmp_are_neither_followed_nor_a_way_out(
     # Emptying /tmp removed the links, not what they point to.
     assert (outside / "secret.txt").read_text() == "host secret"
     assert [p.name for p in (tmp_path / "scratch" / "work-tmp").iterdir()] == []
+
+
+def test_closing_the_pool_leaves_no_directory_behind(
+    stack_artifacts: StackArtifacts, tmp_path: Path
+) -> None:
+    scratch, sessions = tmp_path / "scratch", tmp_path / "sessions"
+    sessions.mkdir()
+
+    async def main() -> None:
+        pool = stack_engine.create_runner(
+            stack_artifacts, size=1, scratch_dir=scratch, queue_timeout_ms=30_000, runs_per_worker=2
+        )
+        await pool.start()
+        try:
+            for _ in range(3):
+                ran = await collect(pool.run(Job(code=LEAVE_THINGS + "'ok'")))
+                assert ran.status is Status.OK, ran
+            session = await pool.open_session("s", sessions / "s", 256)
+            turned = await collect(pool.turn(session, Job(code=LEAVE_THINGS + "'ok'")))
+            assert turned.status is Status.OK, turned
+            # The session's /tmp beside its directory; the worker's own (its runtimes', the
+            # spare's) in its scratch directory, the pool's to remove.
+            assert (sessions / "s-tmp" / "data.csv").is_file()
+            assert {p.name.split("-", 2)[-1] for p in scratch.iterdir()} >= {"tmp", "spare-tmp"}
+            await pool.close_session(session)
+        finally:
+            await pool.close()
+
+    asyncio.run(main())
+    assert list(scratch.iterdir()) == []
+    # The session's directories are its owner's (the service's Workspace) to remove.
+    Workspace.with_tmp(sessions / "s", 1).remove()
+    assert list(sessions.iterdir()) == []
