@@ -210,8 +210,8 @@ class Settings(BaseSettings):
     session_max_idle_timeout_s: int = Field(default=86_400, ge=1)
     session_max_lifetime_s: int = Field(default=86_400, ge=1)
     session_disk_mb: int = Field(default=512, ge=1)
-    # The most a wasmtime run's working directory may hold while it runs (MiB): past it
-    # the run is stopped (error, DiskQuotaExceeded). Pyodide runs write to memory.
+    # The most a wasmtime run's working directory and /tmp may hold while it runs (MiB):
+    # past it the run is stopped (error, DiskQuotaExceeded). Pyodide runs write to memory.
     run_disk_mb: int = Field(default=512, ge=1)
     session_sweep_ms: int = Field(default=1_000, ge=10, le=60_000)
     # Several replicas on one database (docs/operations.md, Replicas): this replica's

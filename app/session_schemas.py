@@ -195,7 +195,9 @@ class SessionOut(BaseModel):
     limits: dict[str, int] = Field(description="Each turn's limits")
     allowed_hosts: list[str]
     usage: SessionUsage
-    files_bytes: int = Field(description="Bytes in the session's files")
+    files_bytes: int = Field(
+        description="Bytes in the session's files and its /tmp: what disk_quota_bytes counts"
+    )
     disk_quota_bytes: int
 
 
@@ -224,5 +226,7 @@ class SessionFile(BaseModel):
 
 class SessionFiles(BaseModel):
     files: list[SessionFile] = Field(description="Regular files, by path (links are left out)")
-    total_bytes: int
+    total_bytes: int = Field(
+        description="Bytes counted against quota_bytes: these files and the session's /tmp"
+    )
     quota_bytes: int

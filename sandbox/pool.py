@@ -320,7 +320,8 @@ class _Worker:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(task, 1)
         await asyncio.to_thread(shutil.rmtree, self.workdir, True)
-        # Where an engine keeps a spare session instance's directory (GuestRuntime).
+        # Where an engine keeps a run's /tmp and a spare session instance's directories
+        # (GuestRuntime: <name>-tmp, <name>-spare, <name>-spare-tmp).
         # And each further runtime's, when it runs several at once (serving.lane_workdirs).
         for extra in self.workdir.parent.glob(self.workdir.name + "-*"):
             await asyncio.to_thread(shutil.rmtree, extra, True)
@@ -436,8 +437,9 @@ class WorkerPool:
         (with ``session_tenants``, one holding ``tenant``'s first, when one is idle).
 
         ``workdir`` (the worker makes it; it must not exist) is mounted at /work for every
-        turn; ``memory_mb`` caps the instance's linear memory for its whole life (on top of
-        the guest's own image). ``tenant`` (who owns it: a namespace, say) goes to the
+        turn (and, on the wasmtime engine, ``<workdir>-tmp`` beside it at /tmp);
+        ``memory_mb`` caps the instance's linear memory for its whole life (on top of the
+        guest's own image). ``tenant`` (who owns it: a namespace, say) goes to the
         worker, which may keep different tenants' sessions apart.
         Waits for a worker like a run. Raises SessionsUnsupported, PoolBusy, RunnerClosed,
         or EngineUnavailable when the worker could not make it.

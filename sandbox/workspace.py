@@ -1,4 +1,4 @@
-"""A session's directory on the host, read and written on behalf of its owner.
+"""A session's (or a run's) directory on the host, read and written on behalf of its owner.
 
 The guest sees this directory at ``/work`` and may have made anything in it, symlinks
 included (WASI lets a guest create a link whose target points anywhere; only the guest's
@@ -12,6 +12,11 @@ they would go over it; what the guest itself writes is measured by :meth:`Worksp
 (while a turn runs, by the engine's disk watch; after it, by the service), and the caller
 decides what to do about it. A directory with more entries, or deeper, than that walk goes
 is over its quota too: bytes it can't see would be bytes nobody counts.
+
+On the wasmtime engine the guest also has a ``/tmp``: a second directory beside the first
+(:func:`tmp_beside`), so that code listing ``/work`` never finds it there. The quota counts
+both, :meth:`Workspace.remove` removes both, and everything else here (reads, writes,
+listings: the files API, returned files) is about ``/work`` alone: ``/tmp`` is scratch.
 """
 
 from __future__ import annotations
@@ -28,7 +33,15 @@ from typing import BinaryIO, Literal
 
 from sandbox.jobs import check_relative_path
 
-__all__ = ["DiskUsage", "FileEntry", "FileTooLarge", "QuotaExceeded", "TreeEntry", "Workspace"]
+__all__ = [
+    "DiskUsage",
+    "FileEntry",
+    "FileTooLarge",
+    "QuotaExceeded",
+    "TreeEntry",
+    "Workspace",
+    "tmp_beside",
+]
 
 # How far a listing goes: a guest can make a million empty files.
 _MAX_ENTRIES = 10_000
@@ -78,22 +91,39 @@ class TreeEntry:
     mtime_ns: int
 
 
+def tmp_beside(root: Path) -> Path:
+    """Where the guest's ``/tmp`` of the run or session whose directory is ``root`` lives
+    on the host: ``<root>-tmp``, beside it (the worker pool removes a worker's ``<name>-*``
+    with it)."""
+    return root.with_name(root.name + "-tmp")
+
+
 class Workspace:
-    """The directory at ``root`` with a quota of ``quota_bytes``; not thread-safe.
+    """The directory at ``root`` with a quota of ``quota_bytes`` over it and ``tmp`` (when
+    given; it need not exist); not thread-safe.
 
     Raises ValueError (bad path), FileNotFoundError (no regular file there, or a link
     on the way), IsADirectoryError, QuotaExceeded, or OSError for what the disk refuses.
     """
 
-    def __init__(self, root: Path, quota_bytes: int) -> None:
+    def __init__(self, root: Path, quota_bytes: int, *, tmp: Path | None = None) -> None:
         if quota_bytes < 0:
             raise ValueError(f"quota_bytes must not be negative, got {quota_bytes}")
         self.root = root
         self.quota_bytes = quota_bytes
+        self.tmp = tmp
+        # What usage() walks: both, under one budget of entries.
+        self._counted = (root,) if tmp is None else (root, tmp)
+
+    @classmethod
+    def with_tmp(cls, root: Path, quota_bytes: int) -> Workspace:
+        """The directory at ``root`` with its ``/tmp`` beside it (:func:`tmp_beside`)."""
+        return cls(root, quota_bytes, tmp=tmp_beside(root))
 
     def remove(self) -> None:
-        """Delete the directory and everything in it. Idempotent."""
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Delete the directory (and ``tmp``) and everything in them. Idempotent."""
+        for directory in self._counted:
+            shutil.rmtree(directory, ignore_errors=True)
 
     def write(self, path: str, data: bytes) -> None:
         """Create or replace the file at ``path`` (making its directories)."""
@@ -102,8 +132,9 @@ class Workspace:
         old = self._size_of(parts)
         used = self.usage_bytes()
         if used - old + len(data) > self.quota_bytes:
+            with_tmp = "" if self.tmp is None else " (with those in its /tmp)"
             raise QuotaExceeded(
-                f"{path!r} ({len(data)} bytes) would take the session's files to "
+                f"{path!r} ({len(data)} bytes) would take the session's files{with_tmp} to "
                 f"{used - old + len(data)} bytes; its quota is {self.quota_bytes} bytes "
                 "(delete files first)"
             )
@@ -213,16 +244,19 @@ class Workspace:
         return sorted(self._walk(), key=lambda entry: entry.path)
 
     def usage_bytes(self) -> int:
-        """Bytes in regular files, counted up to ``MAX_COUNTED_ENTRIES`` entries."""
+        """Bytes in regular files (``tmp``'s too), counted up to ``MAX_COUNTED_ENTRIES``
+        entries."""
         return self.usage().file_bytes
 
     def usage(self) -> DiskUsage:
-        """Bytes in regular files, and whether the count saw every entry (see DiskUsage)."""
+        """Bytes in regular files of the directory and ``tmp``, and whether the count saw
+        every entry of both (see DiskUsage)."""
         walk = _Walk(MAX_COUNTED_ENTRIES)
         total = 0
-        for _path, info in self._walk_tree(walk):
-            if stat.S_ISREG(info.st_mode):
-                total += info.st_size
+        for directory in self._counted:
+            for _path, info in self._walk_tree(walk, directory):
+                if stat.S_ISREG(info.st_mode):
+                    total += info.st_size
         return DiskUsage(total, MAX_COUNTED_ENTRIES - walk.left, not walk.truncated)
 
     # -- walking without following links ----------------------------------
@@ -264,10 +298,13 @@ class Workspace:
             if stat.S_ISREG(info.st_mode):
                 yield FileEntry(path, info.st_size)
 
-    def _walk_tree(self, walk: _Walk | None = None) -> Iterator[tuple[str, os.stat_result]]:
+    def _walk_tree(
+        self, walk: _Walk | None = None, directory: Path | None = None
+    ) -> Iterator[tuple[str, os.stat_result]]:
+        """Below ``directory`` (default: the root)."""
         walk = walk or _Walk(_MAX_ENTRIES)
         try:
-            root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            root = os.open(directory or self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         except OSError:
             return
         try:

@@ -166,8 +166,10 @@ class SessionManager:
         except BaseException:
             await self._close_quota(caller.quotas, session_id)
             raise
-        # The worker makes the directory (renaming a spare's into place).
-        workspace = Workspace(self._root / session_id, settings.session_disk_mb * MIB)
+        # The worker makes the directory, and on the wasmtime engine the /tmp beside it
+        # (renaming a spare's into place); Pyodide's /tmp is in the instance's memory. The
+        # quota counts both; removing the workspace removes both.
+        workspace = Workspace.with_tmp(self._root / session_id, settings.session_disk_mb * MIB)
         try:
             instance = await runner.open_session(
                 session_id, workspace.root, memory_mb, tenant=tenant_of(caller)
@@ -505,7 +507,8 @@ class SessionManager:
         """The session's regular files with their sizes; 409 while a turn runs."""
         async with self._claimed(session):
             entries = await asyncio.to_thread(session.workspace.files)
-        session.files_bytes = sum(entry.size for entry in entries)
+            # What the quota counts: these files and, on the wasmtime engine, its /tmp.
+            session.files_bytes = await asyncio.to_thread(session.workspace.usage_bytes)
         return SessionFiles(
             files=[SessionFile(path=e.path, size=e.size) for e in entries],
             total_bytes=session.files_bytes,

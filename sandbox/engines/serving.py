@@ -57,8 +57,9 @@ class SessionRuntime(Runtime, Protocol):
     def open_session(
         self, session_id: str, workdir: Path, memory_mb: int, *, tenant: str | None = None
     ) -> None:
-        """Make the session's instance with ``workdir`` (made here) at /work; raises on a
-        host fault. ``tenant`` (a namespace, say) is who owns it: an engine may keep
+        """Make the session's instance with ``workdir`` (made here) at /work (and whatever
+        else the engine mounts: the wasmtime engine's /tmp beside it); raises on a host
+        fault. ``tenant`` (a namespace, say) is who owns it: an engine may keep
         different tenants' sessions apart (Pyodide: a Deno process each), or ignore it."""
 
     def run_turn(

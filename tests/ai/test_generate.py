@@ -91,7 +91,7 @@ def test_first_answer_works(ai: httpx.Client, fake_model: FakeModel, runtime: st
         "attempts": 1,
         "run_status": "ok",
         "error": None,
-        "prompt_version": f"engine_{runtime}@{ENGINE_PROMPT_VERSION[runtime]}+system@2",
+        "prompt_version": f"engine_{runtime}@{ENGINE_PROMPT_VERSION[runtime]}+system@3",
     }
     # What the model was asked: the system prompt with this engine's rules, then the task.
     (seen,) = fake_model.requests
@@ -124,7 +124,7 @@ def test_a_failing_run_is_repaired(ai: httpx.Client, fake_model: FakeModel) -> N
     assert end["status"] == "ok"
     assert end["attempts"] == 2
     assert end["code"] == fixed + "\n"
-    assert end["prompt_version"] == "engine_wasmtime@3+system@2+repair@1"
+    assert end["prompt_version"] == "engine_wasmtime@3+system@3+repair@1"
     first, second = fake_model.requests
     assert "only these hosts: api.example.com" in first.messages[0]["content"]
     # The repair request carries the whole conversation and the first run's failure.
@@ -168,7 +168,7 @@ def test_answers_without_code(ai: httpx.Client, fake_model: FakeModel) -> None:
     assert end["code"] is None
     assert end["attempts"] == 2
     assert end["error"]["type"] == "no_code"
-    assert end["prompt_version"] == "engine_wasmtime@3+system@2+no_code@1"
+    assert end["prompt_version"] == "engine_wasmtime@3+system@3+no_code@1"
     assert "Your answer had no code" in fake_model.requests[1].last_user
 
 

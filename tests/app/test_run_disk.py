@@ -1,4 +1,5 @@
-"""A run's working directory is held to SANDLOT_RUN_DISK_MB while the code runs.
+"""A run's files (its working directory and its /tmp) are held to SANDLOT_RUN_DISK_MB while
+the code runs.
 
 Without it a run could write for its whole wall_ms (1-3 GiB/s into the scratch directory,
 BENCHMARKS.md) and fill the service's disk. The real service, with a 1 MiB limit.
@@ -20,6 +21,8 @@ WRITERS = {
     "    while True:\n        f.write(chunk)\n",
     "many-small-files": "i = 0\nwhile True:\n    open(f'f{i}.bin', 'wb').write(b'x' * 4096)\n"
     "    i += 1\n",
+    "into-tmp": "chunk = b'x' * (1024 * 1024)\nwith open('/tmp/big.bin', 'wb') as f:\n"
+    "    while True:\n        f.write(chunk)\n",
 }
 
 
@@ -50,9 +53,10 @@ def test_a_run_writing_past_its_disk_limit_is_stopped_while_it_runs(
     assert body["error"]["type"] == "DiskQuotaExceeded"
     assert "1048576 bytes (SANDLOT_RUN_DISK_MB)" in body["error"]["message"]
     assert body["usage"]["wall_ms"] < 10_000  # the watch stopped it, not the clock
-    # The next run in the same worker starts with an empty directory and runs.
-    after = client.post("/v1/execute", json={"code": "import os\nprint(os.listdir('.'))"})
-    assert after.json()["stdout"] == "[]\n"
+    # The next run in the same worker starts with empty directories and runs.
+    code = "import os\nprint(os.listdir('.'), os.listdir('/tmp'))"
+    after = client.post("/v1/execute", json={"code": code})
+    assert after.json()["stdout"] == "[] []\n"
 
 
 def test_a_run_under_its_disk_limit_keeps_its_files(client: httpx.Client) -> None:

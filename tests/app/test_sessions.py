@@ -147,6 +147,25 @@ def test_globals_imports_and_data_persist_across_turns(client: Tenant) -> None:
     assert described["memory_bytes"] > image * 1024 * 1024
 
 
+def test_tmp_lasts_across_turns_and_each_session_has_its_own(client: Tenant) -> None:
+    first, second = open_session(client), open_session(client)
+    made = turn(
+        client,
+        first,
+        "import os, tempfile\nos.makedirs('/tmp/out')\nopen('/tmp/out/a.csv', 'w').write('1')\n"
+        "tempfile.gettempdir()",
+    )
+    assert made["result"]["json"] == "/tmp", made
+    assert turn(client, first, "open('/tmp/out/a.csv').read()")["result"]["json"] == "1"
+    seen = turn(client, second, "import os\n[os.listdir('/tmp'), os.listdir('.')]")
+    assert seen["result"]["json"] == [[], []]
+    # A session's /tmp is not among its files; on wasmtime its bytes count to the quota
+    # (Pyodide's /tmp is in the instance's memory).
+    listed = client.get(f"/v1/sessions/{first}/files").json()
+    assert listed["files"] == []
+    assert listed["total_bytes"] == (1 if client.runtime == "wasmtime" else 0)
+
+
 def test_an_error_keeps_the_session(client: httpx.Client) -> None:
     session_id = open_session(client)
     turn(client, session_id, "kept = 'yes'")
@@ -239,14 +258,18 @@ def test_os_exit_ends_the_session(client: httpx.Client) -> None:
     assert answer["session"] == {"id": session_id, "state": "ended", "ended_reason": "exited"}
 
 
-def test_delete_ends_the_session_and_its_files(client: httpx.Client, svc: Service) -> None:
+def test_delete_ends_the_session_and_its_files(client: Tenant, svc: Service) -> None:
     session_id = open_session(client)
     client.put(f"/v1/sessions/{session_id}/files/a.txt", content=b"a")
+    turn(client, session_id, "open('/tmp/t.txt', 'w').write('t')")
     directory = svc.data_dir / "scratch" / "sessions" / session_id
+    # The wasmtime engine's /tmp is a directory beside the session's; Pyodide's is in memory.
+    tmp = directory.with_name(session_id + "-tmp")
     assert directory.is_dir()
+    assert (tmp / "t.txt").is_file() is (client.runtime == "wasmtime")
     assert client.delete(f"/v1/sessions/{session_id}").status_code == 204
     assert "closed" in error_of(client.delete(f"/v1/sessions/{session_id}"), 410)
-    assert not directory.exists()
+    assert not directory.exists() and not tmp.exists()
 
 
 def test_files_in_and_out(client: httpx.Client) -> None:
@@ -399,8 +422,10 @@ def test_the_disk_quota_refuses_uploads_and_ends_a_session_that_writes_past_it(
         "chunk = b'x' * 65536\nwith open('big.bin', 'wb') as f:\n"
         "    while True:\n        f.write(chunk)\n",
         "i = 0\nwhile True:\n    open(f'f{i}.bin', 'wb').write(b'x' * 4096)\n    i += 1\n",
+        "chunk = b'x' * 65536\nwith open('/tmp/big.bin', 'wb') as f:\n"
+        "    while True:\n        f.write(chunk)\n",
     ],
-    ids=["one-big-file", "many-small-files"],
+    ids=["one-big-file", "many-small-files", "into-tmp"],
 )
 def test_a_turn_writing_past_the_disk_quota_is_stopped_while_it_runs(
     admin: httpx.Client, svc: Service, code: str

@@ -1,7 +1,7 @@
-"""A run's working directory held to its disk limit while the guest runs, on both wasmtime
-guests (the data stack and the component): the disk watch (diskwatch.py) stops the guest
-soon after the directory goes over, the run ends ``error`` (DiskQuotaExceeded), and the
-runtime's next run starts clean.
+"""A run's files (its working directory and its /tmp) held to its disk limit while the
+guest runs, on both wasmtime guests (the data stack and the component): the disk watch
+(diskwatch.py) stops the guest soon after they go over, the run ends ``error``
+(DiskQuotaExceeded), and the runtime's next run starts clean.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ LIMIT = 8 * MIB
 OVERSHOOT = 32 * MIB
 WRITE_FOREVER = (
     "chunk = b'x' * (1024 * 1024)\n"
-    "with open('big.bin', 'wb') as f:\n"
+    "with open({path!r}, 'wb') as f:\n"
     "    while True:\n"
     "        f.write(chunk)\n"
 )
@@ -57,25 +57,42 @@ def runtime(
     made.close()
 
 
-def _on_disk(directory: Path) -> int:
-    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+def _on_disk(*directories: Path) -> int:
+    return sum(
+        p.stat().st_size for directory in directories for p in directory.rglob("*") if p.is_file()
+    )
 
 
+@pytest.mark.parametrize("path", ["big.bin", "/tmp/big.bin"], ids=["work", "tmp"])
 def test_a_run_writing_past_its_limit_is_stopped_soon_after(
-    runtime: GuestRuntime, tmp_path: Path
+    runtime: GuestRuntime, tmp_path: Path, path: str
 ) -> None:
     limits = Limits(wall_ms=20_000, cpu_ms=20_000)
-    report = runtime.run(Job(code=WRITE_FOREVER, limits=limits), Sink())
+    report = runtime.run(Job(code=WRITE_FOREVER.format(path=path), limits=limits), Sink())
     assert report.status is Status.ERROR, report
     assert report.error is not None and report.error.type == "DiskQuotaExceeded"
     assert f"{LIMIT} bytes (SANDLOT_RUN_DISK_MB)" in report.error.message
     assert report.usage.wall_ms < 10_000  # stopped by the watch, not the clock
-    written = _on_disk(tmp_path / "work")
+    dirs = (tmp_path / "work", tmp_path / "work-tmp")
+    written = _on_disk(*dirs)
     assert LIMIT < written <= LIMIT + OVERSHOOT, written
     runtime.prepare()
-    assert _on_disk(tmp_path / "work") == 0
+    assert _on_disk(*dirs) == 0
     after = runtime.run(Job(code="print(1 + 1)"), Sink())
     assert after.status is Status.OK, after
+
+
+def test_the_limit_holds_for_work_and_tmp_together(runtime: GuestRuntime) -> None:
+    # 5 MiB in each: under the limit apart, over it together.
+    code = (
+        "import time\nblob = b'x' * (5 * 1024 * 1024)\n"
+        "open('a.bin', 'wb').write(blob)\nopen('/tmp/a.bin', 'wb').write(blob)\n"
+        "time.sleep(5)"
+    )
+    report = runtime.run(Job(code=code, limits=Limits(wall_ms=20_000)), Sink())
+    assert report.status is Status.ERROR, report
+    assert report.error is not None and report.error.type == "DiskQuotaExceeded"
+    assert report.usage.wall_ms < 4_000
 
 
 def test_a_run_under_its_limit_is_untouched(runtime: GuestRuntime) -> None:

@@ -1,5 +1,5 @@
 """Many runs in one worker process (the data-stack guest): each on its own thread in its
-own instance, with its own limits, workdir and cancel.
+own instance, with its own limits, workdir, /tmp and cancel.
 
 The real pool and worker process; only the internet is faked (a loopback server). That
 the runs overlap is shown without timing: they meet at a barrier in the loopback server,
@@ -121,14 +121,18 @@ async def _own_workdirs(pool: WorkerPool, barrier_server: LoopbackServer) -> Non
         return (
             "import os, urllib.request\n"
             f"open('mine.txt', 'w').write('{n}')\n"
+            f"open('/tmp/mine.txt', 'w').write('{n}')\n"
             f"{meet(barrier_server)}\n"
-            "print(open('mine.txt').read(), sorted(os.listdir()))"
+            "print(open('mine.txt').read(), sorted(os.listdir()),\n"
+            "      open('/tmp/mine.txt').read(), sorted(os.listdir('/tmp')))"
         )
 
     results = await asyncio.gather(
         *(run(pool, code(n), egress=egress(barrier_server)) for n in range(PARTIES))
     )
-    assert [out.strip() for _, out in results] == [f"{n} ['mine.txt']" for n in range(PARTIES)]
+    assert [out.strip() for _, out in results] == [
+        f"{n} ['mine.txt'] {n} ['mine.txt']" for n in range(PARTIES)
+    ]
 
 
 def test_limits_hold_per_run_while_others_run(with_pool: Callable[[Scenario], None]) -> None:

@@ -1,4 +1,5 @@
-"""Sessions in StackRuntime: instances kept between turns, each with its own directory.
+"""Sessions in StackRuntime: instances kept between turns, each with its own directory
+(and its own /tmp beside it).
 
 The real snapshot, driven as a worker process drives it (open, turn, prepare, close).
 """
@@ -69,18 +70,43 @@ def test_the_spare_instance_takes_the_sessions_directory(
 ) -> None:
     runtime.open_session("first", tmp_path / "first", 256)  # made on the spot
     runtime.prepare()  # now a spare waits, over a directory of its own
-    spare_dirs = [p for p in (tmp_path).iterdir() if p.name.endswith("-spare")]
-    assert len(spare_dirs) == 1
+    spare_dirs = sorted(p for p in (tmp_path).iterdir() if "-spare" in p.name)
+    assert [p.name for p in spare_dirs] == ["worker-spare", "worker-spare-tmp"]
     runtime.open_session("second", tmp_path / "second", 256)  # the spare, renamed
-    assert not spare_dirs[0].exists()
+    assert not any(p.exists() for p in spare_dirs)
     report, _, _ = turn(
-        runtime, "second", "open('mine.txt', 'w').write('2')\nimport os\nos.listdir()"
+        runtime,
+        "second",
+        "open('mine.txt', 'w').write('2')\nopen('/tmp/t.txt', 'w').write('t')\n"
+        "import os\nos.listdir(), os.listdir('/tmp')",
     )
-    assert value(report) == ["mine.txt"]
+    assert value(report) == [["mine.txt"], ["t.txt"]]
     assert (tmp_path / "second" / "mine.txt").read_text() == "2"
-    assert value(turn(runtime, "first", "import os\nos.listdir()")[0]) == []
+    assert (tmp_path / "second-tmp" / "t.txt").read_text() == "t"
+    assert value(turn(runtime, "first", "import os\nos.listdir(), os.listdir('/tmp')")[0]) == [
+        [],
+        [],
+    ]
     with pytest.raises(ValueError):
         runtime.open_session("third", tmp_path / "second", 256)  # exists already
+    (tmp_path / "fourth-tmp").mkdir()
+    with pytest.raises(ValueError):
+        runtime.open_session("fourth", tmp_path / "fourth", 256)  # its /tmp exists already
+
+
+def test_a_sessions_tmp_lasts_across_turns_and_is_its_own(
+    runtime: StackRuntime, tmp_path: Path
+) -> None:
+    runtime.open_session("a", tmp_path / "a", 256)
+    runtime.open_session("b", tmp_path / "b", 256)
+    runtime.prepare()
+    turn(runtime, "a", "import os\nos.makedirs('/tmp/out')\nopen('/tmp/out/a.csv', 'w').write('1')")
+    ran = runtime.run(Job(code="import os\nos.listdir('/tmp')"), Sink())
+    runtime.prepare()
+    assert value(ran) == []
+    assert value(turn(runtime, "b", "import os\nos.listdir('/tmp')")[0]) == []
+    assert value(turn(runtime, "a", "open('/tmp/out/a.csv').read()")[0]) == "1"
+    assert value(turn(runtime, "a", "import tempfile\ntempfile.gettempdir()")[0]) == "/tmp"
 
 
 def test_sessions_in_one_process_are_isolated(runtime: StackRuntime, tmp_path: Path) -> None:
@@ -185,8 +211,12 @@ def _on_disk(directory: Path) -> int:
         "import os\nos.makedirs('deep', exist_ok=True)\nchunk = b'x' * 65536\n"
         "for i in range(10_000_000):\n"
         "    with open(f'deep/{i % 50}.bin', 'ab') as f:\n        f.write(chunk)\n",
+        "chunk = b'x' * (1024 * 1024)\n"
+        "with open('/tmp/big.bin', 'wb') as f:\n"
+        "    while True:\n"
+        "        f.write(chunk)\n",
     ],
-    ids=["one-big-file", "many-small-files", "appends"],
+    ids=["one-big-file", "many-small-files", "appends", "into-tmp"],
 )
 def test_a_turn_writing_past_the_quota_is_stopped_soon_after(
     watched: StackRuntime, tmp_path: Path, code: str
@@ -199,7 +229,7 @@ def test_a_turn_writing_past_the_quota_is_stopped_soon_after(
     assert str(DISK_QUOTA) in report.error.message
     assert watched.session_end_reason("a") == "disk_quota"
     assert report.usage.wall_ms < 10_000  # stopped by the watch, not the clock
-    written = _on_disk(tmp_path / "a")
+    written = _on_disk(tmp_path / "a") + _on_disk(tmp_path / "a-tmp")
     assert DISK_QUOTA < written <= DISK_QUOTA + OVERSHOOT, written
     assert turn(watched, "a", "x")[1] is False
 

@@ -120,3 +120,60 @@ def test_special_files_are_not_read(space: Workspace) -> None:
     with pytest.raises(FileNotFoundError):
         space.read("pipe", 100)  # and never blocks on it
     assert [entry.path for entry in space.files()] == []
+
+
+# -- the guest's /tmp beside the directory (the wasmtime engine's) ------------------
+
+
+@pytest.fixture
+def with_tmp(tmp_path: Path, outside: Path) -> Workspace:
+    space = Workspace.with_tmp(tmp_path / "run", quota_bytes=1000)
+    assert space.tmp == tmp_path / "run-tmp"
+    space.root.mkdir()
+    space.tmp.mkdir()
+    os.symlink(str(outside), space.tmp / "dir-link")
+    return space
+
+
+def test_the_quota_counts_tmp_but_the_file_api_never_reaches_it(with_tmp: Workspace) -> None:
+    assert with_tmp.tmp is not None
+    (with_tmp.tmp / "scratch.bin").write_bytes(b"x" * 700)
+    with_tmp.write("a.bin", b"x" * 200)
+    assert with_tmp.usage() == DiskUsage(900, 3, True)  # a.bin, scratch.bin, the link
+    with pytest.raises(QuotaExceeded, match="with those in its /tmp"):
+        with_tmp.write("b.bin", b"x" * 200)
+    assert with_tmp.files() == [FileEntry("a.bin", 200)]
+    assert set(with_tmp.tree()) == {"a.bin"}
+    with pytest.raises(FileNotFoundError):
+        with_tmp.read("scratch.bin", 1000)
+
+
+def test_the_count_of_entries_covers_both_directories(
+    with_tmp: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert with_tmp.tmp is not None
+    monkeypatch.setattr("sandbox.workspace.MAX_COUNTED_ENTRIES", 20)
+    for n in range(12):
+        (with_tmp.root / f"w{n:03}").touch()
+        (with_tmp.tmp / f"t{n:03}").touch()
+    usage = with_tmp.usage()
+    assert (usage.complete, usage.entries, usage.over(10**12)) == (False, 20, True)
+
+
+def test_remove_takes_tmp_too_and_leaves_what_links_point_to(
+    with_tmp: Workspace, outside: Path
+) -> None:
+    assert with_tmp.tmp is not None
+    (with_tmp.tmp / "x.txt").write_text("x")
+    with_tmp.remove()
+    assert not with_tmp.root.exists() and not with_tmp.tmp.exists()
+    assert (outside / "secret.txt").read_text() == "host secret"
+    with_tmp.remove()  # idempotent
+
+
+def test_a_missing_tmp_counts_nothing(tmp_path: Path) -> None:
+    # Pyodide's sessions have their /tmp in memory: no directory beside theirs.
+    (tmp_path / "s").mkdir()
+    space = Workspace.with_tmp(tmp_path / "s", quota_bytes=10)
+    space.write("a", b"abc")
+    assert space.usage() == DiskUsage(3, 1, True)

@@ -38,9 +38,10 @@ def create_runner(
 ) -> WorkerPool:
     """A pool of ``size`` worker processes running the data-stack guest. Call ``start()``.
 
-    ``session_disk_mb``: the most a session's directory may hold, held while its turns run
-    (past it the turn is stopped and the session ends ``disk_quota``); ``run_disk_mb``: the
-    same for a run's working directory (past it the run is stopped).
+    ``session_disk_mb``: the most a session's directory and its /tmp may hold together, held
+    while its turns run (past it the turn is stopped and the session ends ``disk_quota``);
+    ``run_disk_mb``: the same for a run's working directory and /tmp (past it the run is
+    stopped).
 
     Raises EngineUnavailable if the artifacts are missing.
     """

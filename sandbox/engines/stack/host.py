@@ -17,7 +17,8 @@ the door            ``host.call(ptr, len, out_ptr_ptr, out_len_ptr) -> 0 | -2``:
                     to ``outcome`` and ``sleep``, is a null pointer and length 0)
 memory_mb           on top of the snapshot's own heap (what is already imported)
 mounts              ``/usr/local/lib`` read-only: the zip the snapshot was made with;
-                    matplotlib's data read-only inside it; ``/work`` writable
+                    matplotlib's data read-only inside it; ``/work`` and
+                    ``/tmp`` writable (the base class's)
 ==================  ===========================================================
 
 Ops: ``job``, ``outcome``, ``sleep``, ``fetch`` and ``display`` (one rich output, checked

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     # Each session's disk quota, held while its turns run.
     parser.add_argument("--session-disk-mb", type=int, default=None)
-    # What a run's working directory may hold, held while it runs.
+    # What a run's working directory and /tmp may hold together, held while it runs.
     parser.add_argument("--run-disk-mb", type=int, default=None)
     # Runs at once in this process, each on its own thread in its own runtime.
     parser.add_argument("--runs", type=int, default=1)

@@ -33,7 +33,8 @@ def create_runner(
 ) -> WorkerPool:
     """A pool of ``size`` worker processes running this engine. Call ``start()`` on it.
 
-    ``run_disk_mb``: the most a run's working directory may hold, held while it runs.
+    ``run_disk_mb``: the most a run's working directory and /tmp may hold together, held
+    while it runs.
 
     ``env`` is the workers' entire environment (give them nothing secret); None
     means an empty one apart from ``PYTHONUNBUFFERED``.

@@ -1,8 +1,8 @@
-"""The disk watch: stops a session's turn soon after its directory goes over its quota.
+"""The disk watch: stops a session's turn (or a run) soon after its files go over its quota.
 
-The guest writes ``/work`` through a WASI preopen of a host directory, and wasmtime's WASI
-has no quota of its own; ``RLIMIT_FSIZE`` is per file and per process (the worker's own
-files too). So while a turn runs, a thread counts the directory
+The guest writes ``/work`` and ``/tmp`` through WASI preopens of host directories, and
+wasmtime's WASI has no quota of its own; ``RLIMIT_FSIZE`` is per file and per process (the
+worker's own files too). So while a turn runs, a thread counts both directories
 (:meth:`~sandbox.workspace.Workspace.usage`: no link followed, sizes of regular files) and
 calls back once it is over; the runtime then interrupts the guest through the epoch, as
 for its other limits.

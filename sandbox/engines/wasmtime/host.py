@@ -5,12 +5,18 @@ the precompiled guest once, then for every job creates a new ``Store``,
 instantiates the component, calls its ``run`` export and drops everything.
 Nothing survives from one run to the next except the read-only stdlib mount.
 
+Each run has two writable directories: its working directory at ``/work`` and a scratch
+directory at ``/tmp``, a second host directory beside the first (``<workdir>-tmp``:
+never inside ``/work``, where code listing its files would find it). ``prepare`` empties
+both before the next instance is made; the run's disk limit counts both.
+
 Sessions are the exception, by request: :meth:`GuestRuntime.open_session` makes a Store
-and instance that stay (with the session's own directory at ``/work`` and its memory cap
-for life), and each :meth:`GuestRuntime.run_turn` calls into it again with a job marked
-``session``, so the guest keeps its ``__main__``. Limits apply per turn as per run. A turn
-that doesn't return normally (a trap: CPU, wall, output, subrequests, cancel,
-``os._exit``) or ends ``memory_limit`` drops the instance: it may have stopped anywhere.
+and instance that stay (with the session's own directory at ``/work``, its own ``/tmp``
+beside it and its memory cap for life), and each :meth:`GuestRuntime.run_turn` calls into
+it again with a job marked ``session``, so the guest keeps its ``__main__``. Limits apply
+per turn as per run. A turn that doesn't return normally (a trap: CPU, wall, output,
+subrequests, cancel, ``os._exit``) or ends ``memory_limit`` drops the instance: it may
+have stopped anywhere.
 
 How each limit is enforced:
 
@@ -30,10 +36,10 @@ output_bytes    counted in the stdout/stderr callbacks and for each rich
                 cap the run is interrupted and the output kept up to it
 subrequests     counted per redirect hop by the egress gate's budget callback;
                 over the cap the run ends at once (a host-function trap)
-disk            the run's (a session's) directory, counted while the guest runs by
-                the disk watch (``diskwatch.py``); over its limit the guest is
-                interrupted through the epoch and the run (turn) ends ``error``
-                (DiskQuotaExceeded); a session then ends ``disk_quota``
+disk            the run's (a session's) directory and its /tmp, counted while the
+                guest runs by the disk watch (``diskwatch.py``); over its limit the
+                guest is interrupted through the epoch and the run (turn) ends
+                ``error`` (DiskQuotaExceeded); a session then ends ``disk_quota``
 ==============  ===============================================================
 """
 
@@ -70,7 +76,7 @@ from sandbox.jobs import Job
 from sandbox.limits import MIB, Limits
 from sandbox.outcome import OutputMeter, deliver_outputs, parse_outcome, report
 from sandbox.outputs import check_display, collect_files
-from sandbox.workspace import DiskUsage, Workspace
+from sandbox.workspace import DiskUsage, Workspace, tmp_beside
 
 # The engine's configuration lives in engine.py; re-exported for the guests' hosts.
 __all__ = [
@@ -84,6 +90,7 @@ __all__ = [
 
 HOST_INTERFACE = "sandlot:sandbox/host@0.1.0"
 GUEST_WORKDIR = "/work"
+GUEST_TMP = "/tmp"
 
 
 class Sink(Protocol):
@@ -190,14 +197,18 @@ class GuestRuntime:
         self._engine = self._make_engine()
         self._stdlib = str(stdlib)
         self._workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        empty_dir(workdir)
+        self._tmp = tmp_beside(workdir)
+        for directory in (workdir, self._tmp):
+            directory.mkdir(parents=True, exist_ok=True)
+            empty_dir(directory)
         self._stdlib_writable = stdlib_writable
         self._resolver = resolver
         self._load(precompiled)
         self._monitor = Monitor(self._engine)
         self._session_disk_bytes = session_disk_bytes
-        self._run_disk = None if run_disk_bytes is None else Workspace(workdir, run_disk_bytes)
+        self._run_disk = (
+            None if run_disk_bytes is None else Workspace.with_tmp(workdir, run_disk_bytes)
+        )
         self._disk_watch = DiskWatch()
         # Why the last turn ended its session, when its status doesn't say (disk_quota).
         self._end_reason: str | None = None
@@ -256,7 +267,7 @@ class GuestRuntime:
         self._next = self._finished = None
         self._sessions.clear()
         if self._spare is not None:
-            shutil.rmtree(self._spare.workdir, ignore_errors=True)
+            _remove_session_dirs(self._spare.workdir)
             self._spare = None
         self._monitor.close()
         self._disk_watch.close()
@@ -301,36 +312,44 @@ class GuestRuntime:
     def open_session(
         self, session_id: str, workdir: Path, memory_mb: int, *, tenant: str | None = None
     ) -> None:
-        """Make a session's instance with ``workdir`` (made here; it must not exist yet) at
-        /work, its linear memory capped at ``memory_mb`` (on top of the guest's image) for
-        its whole life. ``tenant`` is not used: every instance is a Store of its own.
+        """Make a session's instance with ``workdir`` at /work and ``<workdir>-tmp`` at /tmp
+        (both made here; neither may exist yet), its linear memory capped at ``memory_mb``
+        (on top of the guest's image) for its whole life. ``tenant`` is not used: every
+        instance is a Store of its own.
 
         Once a worker has opened one session it keeps a spare ready, off the request path
-        (:meth:`prepare`): an instance already warmed up over a directory of its own, which
-        an open renames into place (the instance holds the directory open, not its name).
+        (:meth:`prepare`): an instance already warmed up over directories of its own, which
+        an open renames into place (the instance holds the directories open, not their
+        names).
 
         Raises ValueError for a session id in use or a directory that exists,
         EngineUnavailable when the instance can't be made.
         """
         if session_id in self._sessions:
             raise ValueError(f"session {session_id} is already open")
-        if workdir.exists():
-            raise ValueError(f"session directory {workdir} exists already")
+        tmp = tmp_beside(workdir)
+        for directory in (workdir, tmp):
+            if directory.exists():
+                raise ValueError(f"session directory {directory} exists already")
         self._sessions_used = True
         session, self._spare = self._spare, None
         if session is not None:
+            spare_dir = session.workdir
             try:
-                session.workdir.rename(workdir)
+                spare_dir.rename(workdir)
+                tmp_beside(spare_dir).rename(tmp)
                 session.workdir = workdir
-            except OSError:  # another file system: make one the slow way
-                shutil.rmtree(session.workdir, ignore_errors=True)
+            except OSError:  # another file system: make them the slow way
+                _remove_session_dirs(spare_dir)
+                _remove_session_dirs(workdir)
                 session = None
         if session is None:
             workdir.mkdir(mode=0o700)
+            tmp.mkdir(mode=0o700)
             session = self._new_session(workdir)
         session.store.set_limits(memory_size=self._memory_limit_bytes(Limits(memory_mb=memory_mb)))
         if self._session_disk_bytes is not None:
-            session.workspace = Workspace(workdir, self._session_disk_bytes)
+            session.workspace = Workspace.with_tmp(workdir, self._session_disk_bytes)
         self._sessions[session_id] = session
 
     def _new_session(self, workdir: Path) -> _Session:
@@ -361,8 +380,9 @@ class GuestRuntime:
 
     def _prepare_spare(self) -> None:
         spare_dir = self._workdir.with_name(self._workdir.name + "-spare")
-        shutil.rmtree(spare_dir, ignore_errors=True)
+        _remove_session_dirs(spare_dir)
         spare_dir.mkdir(mode=0o700)
+        tmp_beside(spare_dir).mkdir(mode=0o700)
         self._spare = self._new_session(spare_dir)
 
     def run_turn(self, session_id: str, job: Job, sink: Sink) -> tuple[RunReport, bool]:
@@ -499,14 +519,15 @@ class GuestRuntime:
             self.abort(Status.ERROR)
 
     def prepare(self) -> None:
-        """Get ready for the next run, off the request path: empty the workdir, instantiate
-        (and, once sessions are used here, make a spare session instance).
+        """Get ready for the next run, off the request path: empty the workdir and /tmp,
+        instantiate (and, once sessions are used here, make a spare session instance).
 
         Called by the worker after it has reported a run's end; ``run`` calls it itself
         if it wasn't.
         """
         self._finished = None
         empty_dir(self._workdir)
+        empty_dir(self._tmp)
         if self._next is None:
             self._next = self._prepare()
         if self._sessions_used and self._spare is None:
@@ -538,10 +559,15 @@ class GuestRuntime:
     # -- per-run plumbing -------------------------------------------------
 
     def _wasi(self, workdir: Path | None = None) -> wasmtime.WasiConfig:
+        """A run's (or, given ``workdir``, a session's) WASI: its directory at /work and
+        the one beside it at /tmp, writable; the guest's own mounts."""
         wasi = wasmtime.WasiConfig()
         wasi.stdout_custom = self._on_stdout
         wasi.stderr_custom = self._on_stderr
         wasi.preopen_dir(str(workdir or self._workdir), GUEST_WORKDIR, True)
+        wasi.preopen_dir(
+            str(self._tmp if workdir is None else tmp_beside(workdir)), GUEST_TMP, True
+        )
         self._mounts(wasi)
         return wasi
 
@@ -689,15 +715,21 @@ def _disk_quota_error(usage: DiskUsage, disk: Workspace | None, *, session: bool
     if session:
         return GuestError(
             "DiskQuotaExceeded",
-            f"the session's directory went over its disk quota of {quota} bytes "
+            f"the session's files (/work and /tmp) went over its disk quota of {quota} bytes "
             f"(SANDLOT_SESSION_DISK_MB) while the turn ran: {found}; the turn was stopped "
             "and the session ended",
         )
     return GuestError(
         "DiskQuotaExceeded",
-        f"the run's working directory went over its disk limit of {quota} bytes "
+        f"the run's files (/work and /tmp) went over its disk limit of {quota} bytes "
         f"(SANDLOT_RUN_DISK_MB) while it ran: {found}; the run was stopped",
     )
+
+
+def _remove_session_dirs(workdir: Path) -> None:
+    """Remove a session's (or the spare's) directory and its /tmp, where they exist."""
+    for directory in (workdir, tmp_beside(workdir)):
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _spent(run: _RunState) -> None:

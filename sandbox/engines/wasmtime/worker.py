@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     # Runs at once in this process, each on its own thread in its own runtime.
     parser.add_argument("--runs", type=int, default=1)
-    # What a run's working directory may hold, held while it runs.
+    # What a run's working directory and /tmp may hold together, held while it runs.
     parser.add_argument("--run-disk-mb", type=int, default=None)
     # When a run's thread is demoted for using the cores (fairshare.py).
     Demotion.add_arguments(parser)
