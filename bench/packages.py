@@ -41,6 +41,8 @@ IMPORTS = [
     "flask",
     "nltk",
     "textblob",
+    "ssl",
+    "geopy.distance",
 ]
 
 

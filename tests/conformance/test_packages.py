@@ -223,6 +223,14 @@ DATA_PACKAGES: dict[str, tuple[str, object, str | None]] = {
         [200, {"total": 42}],
         "needs markupsafe",
     ),
+    "geopy": (
+        # On the data-stack guest geopy imports on _sandlot_ssl's stand-in for _ssl.
+        "from geopy.distance import geodesic, great_circle\n"
+        "oslo, paris = (59.9139, 10.7522), (48.8566, 2.3522)\n"
+        "[round(geodesic(oslo, paris).km), round(great_circle(oslo, paris).km)]",
+        [1344, 1342],
+        None,
+    ),
     "textblob": (
         # Sentiment and spelling need no nltk data; tokenizing (words, sentences) does.
         "from textblob import TextBlob\nfrom nltk.stem import PorterStemmer\n"

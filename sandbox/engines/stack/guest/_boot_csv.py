@@ -49,6 +49,10 @@ def _sandlot_preload() -> None:
     _sandlot_fonts.install()
     _draw_warm_up_figures()
     _sandlot_stack.install()
+    # 11 ms in a run, on the stand-in for _ssl that install() put in place
+    # (sandbox/guest/_sandlot_ssl.py): requests, geopy and tests that patch it import it.
+    import ssl  # noqa: F401
+
     # No file may stay open in the snapshot: its descriptor number means something else
     # in every run, and closing it there would close whatever the run has under that
     # number (measured: matplotlib's cached fonts closed the run's font directory).

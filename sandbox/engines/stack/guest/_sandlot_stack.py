@@ -40,6 +40,7 @@ import _sandlot_http
 import _sandlot_multiprocessing
 import _sandlot_outbox
 import _sandlot_pools
+import _sandlot_ssl
 import _sandlot_urllib
 import _sandlot_wasi
 import sandlot
@@ -66,6 +67,7 @@ def install() -> None:
     _sandlot_hooks.after_import("nltk.data", _nltk_download_dir)
     _sandlot_pools.install()
     _sandlot_multiprocessing.install()
+    _sandlot_ssl.install()
     _sandlot_hashlib.install()
     # WASI's proc_exit carries the code to the host (wasmtime's ExitTrap).
     _sandlot_exec.install_hard_exit(os._exit)

@@ -24,6 +24,7 @@ import _sandlot_hashlib
 import _sandlot_http
 import _sandlot_multiprocessing
 import _sandlot_pools
+import _sandlot_ssl
 import _sandlot_urllib
 import _sandlot_wasi
 import sandlot
@@ -46,6 +47,7 @@ def install() -> None:
     _sandlot_http.install_urllib3_hook()
     _sandlot_pools.install()
     _sandlot_multiprocessing.install()
+    _sandlot_ssl.install()
     _sandlot_hashlib.install()
     # WASI preview 2's exit carries only success or failure: the host takes the code.
     _sandlot_exec.install_hard_exit(host.hard_exit)
