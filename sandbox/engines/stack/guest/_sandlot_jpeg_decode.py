@@ -83,6 +83,10 @@ class Frame:
             self.offsets.append(total)
             total += rows * cols * 64
         self.coefficients = total
+        self.smallest_blocks = min(
+            _ceil(_ceil(self.width * h, self.hmax), 8) * _ceil(_ceil(self.height * v, self.vmax), 8)
+            for h, v in self.sampling
+        )
 
 
 class HuffmanTable:
@@ -178,10 +182,11 @@ def decode(
 ) -> np.ndarray:
     """The pixels of the JPEG ``data`` as height x width x channels uint8, in Pillow's
     ``mode`` ("L", "RGB", "YCbCr" or "CMYK", the latter as stored: Adobe's inverted
-    values, Pillow's "CMYK;I"). ``size``: the (width, height) the frame must have (the
-    caller's, checked before any pixel memory is taken); ``scale`` 1, 2, 4 or 8 divides
-    it (Pillow's draft mode). A truncated scan raises ``OSError`` unless
-    ``truncated_ok``, which leaves the missing blocks grey, as libjpeg does.
+    values, Pillow's "CMYK;I"). ``scale`` 1, 2, 4 or 8 divides the size (Pillow's
+    draft mode); ``size``: the (width, height) the result must have (the caller's: the
+    frame is checked against it before any pixel memory is taken). A truncated scan
+    raises ``OSError`` unless ``truncated_ok``, which leaves the missing blocks grey, as
+    libjpeg does.
     """
     view = memoryview(data)
     if bytes(view[:2]) != b"\xff\xd8":
@@ -222,9 +227,9 @@ def decode(
             if frame is not None:
                 raise OSError("JPEG with more than one frame is not supported")
             frame = Frame(segment)
-            if size is not None and (frame.width, frame.height) != size:
+            scaled = (_ceil(frame.width, scale), _ceil(frame.height, scale))
+            if size is not None and scaled != size:
                 raise OSError("corrupt JPEG data: frame size differs from the header read")
-            coefficients = np.zeros(frame.coefficients + 64, np.int16)
         elif marker in _UNSUPPORTED:
             raise OSError(
                 f"{_UNSUPPORTED[marker]} JPEGs are not supported by this guest's JPEG "
@@ -243,8 +248,15 @@ def decode(
         elif marker == 0xEE and segment.startswith(b"Adobe") and len(segment) >= 12:
             adobe = segment[11]
         elif marker == 0xDA:
-            if frame is None or coefficients is None:
+            if frame is None:
                 raise OSError("corrupt JPEG data: scan before frame header")
+            if coefficients is None:
+                # Every block takes 2 bits at least (a DC and an EOB code): a file far
+                # too short for the size it claims is refused before the memory it
+                # would take is taken (the bigger claims, Pillow's bomb check refuses).
+                if (end - pos) * 4 < frame.smallest_blocks and not truncated_ok:
+                    raise OSError("image file is truncated (too little data for its size)")
+                coefficients = np.zeros(frame.coefficients + 64, np.int16)
             pos, complete = _decode_scan(data, pos, segment, frame, huffman, restart, coefficients)
             scans += 1
             if not complete:
