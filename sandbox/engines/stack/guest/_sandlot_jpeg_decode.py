@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from _sandlot_jpeg_tables import DCT, ZIGZAG
+from _sandlot_jpeg_tables import AC_CHROMA, AC_LUMA, DC_CHROMA, DC_LUMA, DCT, ZIGZAG
 
 LOOKAHEAD = 12
 # Where the k-th zigzag coefficient goes in a transposed block (the IDCT below takes
@@ -272,6 +272,27 @@ def decode(
     return _convert(frame, planes, mode, adobe, jfif, scale)
 
 
+# Tables already turned into lookups: Annex K's, which nearly every file carries, made
+# once with the module (in the snapshot), and those of files read in this run.
+_TABLES: dict[bytes, HuffmanTable] = {}
+
+
+def _table(bits: bytes, values: bytes) -> HuffmanTable:
+    key = bits + values
+    table = _TABLES.get(key)
+    if table is None:
+        table = HuffmanTable(bits, values)
+        if len(_TABLES) < 64:
+            _TABLES[key] = table
+    return table
+
+
+for _spec in (DC_LUMA, DC_CHROMA):
+    _table(*_spec).dc()
+for _spec in (AC_LUMA, AC_CHROMA):
+    _table(*_spec).ac()
+
+
 def _define_huffman(segment: bytes, huffman: dict[int, HuffmanTable]) -> None:
     at = 0
     while at < len(segment):
@@ -282,7 +303,7 @@ def _define_huffman(segment: bytes, huffman: dict[int, HuffmanTable]) -> None:
         count = sum(bits)
         if klass_index & 0xEC or count > 256 or at + 17 + count > len(segment):
             raise OSError("corrupt JPEG data: bad DHT segment")
-        huffman[klass_index] = HuffmanTable(bits, segment[at + 17 : at + 17 + count])
+        huffman[klass_index] = _table(bits, segment[at + 17 : at + 17 + count])
         at += 17 + count
 
 
@@ -350,28 +371,37 @@ def _decode_scan(
     if start != 0 or stop != 63 or approx != 0:
         raise OSError("corrupt JPEG data: sequential scan with spectral selection")
 
+    # Each block of an MCU: its scan member, Huffman lookups and place in an MCU row.
+    slots = []
+    places = []  # (component offset, block row within the MCU row, its cols, x step, x)
     if count == 1:  # non-interleaved: one block an MCU, over the component's own size
         c, dc, ac = members[0]
         h, v = frame.sampling[c]
-        width = _ceil(_ceil(frame.width * h, frame.hmax), 8)
-        height = _ceil(_ceil(frame.height * v, frame.vmax), 8)
-        cols = frame.grids[c][1]
-        slots.append((0, dc.dc(), ac.ac(), 0))
-        mcu_bases: Any = _BlockBases(frame.offsets[c], width, cols)
-        total = width * height
+        across = _ceil(_ceil(frame.width * h, frame.hmax), 8)
+        rows = _ceil(_ceil(frame.height * v, frame.vmax), 8)
+        slots.append((0, dc.dc(), ac.ac()))
+        places.append((frame.offsets[c], 1, 0, frame.grids[c][1], 1, 0))
     else:
-        per_mcu = []
-        for slot, (c, dc, ac) in enumerate(members):
-            h, v = frame.sampling[c]
-            cols = frame.grids[c][1]
-            for by in range(v):
-                for bx in range(h):
-                    slots.append((slot, dc.dc(), ac.ac(), (by * cols + bx) * 64))
-            per_mcu.append((c, h, v, cols))
-        total = frame.mcus_x * frame.mcus_y
         if sum(frame.sampling[c][0] * frame.sampling[c][1] for c, _, _ in members) > 10:
             raise OSError("corrupt JPEG data: more than 10 blocks in an MCU")
-        mcu_bases = _InterleavedBases(frame, per_mcu)
+        across, rows = frame.mcus_x, frame.mcus_y
+        for slot, (c, dc, ac) in enumerate(members):
+            h, v = frame.sampling[c]
+            for by in range(v):
+                for bx in range(h):
+                    slots.append((slot, dc.dc(), ac.ac()))
+                    places.append((frame.offsets[c], v, by, frame.grids[c][1], h, bx))
+    steps = np.arange(across, dtype=np.int64)
+
+    def row_bases(row: int) -> list[list[int]]:
+        # Where each block of each MCU in the row starts in ``coefficients``.
+        return np.stack(
+            [
+                offset + ((row * v + by) * cols + steps * h + bx) * 64
+                for offset, v, by, cols, h, bx in places
+            ],
+            axis=1,
+        ).tolist()
 
     clean, restarts, after, found = _entropy_segment(data, pos)
     nbits = len(clean) * 8
@@ -388,92 +418,68 @@ def _decode_scan(
     p = 0
     limit = restarts[0] * 8 if restarts else nbits
     interval = 0
-    left = restart or total + 1
+    left = restart or rows * across + 1
     try:
-        for mcu in range(total):
-            if left == 0:
-                # The next interval begins at its marker's place, DC predictions at 0.
-                if interval >= len(restarts):
-                    raise OSError("corrupt JPEG data: restart marker missing")
-                p = restarts[interval] * 8
-                interval += 1
-                limit = restarts[interval] * 8 if interval < len(restarts) else nbits
-                pred = [0] * len(members)
-                left = restart
-            left -= 1
-            bases = mcu_bases[mcu]
-            for slot, dcl, acl, offset in slots:
-                base = bases[slot] + offset
-                n, v = dcl[(w[p >> 3] >> (shift_small - (p & 7))) & mask_small]
-                if n > 0:  # code and value in the lookahead
-                    p += n
-                else:
-                    if n < 0:  # the code in it, v its value's size
-                        p -= n
+        for row in range(rows):
+            for bases in row_bases(row):
+                if left == 0:
+                    # The next interval begins at its marker's place, DC predictions at 0.
+                    if interval >= len(restarts):
+                        raise OSError("corrupt JPEG data: restart marker missing")
+                    p = restarts[interval] * 8
+                    interval += 1
+                    limit = restarts[interval] * 8 if interval < len(restarts) else nbits
+                    pred = [0] * len(members)
+                    left = restart
+                left -= 1
+                for (slot, dcl, acl), base in zip(slots, bases, strict=True):
+                    n, v = dcl[(w[p >> 3] >> (shift_small - (p & 7))) & mask_small]
+                    if n > 0:  # code and value in the lookahead
+                        p += n
                     else:
-                        n, v = members[slot][1].slow((w[p >> 3] >> (16 - (p & 7))) & 0xFFFF)
-                        p += n
-                    if v:
-                        x = ((w[p >> 3] >> (16 - (p & 7))) & 0xFFFF) >> (16 - v)
-                        p += v
-                        v = x if x >= 1 << (v - 1) else x - (1 << v) + 1
-                pred[slot] += v
-                out[base] = pred[slot]
-                k = 1
-                while k < 64:
-                    n, step, v = acl[(w[p >> 3] >> (shift_small - (p & 7))) & mask_small]
-                    if step:
-                        p += n
-                        k += step
+                        if n < 0:  # the code in it, v its value's size
+                            p -= n
+                        else:
+                            n, v = members[slot][1].slow((w[p >> 3] >> (16 - (p & 7))) & 0xFFFF)
+                            p += n
                         if v:
-                            out[base + natural[k - 1]] = v
-                        continue
-                    if n == 0:
-                        n, v = members[slot][2].slow((w[p >> 3] >> (16 - (p & 7))) & 0xFFFF)
-                    p += n
-                    k += v >> 4
-                    s = v & 15
-                    if s:
-                        x = ((w[p >> 3] >> (16 - (p & 7))) & 0xFFFF) >> (16 - s)
-                        p += s
-                        out[base + natural[k]] = x if x >= 1 << (s - 1) else x - (1 << s) + 1
-                        k += 1
-                    elif v >> 4 == 15:
-                        k += 1
-                    else:
-                        k = _EOB_STEP
-                if 64 < k < _EOB_STEP:
-                    raise OSError("corrupt JPEG data: coefficients past the end of a block")
-            if p > limit:
-                if p > nbits and interval >= len(restarts) and not found:
-                    return after, False
-                raise OSError("corrupt JPEG data: a restart interval overruns its data")
+                            x = ((w[p >> 3] >> (16 - (p & 7))) & 0xFFFF) >> (16 - v)
+                            p += v
+                            v = x if x >= 1 << (v - 1) else x - (1 << v) + 1
+                    pred[slot] += v
+                    out[base] = pred[slot]
+                    k = 1
+                    while k < 64:
+                        n, step, v = acl[(w[p >> 3] >> (shift_small - (p & 7))) & mask_small]
+                        if step:
+                            p += n
+                            k += step
+                            if v:
+                                out[base + natural[k - 1]] = v
+                            continue
+                        if n == 0:
+                            n, v = members[slot][2].slow((w[p >> 3] >> (16 - (p & 7))) & 0xFFFF)
+                        p += n
+                        k += v >> 4
+                        s = v & 15
+                        if s:
+                            x = ((w[p >> 3] >> (16 - (p & 7))) & 0xFFFF) >> (16 - s)
+                            p += s
+                            out[base + natural[k]] = x if x >= 1 << (s - 1) else x - (1 << s) + 1
+                            k += 1
+                        elif v >> 4 == 15:
+                            k += 1
+                        else:
+                            k = _EOB_STEP
+                    if 64 < k < _EOB_STEP:
+                        raise OSError("corrupt JPEG data: coefficients past the end of a block")
+                if p > limit:
+                    if p > nbits and interval >= len(restarts) and not found:
+                        return after, False
+                    raise OSError("corrupt JPEG data: a restart interval overruns its data")
     except (ValueError, OverflowError, IndexError) as exc:  # int16 overflow, bad indices
         raise OSError("corrupt JPEG data") from exc
     return after, True
-
-
-class _BlockBases:
-    """Each block's offset in a non-interleaved scan (raster order over the component)."""
-
-    def __init__(self, offset: int, width: int, cols: int) -> None:
-        self.offset, self.width, self.cols = offset, width, cols
-
-    def __getitem__(self, block: int) -> list[int]:
-        row, col = divmod(block, self.width)
-        return [self.offset + (row * self.cols + col) * 64]
-
-
-class _InterleavedBases:
-    """Each MCU's first-block offset per scan component, computed on demand."""
-
-    def __init__(self, frame: Frame, per_mcu: list[tuple[int, int, int, int]]) -> None:
-        self.mcus_x = frame.mcus_x
-        self.parts = [(frame.offsets[c], h, v, cols) for c, h, v, cols in per_mcu]
-
-    def __getitem__(self, mcu: int) -> list[int]:
-        row, col = divmod(mcu, self.mcus_x)
-        return [off + ((row * v) * cols + col * h) * 64 for off, h, v, cols in self.parts]
 
 
 def _planes(
@@ -598,15 +604,22 @@ def _convert(
     return np.ascontiguousarray(out)
 
 
+# libjpeg's YCbCr -> RGB (jdcolor.c): JFIF's factors in 16-bit fixed point, per-value
+# tables, so the same samples give the same pixels.
+_CHROMA = np.arange(256, dtype=np.int32) - 128
+_CR_R = (91881 * _CHROMA + 32768) >> 16  # 1.40200
+_CB_B = (116130 * _CHROMA + 32768) >> 16  # 1.77200
+_CR_G = -46802 * _CHROMA  # -0.71414
+_CB_G = -22554 * _CHROMA + 32768  # -0.34414, with the rounding half
+
+
 def _rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
-    # JFIF's YCbCr -> RGB (T.871), rounded and clamped as libjpeg's tables do.
-    y32 = y.astype(np.float32)
-    b = cb.astype(np.float32) - 128.0
-    r = cr.astype(np.float32) - 128.0
-    rgb = np.stack(
-        (y32 + 1.402 * r, y32 - 0.344136286 * b - 0.714136286 * r, y32 + 1.772 * b), axis=2
-    )
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    luma = y.astype(np.int32)
+    out = np.empty((*y.shape, 3), np.uint8)
+    out[:, :, 0] = np.clip(luma + _CR_R[cr], 0, 255)
+    out[:, :, 1] = np.clip(luma + ((_CB_G[cb] + _CR_G[cr]) >> 16), 0, 255)
+    out[:, :, 2] = np.clip(luma + _CB_B[cb], 0, 255)
+    return out
 
 
 def _from_rgb(rgb: np.ndarray) -> np.ndarray:
