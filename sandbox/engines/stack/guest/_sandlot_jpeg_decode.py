@@ -23,6 +23,7 @@ import numpy as np
 from _sandlot_jpeg_tables import AC_CHROMA, AC_LUMA, DC_CHROMA, DC_LUMA, DCT, ZIGZAG
 
 LOOKAHEAD = 12
+BAND_ROWS = 256  # output rows upsampled and colour-converted at once
 # Where the k-th zigzag coefficient goes in a transposed block (the IDCT below takes
 # blocks transposed), padded for runs past the end: those land on a spare slot and the
 # block is refused (see _decode_scan).
@@ -477,7 +478,11 @@ def _decode_scan(
                     if p > nbits and interval >= len(restarts) and not found:
                         return after, False
                     raise OSError("corrupt JPEG data: a restart interval overruns its data")
-    except (ValueError, OverflowError, IndexError) as exc:  # int16 overflow, bad indices
+    except (
+        ValueError,
+        OverflowError,
+        IndexError,
+    ) as exc:  # int16 overflow, bad indices
         raise OSError("corrupt JPEG data") from exc
     return after, True
 
@@ -496,7 +501,7 @@ def _planes(
         height = -(-frame.height * v // frame.vmax)
         used_rows = -(-height // 8)
         plane = np.empty((used_rows * 8, cols * 8), np.uint8)
-        step = max(1, (1 << 16) // cols)  # block rows at once: bounded float memory
+        step = max(1, (1 << 14) // cols)  # block rows at once: 4 MB float arrays
         for top in range(0, used_rows, step):
             bottom = min(top + step, used_rows)
             blocks = coefficients[offset + top * cols * 64 : offset + bottom * cols * 64]
@@ -546,18 +551,21 @@ def _upsample(plane: np.ndarray, fy: int, fx: int) -> np.ndarray:
 
 
 def _convert(
-    frame: Frame, planes: list[np.ndarray], mode: str, adobe: int | None, jfif: bool, scale: int
+    frame: Frame,
+    planes: list[np.ndarray],
+    mode: str,
+    adobe: int | None,
+    jfif: bool,
+    scale: int,
 ) -> np.ndarray:
-    full = []
-    for (h, v), plane in zip(frame.sampling, planes, strict=True):
+    """The pixels in ``mode``: components upsampled and converted a band of rows at a time
+    (their int32 temporaries stay small for large images)."""
+    for h, v in frame.sampling:
         if frame.hmax % h or frame.vmax % v:
             raise OSError("JPEG with fractional sampling ratios is not supported")
-        if (h, v) != (frame.hmax, frame.vmax):
-            plane = _upsample(plane, frame.vmax // v, frame.hmax // h)
-        full.append(plane[: frame.height, : frame.width])
     # The colour space as libjpeg guesses it (jdapimin.c): JFIF or Adobe first, then
     # the component ids.
-    count = len(full)
+    count = len(planes)
     if count == 3:
         if jfif:
             space = "YCbCr"
@@ -569,39 +577,32 @@ def _convert(
         space = "YCCK" if adobe == 2 else "CMYK"
     else:
         space = "L"
+    convert = _CONVERSIONS.get((space, mode))
+    if convert is None:
+        raise OSError(f"cannot decode a {space} JPEG as {mode}")
+    channels = {"L": 1, "RGB": 3, "YCbCr": 3, "CMYK": 4}[mode]
+    out = np.empty((frame.height, frame.width, channels), np.uint8)
+    band = BAND_ROWS // frame.vmax * frame.vmax
+    for top in range(0, frame.height, band):
+        bottom = min(top + band, frame.height)
+        full = [_band(frame, c, plane, top, bottom) for c, plane in enumerate(planes)]
+        out[top:bottom] = convert(full)
+    return _reduced(out, scale) if scale > 1 else out
 
-    if mode == "L":
-        if space == "L" or space == "YCbCr":
-            out = full[0][:, :, None]
-        elif space == "RGB":
-            out = _gray(np.stack(full, axis=2))[:, :, None]
-        else:
-            raise OSError(f"cannot decode a {space} JPEG as L")
-    elif mode in ("RGB", "YCbCr"):
-        if space == "L":
-            out = np.repeat(full[0][:, :, None], 3, axis=2)
-        elif space == mode:
-            out = np.stack(full, axis=2)
-        elif space == "YCbCr":
-            out = _rgb(full[0], full[1], full[2])
-        elif space == "RGB":
-            out = _from_rgb(np.stack(full, axis=2))
-        else:
-            raise OSError(f"cannot decode a {space} JPEG as {mode}")
-    elif mode == "CMYK":
-        if space == "CMYK":
-            out = np.stack(full, axis=2)
-        elif space == "YCCK":  # libjpeg: CMY = 255 - RGB of the YCC part, K as it is
-            out = np.concatenate(
-                (255 - _rgb(full[0], full[1], full[2]), full[3][:, :, None]), axis=2
-            )
-        else:
-            raise OSError(f"cannot decode a {space} JPEG as CMYK")
-    else:
-        raise OSError(f"cannot decode a JPEG as {mode}")
-    if scale > 1:
-        out = _reduced(out, scale)
-    return np.ascontiguousarray(out)
+
+def _band(frame: Frame, c: int, plane: np.ndarray, top: int, bottom: int) -> np.ndarray:
+    """Rows ``top`` to ``bottom`` of component ``c`` at full size (``top`` a multiple of
+    the largest vertical sampling factor)."""
+    h, v = frame.sampling[c]
+    fy, fx = frame.vmax // v, frame.hmax // h
+    first, last = top // fy, -(-bottom // fy)
+    if fy == 1 and fx == 1:
+        return plane[first:last, : frame.width]
+    # One more row each side where there is one: the filter's neighbours.
+    above, below = max(first - 1, 0), min(last + 1, plane.shape[0])
+    up = _upsample(plane[above:below], fy, fx)
+    skip = (first - above) * fy
+    return up[skip : skip + bottom - top, : frame.width]
 
 
 # libjpeg's YCbCr -> RGB (jdcolor.c): JFIF's factors in 16-bit fixed point, per-value
@@ -648,7 +649,31 @@ def _reduced(pixels: np.ndarray, scale: int) -> np.ndarray:
     height, width = pixels.shape[:2]
     rows, cols = -(-height // scale), -(-width // scale)
     padded = np.pad(
-        pixels, ((0, rows * scale - height), (0, cols * scale - width), (0, 0)), mode="edge"
+        pixels,
+        ((0, rows * scale - height), (0, cols * scale - width), (0, 0)),
+        mode="edge",
     )
     cells = padded.reshape(rows, scale, cols, scale, -1).astype(np.float32)
     return np.rint(cells.mean(axis=(1, 3))).astype(np.uint8)
+
+
+def _stacked(full: list[np.ndarray]) -> np.ndarray:
+    return np.stack(full, axis=2)
+
+
+_CONVERSIONS = {
+    ("L", "L"): _stacked,
+    ("YCbCr", "L"): lambda full: full[0][:, :, None],
+    ("RGB", "L"): lambda full: _gray(np.stack(full, axis=2))[:, :, None],
+    ("L", "RGB"): lambda full: np.repeat(full[0][:, :, None], 3, axis=2),
+    ("L", "YCbCr"): lambda full: np.repeat(full[0][:, :, None], 3, axis=2),
+    ("RGB", "RGB"): _stacked,
+    ("YCbCr", "YCbCr"): _stacked,
+    ("YCbCr", "RGB"): lambda full: _rgb(full[0], full[1], full[2]),
+    ("RGB", "YCbCr"): lambda full: _from_rgb(np.stack(full, axis=2)),
+    ("CMYK", "CMYK"): _stacked,
+    # libjpeg: CMY = 255 - RGB of the YCC part, K as it is.
+    ("YCCK", "CMYK"): lambda full: np.concatenate(
+        (255 - _rgb(full[0], full[1], full[2]), full[3][:, :, None]), axis=2
+    ),
+}

@@ -13,6 +13,8 @@ of MCU rows, so their float arrays stay small for large images.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from _sandlot_jpeg_tables import (
     AC_CHROMA,
@@ -27,6 +29,7 @@ from _sandlot_jpeg_tables import (
     scaled,
 )
 
+CHUNK_BLOCKS = 1 << 14  # blocks entropy-coded at once: bounds the event arrays
 MAX_DIMENSION = 65500  # libjpeg's limit, below the format's 65535
 # Pixels colour-converted and transformed at once: bounds the float temporaries.
 STRIP_PIXELS = 1 << 20
@@ -108,13 +111,19 @@ def encode(
         interval = restart_rows * mcus_per_row
     interval = min(max(interval, 0), 65535)
     slots = np.array([i for i, c in enumerate(components) for _ in range(c.h * c.v)])
-    symbols = _symbols(coefficients, slots, np.array(huffman)[slots], interval)
+    coder = _Coder(coefficients, slots, np.array(huffman)[slots], interval)
     specs = [DC_LUMA, DC_CHROMA, AC_LUMA, AC_CHROMA]
     if optimize:  # libjpeg's two passes: the symbols' counts make the tables
+        counts = sum(
+            np.bincount(table.astype(np.int64) * 256 + symbol, minlength=4 * 256)
+            for table, symbol, *_ in coder.chunks()
+        )
         for t in set(huffman):
-            specs[t] = _optimal(symbols[1][symbols[0] == t])
-            specs[2 + t] = _optimal(symbols[1][symbols[0] == 2 + t])
-    scan = _scan(symbols, specs, interval)
+            specs[t] = _optimal(counts[t * 256 : t * 256 + 256])
+            specs[2 + t] = _optimal(counts[(2 + t) * 256 : (3 + t) * 256])
+    scan = _Bitstream(specs, interval)
+    for events in coder.chunks():
+        scan.write(*events)
 
     used_tables = sorted({c.table for c in components})
     if streamtype != 2:
@@ -134,7 +143,7 @@ def encode(
     for c, t in zip(components, huffman, strict=True):
         header += bytes([c.ident, t << 4 | t])
     out.append(_segment(0xDA, header + b"\x00\x3f\x00"))
-    out.append(scan)
+    out.extend(scan.parts)
     out.append(b"\xff\xd9")
     return b"".join(out)
 
@@ -153,7 +162,11 @@ def _components(
             raise OSError("subsampling can't be used with keep_rgb")
         return [Component(ord(n), 1, 1, 0) for n in "RGB"], 0
     elif colorspace in ("RGB", "YCbCr"):
-        components = [Component(1, 2, 2, 0), Component(2, 1, 1, 1), Component(3, 1, 1, 1)]
+        components = [
+            Component(1, 2, 2, 0),
+            Component(2, 1, 1, 1),
+            Component(3, 1, 1, 1),
+        ]
         transform = None
     else:
         raise OSError(f"cannot write mode {colorspace} as JPEG")
@@ -245,90 +258,114 @@ def _bit_lengths(values: np.ndarray) -> np.ndarray:
     return np.frexp(np.abs(values).astype(np.float64))[1].astype(np.int64)
 
 
-def _symbols(
-    coefficients: np.ndarray, slots: np.ndarray, huffman: np.ndarray, interval: int
-) -> tuple[np.ndarray, ...]:
-    """Every Huffman event of the scan in coding order: (table 0-3: DC luma/chroma, AC
-    luma/chroma; symbol; extra bit count; extra bits; restart interval number)."""
-    mcus, per_mcu, _ = coefficients.shape
-    blocks = coefficients.reshape(mcus * per_mcu, 64).astype(np.int32)
-    count = blocks.shape[0]
-    block_slot = np.tile(np.arange(per_mcu), mcus)
-    block_component = slots[block_slot]
-    block_table = huffman[block_slot]
-    block_interval = (
-        np.arange(count) // per_mcu // interval if interval else np.zeros(count, np.int64)
-    )
+class _Coder:
+    """The scan's Huffman events, a chunk of MCUs at a time (bounded temporaries)."""
 
-    # DC: differences from the previous block of the same component, 0 at each restart.
-    dc = blocks[:, 0].astype(np.int64)
-    diff = np.empty_like(dc)
-    for component in np.unique(slots):
-        where = np.flatnonzero(block_component == component)
-        values = dc[where]
-        previous = np.concatenate(([0], values[:-1]))
-        intervals = block_interval[where]
-        restarted = np.concatenate(([True], intervals[1:] != intervals[:-1]))
-        previous[restarted] = 0
-        diff[where] = values - previous
+    def __init__(
+        self,
+        coefficients: np.ndarray,
+        slots: np.ndarray,
+        huffman: np.ndarray,
+        interval: int,
+    ) -> None:
+        self.coefficients, self.huffman, self.interval = coefficients, huffman, interval
+        mcus, per_mcu, _ = coefficients.shape
+        # DC: differences from the previous block of the same component, 0 at each
+        # restart (whole-scan, one value a block).
+        dc = coefficients[:, :, 0].astype(np.int32)
+        self.dc = np.empty_like(dc)
+        mcu_interval = np.arange(mcus) // interval if interval else np.zeros(mcus, np.int64)
+        restarted = np.concatenate(([True], mcu_interval[1:] != mcu_interval[:-1]))
+        for component in np.unique(slots):
+            columns = np.flatnonzero(slots == component)
+            values = dc[:, columns].reshape(-1)  # coding order within the component
+            previous = np.concatenate(([0], values[:-1])).reshape(mcus, len(columns))
+            previous[restarted, 0] = 0
+            self.dc[:, columns] = values.reshape(mcus, len(columns)) - previous
+        self.step = max(1, CHUNK_BLOCKS // per_mcu)
+        if interval:  # whole intervals a chunk where they are short
+            self.step = max(interval, self.step // interval * interval)
 
-    dc_size = _bit_lengths(diff)
-    events = [
-        (
-            np.arange(count, dtype=np.int64) * 128,
-            block_table,
-            dc_size,
-            dc_size,
-            _amplitude(diff, dc_size),
-        )
-    ]
+    def chunks(self) -> Iterator[tuple[np.ndarray, ...]]:
+        """Per chunk, per event: table 0-3 (DC luma/chroma, AC luma/chroma), symbol,
+        extra bit count, extra bits, restart interval number; then the chunk's first
+        and last MCU (exclusive) and whether it ends the scan."""
+        mcus = self.coefficients.shape[0]
+        for first in range(0, mcus, self.step):
+            last = min(first + self.step, mcus)
+            yield (*self._events(first, last), first, last, last == mcus)
 
-    # AC: each nonzero coefficient with the zeros before it; ZRL for each 16 of them.
-    block, index = np.nonzero(blocks[:, 1:])
-    position = index + 1
-    values = blocks[block, position].astype(np.int64)
-    first = np.concatenate(([True], block[1:] != block[:-1]))
-    previous = np.concatenate(([0], position[:-1]))
-    previous[first] = 0
-    run = position - previous - 1
-    size = _bit_lengths(values)
-    ac_table = 2 + block_table[block]
-    events.append(
-        (
-            block * 128 + 2 * position,
-            ac_table,
-            (run & 15) << 4 | size,
-            size,
-            _amplitude(values, size),
-        )
-    )
-    zrl_count = run >> 4
-    if zrl_count.any():
-        repeat = np.repeat(np.arange(len(run)), zrl_count)
-        zeros = np.zeros(len(repeat), np.int64)
+    def _events(self, first: int, last: int) -> tuple[np.ndarray, ...]:
+        chunk = self.coefficients[first:last]
+        mcus, per_mcu, _ = chunk.shape
+        count = mcus * per_mcu
+        blocks = chunk.reshape(count, 64)
+        block_table = np.tile(self.huffman, mcus)
+        mcu = first + np.arange(count) // per_mcu
+        block_interval = mcu // self.interval if self.interval else np.zeros(count, np.int64)
+
+        diff = self.dc[first:last].reshape(count)
+        dc_size = _bit_lengths(diff)
+        events = [
+            (
+                np.arange(count, dtype=np.int64) * 128,
+                block_table,
+                dc_size,
+                dc_size,
+                _amplitude(diff, dc_size),
+            )
+        ]
+        # AC: each nonzero coefficient with the zeros before it; ZRL for each 16 of them.
+        block, index = np.nonzero(blocks[:, 1:])
+        position = index + 1
+        values = blocks[block, position].astype(np.int32)
+        first_in_block = np.concatenate(([True], block[1:] != block[:-1]))
+        previous = np.concatenate(([0], position[:-1]))
+        previous[first_in_block] = 0
+        run = position - previous - 1
+        size = _bit_lengths(values)
+        ac_table = 2 + block_table[block]
         events.append(
             (
-                block[repeat] * 128 + 2 * position[repeat] - 1,
-                ac_table[repeat],
-                zeros + 0xF0,
-                zeros,
-                zeros,
+                block * 128 + 2 * position,
+                ac_table,
+                (run & 15) << 4 | size,
+                size,
+                _amplitude(values, size),
             )
         )
-    # EOB after a block's last nonzero coefficient unless that is the 64th.
-    last = np.zeros(count, np.int64)
-    ends = np.concatenate((block[1:] != block[:-1], [True])) if len(block) else np.zeros(0, bool)
-    last[block[ends]] = position[ends]
-    eob = np.flatnonzero(last < 63)
-    zeros = np.zeros(len(eob), np.int64)
-    events.append((eob * 128 + 127, 2 + block_table[eob], zeros, zeros, zeros))
+        zrl_count = run >> 4
+        if zrl_count.any():
+            repeat = np.repeat(np.arange(len(run)), zrl_count)
+            zeros = np.zeros(len(repeat), np.int64)
+            events.append(
+                (
+                    block[repeat] * 128 + 2 * position[repeat] - 1,
+                    ac_table[repeat],
+                    zeros + 0xF0,
+                    zeros,
+                    zeros,
+                )
+            )
+        # EOB after a block's last nonzero coefficient unless that is the 64th.
+        last_position = np.zeros(count, np.int64)
+        ends = np.concatenate((block[1:] != block[:-1], [True])) if len(block) else block > 0
+        last_position[block[ends]] = position[ends]
+        eob = np.flatnonzero(last_position < 63)
+        zeros = np.zeros(len(eob), np.int64)
+        events.append((eob * 128 + 127, 2 + block_table[eob], zeros, zeros, zeros))
 
-    keys = np.concatenate([e[0] for e in events])
-    order = np.argsort(keys, kind="stable")
-    table, symbol, extra_size, extra = (
-        np.concatenate([e[i] for e in events])[order] for i in range(1, 5)
-    )
-    return table, symbol, extra_size, extra, block_interval[keys[order] // 128]
+        keys = np.concatenate([e[0] for e in events])
+        order = np.argsort(keys, kind="stable")
+        table, symbol, extra_size, extra = (
+            np.concatenate([e[i] for e in events]).astype(np.int32)[order] for i in range(1, 5)
+        )
+        return table, symbol, extra_size, extra, block_interval[keys[order] // 128]
+
+
+def _bit_lengths(values: np.ndarray) -> np.ndarray:
+    """SSSS of each value: the bits of its magnitude (0 for 0)."""
+    return np.frexp(np.abs(values).astype(np.float64))[1].astype(np.int32)
 
 
 def _amplitude(values: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -336,55 +373,94 @@ def _amplitude(values: np.ndarray, size: np.ndarray) -> np.ndarray:
     return np.where(values >= 0, values, values + (1 << size) - 1)
 
 
-def _scan(
-    symbols: tuple[np.ndarray, ...], specs: list[tuple[bytes, bytes]], interval: int
-) -> bytes:
-    """The entropy-coded segment: codes packed MSB first, 1-bit padded per restart
-    interval, 0xFF stuffed, RSTn markers between intervals."""
-    table, symbol, extra_size, extra, intervals = symbols
-    codes = np.zeros(4 * 256, np.int64)
-    lengths = np.zeros(4 * 256, np.int64)
-    for t, (bits, values) in enumerate(specs):
-        for value, (code, length) in code_table(bits, values)[0].items():
-            codes[t * 256 + value] = code
-            lengths[t * 256 + value] = length
-    lookup = table * 256 + symbol
-    length = lengths[lookup] + extra_size
-    value = codes[lookup] << extra_size | extra
-    # Each interval ends on a byte: ones pad the last byte (F.1.2.3).
-    count = int(intervals[-1]) + 1 if len(intervals) else 1
-    interval_bits = np.bincount(intervals, weights=length, minlength=count).astype(np.int64)
-    pad = -interval_bits % 8
-    order = np.argsort(np.concatenate((intervals, np.arange(count))), kind="stable")
-    length = np.concatenate((length, pad))[order]
-    value = np.concatenate((value, (1 << pad) - 1))[order]
+class _Bitstream:
+    """The entropy-coded segment, chunk by chunk: codes packed MSB first, 1-bit padded at
+    the end of each restart interval, 0xFF stuffed, RSTn markers between intervals; the
+    bits of a last, partial byte carried to the next chunk."""
 
-    ends = np.cumsum(length)
-    total = int(ends[-1]) if len(ends) else 0
-    starts = ends - length
-    # Each field lies within 5 bytes from its first; place it in that 40-bit window.
-    window = value << (40 - (starts & 7) - length)
-    first_byte = starts >> 3
-    size = total // 8
-    packed = np.zeros(size + 5, np.float64)
-    for k in range(5):
-        packed += np.bincount(
-            first_byte + k, weights=(window >> (32 - 8 * k)) & 0xFF, minlength=size + 5
-        )[: size + 5]
-    data = packed[:size].astype(np.uint8)
-    ff = np.flatnonzero(data == 0xFF)
-    stuffed = np.insert(data, ff + 1, 0)
-    if count > 1:
-        boundaries = np.cumsum((interval_bits + pad) // 8)[:-1]
-        where = boundaries + np.searchsorted(ff, boundaries)
-        markers = np.stack((np.full(count - 1, 0xFF), 0xD0 + np.arange(count - 1) % 8), axis=1)
-        stuffed = np.insert(stuffed, np.repeat(where, 2), markers.ravel())
-    return stuffed.tobytes()
+    def __init__(self, specs: list[tuple[bytes, bytes]], interval: int) -> None:
+        self.codes = np.zeros(4 * 256, np.int64)
+        self.lengths = np.zeros(4 * 256, np.int64)
+        for t, (bits, values) in enumerate(specs):
+            for value, (code, length) in code_table(bits, values)[0].items():
+                self.codes[t * 256 + value] = code
+                self.lengths[t * 256 + value] = length
+        self.interval = interval
+        self.carry_value = self.carry_bits = 0
+        self.parts: list[bytes] = []
+
+    def write(
+        self,
+        table: np.ndarray,
+        symbol: np.ndarray,
+        extra_size: np.ndarray,
+        extra: np.ndarray,
+        intervals: np.ndarray,
+        first_mcu: int,
+        last_mcu: int,
+        closes: bool,
+    ) -> None:
+        """Add one chunk's events (MCUs ``first_mcu`` to ``last_mcu``, exclusive)."""
+        lookup = table.astype(np.int64) * 256 + symbol
+        length = self.lengths[lookup] + extra_size
+        value = self.codes[lookup] << extra_size | extra
+        # The chunk's intervals, numbered from 0 here: the first may have begun in an
+        # earlier chunk, the last may go on in the next.
+        base = int(intervals[0])
+        local = intervals - base
+        count = int(local[-1]) + 1
+        raw = np.bincount(local, weights=length, minlength=count).astype(np.int64)
+        lead = np.zeros(count, np.int64)
+        lead[0] = self.carry_bits
+        pad = -(lead + raw) % 8
+        if not (closes or (self.interval and last_mcu % self.interval == 0)):
+            pad[-1] = 0
+        begins = np.concatenate(([0], np.cumsum(raw + pad)[:-1])) + self.carry_bits
+        # The carried bits first, each interval's pad after its codes.
+        order = np.argsort(np.concatenate((local, np.arange(count))), kind="stable")
+        length = np.concatenate(([self.carry_bits], np.concatenate((length, pad))[order]))
+        value = np.concatenate(([self.carry_value], np.concatenate((value, (1 << pad) - 1))[order]))
+
+        ends = np.cumsum(length)
+        total = int(ends[-1])
+        starts = ends - length
+        # Each field lies within 5 bytes from its first; place it in that 40-bit window
+        # (fields share no bit, so the sum of their bytes is their OR).
+        window = value << (40 - (starts & 7) - length)
+        first_byte = starts >> 3
+        size = -(-total // 8)
+        packed = np.zeros(size + 5, np.float64)
+        for k in range(5):
+            packed += np.bincount(
+                first_byte + k,
+                weights=(window >> (32 - 8 * k)) & 0xFF,
+                minlength=size + 5,
+            )[: size + 5]
+        data = packed[:size].astype(np.uint8)
+        whole = total // 8
+        self.carry_bits = total - whole * 8
+        self.carry_value = int(data[whole]) >> (8 - self.carry_bits) if self.carry_bits else 0
+        data = data[:whole]
+        ff = np.flatnonzero(data == 0xFF)
+        stuffed = np.insert(data, ff + 1, 0)
+        # An RSTn before each interval but the scan's first, where it begins: on a byte,
+        # as the interval before was padded.
+        if self.interval:
+            numbers = base + np.arange(count)
+            new = numbers * self.interval >= first_mcu
+            new &= numbers > 0
+            where = begins[new] // 8
+            where = where + np.searchsorted(ff, where)
+            markers = np.stack(
+                (np.full(len(where), 0xFF), 0xD0 + (numbers[new] - 1) % 8), axis=1
+            ).ravel()
+            stuffed = np.insert(stuffed, np.repeat(where, 2), markers)
+        self.parts.append(stuffed.tobytes())
 
 
-def _optimal(symbols: np.ndarray) -> tuple[bytes, bytes]:
-    """The optimal Huffman table (Annex K.2) for one table's symbols (at least one)."""
-    freq = [int(f) for f in np.bincount(symbols, minlength=256)] + [1]  # 256: reserved
+def _optimal(counts: np.ndarray) -> tuple[bytes, bytes]:
+    """The optimal Huffman table (Annex K.2) for one table's symbol counts."""
+    freq = [int(f) for f in counts] + [1]  # 256: reserved, so no code is all ones
     size = [0] * 257
     others = [-1] * 257
     alive = {i: f for i, f in enumerate(freq) if f}
