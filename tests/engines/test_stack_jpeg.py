@@ -380,7 +380,11 @@ def test_a_large_photo_saves_and_loads_within_the_default_memory_limit(
     # 6 megapixels: the whole-image temporaries took 400 MB to encode before the codecs
     # worked in chunks and bands; a run has 256 MB (Limits' default) on top of the heap.
     code = GUEST_PHOTO + (
-        "image = photo(3000, 2000)\n"
+        "tile = photo(500, 400)\n"  # tiled: making one 6-megapixel photo would take more
+        "image = Image.new('RGB', (3000, 2000))\n"
+        "for x in range(0, 3000, 500):\n"
+        "    for y in range(0, 2000, 400):\n"
+        "        image.paste(tile, (x, y))\n"
         "image.save('big.jpg', quality=90)\n"
         "del image\n"
         "loaded = np.asarray(Image.open('big.jpg'))\n"
