@@ -271,9 +271,32 @@ def test_saving_what_jpeg_cannot_hold_fails_as_in_pillow(runtime: StackRuntime) 
     assert run(runtime, code) == "cannot write mode RGBA as JPEG"
 
 
-def test_a_progressive_jpeg_is_refused_by_name(runtime: StackRuntime) -> None:
+def _with_frame_marker(marker: bytes) -> bytes:
+    # A baseline file whose frame header says another process: Pillow opens it (its
+    # parser reads every SOFn alike) and the decoder must refuse it by name.
+    buffer = io.BytesIO()
+    scene((64, 48)).save(buffer, "JPEG")
+    return buffer.getvalue().replace(b"\xff\xc0", marker, 1)
+
+
+def _progressive() -> bytes:
     buffer = io.BytesIO()
     scene((64, 48)).save(buffer, "JPEG", progressive=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("make", "named"),
+    [
+        (_progressive, "progressive"),
+        (lambda: _with_frame_marker(b"\xff\xc9"), "arithmetic-coded"),
+        (lambda: _with_frame_marker(b"\xff\xc3"), "lossless"),
+    ],
+    ids=["progressive", "arithmetic", "lossless"],
+)
+def test_what_the_decoder_does_not_read_is_refused_by_name(
+    runtime: StackRuntime, make: Any, named: str
+) -> None:
     code = (
         "from PIL import Image\n"
         "image = Image.open('in.jpg')\n"
@@ -283,9 +306,9 @@ def test_a_progressive_jpeg_is_refused_by_name(runtime: StackRuntime) -> None:
         "    message = str(exc)\n"
         "[image.size, message]"
     )
-    size, message = run(runtime, code, {"in.jpg": buffer.getvalue()})
+    size, message = run(runtime, code, {"in.jpg": make()})
     assert size == [64, 48]
-    assert message.startswith("progressive JPEGs are not supported")
+    assert message.startswith(f"{named} JPEGs are not supported")
 
 
 def test_a_truncated_jpeg_raises_unless_truncated_images_are_allowed(
