@@ -8,7 +8,9 @@ DCT as two matrix products per block, quantisation and zigzag; the entropy coder
 each block's nonzero runs with ``np.nonzero``, looks up every code at once, and places
 each code in the bitstream with a weighted ``np.bincount`` over byte positions (fields
 never share a bit, so their sum is their OR). Colour conversion and the DCT go in strips
-of MCU rows, so their float arrays stay small for large images.
+of MCU rows and the entropy coding in chunks of blocks (carrying the partial byte, the
+restart count and the DC predictions), so only the int16 coefficients are held whole: a
+6-megapixel photo takes about 66 MB.
 """
 
 from __future__ import annotations
