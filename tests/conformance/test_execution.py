@@ -108,9 +108,9 @@ def test_files_are_seeded_in_the_working_directory(run: Run) -> None:
     ]
 
 
-def test_environment_is_exactly_the_requested_env(run: Run) -> None:
-    body = run("import os; dict(os.environ)", env={"GREETING": "hello"})
-    assert body["result"]["json"] == {"GREETING": "hello"}
+def test_environment_is_the_requested_env_over_home_and_path(run: Run) -> None:
+    body = run("import os; dict(os.environ)", env={"GREETING": "hello", "PATH": "/opt/bin"})
+    assert body["result"]["json"] == {"GREETING": "hello", "HOME": "/work", "PATH": "/opt/bin"}
 
 
 def test_usage_is_reported(run: Run) -> None:
