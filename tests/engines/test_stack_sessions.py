@@ -277,6 +277,30 @@ def test_a_turn_under_the_quota_is_untouched(watched: StackRuntime, tmp_path: Pa
     assert ran.status is Status.OK
 
 
+def test_each_turn_starts_from_the_default_environment(
+    runtime: StackRuntime, tmp_path: Path
+) -> None:
+    # The guest sets nothing when the environment holds just the defaults
+    # (_sandlot_exec.reset_environ): what a turn changed must not pass for them.
+    runtime.open_session("a", tmp_path / "a", 256)
+    code = "import os\nos.environ['LEFT'] = '1'\nos.environ['HOME'] = '/elsewhere'"
+    turn(runtime, "a", code)
+    report, _, _ = turn(runtime, "a", "import os\ndict(os.environ)")
+    assert value(report) == {"HOME": "/work", "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    turn(runtime, "a", "del os.environ['PATH']")
+    report, _, _ = turn(runtime, "a", "dict(os.environ)")
+    assert value(report) == {"HOME": "/work", "PATH": "/usr/local/bin:/usr/bin:/bin"}
+
+
+def test_disk_usage_reports_the_sessions_quota(watched: StackRuntime, tmp_path: Path) -> None:
+    # shutil.disk_usage is the session's room (sandbox/guest/_sandlot_files.py), the files
+    # of earlier turns counted: code that checks for room before it writes is told true.
+    watched.open_session("a", tmp_path / "a", 256)
+    turn(watched, "a", "open('kept.bin', 'wb').write(b'x' * (1024 * 1024))")
+    report, _, _ = turn(watched, "a", "import shutil\ntuple(shutil.disk_usage('/'))")
+    assert value(report) == [DISK_QUOTA, MIB, DISK_QUOTA - MIB]
+
+
 def test_a_traceback_shows_the_line_of_the_turn_that_defined_the_function(
     runtime: StackRuntime, tmp_path: Path
 ) -> None:

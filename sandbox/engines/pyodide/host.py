@@ -561,6 +561,14 @@ class PyodideRuntime:
                             "return_files_max_bytes": job.file_caps.max_bytes,
                             "return_file_max_bytes": job.file_caps.max_file_bytes,
                             "return_files_max_count": job.file_caps.max_count,
+                            # What os.statvfs and shutil.disk_usage report as the run's
+                            # room: a run's files live in its memory, a session's are
+                            # kept in step with its directory on the host.
+                            "disk_bytes": (
+                                self._session_disk_bytes
+                                if session is not None
+                                else job.limits.memory_mb * MIB
+                            ),
                         },
                     }
                 )

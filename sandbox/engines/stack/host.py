@@ -21,11 +21,12 @@ mounts              ``/usr/local/lib`` read-only: the zip the snapshot was made 
                     ``/tmp`` writable (the base class's)
 ==================  ===========================================================
 
-Ops: ``job``, ``outcome``, ``sleep``, ``fetch`` and ``display`` (one rich output, checked
-by :func:`~sandbox.outputs.check_display` and counted against ``output_bytes`` as it
-arrives: a refused one is an ``error`` answer the guest raises as ``ValueError``, one over
-the cap ends the run ``output_limit``). A frame that is not JSON or not one of these
-gets -2 (the guest's ``_host.call`` raises), never a host fault.
+Ops: ``job``, ``outcome``, ``sleep``, ``exit`` (``os._exit(code)``: the run ends with that
+code; WASI's own exit refuses codes from 126 up), ``fetch`` and ``display`` (one rich
+output, checked by :func:`~sandbox.outputs.check_display` and counted against
+``output_bytes`` as it arrives: a refused one is an ``error`` answer the guest raises as
+``ValueError``, one over the cap ends the run ``output_limit``). A frame that is not JSON
+or not one of these gets -2 (the guest's ``_host.call`` raises), never a host fault.
 """
 
 from __future__ import annotations
@@ -357,6 +358,8 @@ class StackRuntime(GuestRuntime):
             return json.dumps(self._door_fetch(frame)).encode()
         if op == "budget":
             return json.dumps(self._budget_left()).encode()
+        if op == "exit":
+            self._host_hard_exit(None, int(frame["code"]))  # raises: the run ends
         raise ValueError(f"unknown op {op!r}")
 
     def _door_display(self, frame: dict[str, Any]) -> dict[str, Any]:

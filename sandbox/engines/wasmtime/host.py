@@ -457,6 +457,8 @@ class GuestRuntime:
                 "figure_format": job.figure_format,
                 "session": session,
                 "live": self._live_output(job),
+                # What os.statvfs and shutil.disk_usage report as the run's room.
+                "disk_bytes": None if disk is None else disk.quota_bytes,
             }
         )
         outcome: dict[str, Any] | None = None

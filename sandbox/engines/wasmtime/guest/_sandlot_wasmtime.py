@@ -11,6 +11,9 @@ Installed once, before the snapshot is taken:
 * ``sandlot.display`` sends each output through the ``display`` host import.
 * Executors and pools run their tasks in-line; starting a thread or a process says so
   (``_sandlot_pools``).
+* The process and its files as a locked-down Linux machine shows them: ids, ``os.system``,
+  ``os.kill``, ``signal.alarm``, name lookups, disk usage, ``/dev/null``
+  (``_sandlot_os``, ``_sandlot_dns``, ``_sandlot_files``).
 * Writing ``.pyc`` files is off: the standard library is mounted read-only.
 """
 
@@ -19,10 +22,13 @@ from __future__ import annotations
 import sys
 import time
 
+import _sandlot_dns
 import _sandlot_exec
+import _sandlot_files
 import _sandlot_hashlib
 import _sandlot_http
 import _sandlot_multiprocessing
+import _sandlot_os
 import _sandlot_pools
 import _sandlot_ssl
 import _sandlot_urllib
@@ -49,6 +55,10 @@ def install() -> None:
     _sandlot_multiprocessing.install()
     _sandlot_ssl.install()
     _sandlot_hashlib.install()
+    _sandlot_os.install()
+    _sandlot_dns.install()
+    _sandlot_files.install()
+    _sandlot_files.install_wasi()
     # WASI preview 2's exit carries only success or failure: the host takes the code.
     _sandlot_exec.install_hard_exit(host.hard_exit)
     _sandlot_exec.install_module_help(_module_help)
