@@ -43,6 +43,12 @@ IMPORTS = [
     "textblob",
     "ssl",
     "geopy.distance",
+    "flask_mail",
+    "flask_login",
+    "flask_restful",
+    "flask_wtf",
+    "django.http",
+    "mechanize",
 ]
 
 
