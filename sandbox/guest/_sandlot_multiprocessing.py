@@ -316,7 +316,33 @@ def _lock_for(lock: Any) -> Any:
     raise AttributeError(f"{lock!r} has no method 'acquire'")
 
 
-class SharedValue:
+class _Synchronized:
+    """What ``Value`` and ``Array`` share: the lock they were made with (``lock=``)."""
+
+    _lock: Any
+
+    def get_lock(self) -> Any:
+        if self._lock is None:
+            raise AttributeError(f"'{type(self).__name__}' made with lock=False has no get_lock()")
+        return self._lock
+
+    def get_obj(self) -> Any:
+        return self
+
+    def acquire(self, *args: Any) -> bool:
+        return bool(self.get_lock().acquire(*args))
+
+    def release(self) -> None:
+        self.get_lock().release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
+class SharedValue(_Synchronized):
     """``multiprocessing.Value``: one item of a typecode, behind its lock."""
 
     def __init__(self, typecode_or_type: Any, *args: Any, lock: Any = True) -> None:
@@ -341,26 +367,6 @@ class SharedValue:
         else:
             self._items[0] = value
 
-    def get_lock(self) -> Any:
-        if self._lock is None:
-            raise AttributeError("'SharedValue' made with lock=False has no get_lock()")
-        return self._lock
-
-    def get_obj(self) -> SharedValue:
-        return self
-
-    def acquire(self, *args: Any) -> bool:
-        return bool(self.get_lock().acquire(*args))
-
-    def release(self) -> None:
-        self.get_lock().release()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.release()
-
     def __reduce__(self) -> Any:
         return (_rebuild_value, (self._typecode, self.value))
 
@@ -372,7 +378,7 @@ def _rebuild_value(typecode: str, value: Any) -> SharedValue:
     return SharedValue(typecode, value)
 
 
-class SharedArray:
+class SharedArray(_Synchronized):
     """``multiprocessing.Array``: items of a typecode, behind their lock."""
 
     def __init__(self, typecode_or_type: Any, size_or_initializer: Any, *, lock: Any = True):
@@ -421,26 +427,6 @@ class SharedArray:
         if self._typecode != "c":
             raise AttributeError("only an Array of 'c' has .raw")
         return bytes(self._items)
-
-    def get_lock(self) -> Any:
-        if self._lock is None:
-            raise AttributeError("'SharedArray' made with lock=False has no get_lock()")
-        return self._lock
-
-    def get_obj(self) -> SharedArray:
-        return self
-
-    def acquire(self, *args: Any) -> bool:
-        return bool(self.get_lock().acquire(*args))
-
-    def release(self) -> None:
-        self.get_lock().release()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.release()
 
     def __reduce__(self) -> Any:
         return (SharedArray, (self._typecode, self[:]))
